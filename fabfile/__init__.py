@@ -1,0 +1,28 @@
+"""slipway: run a production docker-compose app on one server.
+
+`fab` loads this package; `tasks.py` hands the same collection to `inv`.
+"""
+
+from pathlib import Path
+
+from invoke import Collection
+
+from .cli import hostkeys, lab, runbook
+
+ns = Collection(runbook.facts, hostkeys.trust, lab.namespace)
+ns.configure({
+    "slipway": {
+        # Where inventories/ and templates/ live; override in invoke.yaml.
+        "project_dir": str(Path(__file__).resolve().parent.parent),
+        "inventory_dir": "inventories",
+        # The inventory `inv TASK` (and `fab TASK` without -H) works on.
+        "inventory": None,
+        "lab": {
+            "prefix": "slipway-lab",
+            "suite": "trixie",
+            # Empty: debootstrap's own default mirror.
+            "mirror": "",
+            "state_dir": ".lab",
+        },
+    },
+})

@@ -1,0 +1,104 @@
+"""What every task shares: choosing the inventory, connecting, reporting errors.
+
+`fab -H NAME TASK` hands a task a Fabric Connection whose host is the
+inventory name; `inv TASK` (or `fab TASK` without -H) hands it a Context and
+the inventory comes from Invoke config (`slipway.inventory` in invoke.yaml,
+or INVOKE_SLIPWAY_INVENTORY=NAME for one call).
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import paramiko
+from fabric import Connection, task
+from invoke import Context
+from invoke.exceptions import Exit
+from invoke.runners import Result
+
+from .. import config, ssh
+from ..errors import ConfigError, LocalCommandFailed, SlipwayError
+from ..remote import Remote, Reporter
+
+
+def operator_task(*args, **kwargs) -> Callable:
+    """`fabric.task` whose expected failures end in one `error:` line and a non-zero exit."""
+
+    def decorate(body: Callable) -> Callable:
+        @functools.wraps(body)
+        def guarded(c, *a, **kw):
+            try:
+                return body(c, *a, **kw)
+            except SlipwayError as error:
+                raise Exit("\n".join(f"error: {line}" for line in str(error).splitlines() if line.strip()) or "error", code=1) from None
+            except (paramiko.SSHException, socket.error, EOFError) as error:
+                raise Exit(f"error: {_label(c)}: SSH connection lost: {error or type(error).__name__}", code=1) from None
+
+        return task(*args, **kwargs)(guarded)
+
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        body, args = args[0], ()
+        return decorate(body)
+    return decorate
+
+
+def project_dir(c: Context) -> Path:
+    return Path(c.config.slipway.project_dir)
+
+
+def inventory_dir(c: Context) -> Path:
+    return project_dir(c) / c.config.slipway.inventory_dir
+
+
+def inventory_name(c: Context) -> str:
+    if isinstance(c, Connection):
+        if any(mark in c.original_host for mark in "@:"):
+            raise ConfigError([f"-H {c.original_host}: expected an inventory name (a file inventories/NAME.yaml), not an SSH address"])
+        return c.original_host
+    name = c.config.slipway.inventory
+    if not name:
+        raise ConfigError(["no inventory chosen: use `fab -H NAME TASK`, or set slipway.inventory in invoke.yaml (INVOKE_SLIPWAY_INVENTORY=NAME for one call)"])
+    return name
+
+
+def _label(c: Context) -> str:
+    try:
+        return inventory_name(c)
+    except ConfigError:
+        return "slipway"
+
+
+def load_deployment(c: Context) -> config.Deployment:
+    return config.load(inventory_dir(c), inventory_name(c))
+
+
+def trust_hint(c: Context) -> str:
+    return f"fab -H {inventory_name(c)} trust" if isinstance(c, Connection) else "inv trust"
+
+
+@contextmanager
+def session(c: Context, deployment: config.Deployment, reporter: Reporter) -> Iterator[Remote]:
+    """One verified SSH connection to the deployment's host for the whole task."""
+    host = deployment.inventory.host
+    conn = ssh.connection(host, deployment.name, trust_hint(c))
+    with reporter.step(f"connect {conn.user}@{ssh.known_hosts_name(host.address, host.port)}"):
+        ssh.open_connection(conn, deployment.name, ssh.known_hosts_file(host), trust_hint(c))
+    remote = Remote(conn, deployment.name)
+    try:
+        yield remote
+    finally:
+        remote.close()
+
+
+def run_local(c: Context, command: str, **kwargs) -> Result:
+    """Run COMMAND on this machine; a failure names the command and its stderr tail."""
+    kwargs.setdefault("in_stream", False)
+    result = c.run(command, hide=True, warn=True, **kwargs)
+    if result.failed:
+        tail = "\n".join("  | " + line for line in (result.stderr or result.stdout).strip().splitlines()[-12:])
+        raise LocalCommandFailed(f"local command failed (exit {result.exited}): {command}\n{tail}".rstrip())
+    return result

@@ -1,0 +1,212 @@
+"""`inv lab.up|down|status`: a real Debian target host in Docker, built offline.
+
+The base image comes from debootstrap (only Debian's archive is reachable, no
+image registry); the target boots systemd and sshd like a fresh cloud VM, and
+its SSH, HTTP and HTTPS ports are published on free loopback ports.
+`lab.up` writes inventories/lab.yaml so that `fab -H lab ...` works at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import secrets
+import tempfile
+import time
+from json import dumps as to_json
+from pathlib import Path
+
+import paramiko
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from invoke import Collection, Context
+
+from .. import render, ssh
+from ..commands import lab as commands
+from ..errors import LocalCommandFailed, SlipwayError
+from ..remote import Reporter
+from .common import operator_task, project_dir, run_local
+
+SSH_READY_TIMEOUT_SECONDS = 90
+LAB_INVENTORY = "lab"
+
+
+def names(c: Context) -> commands.LabNames:
+    return commands.LabNames(prefix=c.config.slipway.lab.prefix, suite=c.config.slipway.lab.suite)
+
+
+def state_dir(c: Context) -> Path:
+    return project_dir(c) / c.config.slipway.lab.state_dir
+
+
+def key_file(c: Context) -> Path:
+    return state_dir(c) / "id_ed25519"
+
+
+def known_hosts_file(c: Context) -> Path:
+    return state_dir(c) / "known_hosts"
+
+
+def inventory_files(c: Context) -> tuple[Path, Path]:
+    directory = project_dir(c) / c.config.slipway.inventory_dir
+    return directory / f"{LAB_INVENTORY}.yaml", directory / f"{LAB_INVENTORY}.env"
+
+
+def ensure_target(c: Context, fresh: bool = False, reporter: Reporter | None = None) -> dict:
+    """Bring the lab target up (recreated from nothing with FRESH) and return its status."""
+    reporter = reporter or Reporter("lab")
+    lab = names(c)
+    with reporter.step("docker engine answers"):
+        run_local(c, "docker info --format '{{.ServerVersion}}'")
+    with reporter.step(f"base image {lab.base_image}") as step:
+        if not _image_id(c, lab.base_image):
+            _build_base_image(c, lab)
+            step.changed = True
+    with reporter.step(f"target image {lab.target_image}") as step:
+        before = _image_id(c, lab.target_image)
+        context = render.template_path(project_dir(c), "lab/target")
+        run_local(c, commands.build_command(lab.target_image, context, lab.base_image))
+        step.changed = _image_id(c, lab.target_image) != before
+    with reporter.step("lab SSH key") as step:
+        step.changed = _ensure_key(key_file(c))
+    if fresh:
+        with reporter.step(f"remove {lab.target} (--fresh)") as step:
+            for command in commands.remove_target_commands(lab):
+                run_local(c, command)
+            step.changed = True
+    with reporter.step(f"target container {lab.target}") as step:
+        state = _container_state(c, lab.target)
+        if state is None:
+            run_local(c, commands.run_target_command(lab))
+            _wait_for_ssh(c, lab.target)
+            public_key = Path(f"{key_file(c)}.pub").read_text()
+            run_local(c, commands.exec_command(lab.target, commands.AUTHORIZE_ROOT_KEY, interactive=True),
+                      in_stream=io.StringIO(public_key))
+            step.changed = True
+        elif state != "running":
+            run_local(c, f"docker start {lab.target}")
+            _wait_for_ssh(c, lab.target)
+            step.changed = True
+        step.detail = "created" if state is None else ("started" if state != "running" else "running")
+    status = target_status(c)
+    with reporter.step("known_hosts and inventories/lab.yaml") as step:
+        step.changed = _write_lab_files(c, status)
+    return status
+
+
+def target_status(c: Context) -> dict:
+    lab = names(c)
+    state = _container_state(c, lab.target)
+    ports = commands.parse_published_ports(run_local(c, commands.port_command(lab.target)).stdout) if state == "running" else {}
+    inventory_file, _ = inventory_files(c)
+    return {
+        "container": lab.target,
+        "state": state or "absent",
+        "image": lab.target_image,
+        "ssh_port": ports.get("ssh"),
+        "http_port": ports.get("http"),
+        "https_port": ports.get("https"),
+        "address": "127.0.0.1",
+        "user": "root",
+        "key_file": str(key_file(c)),
+        "known_hosts": str(known_hosts_file(c)),
+        "inventory": str(inventory_file),
+    }
+
+
+def _image_id(c: Context, image: str) -> str | None:
+    result = c.run(commands.image_exists_command(image), hide=True, warn=True, in_stream=False)
+    return result.stdout.strip() if result.ok else None
+
+
+def _container_state(c: Context, container: str) -> str | None:
+    result = c.run(commands.state_command(container), hide=True, warn=True, in_stream=False)
+    return result.stdout.strip() if result.ok else None
+
+
+def _build_base_image(c: Context, lab: commands.LabNames) -> None:
+    if os.geteuid() != 0:
+        raise SlipwayError(f"building {lab.base_image} runs debootstrap, which needs root; run lab.up as root")
+    with tempfile.TemporaryDirectory(prefix="slipway-rootfs-", dir="/var/tmp") as workdir:
+        rootfs = Path(workdir) / "rootfs"
+        run_local(c, commands.debootstrap_command(lab.suite, rootfs, c.config.slipway.lab.mirror))
+        run_local(c, commands.import_command(rootfs, lab.base_image))
+
+
+def _ensure_key(path: Path) -> bool:
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    private_key = Ed25519PrivateKey.generate()
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    ).decode()
+    public = private_key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    ssh.write_private_file(path, pem)
+    Path(f"{path}.pub").write_text(f"{public.decode()} slipway-lab\n")
+    return True
+
+
+def _wait_for_ssh(c: Context, container: str) -> None:
+    deadline = time.monotonic() + SSH_READY_TIMEOUT_SECONDS
+    check = commands.exec_command(container, commands.SSH_READY_CHECK)
+    while c.run(check, hide=True, warn=True, in_stream=False).failed:
+        if time.monotonic() > deadline:
+            raise LocalCommandFailed(f"{container}: sshd not running after {SSH_READY_TIMEOUT_SECONDS}s (docker logs {container})")
+        time.sleep(0.5)
+
+
+def _write_lab_files(c: Context, status: dict) -> bool:
+    """Record the target's host key (read from inside it, as from a cloud console) and the lab inventory."""
+    host_public_key = run_local(c, commands.exec_command(status["container"], commands.READ_HOST_KEY)).stdout
+    key_type, key_base64 = host_public_key.split()[:2]
+    host_key = paramiko.PKey.from_type_string(key_type, base64.b64decode(key_base64))
+    inventory_file, secrets_file = inventory_files(c)
+    wanted = {
+        known_hosts_file(c): ssh.known_hosts_with("", ssh.known_hosts_name("127.0.0.1", status["ssh_port"]), host_key),
+        inventory_file: render.render(project_dir(c), "lab/inventory.yaml.j2", lab=status),
+    }
+    if not secrets_file.exists():
+        wanted[secrets_file] = render.render(project_dir(c), "lab/secrets.env.j2", password=secrets.token_urlsafe)
+    changed = False
+    for path, text in wanted.items():
+        if not path.exists() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ssh.write_private_file(path, text)
+            changed = True
+    return changed
+
+
+@operator_task
+def up(c, fresh=False):
+    """Start the lab target (build images when missing); --fresh recreates it from nothing."""
+    reporter = Reporter("lab")
+    status = ensure_target(c, fresh=fresh, reporter=reporter)
+    print(reporter.summary())
+    print(f"lab target up: ssh root@127.0.0.1 -p {status['ssh_port']} -i {status['key_file']}; "
+          f"http://127.0.0.1:{status['http_port']}/ ; try: fab -H lab facts")
+
+
+@operator_task
+def down(c):
+    """Remove the lab target and its Docker volume (images are kept for the next lab.up)."""
+    reporter = Reporter("lab")
+    for command in commands.remove_target_commands(names(c)):
+        with reporter.step(command):
+            run_local(c, command)
+    print(reporter.summary())
+
+
+@operator_task(name="status")
+def show_status(c, json=False):
+    """Show the lab target: container state, published ports, key files (--json for scripts)."""
+    status = target_status(c)
+    if json:
+        print(to_json(status))
+    else:
+        for key, value in status.items():
+            print(f"{key:<12} {value if value is not None else '-'}")
+
+
+namespace = Collection("lab", up, down, show_status)

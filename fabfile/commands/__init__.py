@@ -1,0 +1,1 @@
+"""What to run: pure functions that build remote command lines and file contents."""

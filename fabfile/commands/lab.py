@@ -1,0 +1,119 @@
+"""Commands that build and run the lab: a Debian target host in Docker.
+
+The flags are the ones ../shared/LAB.md records as working on our machines:
+no --privileged (the machine withholds CAP_SYS_RESOURCE), the host's cgroup
+namespace, and a volume under /var/lib/docker so the inner engine gets overlay2.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+GUEST_PORTS = {"ssh": 22, "http": 80, "https": 443}
+BASE_PACKAGES = [
+    "systemd", "systemd-sysv", "openssh-server", "iproute2", "ca-certificates",
+    "sudo", "python3", "curl", "procps",
+]
+
+
+@dataclass(frozen=True)
+class LabNames:
+    """Every Docker object the lab owns is named from one prefix."""
+
+    prefix: str
+    suite: str
+
+    @property
+    def base_image(self) -> str:
+        return f"{self.prefix}/debian:{self.suite}"
+
+    @property
+    def target_image(self) -> str:
+        return f"{self.prefix}/target:{self.suite}"
+
+    @property
+    def target(self) -> str:
+        return f"{self.prefix}-target"
+
+    @property
+    def target_volume(self) -> str:
+        return f"{self.target}-docker"
+
+
+def debootstrap_command(suite: str, rootfs: Path, mirror: str = "") -> str:
+    argv = ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", suite, str(rootfs)]
+    if mirror:
+        argv.append(mirror)
+    return shlex.join(argv)
+
+
+def import_command(rootfs: Path, image: str) -> str:
+    return f"tar -C {shlex.quote(str(rootfs))} -c . | docker import -c 'CMD [\"/sbin/init\"]' - {shlex.quote(image)}"
+
+
+def image_exists_command(image: str) -> str:
+    return shlex.join(["docker", "image", "inspect", "--format", "{{.Id}}", image])
+
+
+def build_command(image: str, context: Path, base_image: str) -> str:
+    return shlex.join(["docker", "build", "--quiet", "--build-arg", f"BASE_IMAGE={base_image}", "-t", image, str(context)])
+
+
+def run_target_command(names: LabNames) -> str:
+    argv = [
+        "docker", "run", "--detach", "--name", names.target, "--hostname", "target",
+        "--label", f"{names.prefix}.role=target",
+        "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+        "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+        "--security-opt", "systempaths=unconfined",
+        "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+        "-v", f"{names.target_volume}:/var/lib/docker",
+        "--tmpfs", "/run", "--tmpfs", "/run/lock",
+    ]
+    for guest_port in GUEST_PORTS.values():
+        # Docker picks a free loopback port; `docker port` tells which.
+        argv += ["-p", f"127.0.0.1::{guest_port}"]
+    argv += [names.target_image, "/sbin/init"]
+    return shlex.join(argv)
+
+
+def state_command(container: str) -> str:
+    return shlex.join(["docker", "container", "inspect", "--format", "{{.State.Status}}", container])
+
+
+def remove_target_commands(names: LabNames) -> list[str]:
+    return [
+        shlex.join(["docker", "rm", "--force", "--volumes", names.target]),
+        shlex.join(["docker", "volume", "rm", "--force", names.target_volume]),
+    ]
+
+
+def port_command(container: str) -> str:
+    return shlex.join(["docker", "port", container])
+
+
+def parse_published_ports(output: str) -> dict[str, int]:
+    """`22/tcp -> 127.0.0.1:32770` lines to {"ssh": 32770, ...}, loopback bindings only."""
+    by_guest_port = {}
+    for line in output.splitlines():
+        guest, arrow, published = line.partition(" -> ")
+        if not arrow:
+            continue
+        address, _, port = published.rpartition(":")
+        if address == "127.0.0.1":
+            by_guest_port[int(guest.split("/")[0])] = int(port)
+    return {name: by_guest_port[port] for name, port in GUEST_PORTS.items() if port in by_guest_port}
+
+
+def exec_command(container: str, shell_command: str, interactive: bool = False) -> str:
+    argv = ["docker", "exec"] + (["-i"] if interactive else []) + [container, "sh", "-c", shell_command]
+    return shlex.join(argv)
+
+
+SSH_READY_CHECK = "systemctl is-active --quiet ssh.service && test -s /etc/ssh/ssh_host_ed25519_key.pub"
+READ_HOST_KEY = "cat /etc/ssh/ssh_host_ed25519_key.pub"
+# What cloud-init does for a new VM: the operator's key becomes root's.
+AUTHORIZE_ROOT_KEY = "umask 077 && mkdir -p /root/.ssh && cat > /root/.ssh/authorized_keys"
+

@@ -1,0 +1,367 @@
+"""The one validated model of a deployment: inventory YAML plus secrets .env.
+
+`load` reads `inventories/NAME.yaml` and `inventories/NAME.env`, validates both
+and returns a frozen `Deployment`, or raises `ConfigError` listing every
+problem, each as `FILE: KEY.PATH: found X; expected Y`. Nothing here touches
+the network, so bad input is refused before any SSH connection opens.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+import types
+import typing
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any
+
+import yaml
+from dotenv import dotenv_values
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from .errors import ConfigError
+
+def _split_command(value: Any) -> Any:
+    return shlex.split(value) if isinstance(value, str) else value
+
+
+def _scalar_to_text(value: Any) -> Any:
+    """YAML turns `PORT: 8000` into an int and `DEBUG: yes` into a bool; env values are text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+def _absolute_posix(value: PurePosixPath) -> PurePosixPath:
+    if not value.is_absolute():
+        raise ValueError("expected an absolute path on the server, like /srv/app")
+    return value
+
+
+def _local_file(value: Path, info: ValidationInfo) -> Path:
+    """Resolve a path on the operator's machine against the inventory's folder."""
+    path = value.expanduser()
+    if not path.is_absolute():
+        path = info.context["inventory_dir"] / path
+    if not path.is_file():
+        raise ValueError(f"expected an existing file (looked at {path})")
+    return path
+
+
+def matching(pattern: str, what: str) -> AfterValidator:
+    """Check text against PATTERN, saying WHAT was expected in words rather than as a regex."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"expected {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+NAME_RULE = r"[a-z][a-z0-9_-]{0,62}"
+Name = Annotated[str, matching(NAME_RULE, "a name of lowercase letters, digits, - and _, starting with a letter")]
+EnvKey = Annotated[str, matching(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable name (letters, digits, _)")]
+EnvValue = Annotated[str, BeforeValidator(_scalar_to_text)]
+Command = Annotated[list[str], BeforeValidator(_split_command)]
+ServerPath = Annotated[PurePosixPath, AfterValidator(_absolute_posix)]
+LocalFile = Annotated[Path, AfterValidator(_local_file)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Hostname = Annotated[str, matching(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
+    "a DNS name or IPv4 address",
+)]
+Image = Annotated[str, matching(
+    r"[a-z0-9][a-z0-9._/:-]*(@sha256:[0-9a-f]{64})?",
+    "an image reference like registry.example.com/team/api (lowercase)",
+)]
+Version = Annotated[str, matching(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", "an image tag like v1 or 2024.05.1")]
+UrlPath = Annotated[str, matching(r"/\S*", "a URL path starting with /, like /health")]
+Volume = Annotated[str, matching(r"[A-Za-z0-9_./-]+:/\S*", "VOLUME:/absolute/path/in/container")]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class Host(Section):
+    address: Hostname = Field(description="the server's DNS name or IP address")
+    port: Port = 22
+    user: Name = "root"
+    key_file: LocalFile | None = None
+    known_hosts: LocalFile | None = None
+
+
+class App(Section):
+    name: Name = Field(description="the app's name, like shop")
+    domains: list[Hostname] = Field(min_length=1, description="a list of the domain names the app answers on")
+    base_dir: ServerPath = Field(description="the app's directory on the server, like /srv/shop")
+    version: Version = "latest"
+    keep_releases: int = Field(5, ge=1, le=100)
+
+
+class HealthCheck(Section):
+    path: UrlPath = Field(description="the URL path that answers 200 when the service is healthy, like /health")
+    port: Port = Field(description="the container port the health path is served on")
+    interval_seconds: int = Field(2, ge=1, le=300)
+    timeout_seconds: int = Field(60, ge=1, le=3600)
+
+
+class Service(Section):
+    image: Image = Field(description="an image reference like registry.example.com/team/api")
+    command: Command | None = None
+    env: dict[EnvKey, EnvValue] = {}
+    secrets: list[EnvKey] = []
+    ports: list[Port] = []
+    healthcheck: HealthCheck | None = None
+    volumes: list[Volume] = []
+    replicas: int = Field(1, ge=1, le=20)
+    behind_nginx: bool = False
+
+    @model_validator(mode="after")
+    def _web_services_can_be_health_gated(self) -> Service:
+        if self.behind_nginx and self.healthcheck is None:
+            raise ValueError("expected a healthcheck (path and port) for a service behind nginx, so traffic only reaches healthy containers")
+        if self.behind_nginx and not self.ports:
+            raise ValueError("expected at least one port for a service behind nginx")
+        return self
+
+
+class Database(Section):
+    image: Image = Field(description="a PostgreSQL image reference like postgres:16")
+    name: Name = Field(description="the database name")
+    user: Name = Field(description="the database user")
+    password_secret: EnvKey = Field(description="the name of the secret holding the database password")
+    volume: Name = "pgdata"
+
+
+class Backup(Section):
+    schedule: str = Field("*-*-* 03:00:00", min_length=1, description="systemd OnCalendar expression")
+    keep: int = Field(7, ge=1, le=365)
+
+
+class Inventory(Section):
+    host: Host
+    app: App
+    services: dict[Name, Service] = Field(min_length=1)
+    database: Database | None = None
+    backup: Backup | None = None
+
+
+class Deployment(BaseModel):
+    """An inventory with its secrets: what every task works from."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    inventory_file: Path
+    secrets_file: Path
+    inventory: Inventory
+    secrets: dict[str, SecretStr]
+
+    def secret(self, key: str) -> str:
+        return self.secrets[key].get_secret_value()
+
+
+def load(inventory_dir: Path, name: str) -> Deployment:
+    """Read and validate inventory NAME and its secrets; raise ConfigError with every problem."""
+    if not re.fullmatch(NAME_RULE, name):
+        raise ConfigError([f"inventory name {name!r}: expected a plain name like 'prod' (lowercase letters, digits, - and _)"])
+    inventory_file = inventory_dir / f"{name}.yaml"
+    secrets_file = inventory_dir / f"{name}.env"
+    label = _display_path(inventory_file)
+
+    raw = _read_yaml(inventory_file)
+    try:
+        inventory = Inventory.model_validate(raw, context={"inventory_dir": inventory_dir})
+    except ValidationError as error:
+        raise ConfigError([f"{label}: {problem}" for problem in describe_validation_errors(error, raw)]) from None
+
+    secrets = _read_secrets(secrets_file) if secrets_file.exists() else None
+    problems = [f"{_display_path(secrets_file)}: {problem}" for problem in missing_secrets(inventory, secrets, label)]
+    if problems:
+        raise ConfigError(problems)
+    return Deployment(
+        name=name,
+        inventory_file=inventory_file,
+        secrets_file=secrets_file,
+        inventory=inventory,
+        secrets={key: SecretStr(value) for key, value in (secrets or {}).items()},
+    )
+
+
+def referenced_secrets(inventory: Inventory) -> list[tuple[str, str]]:
+    """(key path in the inventory, secret name) for every secret the inventory uses."""
+    references = [
+        (f"services.{service_name}.secrets[{index}]", key)
+        for service_name, service in inventory.services.items()
+        for index, key in enumerate(service.secrets)
+    ]
+    if inventory.database:
+        references.append(("database.password_secret", inventory.database.password_secret))
+    return references
+
+
+def missing_secrets(inventory: Inventory, secrets: dict[str, str] | None, inventory_label: str) -> list[str]:
+    references = referenced_secrets(inventory)
+    if secrets is None:
+        if not references:
+            return []
+        return [f"not found; expected it to define {', '.join(sorted({key for _, key in references}))} (copy inventories/example.env)"]
+    problems = []
+    for key_path, key in references:
+        if key not in secrets:
+            problems.append(f"{key}: missing; expected a line {key}=... because {inventory_label} uses it at {key_path}")
+        elif not secrets[key]:
+            problems.append(f"{key}: found an empty value; expected a non-empty secret (used at {key_path})")
+    return problems
+
+
+def describe_validation_errors(error: ValidationError, raw: Any) -> list[str]:
+    """Turn pydantic's errors into `KEY.PATH: found X; expected Y` lines."""
+    lines = []
+    for item in error.errors(include_url=False):
+        location = item["loc"]
+        path = format_key_path(location)
+        kind = item["type"]
+        if kind == "missing":
+            lines.append(f"{path}: missing; expected {_describe_expected(location)}")
+        elif kind == "extra_forbidden":
+            allowed = allowed_keys(location[:-1])
+            hint = difflib.get_close_matches(str(location[-1]), allowed, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            lines.append(f"{path}: unknown key{suggestion}; expected one of: {', '.join(allowed)}")
+        else:
+            expected = _phrase_expectation(item["msg"])
+            prefix = f"{path}: " if path else ""
+            if isinstance(item["input"], dict) and kind == "value_error":
+                lines.append(f"{prefix}{expected}")
+            else:
+                lines.append(f"{prefix}found {_show(item['input'])}; {expected}")
+    return lines
+
+
+def format_key_path(location: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def allowed_keys(location: tuple[int | str, ...]) -> list[str]:
+    model = _model_at(location)
+    return sorted(model.model_fields) if model else []
+
+
+def _model_at(location: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model class that validates the mapping at this key path, if any."""
+    annotation: Any = Inventory
+    for part in location:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif typing.get_origin(annotation) in (dict, list):
+            annotation = typing.get_args(annotation)[-1]
+        else:
+            return None
+    annotation = _unwrap(annotation)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional[...] and Annotated[...] down to the type that validates."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+            annotation = members[0]
+        else:
+            return annotation
+
+
+def _describe_expected(location: tuple[int | str, ...]) -> str:
+    model = _model_at(location)
+    if model:
+        required = [name for name, field in model.model_fields.items() if field.is_required()]
+        return f"a mapping with {', '.join(required)}" if required else "a mapping"
+    parent = _model_at(location[:-1])
+    field = parent.model_fields.get(str(location[-1])) if parent else None
+    if field is not None and field.description:
+        return field.description
+    return "a value"
+
+
+_PYDANTIC_PHRASES = (
+    ("Input should be ", "expected "),
+    ("Value error, ", ""),
+    ("List should have at least ", "expected at least "),
+    ("Dictionary should have at least ", "expected at least "),
+)
+
+
+def _phrase_expectation(message: str) -> str:
+    for prefix, replacement in _PYDANTIC_PHRASES:
+        if message.startswith(prefix):
+            message = replacement + message[len(prefix):]
+            break
+    if not message.startswith("expected"):
+        message = "expected " + message[0].lower() + message[1:]
+    return message
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _read_yaml(path: Path) -> Any:
+    label = _display_path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError([f"{label}: not found; expected an inventory file (start from inventories/example.yaml)"]) from None
+    except OSError as error:
+        raise ConfigError([f"{label}: cannot be read ({error.strerror})"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError([f"{label}{where}: not valid YAML ({problem})"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"{label}: found {type(data).__name__}; expected a mapping with host, app and services"])
+    return data
+
+
+def _read_secrets(path: Path) -> dict[str, str]:
+    return {key: value or "" for key, value in dotenv_values(path).items()}
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

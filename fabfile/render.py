@@ -1,0 +1,38 @@
+"""Templates: the project's templates/ first, then slipway's own.
+
+A user overrides any template by putting a file of the same name in the
+project's templates/. StrictUndefined makes a missing variable an error
+instead of an empty string in a config file on a server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def template_dirs(project_dir: Path) -> list[Path]:
+    project_templates = (project_dir / "templates").resolve()
+    return [project_templates] if project_templates == BUILTIN_TEMPLATES else [project_templates, BUILTIN_TEMPLATES]
+
+
+def template_path(project_dir: Path, name: str) -> Path:
+    """The file or folder NAME resolves to, the project's own copy winning."""
+    for directory in template_dirs(project_dir):
+        if (directory / name).exists():
+            return directory / name
+    raise FileNotFoundError(f"no template {name} in {', '.join(map(str, template_dirs(project_dir)))}")
+
+
+def render(project_dir: Path, name: str, **context: Any) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(d) for d in template_dirs(project_dir)]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    return env.get_template(name).render(**context)

@@ -1,0 +1,187 @@
+"""The inventory model: one precise line per problem, all at once, before any SSH."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fabfile import config
+from fabfile.errors import ConfigError
+
+VALID = {
+    "host": {"address": "app.example.com", "port": 22, "user": "root", "key_file": "id_test"},
+    "app": {"name": "shop", "domains": ["shop.example.com"], "base_dir": "/srv/shop"},
+    "services": {
+        "api": {
+            "image": "registry.example.com/shop/api",
+            "command": "gunicorn --bind 0.0.0.0:8000 shop.wsgi",
+            "ports": [8000],
+            "env": {"PORT": 8000, "DEBUG": False},
+            "secrets": ["DATABASE_PASSWORD"],
+            "healthcheck": {"path": "/health", "port": 8000},
+            "behind_nginx": True,
+        },
+        "worker": {"image": "registry.example.com/shop/api", "command": ["shop-worker"]},
+    },
+    "database": {"image": "postgres:16", "name": "shop", "user": "shop", "password_secret": "DATABASE_PASSWORD"},
+}
+SECRETS = "DATABASE_PASSWORD=s3cret-value\n"
+
+
+@pytest.fixture
+def inventories(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    directory = tmp_path / "inventories"
+    directory.mkdir()
+    (directory / "id_test").write_text("not read by validation\n")
+    return directory
+
+
+def write(directory: Path, data=VALID, secrets=SECRETS, name="prod"):
+    text = data if isinstance(data, str) else yaml.safe_dump(data)
+    (directory / f"{name}.yaml").write_text(text)
+    if secrets is not None:
+        (directory / f"{name}.env").write_text(secrets)
+
+
+def problems(directory: Path, name="prod") -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        config.load(directory, name)
+    return caught.value.problems
+
+
+def changed(path: str, value):
+    """VALID with the key at dotted PATH set to VALUE (or removed when VALUE is REMOVE)."""
+    data = yaml.safe_load(yaml.safe_dump(VALID))
+    *parents, last = path.split(".")
+    node = data
+    for key in parents:
+        node = node[key]
+    if value is REMOVE:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+REMOVE = object()
+
+
+def test_valid_inventory_loads_into_one_typed_model(inventories):
+    write(inventories)
+    deployment = config.load(inventories, "prod")
+    api = deployment.inventory.services["api"]
+    assert api.command == ["gunicorn", "--bind", "0.0.0.0:8000", "shop.wsgi"]
+    assert api.env == {"PORT": "8000", "DEBUG": "false"}
+    assert deployment.inventory.host.key_file == inventories / "id_test"
+    assert deployment.secret("DATABASE_PASSWORD") == "s3cret-value"
+    assert "s3cret-value" not in repr(deployment)
+
+
+def test_shipped_example_inventory_and_secrets_are_valid(inventories):
+    shipped = Path(__file__).resolve().parents[2] / "inventories"
+    example = (shipped / "example.yaml").read_text().replace("~/.ssh/id_ed25519", "id_test")
+    write(inventories, example, secrets=(shipped / "example.env").read_text(), name="example")
+    deployment = config.load(inventories, "example")
+    assert deployment.inventory.services["api"].replicas == 2
+
+
+@pytest.mark.parametrize("data, expected", [
+    (changed("host.port", "ssh"),
+     "inventories/prod.yaml: host.port: found 'ssh'; expected a valid integer, unable to parse string as an integer"),
+    (changed("host.port", 70000),
+     "inventories/prod.yaml: host.port: found 70000; expected less than or equal to 65535"),
+    (changed("host", REMOVE),
+     "inventories/prod.yaml: host: missing; expected a mapping with address"),
+    (changed("host.address", "bad host!"),
+     "inventories/prod.yaml: host.address: found 'bad host!'; expected a DNS name or IPv4 address"),
+    (changed("services.api.image", REMOVE),
+     "inventories/prod.yaml: services.api.image: missing; expected an image reference like registry.example.com/team/api"),
+    (changed("services.api.healtcheck", {"path": "/health", "port": 8000}),
+     "inventories/prod.yaml: services.api.healtcheck: unknown key (did you mean 'healthcheck'?); expected one of: "
+     "behind_nginx, command, env, healthcheck, image, ports, replicas, secrets, volumes"),
+    (changed("services.api.healthcheck", {"path": "health", "port": 8000}),
+     "inventories/prod.yaml: services.api.healthcheck.path: found 'health'; expected a URL path starting with /, like /health"),
+    (changed("services.api.healthcheck", REMOVE),
+     "inventories/prod.yaml: services.api: expected a healthcheck (path and port) for a service behind nginx, "
+     "so traffic only reaches healthy containers"),
+    (changed("app.base_dir", "srv/shop"),
+     "inventories/prod.yaml: app.base_dir: found 'srv/shop'; expected an absolute path on the server, like /srv/app"),
+    (changed("services.api.replicas", 0),
+     "inventories/prod.yaml: services.api.replicas: found 0; expected greater than or equal to 1"),
+    (changed("services.api.volumes", ["data"]),
+     "inventories/prod.yaml: services.api.volumes[0]: found 'data'; expected VOLUME:/absolute/path/in/container"),
+    (changed("app.domains", []),
+     "inventories/prod.yaml: app.domains: found []; expected at least 1 item after validation, not 0"),
+    (changed("services.api.env", {"PORT": [1, 2]}),
+     "inventories/prod.yaml: services.api.env.PORT: found [1, 2]; expected a valid string"),
+    (changed("host.key_file", "missing_key"),
+     "inventories/prod.yaml: host.key_file: found 'missing_key'; expected an existing file (looked at {dir}/missing_key)"),
+    (changed("database.password_secret", "bad-name"),
+     "inventories/prod.yaml: database.password_secret: found 'bad-name'; expected an environment variable name (letters, digits, _)"),
+], ids=lambda value: "" if isinstance(value, dict) else value.split(": ")[1])
+def test_each_malformed_inventory_gets_one_precise_line(inventories, data, expected):
+    write(inventories, data)
+    assert problems(inventories) == [expected.format(dir=inventories.resolve())]
+
+
+def test_every_problem_is_reported_at_once(inventories):
+    data = changed("host.port", 0)
+    data["app"]["base_dir"] = "relative"
+    data["surprise"] = True
+    write(inventories, data)
+    assert problems(inventories) == [
+        "inventories/prod.yaml: host.port: found 0; expected greater than or equal to 1",
+        "inventories/prod.yaml: app.base_dir: found 'relative'; expected an absolute path on the server, like /srv/app",
+        "inventories/prod.yaml: surprise: unknown key; expected one of: app, backup, database, host, services",
+    ]
+
+
+def test_secret_referenced_but_not_in_the_secrets_file(inventories):
+    write(inventories, secrets="OTHER=1\n")
+    assert problems(inventories) == [
+        "inventories/prod.env: DATABASE_PASSWORD: missing; expected a line DATABASE_PASSWORD=... because "
+        "inventories/prod.yaml uses it at services.api.secrets[0]",
+        "inventories/prod.env: DATABASE_PASSWORD: missing; expected a line DATABASE_PASSWORD=... because "
+        "inventories/prod.yaml uses it at database.password_secret",
+    ]
+
+
+def test_empty_secret_is_refused_without_showing_other_values(inventories):
+    write(inventories, secrets="DATABASE_PASSWORD=\nSESSION=hunter2\n")
+    found = problems(inventories)
+    assert found[0] == ("inventories/prod.env: DATABASE_PASSWORD: found an empty value; expected a non-empty secret "
+                        "(used at services.api.secrets[0])")
+    assert not any("hunter2" in line for line in found)
+
+
+def test_missing_secrets_file_names_the_keys_it_must_define(inventories):
+    write(inventories, secrets=None)
+    assert problems(inventories) == [
+        "inventories/prod.env: not found; expected it to define DATABASE_PASSWORD (copy inventories/example.env)"
+    ]
+
+
+def test_yaml_syntax_error_points_at_line_and_column(inventories):
+    write(inventories, "host:\n  address: [unclosed\napp: {}\n")
+    (line,) = problems(inventories)
+    assert line == ("inventories/prod.yaml:3:4: not valid YAML (expected ',' or ']', but got ':')")
+
+
+def test_inventory_that_is_not_a_mapping(inventories):
+    write(inventories, "- just\n- a list\n")
+    assert problems(inventories) == [
+        "inventories/prod.yaml: found list; expected a mapping with host, app and services"
+    ]
+
+
+def test_missing_inventory_file(inventories):
+    assert problems(inventories, "staging") == [
+        "inventories/staging.yaml: not found; expected an inventory file (start from inventories/example.yaml)"
+    ]
+
+
+def test_inventory_name_must_be_a_plain_name(inventories):
+    assert problems(inventories, "../etc/passwd") == [
+        "inventory name '../etc/passwd': expected a plain name like 'prod' (lowercase letters, digits, - and _)"
+    ]
