@@ -76,19 +76,27 @@ def ensure_target(c: Context, fresh: bool = False, reporter: Reporter | None = N
                 run_local(c, command)
             step.changed = True
     with reporter.step(f"target container {lab.target}") as step:
-        state = _container_state(c, lab.target)
+        public_key = Path(f"{key_file(c)}.pub").read_text()
+        fingerprint = _public_key(public_key).fingerprint
+        state, made_for = _container_state(c, lab)
+        if state is not None and made_for != fingerprint:
+            # Left by another checkout (or an older lab): its root trusts a key we do not hold.
+            for command in commands.remove_target_commands(lab):
+                run_local(c, command)
+            state, step.detail = None, "replaced one made for another lab key; "
         if state is None:
-            run_local(c, commands.run_target_command(lab))
+            run_local(c, commands.run_target_command(lab, fingerprint))
             _wait_for_ssh(c, lab.target)
-            public_key = Path(f"{key_file(c)}.pub").read_text()
             run_local(c, commands.exec_command(lab.target, commands.AUTHORIZE_ROOT_KEY, interactive=True),
                       in_stream=io.StringIO(public_key))
-            step.changed = True
+            step.detail += "created"
         elif state != "running":
             run_local(c, f"docker start {lab.target}")
             _wait_for_ssh(c, lab.target)
-            step.changed = True
-        step.detail = "created" if state is None else ("started" if state != "running" else "running")
+            step.detail = "started"
+        else:
+            step.detail = "running"
+        step.changed = state != "running"
     status = target_status(c)
     with reporter.step("known_hosts and inventories/lab.yaml") as step:
         step.changed = _write_lab_files(c, status)
@@ -97,7 +105,7 @@ def ensure_target(c: Context, fresh: bool = False, reporter: Reporter | None = N
 
 def target_status(c: Context) -> dict:
     lab = names(c)
-    state = _container_state(c, lab.target)
+    state, _ = _container_state(c, lab)
     ports = commands.parse_published_ports(run_local(c, commands.port_command(lab.target)).stdout) if state == "running" else {}
     inventory_file, _ = inventory_files(c)
     return {
@@ -120,9 +128,19 @@ def _image_id(c: Context, image: str) -> str | None:
     return result.stdout.strip() if result.ok else None
 
 
-def _container_state(c: Context, container: str) -> str | None:
-    result = c.run(commands.state_command(container), hide=True, warn=True, in_stream=False)
-    return result.stdout.strip() if result.ok else None
+def _container_state(c: Context, lab: commands.LabNames) -> tuple[str | None, str]:
+    """(state, key fingerprint label) of the target container, (None, "") when there is none."""
+    result = c.run(commands.state_command(lab), hide=True, warn=True, in_stream=False)
+    if result.failed:
+        return None, ""
+    state, _, made_for = result.stdout.strip().partition(" ")
+    return state, made_for
+
+
+def _public_key(line: str) -> paramiko.PKey:
+    """A key from an OpenSSH `TYPE BASE64 [COMMENT]` line."""
+    key_type, key_base64 = line.split()[:2]
+    return paramiko.PKey.from_type_string(key_type, base64.b64decode(key_base64))
 
 
 def _build_base_image(c: Context, lab: commands.LabNames) -> None:
@@ -160,8 +178,7 @@ def _wait_for_ssh(c: Context, container: str) -> None:
 def _write_lab_files(c: Context, status: dict) -> bool:
     """Record the target's host key (read from inside it, as from a cloud console) and the lab inventory."""
     host_public_key = run_local(c, commands.exec_command(status["container"], commands.READ_HOST_KEY)).stdout
-    key_type, key_base64 = host_public_key.split()[:2]
-    host_key = paramiko.PKey.from_type_string(key_type, base64.b64decode(key_base64))
+    host_key = _public_key(host_public_key)
     inventory_file, secrets_file = inventory_files(c)
     wanted = {
         known_hosts_file(c): ssh.known_hosts_with("", ssh.known_hosts_name("127.0.0.1", status["ssh_port"]), host_key),

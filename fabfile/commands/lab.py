@@ -41,6 +41,11 @@ class LabNames:
     def target_volume(self) -> str:
         return f"{self.target}-docker"
 
+    @property
+    def key_label(self) -> str:
+        """Which lab key the target's root account was given (checkouts each make their own)."""
+        return f"{self.prefix}.key"
+
 
 def debootstrap_command(suite: str, rootfs: Path, mirror: str = "") -> str:
     argv = ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", suite, str(rootfs)]
@@ -61,10 +66,10 @@ def build_command(image: str, context: Path, base_image: str) -> str:
     return shlex.join(["docker", "build", "--quiet", "--build-arg", f"BASE_IMAGE={base_image}", "-t", image, str(context)])
 
 
-def run_target_command(names: LabNames) -> str:
+def run_target_command(names: LabNames, key_fingerprint: str) -> str:
     argv = [
         "docker", "run", "--detach", "--name", names.target, "--hostname", "target",
-        "--label", f"{names.prefix}.role=target",
+        "--label", f"{names.key_label}={key_fingerprint}",
         "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
         "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
         "--security-opt", "systempaths=unconfined",
@@ -79,8 +84,10 @@ def run_target_command(names: LabNames) -> str:
     return shlex.join(argv)
 
 
-def state_command(container: str) -> str:
-    return shlex.join(["docker", "container", "inspect", "--format", "{{.State.Status}}", container])
+def state_command(names: LabNames) -> str:
+    """Prints `STATUS KEY-FINGERPRINT` of the target container; fails when there is none."""
+    template = f'{{{{.State.Status}}}} {{{{index .Config.Labels "{names.key_label}"}}}}'
+    return shlex.join(["docker", "container", "inspect", "--format", template, names.target])
 
 
 def remove_target_commands(names: LabNames) -> list[str]:

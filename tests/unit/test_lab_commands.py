@@ -1,0 +1,39 @@
+"""Lab command lines, checked against the flags ../shared/LAB.md records as working."""
+
+import shlex
+from pathlib import Path
+
+from fabfile.commands import lab
+
+NAMES = lab.LabNames(prefix="slipway-lab", suite="trixie")
+
+
+def test_target_runs_with_the_checked_flags_and_loopback_ports():
+    argv = shlex.split(lab.run_target_command(NAMES, "SHA256:abc"))
+    assert "--privileged" not in argv
+    for flag in (["--cap-add", "ALL"], ["--cap-drop", "SYS_RESOURCE"], ["--security-opt", "systempaths=unconfined"],
+                 ["-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw"], ["-v", "slipway-lab-target-docker:/var/lib/docker"],
+                 ["--tmpfs", "/run"]):
+        assert any(argv[i:i + 2] == flag for i in range(len(argv))), flag
+    published = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-p"]
+    assert published == ["127.0.0.1::22", "127.0.0.1::80", "127.0.0.1::443"]
+    assert argv[-2:] == ["slipway-lab/target:trixie", "/sbin/init"]
+    assert "slipway-lab.key=SHA256:abc" in argv
+
+
+def test_debootstrap_uses_its_default_mirror_unless_one_is_configured():
+    assert lab.debootstrap_command("trixie", Path("/var/tmp/r")).endswith(" trixie /var/tmp/r")
+    assert lab.debootstrap_command("trixie", Path("/var/tmp/r"), "http://mirror.internal/debian").endswith(
+        " trixie /var/tmp/r http://mirror.internal/debian")
+
+
+def test_parse_published_ports_keeps_loopback_bindings_by_role():
+    output = "22/tcp -> 127.0.0.1:32770\n80/tcp -> 127.0.0.1:32769\n443/tcp -> 0.0.0.0:32768\n"
+    assert lab.parse_published_ports(output) == {"ssh": 32770, "http": 32769}
+
+
+def test_removal_takes_the_container_and_its_docker_volume():
+    assert lab.remove_target_commands(NAMES) == [
+        "docker rm --force --volumes slipway-lab-target",
+        "docker volume rm --force slipway-lab-target-docker",
+    ]
