@@ -7,9 +7,9 @@ from pathlib import Path
 
 from invoke import Collection
 
-from .cli import hostkeys, lab, runbook
+from .cli import hostkeys, lab, provision, runbook, verify
 
-ns = Collection(runbook.facts, hostkeys.trust, lab.namespace)
+ns = Collection(runbook.facts, hostkeys.trust, provision.provision, verify.verify, lab.namespace)
 ns.configure({
     "slipway": {
         # Where inventories/ and templates/ live; override in invoke.yaml.

@@ -14,7 +14,7 @@ import shlex
 import types
 import typing
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from dotenv import dotenv_values
@@ -154,8 +154,53 @@ class Backup(Section):
     keep: int = Field(7, ge=1, le=365)
 
 
+class AuthorizedKey(Section):
+    """An OpenSSH public key, read from the file the inventory names."""
+
+    source: Path
+    line: str
+
+
+def _read_public_key(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, (str, Path)):
+        return value
+    path = _local_file(Path(value), info)
+    fields = path.read_text().split()
+    if len(fields) < 2 or not (fields[0].startswith("ssh-") or fields[0].startswith("ecdsa-") or fields[0].startswith("sk-")):
+        raise ValueError(f"expected an OpenSSH public key file like id_ed25519.pub (read {path})")
+    return {"source": path, "line": " ".join(fields[:3])}
+
+
+TIMEZONE_RULE = r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*"
+
+
+class Docker(Section):
+    packages: Literal["distro", "repository"] = Field(
+        "distro", description="distro (the distribution's docker.io) or repository (docker-ce from Docker's apt repository)")
+    repository_url: Annotated[str, matching(r"https://\S+", "an https:// URL of Docker's apt repository for this OS")] | None = None
+    log_max_size: Annotated[str, matching(r"[0-9]+[kmg]", "a size like 10m")] = "10m"
+    log_max_file: int = Field(3, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _repository_needs_its_url(self) -> Docker:
+        if self.packages == "repository" and not self.repository_url:
+            raise ValueError("expected repository_url (Docker's apt repository for this OS) when packages is repository")
+        return self
+
+
+class Server(Section):
+    deploy_user: Name = "deploy"
+    authorized_keys: list[Annotated[AuthorizedKey, BeforeValidator(_read_public_key)]] = Field(
+        min_length=1, description="a list of public key files (like ~/.ssh/id_ed25519.pub) for the deploy user")
+    ssh_port: Port = Field(22, description="the port sshd listens on, on the server (the firewall lets it in)")
+    timezone: Annotated[str, matching(TIMEZONE_RULE, "a zone name like Etc/UTC or Europe/Berlin")] = "Etc/UTC"
+    swap_mb: int = Field(0, ge=0, le=262144)
+    docker: Docker = Docker()
+
+
 class Inventory(Section):
     host: Host
+    server: Server
     app: App
     services: dict[Name, Service] = Field(min_length=1)
     database: Database | None = None

@@ -21,6 +21,10 @@ class ConnectError(SlipwayError):
     """The server could not be reached or refused the login."""
 
 
+class LoginRefused(ConnectError):
+    """The server answered but would not let this user in with this key."""
+
+
 class RemoteCommandFailed(SlipwayError):
     """A command on the server exited non-zero when it was expected to succeed."""
 

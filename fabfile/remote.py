@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from contextlib import contextmanager
@@ -22,11 +23,39 @@ class Remote:
         self.conn = conn
         self.label = label
 
-    def run(self, command: str, *, check: bool = True) -> Result:
-        result = self.conn.run(command, hide=True, warn=True, in_stream=False)
+    @property
+    def user(self) -> str:
+        return self.conn.user
+
+    def run(self, command: str, *, root: bool = False, stdin: str | None = None, check: bool = True) -> Result:
+        """Run COMMAND (through `sudo -n` when ROOT and not logged in as root); STDIN feeds it, unseen."""
+        line = command if not root or self.user == "root" else f"sudo -n sh -c {shlex.quote(command)}"
+        if stdin is None:
+            result = self.conn.run(line, hide=True, warn=True, in_stream=False)
+        else:
+            result = self._run_fed(line, stdin)
         if check and result.failed:
             raise RemoteCommandFailed(self.label, _shorten(command), result.exited, result.stderr or result.stdout)
         return result
+
+    def _run_fed(self, line: str, stdin: str) -> Result:
+        """Run LINE with STDIN on its standard input, straight over the SSH channel.
+
+        Invoke's stdin pump polls and costs more than half a second a call;
+        file contents go this way, and never on a command line.
+        """
+        self.conn.open()
+        channel = self.conn.client.get_transport().open_session()
+        try:
+            channel.exec_command(line)
+            channel.sendall(stdin.encode())
+            channel.shutdown_write()
+            stdout = channel.makefile("rb").read().decode(errors="replace")
+            stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
+            exited = channel.recv_exit_status()
+        finally:
+            channel.close()
+        return Result(stdout=stdout, stderr=stderr, exited=exited, command=line)
 
     def close(self) -> None:
         self.conn.close()
@@ -48,10 +77,11 @@ class Step:
 class Reporter:
     """Prints `[host] step ... ok|changed|failed 0.42s` lines and a closing summary."""
 
-    def __init__(self, label: str, out: TextIO = sys.stdout):
+    def __init__(self, label: str, out: TextIO = sys.stdout, dry_run: bool = False):
         self.label = label
         self.out = out
-        self.counts = {"ok": 0, "changed": 0, "failed": 0}
+        self.changed_word = "would change" if dry_run else "changed"
+        self.counts = {"ok": 0, self.changed_word: 0, "failed": 0}
         self.started = time.monotonic()
 
     @contextmanager
@@ -63,14 +93,14 @@ class Reporter:
         except BaseException:
             self._line(name, "failed", began, step.detail)
             raise
-        self._line(name, "changed" if step.changed else "ok", began, step.detail)
+        self._line(name, self.changed_word if step.changed else "ok", began, step.detail)
 
     def _line(self, name: str, outcome: str, began: float, detail: str) -> None:
         self.counts[outcome] += 1
         suffix = f"  {detail}" if detail else ""
-        print(f"[{self.label}] {name:<40} {outcome:<7} {time.monotonic() - began:6.2f}s{suffix}", file=self.out, flush=True)
+        print(f"[{self.label}] {name:<44} {outcome:<12} {time.monotonic() - began:6.2f}s{suffix}", file=self.out, flush=True)
 
     def summary(self) -> str:
         total = time.monotonic() - self.started
-        return (f"[{self.label}] {self.counts['ok']} ok, {self.counts['changed']} changed, "
+        return (f"[{self.label}] {self.counts['ok']} ok, {self.counts[self.changed_word]} {self.changed_word}, "
                 f"{self.counts['failed']} failed in {total:.2f}s")

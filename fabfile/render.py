@@ -33,6 +33,8 @@ def render(project_dir: Path, name: str, **context: Any) -> str:
         loader=jinja2.FileSystemLoader([str(d) for d in template_dirs(project_dir)]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
         autoescape=False,
     )
     return env.get_template(name).render(**context)

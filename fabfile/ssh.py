@@ -7,6 +7,7 @@ an unknown or changed key; `trust` is the one place a new key is accepted.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import tempfile
@@ -16,9 +17,14 @@ import paramiko
 from fabric import Config, Connection
 
 from .config import Host
-from .errors import ConnectError, HostKeyError
+from .errors import ConnectError, HostKeyError, LoginRefused
 
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+
+# paramiko logs handshake failures with tracebacks from its transport thread;
+# slipway reports them itself, as one line.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
 CONNECT_TIMEOUT_SECONDS = 15
 
 
@@ -88,7 +94,7 @@ def open_connection(conn: Connection, label: str, known_hosts: Path, trust_hint:
             f"looks like; if the server was really rebuilt, check its new key out of band and run: {trust_hint} --replace"
         ) from None
     except paramiko.AuthenticationException:
-        raise ConnectError(f"{label}: {where} refused the SSH login with key {conn.connect_kwargs.get('key_filename', '(agent/default keys)')}") from None
+        raise LoginRefused(f"{label}: {where} refused the SSH login with key {conn.connect_kwargs.get('key_filename', '(agent/default keys)')}") from None
     except (socket.timeout, TimeoutError):
         raise ConnectError(f"{label}: {where} did not answer within {CONNECT_TIMEOUT_SECONDS}s") from None
     except (paramiko.SSHException, OSError) as error:
@@ -108,6 +114,23 @@ def scan_host_key(address: str, port: int) -> paramiko.PKey:
         return transport.get_remote_server_key()
     except paramiko.SSHException as error:
         raise ConnectError(f"{known_hosts_name(address, port)} did not complete an SSH handshake: {error}") from None
+    finally:
+        transport.close()
+
+
+def allowed_auth_methods(address: str, port: int, user: str, expected_key: paramiko.PKey | None = None) -> list[str]:
+    """The login methods sshd offers USER (asked with the `none` method, as OpenSSH clients do)."""
+    sock = socket.create_connection((address, port), timeout=CONNECT_TIMEOUT_SECONDS)
+    transport = paramiko.Transport(sock)
+    try:
+        transport.start_client(timeout=CONNECT_TIMEOUT_SECONDS)
+        if expected_key is not None and transport.get_remote_server_key() != expected_key:
+            raise HostKeyError(f"{known_hosts_name(address, port)} presented an unexpected host key")
+        try:
+            transport.auth_none(user)
+        except paramiko.BadAuthenticationType as error:
+            return list(error.allowed_types)
+        return ["none"]
     finally:
         transport.close()
 

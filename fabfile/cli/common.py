@@ -21,7 +21,7 @@ from invoke.exceptions import Exit
 from invoke.runners import Result
 
 from .. import config, ssh
-from ..errors import ConfigError, LocalCommandFailed, SlipwayError
+from ..errors import ConfigError, LocalCommandFailed, LoginRefused, SlipwayError
 from ..remote import Remote, Reporter
 
 
@@ -81,13 +81,34 @@ def trust_hint(c: Context) -> str:
 
 
 @contextmanager
-def session(c: Context, deployment: config.Deployment, reporter: Reporter) -> Iterator[Remote]:
-    """One verified SSH connection to the deployment's host for the whole task."""
+def session(c: Context, deployment: config.Deployment, reporter: Reporter, as_root: bool = False) -> Iterator[Remote]:
+    """One verified SSH connection to the deployment's host for the whole task.
+
+    The deploy user is tried first (root login is off once a server is
+    provisioned), then the inventory's bootstrap user. With AS_ROOT, a
+    non-root user must also be able to `sudo -n`.
+    """
     host = deployment.inventory.host
-    conn = ssh.connection(host, deployment.name, trust_hint(c))
-    with reporter.step(f"connect {conn.user}@{ssh.known_hosts_name(host.address, host.port)}"):
-        ssh.open_connection(conn, deployment.name, ssh.known_hosts_file(host), trust_hint(c))
-    remote = Remote(conn, deployment.name)
+    users = list(dict.fromkeys([deployment.inventory.server.deploy_user, host.user]))
+    refusals = []
+    with reporter.step(f"connect {ssh.known_hosts_name(host.address, host.port)}") as step:
+        for user in users:
+            conn = ssh.connection(host, deployment.name, trust_hint(c), user=user)
+            try:
+                ssh.open_connection(conn, deployment.name, ssh.known_hosts_file(host), trust_hint(c))
+            except LoginRefused:
+                refusals.append(f"{user}: login refused")
+                continue
+            remote = Remote(conn, deployment.name)
+            if as_root and user != "root" and remote.run("sudo -n true", check=False).failed:
+                refusals.append(f"{user}: no passwordless sudo")
+                remote.close()
+                continue
+            step.detail = f"as {user}"
+            break
+        else:
+            raise LoginRefused(f"{deployment.name}: no user could log in{' with root rights' if as_root else ''} "
+                               f"with {host.key_file or 'the default keys'} ({'; '.join(refusals)})")
     try:
         yield remote
     finally:

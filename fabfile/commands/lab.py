@@ -7,13 +7,15 @@ namespace, and a volume under /var/lib/docker so the inner engine gets overlay2.
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 GUEST_PORTS = {"ssh": 22, "http": 80, "https": 443}
+# What a fresh cloud VM has: dbus too, or `systemctl` works only for root.
 BASE_PACKAGES = [
-    "systemd", "systemd-sysv", "openssh-server", "iproute2", "ca-certificates",
+    "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "ca-certificates",
     "sudo", "python3", "curl", "procps",
 ]
 
@@ -27,7 +29,9 @@ class LabNames:
 
     @property
     def base_image(self) -> str:
-        return f"{self.prefix}/debian:{self.suite}"
+        # The tag names what went into the root filesystem, so a changed package list builds anew.
+        recipe = hashlib.sha256(" ".join([self.suite, *BASE_PACKAGES]).encode()).hexdigest()[:12]
+        return f"{self.prefix}/debian:{self.suite}-{recipe}"
 
     @property
     def target_image(self) -> str:

@@ -10,6 +10,7 @@ from fabfile.errors import ConfigError
 
 VALID = {
     "host": {"address": "app.example.com", "port": 22, "user": "root", "key_file": "id_test"},
+    "server": {"authorized_keys": ["id_test.pub"]},
     "app": {"name": "shop", "domains": ["shop.example.com"], "base_dir": "/srv/shop"},
     "services": {
         "api": {
@@ -34,6 +35,7 @@ def inventories(tmp_path, monkeypatch):
     directory = tmp_path / "inventories"
     directory.mkdir()
     (directory / "id_test").write_text("not read by validation\n")
+    (directory / "id_test.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDuptqmDfSXBQUmUGJh operator@laptop\n")
     return directory
 
 
@@ -81,6 +83,7 @@ def test_valid_inventory_loads_into_one_typed_model(inventories):
 def test_shipped_example_inventory_and_secrets_are_valid(inventories):
     shipped = Path(__file__).resolve().parents[2] / "inventories"
     example = (shipped / "example.yaml").read_text().replace("~/.ssh/id_ed25519", "id_test")
+    assert "id_test.pub" in example
     write(inventories, example, secrets=(shipped / "example.env").read_text(), name="example")
     deployment = config.load(inventories, "example")
     assert deployment.inventory.services["api"].replicas == 2
@@ -133,7 +136,7 @@ def test_every_problem_is_reported_at_once(inventories):
     assert problems(inventories) == [
         "inventories/prod.yaml: host.port: found 0; expected greater than or equal to 1",
         "inventories/prod.yaml: app.base_dir: found 'relative'; expected an absolute path on the server, like /srv/app",
-        "inventories/prod.yaml: surprise: unknown key; expected one of: app, backup, database, host, services",
+        "inventories/prod.yaml: surprise: unknown key; expected one of: app, backup, database, host, server, services",
     ]
 
 

@@ -1,0 +1,88 @@
+"""`fab -H NAME provision [--dry-run]`: a fresh Debian/Ubuntu server becomes a hardened Docker host.
+
+One probe round trip reads where the server stands; only the steps whose
+state differs run. Every step prints ok / changed / failed and its time.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .. import ssh
+from ..commands import provision as commands
+from ..errors import ConnectError, HostKeyError, LoginRefused, SlipwayError
+from ..remote import Remote, Reporter
+from .common import load_deployment, operator_task, project_dir, session, trust_hint
+
+SSHD_RESTART_GRACE_SECONDS = 10
+
+
+@operator_task(help={"dry-run": "show what would change, with a diff of every managed file, and change nothing"})
+def provision(c, dry_run=False):
+    """Install Docker + Compose v2, create the deploy user, harden SSH, enable the firewall (idempotent)."""
+    deployment = load_deployment(c)
+    inventory = deployment.inventory
+    reporter = Reporter(deployment.name, dry_run=dry_run)
+    with session(c, deployment, reporter, as_root=True) as remote:
+        with reporter.step("gather facts (one round trip)") as facts:
+            state = commands.parse_probe(remote.run(commands.probe_script(inventory), root=True).stdout)
+            facts.detail = f"{state.os_id} {state.os_version}"
+        desired = commands.desired_state(inventory, project_dir(c), state.os_id, state.os_version)
+        for step in commands.plan(desired, state):
+            with reporter.step(step.name) as report:
+                if not step.needed:
+                    continue
+                report.changed = True
+                if dry_run:
+                    report.detail = "\n" + _indent(step.diff) if step.diff else ""
+                else:
+                    _apply(c, deployment, remote, step)
+    print(reporter.summary())
+
+
+def _apply(c, deployment, remote: Remote, step: commands.Step) -> None:
+    for position, action in enumerate(step.actions):
+        if isinstance(action, commands.Shell):
+            remote.run(action.command, root=True)
+        elif isinstance(action, commands.Write):
+            remote.run(commands.write_file_command(action.file), root=True, stdin=action.file.content)
+        elif isinstance(action, commands.ProveLogin):
+            _prove_login(c, deployment, remote, action, after_change=position > 0)
+
+
+def _prove_login(c, deployment, remote: Remote, action: commands.ProveLogin, after_change: bool) -> None:
+    """A new SSH session as the deploy user, or no sshd change (and a rollback if one was made)."""
+    host = deployment.inventory.host
+    conn = ssh.connection(host, deployment.name, trust_hint(c), user=action.user)
+    try:
+        _open_while_sshd_restarts(conn, deployment.name, ssh.known_hosts_file(host), trust_hint(c))
+        Remote(conn, deployment.name).run(action.command)
+    except SlipwayError as error:
+        if after_change:
+            remote.run(commands.restore_sshd_command(), root=True)
+            raise SlipwayError(f"{deployment.name}: after the sshd reload a new login as {action.user} failed, so the "
+                               f"previous sshd configuration was restored and reloaded; nothing is hardened.\n{error}") from None
+        raise SlipwayError(f"{deployment.name}: refusing to harden sshd: a new SSH login as {action.user} with "
+                           f"{host.key_file} could not run `{action.command}`; sshd is unchanged and "
+                           f"{remote.user} can still log in.\n{error}") from None
+    finally:
+        conn.close()
+
+
+def _open_while_sshd_restarts(conn, label, known_hosts, hint) -> None:
+    """sshd re-executes itself on reload: a connection in that instant is dropped, so try again briefly."""
+    deadline = time.monotonic() + SSHD_RESTART_GRACE_SECONDS
+    while True:
+        try:
+            ssh.open_connection(conn, label, known_hosts, hint)
+            return
+        except (LoginRefused, HostKeyError):
+            raise
+        except ConnectError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.rstrip("\n").splitlines())
