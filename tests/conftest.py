@@ -1,13 +1,25 @@
-"""Every test under tests/lab/ needs the lab target and is marked `lab`."""
+"""Every test under tests/lab/ needs the lab target and is marked `lab`.
+
+Lab tests share one target per session, so they run in stage order: the
+fresh target first, then provision (which hardens it), then what needs a
+provisioned host.
+"""
 
 from pathlib import Path
 
 import pytest
 
 LAB_TESTS = Path(__file__).parent / "lab"
+LAB_STAGES = ["test_target.py", "test_provision.py"]
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if LAB_TESTS in Path(item.fspath).parents:
             item.add_marker(pytest.mark.lab)
+
+    def stage(item):
+        name = Path(item.fspath).name
+        return LAB_STAGES.index(name) if name in LAB_STAGES else len(LAB_STAGES)
+
+    items.sort(key=stage)

@@ -35,8 +35,12 @@ def provision(c, dry_run=False):
                 report.changed = True
                 if dry_run:
                     report.detail = "\n" + _indent(step.diff) if step.diff else ""
-                else:
+                    continue
+                try:
                     _apply(c, deployment, remote, step)
+                except SlipwayError as error:
+                    raise SlipwayError(f"provision step '{step.name}' failed; re-run provision once fixed, it goes on "
+                                       f"from where the server is.\n{error}") from None
     print(reporter.summary())
 
 

@@ -1,6 +1,7 @@
-"""The lab target, started once per test session, reached over verified SSH."""
+"""The lab target, created fresh once per test session, reached over verified SSH."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,9 +9,12 @@ from pathlib import Path
 import invoke
 import pytest
 import testinfra
+import yaml
 
 from fabfile import config, ns, ssh
+from fabfile.errors import LoginRefused
 from fabfile.cli import lab
+from fabfile.remote import Remote
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -25,7 +29,8 @@ def ctx():
 
 @pytest.fixture(scope="session")
 def lab_target(ctx):
-    return lab.ensure_target(ctx)
+    """A target made from nothing for this session: provision is always tested from a fresh host."""
+    return lab.ensure_target(ctx, fresh=True)
 
 
 @pytest.fixture(scope="session")
@@ -33,23 +38,67 @@ def lab_deployment(lab_target):
     return config.load(Path(lab_target["inventory"]).parent, "lab")
 
 
+def connect(deployment, user):
+    host = deployment.inventory.host
+    conn = ssh.connection(host, "lab", "inv trust", user=user)
+    return ssh.open_connection(conn, "lab", ssh.known_hosts_file(host), "inv trust")
+
+
+@pytest.fixture(scope="session")
+def login(lab_deployment):
+    """USER -> "ok" or "refused": a brand-new key login to the target."""
+
+    def attempt(user):
+        try:
+            connect(lab_deployment, user).close()
+            return "ok"
+        except LoginRefused:
+            return "refused"
+
+    return attempt
+
+
+@pytest.fixture
+def as_deploy(lab_deployment):
+    """Commands on the provisioned target as the deploy user (root ones through sudo)."""
+    remote = Remote(connect(lab_deployment, lab_deployment.inventory.server.deploy_user), "lab")
+    yield remote
+    remote.close()
+
+
 @pytest.fixture(scope="session")
 def target_host(lab_deployment):
     """testinfra over slipway's own host-key-checked paramiko client (testinfra alone only warns)."""
     host = lab_deployment.inventory.host
-    conn = ssh.open_connection(ssh.connection(host, "lab", "inv trust"), "lab", ssh.known_hosts_file(host), "inv trust")
+    conn = connect(lab_deployment, host.user)
     infra = testinfra.get_host(f"paramiko://{host.user}@{host.address}:{host.port}")
     infra.backend.client = conn.client
     yield infra
     conn.close()
 
 
-def run_cli(*args: str, env_extra: dict | None = None, cwd: Path = PROJECT) -> subprocess.CompletedProcess:
+def run_cli(*args, env_extra=None, cwd=PROJECT):
     """Run `fab`/`inv` from this venv exactly as an operator would."""
     env = dict(os.environ, **(env_extra or {}))
-    return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="session")
 def cli():
     return run_cli
+
+
+@pytest.fixture
+def variant(tmp_path, lab_target):
+    """Make a copy of the lab inventory, edited by a function, in its own folder; return `fab -H lab` for it."""
+
+    def make(edit):
+        folder = tmp_path / "inventories"
+        folder.mkdir(exist_ok=True)
+        data = yaml.safe_load(Path(lab_target["inventory"]).read_text())
+        edit(data)
+        (folder / "lab.yaml").write_text(yaml.safe_dump(data))
+        shutil.copy(Path(lab_target["inventory"]).with_suffix(".env"), folder / "lab.env")
+        return lambda *args: run_cli("fab", "-H", "lab", *args, env_extra={"FABRIC_SLIPWAY_INVENTORY_DIR": str(folder)})
+
+    return make

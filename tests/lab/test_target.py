@@ -65,27 +65,20 @@ def test_second_lab_up_reuses_everything(lab_target, cli):
 
 
 @pytest.fixture
-def tampered_inventory(tmp_path, lab_target):
-    """A copy of the lab inventory whose known-hosts file we can break."""
-    inventory_dir = tmp_path / "inventories"
-    inventory_dir.mkdir()
-    known_hosts = tmp_path / "known_hosts"
-    shutil.copy(lab_target["known_hosts"], known_hosts)
-    text = open(lab_target["inventory"]).read().replace(lab_target["known_hosts"], str(known_hosts))
-    (inventory_dir / "lab.yaml").write_text(text)
-    shutil.copy(lab_target["inventory"].replace(".yaml", ".env"), inventory_dir / "lab.env")
-    return inventory_dir, known_hosts
+def known_hosts_copy(tmp_path, lab_target):
+    path = tmp_path / "known_hosts"
+    shutil.copy(lab_target["known_hosts"], path)
+    return path
 
 
 @pytest.fixture
-def fab_with(cli, tampered_inventory):
-    """Run `fab -H lab ...` against the tampered copy of the inventory."""
-    inventory_dir, _ = tampered_inventory
-    return lambda *args: cli("fab", "-H", "lab", *args, env_extra={"FABRIC_SLIPWAY_INVENTORY_DIR": str(inventory_dir)})
+def fab_with(variant, known_hosts_copy):
+    """`fab -H lab` on an inventory whose known-hosts file the test may break."""
+    return variant(lambda data: data["host"].update(known_hosts=str(known_hosts_copy)))
 
 
-def test_changed_host_key_is_refused(tampered_inventory, fab_with):
-    _, known_hosts = tampered_inventory
+def test_changed_host_key_is_refused(known_hosts_copy, fab_with):
+    known_hosts = known_hosts_copy
     assert fab_with("facts").returncode == 0
     name = known_hosts.read_text().split()[0]
     impostor = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
@@ -97,8 +90,8 @@ def test_changed_host_key_is_refused(tampered_inventory, fab_with):
     assert "OS " not in result.stdout
 
 
-def test_unknown_host_is_refused_until_trusted(tampered_inventory, fab_with):
-    _, known_hosts = tampered_inventory
+def test_unknown_host_is_refused_until_trusted(known_hosts_copy, fab_with):
+    known_hosts = known_hosts_copy
     known_hosts.write_text("")
     result = fab_with("facts")
     assert result.returncode == 1

@@ -1,0 +1,242 @@
+"""Provision as data: the probe, the plan and the file writer, without a server."""
+
+import base64
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fabfile import config
+from fabfile.commands import provision
+from fabfile.errors import SlipwayError
+
+PROJECT = Path(__file__).resolve().parents[2]
+UFW_ACTIVE = """Status: active
+Logging: on (low)
+Default: deny (incoming), allow (outgoing), deny (routed)
+New profiles: skip
+
+To                         Action      From
+--                         ------      ----
+22/tcp                     ALLOW IN    Anywhere
+80/tcp                     ALLOW IN    Anywhere
+443/tcp                    ALLOW IN    Anywhere
+22/tcp (v6)                ALLOW IN    Anywhere (v6)
+80/tcp (v6)                ALLOW IN    Anywhere (v6)
+443/tcp (v6)               ALLOW IN    Anywhere (v6)
+"""
+
+
+@pytest.fixture
+def inventory(tmp_path):
+    (tmp_path / "id.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDuptqmDfSXBQUmUGJh op@laptop\n")
+    data = {
+        "host": {"address": "203.0.113.7"},
+        "server": {"authorized_keys": ["id.pub"], "timezone": "Europe/Berlin"},
+        "app": {"name": "shop", "domains": ["shop.example.com"], "base_dir": "/srv/shop"},
+        "services": {"api": {"image": "shop/api"}},
+    }
+    (tmp_path / "prod.yaml").write_text(yaml.safe_dump(data))
+    return config.load(tmp_path, "prod").inventory
+
+
+def desired_for(inventory, os_id="debian", version="13"):
+    return provision.desired_state(inventory, PROJECT, os_id, version)
+
+
+def converged_state(desired: provision.Desired) -> provision.HostState:
+    """A host on which everything provision promises is already true."""
+    return provision.HostState(
+        os_id="debian", os_version="13", codename="trixie", architecture="amd64",
+        installed=set(desired.packages),
+        files={f.path: provision.FileState(f.mode, f.owner, f.group, f.content) for f in desired.files.values()},
+        directories={d.path: provision.DirectoryState(d.mode, d.owner, d.group) for d in desired.directories},
+        user_home="/home/deploy", user_shell="/bin/bash", user_groups={"deploy", "docker"},
+        docker_enabled="enabled", docker_active="active",
+        timezone_link=f"/usr/share/zoneinfo/{desired.timezone}",
+        firewall=UFW_ACTIVE,
+    )
+
+
+def needed(steps):
+    return [step.name for step in steps if step.needed]
+
+
+def test_fresh_host_needs_every_step_in_a_safe_order(inventory):
+    desired = desired_for(inventory)
+    steps = provision.plan(desired, provision.HostState(os_id="debian", os_version="13"))
+    assert needed(steps) == [
+        "file /etc/docker/daemon.json", "packages", "timezone Europe/Berlin", "docker.service enabled and running",
+        "user deploy (docker group)", "directory /home/deploy/.ssh", "file /home/deploy/.ssh/authorized_keys",
+        "file /etc/sudoers.d/slipway-deploy", "directory /srv/shop", "directory /srv/shop/releases",
+        "directory /srv/shop/shared", "directory /srv/shop/backups", "file /etc/apt/apt.conf.d/20auto-upgrades",
+        "firewall allows only 22/tcp, 80/tcp, 443/tcp", "sshd: no root login, no passwords",
+    ]
+    packages = next(step for step in steps if step.name == "packages")
+    assert packages.actions[0].command.endswith(
+        "install -y -q --no-install-recommends ca-certificates curl sudo tzdata ufw unattended-upgrades certbot "
+        "docker.io docker-cli docker-compose")
+
+
+def test_converged_host_needs_nothing(inventory):
+    desired = desired_for(inventory)
+    assert needed(provision.plan(desired, converged_state(desired))) == []
+
+
+def test_sshd_is_hardened_only_between_two_proven_logins(inventory):
+    desired = desired_for(inventory)
+    (hardening,) = [s for s in provision.plan(desired, provision.HostState()) if s.name.startswith("sshd")]
+    kinds = [type(action).__name__ for action in hardening.actions]
+    assert kinds == ["ProveLogin", "Write", "Shell", "ProveLogin", "Shell"]
+    assert hardening.actions[0] == provision.ProveLogin("deploy", "sudo -n true && docker compose version")
+    assert hardening.actions[1].file.check_installed == "sshd -t"
+    assert hardening.actions[2].command == "systemctl try-reload-or-restart ssh.service"
+
+
+def test_deleted_file_is_planned_back_with_a_diff(inventory):
+    desired = desired_for(inventory)
+    state = converged_state(desired)
+    del state.files["/etc/docker/daemon.json"]
+    (step,) = [s for s in provision.plan(desired, state) if s.needed]
+    assert step.name == "file /etc/docker/daemon.json"
+    assert step.diff.startswith("--- /dev/null\n+++ /etc/docker/daemon.json (slipway)\n")
+    assert '+  "live-restore": true\n' in step.diff
+    assert step.actions[-1].command.startswith("if systemctl is-active --quiet docker.service; then systemctl restart")
+
+
+def test_wrong_mode_alone_is_a_change(inventory):
+    desired = desired_for(inventory)
+    state = converged_state(desired)
+    state.files["/etc/sudoers.d/slipway-deploy"].mode = 0o644
+    (step,) = [s for s in provision.plan(desired, state) if s.needed]
+    assert step.diff.endswith("/etc/sudoers.d/slipway-deploy: 644 root:root -> 440 root:root")
+
+
+def test_user_outside_docker_group_is_added(inventory):
+    desired = desired_for(inventory)
+    state = converged_state(desired)
+    state.user_groups = {"deploy"}
+    (step,) = [s for s in provision.plan(desired, state) if s.needed]
+    assert step.actions[0].command == "usermod --append --groups docker deploy"
+
+
+def test_extra_firewall_rule_resets_rules_before_enabling(inventory):
+    desired = desired_for(inventory)
+    state = converged_state(desired)
+    state.firewall = UFW_ACTIVE.replace("443/tcp                    ALLOW IN    Anywhere\n",
+                                        "443/tcp                    ALLOW IN    Anywhere\n5432/tcp                   ALLOW IN    Anywhere\n")
+    (step,) = [s for s in provision.plan(desired, state) if s.needed]
+    command = step.actions[0].command
+    assert command.index("ufw --force reset") < command.index("ufw allow 22/tcp") < command.index("ufw --force enable")
+
+
+def test_firewall_rules_parse_ufw_status():
+    active, default, rules = provision.firewall_rules(UFW_ACTIVE)
+    assert active and default.startswith("Default: deny (incoming)")
+    assert rules == {"22/tcp ALLOW Anywhere", "80/tcp ALLOW Anywhere", "443/tcp ALLOW Anywhere"}
+    assert provision.firewall_rules("Status: inactive\n") == (False, "", set())
+
+
+def test_swap_step_only_when_asked_and_sized_differently(inventory):
+    desired = desired_for(inventory)
+    assert not [s for s in provision.plan(desired, converged_state(desired)) if s.name.startswith("swap")]
+    sized = provision.Desired(**{**desired.__dict__, "swap_mb": 512})
+    state = converged_state(sized)
+    (step,) = [s for s in provision.plan(sized, state) if s.needed]
+    assert "fallocate -l 512M /swapfile" in step.actions[0].command
+    state.swaps = {"/swapfile": 512 * 1024 * 1024}
+    assert needed(provision.plan(sized, state)) == []
+
+
+@pytest.mark.parametrize("os_id, version, packages", [
+    ("debian", "13", ("docker.io", "docker-cli", "docker-compose")),
+    ("ubuntu", "24.04", ("docker.io", "docker-compose-v2")),
+    ("ubuntu", "22.04", ("docker.io", "docker-compose-v2")),
+])
+def test_distribution_docker_packages(inventory, os_id, version, packages):
+    assert provision.docker_packages(inventory, os_id, version) == packages
+
+
+def test_debian_12_needs_dockers_repository_for_compose_v2(inventory):
+    with pytest.raises(SlipwayError, match="Debian 12's own archive has only Compose v1"):
+        provision.docker_packages(inventory, "debian", "12")
+    with pytest.raises(SlipwayError, match="fedora 40 is not a system"):
+        provision.docker_packages(inventory, "fedora", "40")
+
+
+def test_repository_packages_add_the_apt_source_first(inventory):
+    docker = inventory.server.docker.model_copy(update={"packages": "repository", "repository_url": "https://apt.example/linux/debian"})
+    server = inventory.server.model_copy(update={"docker": docker})
+    inventory = inventory.model_copy(update={"server": server})
+    desired = desired_for(inventory, "debian", "12")
+    assert desired.packages[-4:] == ("docker-ce", "docker-ce-cli", "containerd.io", "docker-compose-plugin")
+    state = provision.HostState(os_id="debian", os_version="12", codename="bookworm", architecture="amd64")
+    steps = provision.plan(desired, state)
+    assert steps[0].name == "docker apt repository"
+    assert steps[0].actions[1].file.content == (
+        "deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.asc] https://apt.example/linux/debian bookworm stable\n")
+
+
+def test_probe_output_is_parsed_section_by_section(inventory):
+    daemon = '{"live-restore": true}\n'
+    output = "\n".join([
+        "@@slipway@@ os", "debian", "13", "trixie", "amd64",
+        "@@slipway@@ packages", "docker.io ii ", "ufw un ", "sudo ii ",
+        "@@slipway@@ user", "/home/deploy:/bin/bash", "deploy docker",
+        "@@slipway@@ docker", "enabled", "active",
+        "@@slipway@@ timezone", "/usr/share/zoneinfo/Etc/UTC",
+        "@@slipway@@ firewall", *UFW_ACTIVE.splitlines(),
+        "@@slipway@@ swaps", "/swapfile 536870912",
+        "@@slipway@@ file /etc/docker/daemon.json", "644 root root", base64.b64encode(daemon.encode()).decode(),
+        "@@slipway@@ file /etc/sudoers.d/slipway-deploy",
+        "@@slipway@@ dir /srv/shop", "750 deploy deploy",
+        "@@slipway@@ dir /srv/shop/releases",
+    ])
+    state = provision.parse_probe(output)
+    assert (state.os_id, state.os_version, state.codename, state.architecture) == ("debian", "13", "trixie", "amd64")
+    assert state.installed == {"docker.io", "sudo"}
+    assert (state.user_home, state.user_shell, state.user_groups) == ("/home/deploy", "/bin/bash", {"deploy", "docker"})
+    assert (state.docker_enabled, state.docker_active) == ("enabled", "active")
+    assert provision.firewall_rules(state.firewall)[0]
+    assert state.swaps == {"/swapfile": 536870912}
+    assert state.files["/etc/docker/daemon.json"] == provision.FileState(0o644, "root", "root", daemon.rstrip("\n") + "\n")
+    assert state.files["/etc/sudoers.d/slipway-deploy"] is None
+    assert state.directories == {"/srv/shop": provision.DirectoryState(0o750, "deploy", "deploy"), "/srv/shop/releases": None}
+
+
+def test_probe_script_is_valid_shell_that_reads_absent_paths(inventory):
+    result = subprocess.run(["sh", "-n", "-c", provision.probe_script(inventory)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def run_writer(managed: provision.ManagedFile) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", "-c", provision.write_file_command(managed)], input=managed.content,
+                          capture_output=True, text=True)
+
+
+def test_file_writer_replaces_atomically_with_owner_and_mode(tmp_path):
+    target = tmp_path / "etc" / "app.conf"
+    result = run_writer(provision.ManagedFile(str(target), "a = 1\n", mode=0o640))
+    assert result.returncode == 0, result.stderr
+    assert target.read_text() == "a = 1\n"
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in target.parent.iterdir()] == ["app.conf"]
+
+
+def test_file_writer_keeps_the_live_file_when_the_candidate_check_fails(tmp_path):
+    target = tmp_path / "sudoers"
+    target.write_text("old\n")
+    result = run_writer(provision.ManagedFile(str(target), "new\n", check_candidate="grep -q valid {path}"))
+    assert result.returncode != 0
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["sudoers"]
+
+
+def test_file_writer_restores_the_previous_file_when_the_installed_check_fails(tmp_path):
+    target = tmp_path / "sshd.conf"
+    target.write_text("PermitRootLogin prohibit-password\n")
+    result = run_writer(provision.ManagedFile(str(target), "broken\n", check_installed="false"))
+    assert result.returncode == 1
+    assert "rejected by: false; previous file restored" in result.stderr
+    assert target.read_text() == "PermitRootLogin prohibit-password\n"
