@@ -7,9 +7,13 @@ from pathlib import Path
 
 from invoke import Collection
 
-from .cli import hostkeys, lab, provision, runbook, verify
+from .cli import deploy, hostkeys, lab, lock, provision, runbook, verify
 
-ns = Collection(runbook.facts, hostkeys.trust, provision.provision, verify.verify, lab.namespace)
+ns = Collection(
+    runbook.facts, hostkeys.trust, provision.provision, verify.verify,
+    deploy.deploy, deploy.rollback, deploy.releases,
+    lab.namespace, Collection("lock", lock.status, lock.release),
+)
 ns.configure({
     "slipway": {
         # Where inventories/ and templates/ live; override in invoke.yaml.

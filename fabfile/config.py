@@ -112,6 +112,7 @@ class App(Section):
     base_dir: ServerPath = Field(description="the app's directory on the server, like /srv/shop")
     version: Version = "latest"
     keep_releases: int = Field(5, ge=1, le=100)
+    drain_seconds: int = Field(3, ge=0, le=300, description="how long old containers keep serving requests already sent to them")
 
 
 class HealthCheck(Section):
@@ -131,6 +132,11 @@ class Service(Section):
     volumes: list[Volume] = []
     replicas: int = Field(1, ge=1, le=20)
     behind_nginx: bool = False
+    route: UrlPath = Field("/", description="the URL path prefix nginx sends to this service")
+    release_command: Command | None = Field(None, description="a command run once in a new container of this service before traffic moves (migrations)")
+    memory_mb: int | None = Field(None, ge=16, le=1048576)
+    cpus: float | None = Field(None, gt=0, le=256)
+    stop_grace_seconds: int = Field(30, ge=1, le=3600)
 
     @model_validator(mode="after")
     def _web_services_can_be_health_gated(self) -> Service:
@@ -198,6 +204,27 @@ class Server(Section):
     docker: Docker = Docker()
 
 
+class Nginx(Section):
+    image: Image = "nginx:stable"
+    rate_limit: int = Field(20, ge=1, le=100000, description="requests per second allowed from one client address")
+    burst: int = Field(40, ge=0, le=100000)
+    client_max_body_size: Annotated[str, matching(r"[0-9]+[kmg]?", "a size like 10m")] = "10m"
+
+
+class Images(Section):
+    source: Literal["ship", "registry"] = Field(
+        "ship", description="ship (docker save | docker load over SSH) or registry (docker pull on the server)")
+    registry: Annotated[str, matching(r"[A-Za-z0-9.-]+(:[0-9]+)?", "a registry address like registry.example.com or 127.0.0.1:5000")] | None = None
+    username: str | None = None
+    password_secret: EnvKey | None = None
+
+    @model_validator(mode="after")
+    def _registry_needs_an_address(self) -> Images:
+        if self.source == "registry" and not self.registry:
+            raise ValueError("expected registry (host[:port]) when source is registry")
+        return self
+
+
 class Inventory(Section):
     host: Host
     server: Server
@@ -205,6 +232,18 @@ class Inventory(Section):
     services: dict[Name, Service] = Field(min_length=1)
     database: Database | None = None
     backup: Backup | None = None
+    nginx: Nginx = Nginx()
+    images: Images = Images()
+
+    @model_validator(mode="after")
+    def _routes_are_distinct(self) -> Inventory:
+        routes = [service.route for service in self.services.values() if service.behind_nginx]
+        duplicates = sorted({route for route in routes if routes.count(route) > 1})
+        if duplicates:
+            raise ValueError(f"expected each service behind nginx to have its own route; {', '.join(duplicates)} is used twice")
+        if "db" in self.services or "nginx" in self.services:
+            raise ValueError("expected service names other than db and nginx (slipway runs those itself)")
+        return self
 
 
 class Deployment(BaseModel):
@@ -258,6 +297,8 @@ def referenced_secrets(inventory: Inventory) -> list[tuple[str, str]]:
     ]
     if inventory.database:
         references.append(("database.password_secret", inventory.database.password_secret))
+    if inventory.images.password_secret:
+        references.append(("images.password_secret", inventory.images.password_secret))
     return references
 
 

@@ -6,7 +6,7 @@ import shlex
 import sys
 import time
 from contextlib import contextmanager
-from typing import Iterator, TextIO
+from typing import BinaryIO, Iterator, TextIO
 
 from fabric import Connection
 from invoke.runners import Result
@@ -14,6 +14,7 @@ from invoke.runners import Result
 from .errors import RemoteCommandFailed
 
 COMMAND_SHOWN_CHARS = 200
+STREAM_CHUNK_BYTES = 1 << 20
 
 
 class Remote:
@@ -27,7 +28,8 @@ class Remote:
     def user(self) -> str:
         return self.conn.user
 
-    def run(self, command: str, *, root: bool = False, stdin: str | None = None, check: bool = True) -> Result:
+    def run(self, command: str, *, root: bool = False, stdin: str | bytes | BinaryIO | None = None,
+            check: bool = True) -> Result:
         """Run COMMAND (through `sudo -n` when ROOT and not logged in as root); STDIN feeds it, unseen."""
         line = command if not root or self.user == "root" else f"sudo -n sh -c {shlex.quote(command)}"
         if stdin is None:
@@ -38,17 +40,28 @@ class Remote:
             raise RemoteCommandFailed(self.label, _shorten(command), result.exited, result.stderr or result.stdout)
         return result
 
-    def _run_fed(self, line: str, stdin: str) -> Result:
+    def open_channel(self, line: str):
+        """Start LINE on its own SSH channel and hand the channel back (for commands held open)."""
+        self.conn.open()
+        channel = self.conn.client.get_transport().open_session()
+        channel.exec_command(line)
+        return channel
+
+    def _run_fed(self, line: str, stdin: str | bytes | BinaryIO) -> Result:
         """Run LINE with STDIN on its standard input, straight over the SSH channel.
 
         Invoke's stdin pump polls and costs more than half a second a call;
-        file contents go this way, and never on a command line.
+        file contents and image streams go this way, never on a command line.
         """
-        self.conn.open()
-        channel = self.conn.client.get_transport().open_session()
+        channel = self.open_channel(line)
         try:
-            channel.exec_command(line)
-            channel.sendall(stdin.encode())
+            if isinstance(stdin, str):
+                channel.sendall(stdin.encode())
+            elif isinstance(stdin, bytes):
+                channel.sendall(stdin)
+            else:
+                while chunk := stdin.read(STREAM_CHUNK_BYTES):
+                    channel.sendall(chunk)
             channel.shutdown_write()
             stdout = channel.makefile("rb").read().decode(errors="replace")
             stderr = channel.makefile_stderr("rb").read().decode(errors="replace")

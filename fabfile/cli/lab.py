@@ -66,8 +66,15 @@ def ensure_target(c: Context, fresh: bool = False, reporter: Reporter | None = N
     with reporter.step(f"target image {lab.target_image}") as step:
         before = _image_id(c, lab.target_image)
         context = render.template_path(project_dir(c), "lab/target")
-        run_local(c, commands.build_command(lab.target_image, context, lab.base_image))
+        run_local(c, commands.build_command(lab.target_image, context, {"BASE_IMAGE": lab.base_image}))
         step.changed = _image_id(c, lab.target_image) != before
+    with reporter.step(f"example stack images ({len(commands.DEMO_IMAGES)})") as step:
+        before = {image.ref: _image_id(c, image.ref) for image in commands.DEMO_IMAGES}
+        for image in commands.DEMO_IMAGES:
+            run_local(c, commands.build_command(image.ref, project_dir(c) / "examples" / image.context,
+                                                {"BASE_IMAGE": lab.base_image, **dict(image.build_args)}))
+        changed = [ref for ref, image_id in before.items() if _image_id(c, ref) != image_id]
+        step.changed, step.detail = bool(changed), ", ".join(changed)
     with reporter.step("lab SSH key") as step:
         step.changed = _ensure_key(key_file(c))
     if fresh:

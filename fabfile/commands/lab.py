@@ -66,8 +66,27 @@ def image_exists_command(image: str) -> str:
     return shlex.join(["docker", "image", "inspect", "--format", "{{.Id}}", image])
 
 
-def build_command(image: str, context: Path, base_image: str) -> str:
-    return shlex.join(["docker", "build", "--quiet", "--build-arg", f"BASE_IMAGE={base_image}", "-t", image, str(context)])
+def build_command(image: str, context: Path, build_args: dict[str, str]) -> str:
+    args = [arg for key, value in build_args.items() for arg in ("--build-arg", f"{key}={value}")]
+    return shlex.join(["docker", "build", "--quiet", *args, "-t", image, str(context)])
+
+
+@dataclass(frozen=True)
+class DemoImage:
+    """An image of the example stack, built from the lab's Debian base (no registry needed)."""
+
+    ref: str
+    context: str  # under examples/
+    build_args: tuple[tuple[str, str], ...] = ()
+
+
+DEMO_IMAGES = (
+    DemoImage("slipway-demo/api:v1", "demo/api", (("VERSION", "v1"),)),
+    DemoImage("slipway-demo/api:v2", "demo/api", (("VERSION", "v2"),)),
+    DemoImage("slipway-demo/api:broken", "demo/api", (("VERSION", "broken"), ("BROKEN", "1"))),
+    DemoImage("slipway-demo/postgres:17", "demo/postgres"),
+    DemoImage("slipway-demo/nginx:1", "nginx"),
+)
 
 
 def run_target_command(names: LabNames, key_fingerprint: str) -> str:

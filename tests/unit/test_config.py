@@ -102,7 +102,8 @@ def test_shipped_example_inventory_and_secrets_are_valid(inventories):
      "inventories/prod.yaml: services.api.image: missing; expected an image reference like registry.example.com/team/api"),
     (changed("services.api.healtcheck", {"path": "/health", "port": 8000}),
      "inventories/prod.yaml: services.api.healtcheck: unknown key (did you mean 'healthcheck'?); expected one of: "
-     "behind_nginx, command, env, healthcheck, image, ports, replicas, secrets, volumes"),
+     "behind_nginx, command, cpus, env, healthcheck, image, memory_mb, ports, release_command, replicas, route, "
+     "secrets, stop_grace_seconds, volumes"),
     (changed("services.api.healthcheck", {"path": "health", "port": 8000}),
      "inventories/prod.yaml: services.api.healthcheck.path: found 'health'; expected a URL path starting with /, like /health"),
     (changed("services.api.healthcheck", REMOVE),
@@ -136,7 +137,7 @@ def test_every_problem_is_reported_at_once(inventories):
     assert problems(inventories) == [
         "inventories/prod.yaml: host.port: found 0; expected greater than or equal to 1",
         "inventories/prod.yaml: app.base_dir: found 'relative'; expected an absolute path on the server, like /srv/app",
-        "inventories/prod.yaml: surprise: unknown key; expected one of: app, backup, database, host, server, services",
+        "inventories/prod.yaml: surprise: unknown key; expected one of: app, backup, database, host, images, nginx, server, services",
     ]
 
 

@@ -1,0 +1,75 @@
+"""GET /health, GET /version, GET and POST /items, on port 8000.
+
+On SIGTERM it stops accepting and finishes the requests in flight, so a
+container being replaced never drops one.
+"""
+
+import json
+import os
+import signal
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from .db import connect
+
+VERSION = os.environ.get("APP_VERSION", "dev")
+BROKEN = os.environ.get("APP_BROKEN") == "1"
+local = threading.local()
+
+
+def cursor():
+    if getattr(local, "connection", None) is None or local.connection.closed:
+        local.connection = connect()
+        local.connection.autocommit = True
+    return local.connection.cursor()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        if self.path == "/health":
+            if BROKEN:
+                return self.reply(503, {"status": "broken on purpose"})
+            cursor().execute("SELECT 1")
+            return self.reply(200, {"status": "ok", "version": VERSION})
+        if self.path == "/version":
+            return self.reply(200, {"version": VERSION})
+        if self.path == "/items":
+            with cursor() as c:
+                c.execute("SELECT id, name, version FROM items ORDER BY id")
+                rows = [{"id": i, "name": n, "version": v} for i, n, v in c.fetchall()]
+            return self.reply(200, rows)
+        return self.reply(404, {"error": "not found"})
+
+    def do_POST(self):
+        if self.path != "/items":
+            return self.reply(404, {"error": "not found"})
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        with cursor() as c:
+            c.execute("INSERT INTO items (name, version) VALUES (%s, %s) RETURNING id", (str(body.get("name", "")), VERSION))
+            item_id = c.fetchone()[0]
+        return self.reply(201, {"id": item_id, "name": body.get("name"), "version": VERSION})
+
+    def reply(self, status, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def main():
+    server = ThreadingHTTPServer(("0.0.0.0", 8000), Handler)
+    server.daemon_threads = False
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    server.serve_forever()
+    server.server_close()
+
+
+if __name__ == "__main__":
+    main()

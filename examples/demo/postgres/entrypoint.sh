@@ -1,0 +1,20 @@
+#!/bin/sh
+# Initialise an empty data folder once, then run PostgreSQL as the postgres user.
+set -eu
+mkdir -p "$PGDATA" /run/postgresql
+chown postgres:postgres "$PGDATA" /run/postgresql
+chmod 700 "$PGDATA"
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  pwfile=$(mktemp)
+  printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
+  chown postgres "$pwfile"
+  runuser -u postgres -- initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+  rm -f "$pwfile"
+  echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+  runuser -u postgres -- pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+  if [ "${POSTGRES_DB:=$POSTGRES_USER}" != postgres ]; then
+    runuser -u postgres -- psql -U "$POSTGRES_USER" -d postgres -c "CREATE DATABASE \"$POSTGRES_DB\"" >/dev/null
+  fi
+  runuser -u postgres -- pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+fi
+exec runuser -u postgres -- "$@" -D "$PGDATA" -c listen_addresses='*'
