@@ -29,15 +29,18 @@ class Remote:
         return self.conn.user
 
     def run(self, command: str, *, root: bool = False, stdin: str | bytes | BinaryIO | None = None,
-            check: bool = True) -> Result:
-        """Run COMMAND (through `sudo -n` when ROOT and not logged in as root); STDIN feeds it, unseen."""
+            check: bool = True, shown: str | None = None) -> Result:
+        """Run COMMAND (through `sudo -n` when ROOT and not logged in as root); STDIN feeds it, unseen.
+
+        SHOWN is what a failure reports as the command, when COMMAND wraps it.
+        """
         line = command if not root or self.user == "root" else f"sudo -n sh -c {shlex.quote(command)}"
         if stdin is None:
             result = self.conn.run(line, hide=True, warn=True, in_stream=False)
         else:
             result = self._run_fed(line, stdin)
         if check and result.failed:
-            raise RemoteCommandFailed(self.label, _shorten(command), result.exited, result.stderr or result.stdout)
+            raise RemoteCommandFailed(self.label, _shorten(shown or command), result.exited, result.stderr or result.stdout)
         return result
 
     def open_channel(self, line: str):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 LAB_TESTS = Path(__file__).parent / "lab"
-LAB_STAGES = ["test_target.py", "test_provision.py"]
+LAB_STAGES = ["test_target.py", "test_provision.py", "test_deploy.py"]
 
 
 def pytest_collection_modifyitems(items):

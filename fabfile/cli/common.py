@@ -34,7 +34,7 @@ def operator_task(*args, **kwargs) -> Callable:
             try:
                 return body(c, *a, **kw)
             except SlipwayError as error:
-                raise Exit("\n".join(f"error: {line}" for line in str(error).splitlines() if line.strip()) or "error", code=1) from None
+                raise Exit(_error_text(error), code=1) from None
             except (paramiko.SSHException, socket.error, EOFError) as error:
                 raise Exit(f"error: {_label(c)}: SSH connection lost: {error or type(error).__name__}", code=1) from None
 
@@ -44,6 +44,17 @@ def operator_task(*args, **kwargs) -> Callable:
         body, args = args[0], ()
         return decorate(body)
     return decorate
+
+
+def _error_text(error: SlipwayError) -> str:
+    """Each problem on its own `error:` line; a problem's detail lines (stderr, logs) indented under it."""
+    problems = error.problems if isinstance(error, ConfigError) else [str(error)]
+    lines = []
+    for problem in problems:
+        first, *detail = problem.splitlines() or [""]
+        lines.append(f"error: {first}")
+        lines.extend(f"  {line}" for line in detail)
+    return "\n".join(lines)
 
 
 def project_dir(c: Context) -> Path:

@@ -53,8 +53,20 @@ def local_image_ids(refs: dict[str, str]) -> dict[str, str]:
     return ids
 
 
+class LockedRun:
+    """Runs the steps of a locked deploy or rollback: each holds the run's steps lock while it runs."""
+
+    def __init__(self, remote: Remote, layout: commands.Layout):
+        self.remote = remote
+        self.layout = layout
+        self.label = remote.label
+
+    def __call__(self, script: str, **kwargs):
+        return self.remote.run(commands.in_run(self.layout, script), shown=script, **kwargs)
+
+
 @contextmanager
-def deploy_lock(remote: Remote, layout: commands.Layout, command: str, message: str = "") -> Iterator[None]:
+def deploy_lock(remote: Remote, layout: commands.Layout, command: str, message: str = "") -> Iterator[LockedRun]:
     holder = {"by": deployer(), "command": command, "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if message:
         holder["message"] = message
@@ -67,7 +79,7 @@ def deploy_lock(remote: Remote, layout: commands.Layout, command: str, message: 
                 raise SlipwayError(f"{remote.label}: deploy lock is held by {commands.describe_lock(_json(first))}; "
                                    "nothing was changed (see `lock.status`; `lock.release --force` if it is stale)")
             raise RemoteCommandFailed(remote.label, "take the deploy lock", exited, channel.makefile_stderr("r").read())
-        yield
+        yield LockedRun(remote, layout)
     finally:
         channel.shutdown_write()
         channel.close()
@@ -80,9 +92,26 @@ def _json(text: str) -> dict:
         return {}
 
 
-def audit(remote: Remote, layout: commands.Layout, event: str, **details) -> None:
-    remote.run(commands.append_audit_script(layout),
-               stdin=commands.audit_event(event, deployer(), datetime.now(timezone.utc), **details))
+def audit(run, layout: commands.Layout, event: str, **details) -> None:
+    """Append one JSON line to the audit log (RUN: a Remote's or a LockedRun's run)."""
+    run(commands.append_audit_script(layout), stdin=commands.audit_event(event, deployer(), datetime.now(timezone.utc), **details))
+
+
+def recover(run: LockedRun, reporter: Reporter, layout: commands.Layout, refs: list[str]) -> commands.ServerState:
+    """Under the lock: finish what an interrupted run left, then read the server afresh."""
+    with reporter.step("recover from interrupted runs, re-read state") as step:
+        output = run(commands.recover_script(layout) + "\n" + commands.state_script(layout, refs)).stdout
+        state = commands.parse_state(output, layout)
+        if output.startswith("restored"):
+            step.changed, step.detail = True, "put back the nginx config of an unfinished switch"
+        serving = state.releases.get(state.serving)
+        if serving and serving.get("outcome") == "pending":
+            # It took traffic before its run was cut off: it is a release that served.
+            serving["outcome"] = "active"
+            run(commands.write_file_script(f"{layout.release_dir(state.serving)}/release.json"),
+                stdin=json.dumps(serving, sort_keys=True) + "\n")
+            step.changed, step.detail = True, f"{state.serving} serves: recorded as active"
+    return state
 
 
 def read_state(remote: Remote, reporter: Reporter, layout: commands.Layout, refs: list[str]) -> commands.ServerState:
@@ -92,22 +121,26 @@ def read_state(remote: Remote, reporter: Reporter, layout: commands.Layout, refs
     return state
 
 
-def remove_leftovers(remote: Remote, reporter: Reporter, layout: commands.Layout, state: commands.ServerState) -> None:
+def remove_leftovers(run: LockedRun, reporter: Reporter, layout: commands.Layout, state: commands.ServerState) -> None:
     """Containers of attempts that never took traffic (an interrupted or failed deploy) go first."""
     leftovers = sorted(rid for rid in state.projects if rid != state.serving)
     if not leftovers:
         return
     with reporter.step("remove leftovers of interrupted deploys") as step:
         for release_id in leftovers:
-            remote.run(commands.discard_release_script(layout, release_id))
+            run(commands.discard_release_script(layout, release_id))
             del state.projects[release_id]
         step.changed, step.detail = True, ", ".join(leftovers)
 
 
-def activate(remote: Remote, reporter: Reporter, deployment: Deployment, state: commands.ServerState,
+def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: commands.ServerState,
              release_id: str, version: str, images: dict[str, dict], started: datetime, commit: str,
              release_tar: bytes | None, nginx_conf: str) -> None:
-    """Bring RELEASE_ID up beside the serving release, gate it on health, then move traffic to it."""
+    """Bring RELEASE_ID up beside the serving release, gate it on health, then move traffic to it.
+
+    A new release (RELEASE_TAR given) runs its release commands first; a rollback does not
+    re-run an older release's migrations against a newer schema.
+    """
     inventory = deployment.inventory
     layout = commands.layout_of(inventory)
     web = commands.web_services(inventory)
@@ -115,54 +148,54 @@ def activate(remote: Remote, reporter: Reporter, deployment: Deployment, state: 
     database = inventory.database
 
     def record(outcome: str, detail: str = "") -> None:
-        remote.run(commands.write_file_script(f"{layout.release_dir(release_id)}/release.json"),
+        run(commands.write_file_script(f"{layout.release_dir(release_id)}/release.json"),
                    stdin=commands.release_record(release_id, version, images, commit, deployer(), started, outcome, detail))
 
     with reporter.step(f"{'upload release' if release_tar else 'reuse release'} {release_id}" +
                        (", db up" if database else "")) as step:
-        remote.run(commands.prepare_script(layout, release_id, database is not None, database.volume if database else None,
+        run(commands.prepare_script(layout, release_id, database is not None, database.volume if database else None,
                                            unpack=release_tar is not None), stdin=release_tar or b"")
         step.changed = True
     try:
-        for name, service in inventory.services.items():
+        for name, service in inventory.services.items() if release_tar else ():
             if service.release_command:
                 with reporter.step(f"release command in a new {name} container") as step:
-                    remote.run(commands.release_command_script(layout, release_id, name, service.release_command))
+                    run(commands.release_command_script(layout, release_id, name, service.release_command))
                     step.changed = True
         if web:
             replicas = sum(service.replicas for service in web.values())
             with reporter.step(f"start {', '.join(web)} ({replicas} new beside the old)") as step:
-                remote.run(commands.start_services_command(layout, release_id, list(web)))
+                run(commands.start_services_command(layout, release_id, list(web)))
                 step.changed = True
             checks = [(container, service.healthcheck.port, service.healthcheck.path)
                       for name, service in web.items()
                       for container in layout.containers(release_id, name, service.replicas)]
             timeout = max(service.healthcheck.timeout_seconds for service in web.values())
             with reporter.step("wait until every new container is healthy") as step:
-                result = remote.run(commands.wait_healthy_script(checks, timeout), check=False)
+                result = run(commands.wait_healthy_script(checks, timeout), check=False)
                 step.detail = result.stdout.strip().partition(":")[2].strip()
                 if result.exited == commands.UNHEALTHY_EXIT:
-                    report = remote.run(commands.failure_report_script([c for c, _, _ in checks]), check=False).stdout
+                    report = run(commands.failure_report_script([c for c, _, _ in checks]), check=False).stdout
                     raise SlipwayError(f"{deployment.name}: release {release_id} ({version}) never became healthy, so it "
                                      f"got no traffic; {state.serving or 'nothing'} still serves.\n{report.rstrip()}")
                 if result.failed:
                     raise RemoteCommandFailed(deployment.name, "wait for health", result.exited, result.stderr)
     except (SlipwayError, KeyboardInterrupt) as error:
         with reporter.step(f"remove release {release_id}'s containers") as step:
-            remote.run(commands.discard_release_script(layout, release_id), check=False)
+            run(commands.discard_release_script(layout, release_id), check=False)
             step.changed = True
         detail = str(error).splitlines()[0] if isinstance(error, SlipwayError) else "interrupted"
         record("failed", detail)
-        audit(remote, layout, "deploy failed", release=release_id, version=version, detail=detail)
+        audit(run, layout, "deploy failed", release=release_id, version=version, detail=detail)
         raise
 
     with reporter.step(f"switch nginx to {release_id} (nginx -t, reload)") as step:
-        remote.run(commands.switch_nginx_script(layout, release_id, images["nginx"]["ref"], state.nginx_running),
+        run(commands.switch_nginx_script(layout, release_id, images["nginx"]["ref"], state.nginx_running),
                    stdin=nginx_conf)
         step.changed = True
     old = sorted(rid for rid in state.projects if rid != release_id)
     with reporter.step("drain and stop old containers, start workers") as step:
-        remote.run(commands.finish_script(layout, release_id, old, list(workers), inventory.app.drain_seconds))
+        run(commands.finish_script(layout, release_id, old, list(workers), inventory.app.drain_seconds))
         step.changed, step.detail = True, f"retired {', '.join(old)}" if old else ""
     record("active")
 
@@ -193,27 +226,28 @@ def deploy(c, version=None, dry_run=False):
     reporter = Reporter(deployment.name, dry_run=dry_run)
 
     with session(c, deployment, reporter) as remote:
-        state = read_state(remote, reporter, layout, list(refs.values()))
         if dry_run:
+            state = read_state(remote, reporter, layout, list(refs.values()))
             _show_dry_run(remote, reporter, deployment, layout, state, files, refs, local_ids)
             print(reporter.summary())
             return
-        with deploy_lock(remote, layout, f"deploy {version}"):
-            audit(remote, layout, "deploy started", release=release_id, version=version)
-            remove_leftovers(remote, reporter, layout, state)
-            image_ids = _ship(remote, reporter, refs, local_ids, state) if shipping else _pull(remote, reporter, deployment, refs)
+        with deploy_lock(remote, layout, f"deploy {version}") as run:
+            audit(run, layout, "deploy started", release=release_id, version=version)
+            state = recover(run, reporter, layout, list(refs.values()))
+            remove_leftovers(run, reporter, layout, state)
+            image_ids = _ship(run, reporter, refs, local_ids, state) if shipping else _pull(run, reporter, deployment, refs)
             images = {name: {"ref": ref, "id": image_ids[ref]} for name, ref in refs.items()}
             release_json = commands.release_record(release_id, version, images, commit, deployer(), started, "pending")
             tar = commands.release_tarball(files, {"release.json": release_json})
             nginx_conf = next(f.content for f in files if f.path == "nginx.conf")
-            activate(remote, reporter, deployment, state, release_id, version, images, started, commit, tar, nginx_conf)
-            audit(remote, layout, "deploy succeeded", release=release_id, version=version)
-            _prune(remote, reporter, deployment, layout, release_id)
+            activate(run, reporter, deployment, state, release_id, version, images, started, commit, tar, nginx_conf)
+            audit(run, layout, "deploy succeeded", release=release_id, version=version)
+            _prune(run, reporter, deployment, layout, release_id)
     print(reporter.summary())
     print(f"[{deployment.name}] {release_id} ({version}) is live")
 
 
-def _ship(remote: Remote, reporter: Reporter, refs: dict[str, str], local_ids: dict[str, str],
+def _ship(run: LockedRun, reporter: Reporter, refs: dict[str, str], local_ids: dict[str, str],
           state: commands.ServerState) -> dict[str, str]:
     """docker save | docker load over SSH, in one stream, for the images the server lacks."""
     wanted = [ref for ref in dict.fromkeys(refs.values()) if state.image_ids.get(ref) != local_ids[ref]]
@@ -221,7 +255,7 @@ def _ship(remote: Remote, reporter: Reporter, refs: dict[str, str], local_ids: d
         if wanted:
             save = subprocess.Popen(["docker", "save", *wanted], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             try:
-                remote.run("docker load -q", stdin=save.stdout)
+                run("docker load -q", stdin=save.stdout)
             finally:
                 save.stdout.close()
                 if save.wait() != 0:
@@ -230,25 +264,25 @@ def _ship(remote: Remote, reporter: Reporter, refs: dict[str, str], local_ids: d
     return local_ids
 
 
-def _pull(remote: Remote, reporter: Reporter, deployment: Deployment, refs: dict[str, str]) -> dict[str, str]:
+def _pull(run: LockedRun, reporter: Reporter, deployment: Deployment, refs: dict[str, str]) -> dict[str, str]:
     images = deployment.inventory.images
     with reporter.step(f"pull images from {images.registry}") as step:
         if images.username and images.password_secret:
-            remote.run(f"docker login --username {images.username} --password-stdin {images.registry} >/dev/null",
+            run(f"docker login --username {images.username} --password-stdin {images.registry} >/dev/null",
                        stdin=deployment.secret(images.password_secret))
         ids = {}
         for ref in dict.fromkeys(refs.values()):
-            ids[ref] = remote.run(f"docker pull -q {ref} >/dev/null && docker image inspect -f '{{{{.Id}}}}' {ref}").stdout.strip()
+            ids[ref] = run(f"docker pull -q {ref} >/dev/null && docker image inspect -f '{{{{.Id}}}}' {ref}").stdout.strip()
         step.changed = True
     return ids
 
 
-def _prune(remote: Remote, reporter: Reporter, deployment: Deployment, layout: commands.Layout, serving: str) -> None:
-    state = commands.parse_state(remote.run(commands.state_script(layout, [])).stdout, layout)
+def _prune(run: LockedRun, reporter: Reporter, deployment: Deployment, layout: commands.Layout, serving: str) -> None:
+    state = commands.parse_state(run(commands.state_script(layout, [])).stdout, layout)
     remove = commands.releases_to_prune(state, deployment.inventory.app.keep_releases, {serving})
     with reporter.step(f"keep the last {deployment.inventory.app.keep_releases} releases") as step:
         if remove:
-            remote.run(commands.prune_script(layout, remove, commands.unused_images(state, remove)))
+            run(commands.prune_script(layout, remove, commands.unused_images(state, remove)))
             step.changed, step.detail = True, f"pruned {', '.join(remove)}"
 
 
@@ -275,8 +309,8 @@ def rollback(c, to=None):
     inventory = deployment.inventory
     layout = commands.layout_of(inventory)
     reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter) as remote:
-        state = read_state(remote, reporter, layout, [])
+    with session(c, deployment, reporter) as remote, deploy_lock(remote, layout, f"rollback {to or ''}".strip()) as run:
+        state = recover(run, reporter, layout, [])
         target = to or commands.previous_healthy(state, state.serving or "99999999-999999")
         if not target or target not in state.releases:
             known = ", ".join(sorted(state.releases)) or "none"
@@ -284,16 +318,15 @@ def rollback(c, to=None):
         if target == state.serving:
             raise SlipwayError(f"{deployment.name}: {target} is already serving")
         record = state.releases[target]
-        with deploy_lock(remote, layout, f"rollback to {target}"):
-            audit(remote, layout, "rollback started", release=target, version=record["version"], serving=state.serving)
-            remove_leftovers(remote, reporter, layout, state)
-            with reporter.step(f"images of {target} on the server (no pull, no build)") as step:
-                remote.run(commands.tag_images_script(record["images"]))
-            nginx_conf = remote.run(f"cat {layout.release_dir(target)}/nginx.conf").stdout
-            started = datetime.fromisoformat(record["time"])
-            activate(remote, reporter, deployment, state, target, record["version"], record["images"], started,
-                     record.get("commit", "unknown"), None, nginx_conf)
-            audit(remote, layout, "rolled back", release=target, version=record["version"], previous=state.serving)
+        audit(run, layout, "rollback started", release=target, version=record["version"], serving=state.serving)
+        remove_leftovers(run, reporter, layout, state)
+        with reporter.step(f"images of {target} on the server (no pull, no build)"):
+            run(commands.tag_images_script(record["images"]))
+        nginx_conf = run(f"cat {layout.release_dir(target)}/nginx.conf").stdout
+        started = datetime.fromisoformat(record["time"])
+        activate(run, reporter, deployment, state, target, record["version"], record["images"], started,
+                 record.get("commit", "unknown"), None, nginx_conf)
+        audit(run, layout, "rolled back", release=target, version=record["version"], previous=state.serving)
     print(reporter.summary())
     print(f"[{deployment.name}] rolled back to {target} ({record['version']})")
 

@@ -36,7 +36,7 @@ def release(c, force=False):
         if not force:
             raise SlipwayError(f"{deployment.name}: the lock belongs to a running command; pass --force to stop it and take the lock away")
         remote.run(commands.force_unlock_script(layout, int(record.get("pid", 0))))
-        audit(remote, layout, "lock forced", holder=record.get("holder", {}))
+        audit(remote.run, layout, "lock forced", holder=record.get("holder", {}))
     print("lock released (forced)")
 
 

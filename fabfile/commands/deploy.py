@@ -79,6 +79,10 @@ class Layout:
         return f"{self.state_dir}/lock.json"
 
     @property
+    def steps_lock(self) -> str:
+        return f"{self.state_dir}/steps.lock"
+
+    @property
     def network(self) -> str:
         return f"{self.app}_app"
 
@@ -500,23 +504,55 @@ def parse_file_dump(output: str) -> dict[str, str]:
 
 # --- the deploy lock ------------------------------------------------------------------
 
-def lock_script(layout: Layout, holder: dict) -> str:
+def lock_script(layout: Layout, holder: dict, wait_for_detached_seconds: int = 90) -> str:
     """Hold the deploy lock for as long as this command's stdin stays open.
 
     flock is atomic and dies with its holder: when slipway exits, is stopped
-    with Ctrl-C or loses its SSH connection, stdin closes and the lock goes.
-    The lock file records the holder and the pid that `lock.release --force` stops.
+    with Ctrl-C or loses its SSH connection, stdin closes. The holder then
+    marks itself detached and waits for the run's steps still in flight (each
+    holds steps.lock shared, see `in_run`) before it lets go, so a step that
+    outlives its SSH session never overlaps the next run. A new run waits for
+    a detached holder instead of being refused.
     """
     q = shlex.quote
     info = q(json.dumps(holder, sort_keys=True))
+    lock_info = q(layout.lock_info)
     return "\n".join([
         f"mkdir -p {q(layout.state_dir)}",
         f"exec 9>>{q(layout.lock_file)}",
-        f"if ! flock -n 9; then cat {q(layout.lock_info)} 2>/dev/null || echo '{{}}'; exit {LOCK_BUSY_EXIT}; fi",
-        f"printf '{{\"pid\": %s, \"holder\": %s}}\\n' \"$$\" {info} > {q(layout.lock_info)}",
+        "if ! flock -n 9; then",
+        f"  if grep -q '\"detached\": true' {lock_info} 2>/dev/null && flock -w {wait_for_detached_seconds} 9; then :; else",
+        f"    cat {lock_info} 2>/dev/null || echo '{{}}'; exit {LOCK_BUSY_EXIT}",
+        "  fi",
+        "fi",
+        f"printf '{{\"pid\": %s, \"holder\": %s}}\\n' \"$$\" {info} > {lock_info}",
         "echo LOCKED",
         "cat >/dev/null 9>&-",
-        f"rm -f {q(layout.lock_info)}",
+        f"printf '{{\"pid\": %s, \"holder\": %s, \"detached\": true}}\\n' \"$$\" {info} > {lock_info}",
+        f"flock -x {q(layout.steps_lock)} true",
+        f"rm -f {lock_info}",
+    ])
+
+
+def in_run(layout: Layout, script: str) -> str:
+    """SCRIPT as a step of the locked run: it holds steps.lock shared while it runs (see lock_script)."""
+    return f"flock -s {shlex.quote(layout.steps_lock)} sh -c {shlex.quote(script)}"
+
+
+def recover_script(layout: Layout) -> str:
+    """Finish what an interrupted run left half-done: a config kept as `.previous` means the
+    switch never completed, so the previous config (whose containers still run) goes back."""
+    q = shlex.quote
+    conf, previous = q(layout.live_nginx_conf), q(layout.live_nginx_conf + ".previous")
+    nginx = q(layout.nginx_container)
+    return "\n".join([
+        f"if [ -e {previous} ]; then",
+        f"  mv -f {previous} {conf}",
+        f"  if [ \"$(docker inspect -f '{{{{.State.Running}}}}' {nginx} 2>/dev/null)\" = true ]; then",
+        f"    docker exec {nginx} nginx -t -q && docker exec {nginx} nginx -s reload 2>/dev/null",
+        "  fi",
+        "  echo 'restored the nginx config an interrupted switch left behind'",
+        "fi",
     ])
 
 

@@ -63,8 +63,13 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a client that hung up (a health probe timing out) is not worth a traceback
+
+
 def main():
-    server = ThreadingHTTPServer(("0.0.0.0", 8000), Handler)
+    server = Server(("0.0.0.0", 8000), Handler)
     server.daemon_threads = False
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     server.serve_forever()
