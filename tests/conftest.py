@@ -13,6 +13,11 @@ LAB_TESTS = Path(__file__).parent / "lab"
 LAB_STAGES = ["test_target.py", "test_provision.py", "test_deploy.py"]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--lab-reuse", action="store_true",
+                     help="reuse the running lab target instead of a fresh one (quicker reruns while developing)")
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if LAB_TESTS in Path(item.fspath).parents:

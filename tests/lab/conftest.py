@@ -28,9 +28,9 @@ def ctx():
 
 
 @pytest.fixture(scope="session")
-def lab_target(ctx):
+def lab_target(ctx, request):
     """A target made from nothing for this session: provision is always tested from a fresh host."""
-    return lab.ensure_target(ctx, fresh=True)
+    return lab.ensure_target(ctx, fresh=not request.config.getoption("--lab-reuse"))
 
 
 @pytest.fixture(scope="session")
@@ -102,3 +102,11 @@ def variant(tmp_path, lab_target):
         return lambda *args: run_cli("fab", "-H", "lab", *args, env_extra={"FABRIC_SLIPWAY_INVENTORY_DIR": str(folder)})
 
     return make
+
+
+@pytest.fixture(scope="session")
+def provisioned(lab_target):
+    """The target provisioned (a no-op re-run when test_provision.py already did it)."""
+    result = run_cli("fab", "-H", "lab", "provision")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return lab_target

@@ -1,0 +1,175 @@
+"""Deploy, rollback, lock and audit on the provisioned lab target, under load.
+
+These run after test_provision.py on the same target (see tests/conftest.py),
+in file order: each starts from the release the one before it left serving.
+"""
+
+import http.client
+import json
+import re
+import subprocess
+import time
+
+import pytest
+from load import LoadLoop
+
+
+def get(port, path):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", path)
+    response = connection.getresponse()
+    return response.status, response.read().decode(), dict(response.getheaders())
+
+
+def post(port, path, payload):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("POST", path, body=json.dumps(payload), headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    return response.status, json.loads(response.read())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def port(provisioned):
+    return provisioned["http_port"]
+
+
+@pytest.fixture
+def deploy(cli):
+    return lambda *args: cli("fab", "-H", "lab", "deploy", *args)
+
+
+def serving_version(port):
+    return json.loads(get(port, "/version")[1])["version"]
+
+
+def release_record(as_deploy, release_id):
+    return json.loads(as_deploy.run(f"cat /srv/demo/releases/{release_id}/release.json").stdout)
+
+
+def live_release(as_deploy):
+    return as_deploy.run("sed -n 's/^# slipway release: //p' /srv/demo/shared/nginx/app.conf").stdout.strip()
+
+
+def report(capsys, text):
+    with capsys.disabled():
+        print(f"\n    {text}")
+
+
+def test_first_deploy_serves_v1_through_nginx_and_stores_data(deploy, port, as_deploy, lab_deployment):
+    result = deploy()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"\(v1\) is live", result.stdout)
+    secret = lab_deployment.secret("DATABASE_PASSWORD")
+    assert secret not in result.stdout + result.stderr
+
+    status, body, headers = get(port, "/version")
+    assert (status, json.loads(body)) == (200, {"version": "v1"})
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "DENY"
+    assert post(port, "/items", {"name": "written-through-nginx"})[0] == 201
+    rows = as_deploy.run("docker exec demo-db-1 psql -U demo -d demo -tAc 'SELECT name, version FROM items'").stdout
+    assert "written-through-nginx|v1" in rows.splitlines()
+
+    release = live_release(as_deploy)
+    assert as_deploy.run(f"readlink /srv/demo/current").stdout.strip() == f"releases/{release}"
+    assert as_deploy.run(f"stat -c '%a %U' /srv/demo/releases/{release}/env/api.env").stdout.strip() == "600 deploy"
+    record = release_record(as_deploy, release)
+    assert record["outcome"] == "active" and record["version"] == "v1"
+    assert record["images"]["api"]["id"].startswith("sha256:")
+    published = as_deploy.run("docker ps --format '{{.Names}} {{.Ports}}'").stdout.splitlines()
+    assert [line.split()[0] for line in published if "->" in line] == ["demo-nginx-1"]
+
+
+def test_v2_under_load_fails_no_request_while_plain_compose_recreate_does(deploy, port, as_deploy, capsys):
+    with LoadLoop(port) as slipway_load:
+        result = deploy("--version", "v2")
+        time.sleep(1)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert serving_version(port) == "v2"
+
+    release = live_release(as_deploy)
+    with LoadLoop(port) as compose_load:
+        as_deploy.run(f"cd /srv/demo/releases/{release} && docker compose -p demo-{release} -f compose.yaml "
+                      "up -d --force-recreate --no-deps api")
+        time.sleep(2)
+    # Recreated containers may get new addresses; nginx resolves names when it loads its config.
+    as_deploy.run("docker exec demo-nginx-1 nginx -s reload")
+    report(capsys, f"slipway deploy v1 -> v2: {slipway_load.failed} failed of {slipway_load.total} requests; "
+                   f"plain `docker compose up -d --force-recreate`: {compose_load.failed} failed of {compose_load.total}")
+    assert slipway_load.failed == 0, slipway_load.failures
+    assert slipway_load.total > 200
+    assert compose_load.failed > 0
+
+
+def test_broken_release_never_gets_traffic(deploy, port, as_deploy, cli):
+    with LoadLoop(port) as load:
+        result = deploy("--version", "broken")
+    assert result.returncode == 1
+    assert load.failed == 0, load.failures
+    assert set(load.bodies) == {'{"version": "v2"}'}
+    assert "never became healthy, so it got no traffic" in result.stderr
+    assert "last health checks" in result.stderr and "503" in result.stderr
+    assert "Traceback (most recent call last)" not in result.stderr.split("last log lines")[0]
+    assert serving_version(port) == "v2"
+    assert as_deploy.run("docker ps -q --filter label=slipway.release --filter ancestor=slipway-demo/api:broken").stdout == ""
+
+    listing = cli("fab", "-H", "lab", "releases").stdout
+    assert re.search(r"^  \S+ +broken .* failed$", listing, re.M)
+    assert re.search(r"^\* \S+ +v2 .* active$", listing, re.M)
+    events = [json.loads(line) for line in as_deploy.run("cat /srv/demo/.slipway/audit.log").stdout.splitlines()]
+    assert events[-1]["event"] == "deploy failed" and events[-1]["version"] == "broken"
+
+
+def test_rollback_returns_to_v1_without_pulling_or_building(cli, port, as_deploy, capsys):
+    images_before = as_deploy.run("docker images -q --no-trunc | sort").stdout
+    with LoadLoop(port) as load:
+        started = time.monotonic()
+        result = cli("fab", "-H", "lab", "rollback")
+        took = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert load.failed == 0, load.failures
+    assert serving_version(port) == "v1"
+    assert "ship images" not in result.stdout and "pull images" not in result.stdout
+    assert as_deploy.run("docker images -q --no-trunc | sort").stdout == images_before
+    v1 = release_record(as_deploy, live_release(as_deploy))
+    running = as_deploy.run("docker ps --filter label=slipway.service=api --format '{{.Image}}' | sort -u").stdout.split()
+    assert running == [v1["images"]["api"]["ref"]]
+    assert as_deploy.run(f"docker image inspect -f '{{{{.Id}}}}' {running[0]}").stdout.strip() == v1["images"]["api"]["id"]
+    report(capsys, f"rollback to v1 took {took:.1f}s with {load.total} requests, {load.failed} failed")
+
+
+def test_two_deploys_at_once_exactly_one_runs(cli, port):
+    argv = [str(cli.__globals__["BIN"] / "fab"), "-H", "lab", "deploy", "--version", "v2"]
+    first = subprocess.Popen(argv, cwd=cli.__globals__["PROJECT"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = subprocess.Popen(argv, cwd=cli.__globals__["PROJECT"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outcomes = [(process.wait(timeout=300), *process.communicate()) for process in (first, second)]
+    assert sorted(code for code, _, _ in outcomes) == [0, 1]
+    refused = next(stderr for code, _, stderr in outcomes if code == 1)
+    assert re.search(r"deploy lock is held by \S+@\S+ running `deploy v2` since \S+ \(pid \d+\)", refused)
+    assert serving_version(port) == "v2"
+
+
+@pytest.mark.parametrize("kill_after", ["ship images", "start api", "switch nginx"])
+def test_lost_connection_mid_deploy_keeps_the_site_up_and_the_next_deploy_works(kill_after, cli, port, as_deploy):
+    version = "v1" if serving_version(port) == "v2" else "v2"
+    argv = [str(cli.__globals__["BIN"] / "fab"), "-H", "lab", "deploy", "--version", version]
+    with LoadLoop(port) as load:
+        interrupted = subprocess.Popen(argv, cwd=cli.__globals__["PROJECT"], stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True)
+        seen = []
+        for line in interrupted.stdout:
+            seen.append(line)
+            if kill_after in line:
+                interrupted.kill()  # the SSH connection dies with the process
+                break
+        interrupted.wait(timeout=60)
+        assert any(kill_after in line for line in seen), "".join(seen)
+        time.sleep(1)
+        assert get(port, "/version")[0] == 200
+        result = cli("fab", "-H", "lab", "deploy", "--version", version)
+        time.sleep(1)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert load.failed == 0, load.failures
+    assert serving_version(port) == version
+    projects = as_deploy.run("docker ps -a --filter label=slipway.app=demo --format "
+                             "'{{.Label \"com.docker.compose.project\"}}' | sort -u").stdout.split()
+    assert projects == [f"demo-{live_release(as_deploy)}"]
