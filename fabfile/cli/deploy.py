@@ -228,7 +228,9 @@ def deploy(c, version=None, dry_run=False):
     with session(c, deployment, reporter) as remote:
         if dry_run:
             state = read_state(remote, reporter, layout, list(refs.values()))
-            _show_dry_run(remote, reporter, deployment, layout, state, files, refs, local_ids)
+            # Rendered under the serving release's id, the diff shows what really changes.
+            compared = commands.release_files(deployment, project_dir(c), state.serving, version) if state.serving else files
+            _show_dry_run(remote, reporter, deployment, layout, state, compared, refs, local_ids)
             print(reporter.summary())
             return
         with deploy_lock(remote, layout, f"deploy {version}") as run:

@@ -79,6 +79,17 @@ def test_first_deploy_serves_v1_through_nginx_and_stores_data(deploy, port, as_d
     assert [line.split()[0] for line in published if "->" in line] == ["demo-nginx-1"]
 
 
+def test_dry_run_shows_the_change_with_secrets_masked_and_changes_nothing(deploy, as_deploy, lab_deployment):
+    releases_before = as_deploy.run("ls /srv/demo/releases").stdout
+    result = deploy("--version", "v2", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "-    image: slipway-demo/api:v1\n    +    image: slipway-demo/api:v2" in result.stdout
+    assert "images to ship" in result.stdout and "slipway-demo/api:v2" in result.stdout
+    assert lab_deployment.secret("DATABASE_PASSWORD") not in result.stdout + result.stderr
+    assert re.search(r"\d+ ok, \d+ would change, 0 failed", result.stdout)
+    assert as_deploy.run("ls /srv/demo/releases").stdout == releases_before
+
+
 def test_v2_under_load_fails_no_request_while_plain_compose_recreate_does(deploy, port, as_deploy, capsys):
     with LoadLoop(port) as slipway_load:
         result = deploy("--version", "v2")
