@@ -7,6 +7,7 @@ in file order: each starts from the release the one before it left serving.
 import http.client
 import json
 import re
+import shlex
 import subprocess
 import time
 
@@ -157,6 +158,30 @@ def test_two_deploys_at_once_exactly_one_runs(cli, port):
     refused = next(stderr for code, _, stderr in outcomes if code == 1)
     assert re.search(r"deploy lock is held by \S+@\S+ running `deploy v2` since \S+ \(pid \d+\)", refused)
     assert serving_version(port) == "v2"
+
+
+def test_stale_lock_is_shown_refused_and_released_only_with_force(cli, as_deploy, port):
+    from fabfile.commands.deploy import Layout, lock_script
+    hung = lock_script(Layout("demo", "/srv/demo"), {"by": "ghost@elsewhere", "command": "deploy v9", "since": "earlier"})
+    # A holder that never lets go, as a hung slipway would.
+    as_deploy.run(f"setsid sh -c {shlex.quote(f'sleep 3600 | sh -c {shlex.quote(hung)}')} >/dev/null 2>&1 < /dev/null &")
+    time.sleep(1)
+
+    status = cli("fab", "-H", "lab", "lock.status")
+    assert re.search(r"^locked by ghost@elsewhere running `deploy v9` since earlier \(pid \d+\)$", status.stdout, re.M)
+    refused = cli("fab", "-H", "lab", "deploy", "--version", "v2")
+    assert refused.returncode == 1 and "deploy lock is held by ghost@elsewhere" in refused.stderr
+    gentle = cli("fab", "-H", "lab", "lock.release")
+    assert gentle.returncode == 1 and "pass --force" in gentle.stderr
+    assert "locked by ghost@elsewhere" in gentle.stdout
+
+    forced = cli("fab", "-H", "lab", "lock.release", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "locked by ghost@elsewhere" in forced.stdout and "lock released (forced)" in forced.stdout
+    assert cli("fab", "-H", "lab", "lock.status").stdout.strip().endswith("unlocked")
+    last = json.loads(as_deploy.run("tail -n 1 /srv/demo/.slipway/audit.log").stdout)
+    assert last["event"] == "lock forced" and last["holder"]["by"] == "ghost@elsewhere"
+    as_deploy.run("pkill -f '^sleep 3600$' || true")
 
 
 @pytest.mark.parametrize("kill_after", ["ship images", "start api", "switch nginx"])
