@@ -23,6 +23,8 @@ class Remote:
     def __init__(self, conn: Connection, label: str):
         self.conn = conn
         self.label = label
+        # Commands sent over this connection: each costs one network round trip at least.
+        self.round_trips = 0
 
     @property
     def user(self) -> str:
@@ -35,6 +37,7 @@ class Remote:
         SHOWN is what a failure reports as the command, when COMMAND wraps it.
         """
         line = command if not root or self.user == "root" else f"sudo -n sh -c {shlex.quote(command)}"
+        self.round_trips += 1
         if stdin is None:
             result = self.conn.run(line, hide=True, warn=True, in_stream=False)
         else:
@@ -45,6 +48,10 @@ class Remote:
 
     def open_channel(self, line: str):
         """Start LINE on its own SSH channel and hand the channel back (for commands held open)."""
+        self.round_trips += 1
+        return self._exec(line)
+
+    def _exec(self, line: str):
         self.conn.open()
         channel = self.conn.client.get_transport().open_session()
         channel.exec_command(line)
@@ -56,7 +63,7 @@ class Remote:
         Invoke's stdin pump polls and costs more than half a second a call;
         file contents and image streams go this way, never on a command line.
         """
-        channel = self.open_channel(line)
+        channel = self._exec(line)
         try:
             if isinstance(stdin, str):
                 channel.sendall(stdin.encode())

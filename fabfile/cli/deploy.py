@@ -245,7 +245,7 @@ def deploy(c, version=None, dry_run=False):
             activate(run, reporter, deployment, state, release_id, version, images, started, commit, tar, nginx_conf)
             audit(run, layout, "deploy succeeded", release=release_id, version=version)
             _prune(run, reporter, deployment, layout, release_id)
-    print(reporter.summary())
+    print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")
     print(f"[{deployment.name}] {release_id} ({version}) is live")
 
 
@@ -329,7 +329,7 @@ def rollback(c, to=None):
         activate(run, reporter, deployment, state, target, record["version"], record["images"], started,
                  record.get("commit", "unknown"), None, nginx_conf)
         audit(run, layout, "rolled back", release=target, version=record["version"], previous=state.serving)
-    print(reporter.summary())
+    print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")
     print(f"[{deployment.name}] rolled back to {target} ({record['version']})")
 
 
