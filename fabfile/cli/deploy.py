@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import re
 import socket
 import subprocess
+import tarfile
+import tempfile
+import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Iterator
 
 from ..commands import deploy as commands
@@ -251,19 +256,44 @@ def deploy(c, version=None, dry_run=False):
 
 def _ship(run: LockedRun, reporter: Reporter, refs: dict[str, str], local_ids: dict[str, str],
           state: commands.ServerState) -> dict[str, str]:
-    """docker save | docker load over SSH, in one stream, for the images the server lacks."""
+    """docker save | docker load over SSH for the images the server lacks, leaving out layers it has."""
     wanted = [ref for ref in dict.fromkeys(refs.values()) if state.image_ids.get(ref) != local_ids[ref]]
     with reporter.step(f"ship images ({len(wanted)} of {len(set(refs.values()))} missing)") as step:
         if wanted:
-            save = subprocess.Popen(["docker", "save", *wanted], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            try:
-                run("docker load -q", stdin=save.stdout)
-            finally:
-                save.stdout.close()
-                if save.wait() != 0:
-                    raise SlipwayError(f"docker save {' '.join(wanted)} failed: {save.stderr.read().decode().strip()}")
-            step.changed, step.detail = True, ", ".join(wanted)
+            sent, total = _stream_images(run, wanted, state.layer_chains)
+            step.changed = True
+            step.detail = f"{', '.join(wanted)}: sent {sent / 1e6:.1f} MB of {total / 1e6:.1f} MB (layers the server has stay here)"
     return local_ids
+
+
+def _stream_images(run: LockedRun, refs: list[str], chains: set[tuple[str, ...]]) -> tuple[int, int]:
+    with tempfile.TemporaryDirectory(prefix="slipway-ship-") as workdir:
+        archive_path = Path(workdir) / "images.tar"
+        saved = subprocess.run(["docker", "save", "-o", str(archive_path), *refs], capture_output=True, text=True)
+        if saved.returncode != 0:
+            raise SlipwayError(f"docker save {' '.join(refs)} failed: {saved.stderr.strip()}")
+        with tarfile.open(archive_path) as archive:
+            manifest = json.load(archive.extractfile("manifest.json"))
+            diff_ids = {image["Config"]: json.load(archive.extractfile(image["Config"]))["rootfs"]["diff_ids"]
+                        for image in manifest}
+            left_out = commands.layers_to_leave_out(manifest, diff_ids, chains)
+            members = [member for member in archive.getmembers() if member.name not in left_out]
+            read_end, write_end = os.pipe()
+            writer = threading.Thread(target=_write_archive, args=(archive, members, write_end), daemon=True)
+            writer.start()
+            with os.fdopen(read_end, "rb") as stream:
+                run("docker load -q", stdin=stream)
+            writer.join()
+        return sum(m.size for m in members), archive_path.stat().st_size
+
+
+def _write_archive(archive: tarfile.TarFile, members: list[tarfile.TarInfo], descriptor: int) -> None:
+    try:
+        with os.fdopen(descriptor, "wb") as pipe, tarfile.open(fileobj=pipe, mode="w|") as out:
+            for member in members:
+                out.addfile(member, archive.extractfile(member) if member.isfile() else None)
+    except BrokenPipeError:
+        pass  # docker load stopped reading: its own error is what gets reported
 
 
 def _pull(run: LockedRun, reporter: Reporter, deployment: Deployment, refs: dict[str, str]) -> dict[str, str]:

@@ -239,6 +239,8 @@ class ServerState:
     image_ids: dict[str, str] = field(default_factory=dict)
     projects: dict[str, list[str]] = field(default_factory=dict)
     nginx_running: bool = False
+    # Every prefix of every image's layer list on the server: a layer whose chain is here need not be shipped.
+    layer_chains: set[tuple[str, ...]] = field(default_factory=set)
 
 
 def state_script(layout: Layout, refs: list[str]) -> str:
@@ -252,6 +254,7 @@ def state_script(layout: Layout, refs: list[str]) -> str:
         f"echo '{MARK} projects'; docker ps -a --filter label=slipway.app={q(layout.app)} "
         "--format '{{.Label \"com.docker.compose.project\"}} {{.Names}}'",
         f"echo '{MARK} nginx'; docker inspect -f '{{{{.State.Running}}}}' {q(layout.nginx_container)} 2>/dev/null || echo false",
+        f"echo '{MARK} layers'; docker image ls -q | sort -u | xargs -r docker image inspect -f '{{{{json .RootFS.Layers}}}}'",
     ])
 
 
@@ -286,7 +289,24 @@ def parse_state(output: str, layout: Layout) -> ServerState:
                 state.projects.setdefault(project[len(prefix):], []).append(container)
         elif section == "nginx":
             state.nginx_running = line == "true"
+        elif section == "layers":
+            layers = json.loads(line)
+            state.layer_chains.update(tuple(layers[:depth]) for depth in range(1, len(layers) + 1))
     return state
+
+
+def layers_to_leave_out(manifest: list[dict], diff_ids: dict[str, list[str]], chains: set[tuple[str, ...]]) -> set[str]:
+    """Layer files of a `docker save` archive the server already has (same layer chain).
+
+    docker load looks a layer up by its chain before it reads the file, so
+    those files can stay behind: only new layers cross the network.
+    """
+    present, needed = set(), set()
+    for image in manifest:
+        ids = diff_ids[image["Config"]]
+        for depth, path in enumerate(image["Layers"], start=1):
+            (present if tuple(ids[:depth]) in chains else needed).add(path)
+    return present - needed
 
 
 def previous_healthy(state: ServerState, before: str) -> str | None:

@@ -212,3 +212,16 @@ def test_releases_listing_marks_the_serving_one():
     })
     lines = deploy.format_releases(state).splitlines()
     assert lines[1].startswith("* r2") and lines[2].startswith("  r1")
+
+
+def test_only_layers_the_server_lacks_are_shipped():
+    manifest = [
+        {"Config": "v2.json", "Layers": ["base/layer.tar", "deps/layer.tar", "app-v2/layer.tar"]},
+        {"Config": "pg.json", "Layers": ["base/layer.tar", "postgres/layer.tar"]},
+    ]
+    diff_ids = {"v2.json": ["sha256:base", "sha256:deps", "sha256:app2"], "pg.json": ["sha256:base", "sha256:pg"]}
+    # The server runs v1: same base and deps, another app layer; no postgres yet.
+    chains = deploy.parse_state('@@slipway@@ layers\n["sha256:base", "sha256:deps", "sha256:app1"]\n', LAYOUT).layer_chains
+    assert deploy.layers_to_leave_out(manifest, diff_ids, chains) == {"base/layer.tar", "deps/layer.tar"}
+    # A layer identical in content but on another chain is not the same layer to docker.
+    assert deploy.layers_to_leave_out([{"Config": "x", "Layers": ["deps/layer.tar"]}], {"x": ["sha256:deps"]}, chains) == set()
