@@ -11,6 +11,7 @@ import getpass
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import tarfile
@@ -297,16 +298,24 @@ def _write_archive(archive: tarfile.TarFile, members: list[tarfile.TarInfo], des
 
 
 def _pull(run: LockedRun, reporter: Reporter, deployment: Deployment, refs: dict[str, str]) -> dict[str, str]:
+    """docker pull on the server; the login (password on stdin) is undone afterwards, leaving no credentials behind."""
     images = deployment.inventory.images
+    registry = shlex.quote(images.registry)
     with reporter.step(f"pull images from {images.registry}") as step:
-        if images.username and images.password_secret:
-            run(f"docker login --username {images.username} --password-stdin {images.registry} >/dev/null",
-                       stdin=deployment.secret(images.password_secret))
-        ids = {}
-        for ref in dict.fromkeys(refs.values()):
-            ids[ref] = run(f"docker pull -q {ref} >/dev/null && docker image inspect -f '{{{{.Id}}}}' {ref}").stdout.strip()
-        step.changed = True
-    return ids
+        login = images.username and images.password_secret
+        if login:
+            run(f"docker login --username {shlex.quote(images.username)} --password-stdin {registry} >/dev/null",
+                stdin=deployment.secret(images.password_secret))
+        try:
+            pulls = "\n".join(f"docker pull -q {shlex.quote(ref)} >/dev/null && echo {shlex.quote(ref)} "
+                              f"$(docker image inspect -f '{{{{.Id}}}}' {shlex.quote(ref)})"
+                              for ref in dict.fromkeys(refs.values()))
+            output = run("set -e\n" + pulls).stdout
+        finally:
+            if login:
+                run(f"docker logout {registry} >/dev/null", check=False)
+        step.changed, step.detail = True, ", ".join(dict.fromkeys(refs.values()))
+    return dict(line.rsplit(" ", 1) for line in output.splitlines() if line.strip())
 
 
 def _prune(run: LockedRun, reporter: Reporter, deployment: Deployment, layout: commands.Layout, serving: str) -> None:

@@ -92,13 +92,15 @@ def cli():
 def variant(tmp_path, lab_target):
     """Make a copy of the lab inventory, edited by a function, in its own folder; return `fab -H lab` for it."""
 
-    def make(edit):
+    def make(edit, extra_secrets=None):
         folder = tmp_path / "inventories"
         folder.mkdir(exist_ok=True)
         data = yaml.safe_load(Path(lab_target["inventory"]).read_text())
         edit(data)
         (folder / "lab.yaml").write_text(yaml.safe_dump(data))
         shutil.copy(Path(lab_target["inventory"]).with_suffix(".env"), folder / "lab.env")
+        with open(folder / "lab.env", "a") as secrets:
+            secrets.writelines(f"{key}={value}\n" for key, value in (extra_secrets or {}).items())
         return lambda *args: run_cli("fab", "-H", "lab", *args, env_extra={"FABRIC_SLIPWAY_INVENTORY_DIR": str(folder)})
 
     return make

@@ -209,3 +209,42 @@ def test_lost_connection_mid_deploy_keeps_the_site_up_and_the_next_deploy_works(
     projects = as_deploy.run("docker ps -a --filter label=slipway.app=demo --format "
                              "'{{.Label \"com.docker.compose.project\"}}' | sort -u").stdout.split()
     assert projects == [f"demo-{live_release(as_deploy)}"]
+
+
+REGISTRY = "127.0.0.1:5000"
+REGISTRY_PASSWORD = "lab-registry-password-7f3a"
+
+
+def test_images_pulled_from_a_private_registry_with_a_login_from_secrets(variant, as_deploy, port):
+    # A real registry (Debian's docker-registry, htpasswd auth) on the server, holding the images.
+    as_deploy.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-registry apache2-utils "
+                  ">/dev/null", root=True)
+    as_deploy.run("htpasswd -Bi -c /etc/docker/registry/htpasswd slipway 2>/dev/null && systemctl restart docker-registry",
+                  root=True, stdin=REGISTRY_PASSWORD + "\n")
+    refs = ["slipway-demo/api:v1", "slipway-demo/postgres:17", "slipway-demo/nginx:1"]
+    as_deploy.run(f"for i in 1 2 3 4 5; do curl -s -o /dev/null http://{REGISTRY}/v2/ && break; sleep 1; done; "
+                  f"docker login -u slipway --password-stdin {REGISTRY} >/dev/null", stdin=REGISTRY_PASSWORD)
+    for ref in refs:
+        as_deploy.run(f"docker tag {ref} {REGISTRY}/{ref} && docker push -q {REGISTRY}/{ref} >/dev/null && docker rmi {REGISTRY}/{ref} >/dev/null")
+    as_deploy.run(f"docker logout {REGISTRY} >/dev/null")
+
+    def from_registry(data):
+        data["images"] = {"source": "registry", "registry": REGISTRY, "username": "slipway", "password_secret": "REGISTRY_PASSWORD"}
+        for service in data["services"].values():
+            service["image"] = f"{REGISTRY}/{service['image']}"
+        data["database"]["image"] = f"{REGISTRY}/{data['database']['image']}"
+        data["nginx"]["image"] = f"{REGISTRY}/{data['nginx']['image']}"
+
+    fab = variant(from_registry, {"REGISTRY_PASSWORD": REGISTRY_PASSWORD})
+    with LoadLoop(port) as load:
+        result = fab("deploy", "--version", "v1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"pull images from 127\.0\.0\.1:5000 +changed", result.stdout)
+    assert "ship images" not in result.stdout
+    assert REGISTRY_PASSWORD not in result.stdout + result.stderr
+    assert load.failed == 0, load.failures
+    assert serving_version(port) == "v1"
+    running = as_deploy.run("docker ps --filter label=slipway.service=api --format '{{.Image}}' | sort -u").stdout.split()
+    assert running == [f"{REGISTRY}/slipway-demo/api:v1"]
+    # No credentials left behind on the server.
+    assert REGISTRY not in as_deploy.run("cat ~/.docker/config.json 2>/dev/null || true").stdout
