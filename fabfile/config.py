@@ -76,7 +76,8 @@ def matching(pattern: str, what: str) -> AfterValidator:
 NAME_RULE = r"[a-z][a-z0-9_-]{0,62}"
 Name = Annotated[str, matching(NAME_RULE, "a name of lowercase letters, digits, - and _, starting with a letter")]
 EnvKey = Annotated[str, matching(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable name (letters, digits, _)")]
-EnvValue = Annotated[str, BeforeValidator(_scalar_to_text)]
+EnvValue = Annotated[str, BeforeValidator(_scalar_to_text), matching(
+    r"[^'\n]*", "a value without single quotes or newlines (compose env files cannot carry them)")]
 Command = Annotated[list[str], BeforeValidator(_split_command)]
 ServerPath = Annotated[PurePosixPath, AfterValidator(_absolute_posix)]
 LocalFile = Annotated[Path, AfterValidator(_local_file)]
@@ -314,6 +315,8 @@ def missing_secrets(inventory: Inventory, secrets: dict[str, str] | None, invent
             problems.append(f"{key}: missing; expected a line {key}=... because {inventory_label} uses it at {key_path}")
         elif not secrets[key]:
             problems.append(f"{key}: found an empty value; expected a non-empty secret (used at {key_path})")
+        elif "'" in secrets[key] or "\n" in secrets[key]:
+            problems.append(f"{key}: expected a value without single quotes or newlines (compose env files cannot carry them)")
     return problems
 
 

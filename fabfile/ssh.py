@@ -11,7 +11,9 @@ import logging
 import os
 import socket
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import paramiko
 from fabric import Config, Connection
@@ -58,10 +60,9 @@ class _RefuseUnknownHost(paramiko.MissingHostKeyPolicy):
         )
 
 
-def connection(host: Host, label: str, trust_hint: str, user: str | None = None,
-               key_file: Path | None = None) -> Connection:
+def connection(host: Host, label: str, trust_hint: str, user: str | None = None) -> Connection:
     """An unopened Fabric connection that will only talk to the recorded host key."""
-    key = key_file or host.key_file
+    key = host.key_file
     connect_kwargs = {"allow_agent": key is None, "look_for_keys": key is None}
     if key is not None:
         connect_kwargs["key_filename"] = str(key)
@@ -102,8 +103,9 @@ def open_connection(conn: Connection, label: str, known_hosts: Path, trust_hint:
     return conn
 
 
-def scan_host_key(address: str, port: int) -> paramiko.PKey:
-    """The host key the server presents, read without logging in."""
+@contextmanager
+def _handshake(address: str, port: int) -> Iterator[paramiko.Transport]:
+    """An SSH transport past key exchange, not logged in: enough to read the host key and auth methods."""
     try:
         sock = socket.create_connection((address, port), timeout=CONNECT_TIMEOUT_SECONDS)
     except OSError as error:
@@ -111,19 +113,22 @@ def scan_host_key(address: str, port: int) -> paramiko.PKey:
     transport = paramiko.Transport(sock)
     try:
         transport.start_client(timeout=CONNECT_TIMEOUT_SECONDS)
-        return transport.get_remote_server_key()
+        yield transport
     except paramiko.SSHException as error:
         raise ConnectError(f"{known_hosts_name(address, port)} did not complete an SSH handshake: {error}") from None
     finally:
         transport.close()
 
 
+def scan_host_key(address: str, port: int) -> paramiko.PKey:
+    """The host key the server presents, read without logging in."""
+    with _handshake(address, port) as transport:
+        return transport.get_remote_server_key()
+
+
 def allowed_auth_methods(address: str, port: int, user: str, expected_key: paramiko.PKey | None = None) -> list[str]:
     """The login methods sshd offers USER (asked with the `none` method, as OpenSSH clients do)."""
-    sock = socket.create_connection((address, port), timeout=CONNECT_TIMEOUT_SECONDS)
-    transport = paramiko.Transport(sock)
-    try:
-        transport.start_client(timeout=CONNECT_TIMEOUT_SECONDS)
+    with _handshake(address, port) as transport:
         if expected_key is not None and transport.get_remote_server_key() != expected_key:
             raise HostKeyError(f"{known_hosts_name(address, port)} presented an unexpected host key")
         try:
@@ -131,8 +136,6 @@ def allowed_auth_methods(address: str, port: int, user: str, expected_key: param
         except paramiko.BadAuthenticationType as error:
             return list(error.allowed_types)
         return ["none"]
-    finally:
-        transport.close()
 
 
 def known_hosts_with(text: str, name: str, key: paramiko.PKey) -> str:

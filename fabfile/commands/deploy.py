@@ -137,13 +137,13 @@ class ReleaseFile:
     path: str  # relative to the release folder
     content: str
     mode: int = 0o644
-    secret_values: tuple[str, ...] = ()
 
 
-def env_value(key: str, value: str) -> str:
-    """A value for a compose env file: single-quoted, so `$` and `#` stay literal."""
-    if "'" in value or "\n" in value:
-        raise SlipwayError(f"{key}: a value with a single quote or a newline cannot go in a compose env file")
+def env_value(value: str) -> str:
+    """A value for a compose env file: single-quoted, so `$` and `#` stay literal.
+
+    The config model refuses values with a single quote or a newline.
+    """
     return f"'{value}'"
 
 
@@ -157,21 +157,20 @@ def release_files(deployment: Deployment, project_dir: Path, release_id: str, ve
         nginx=inventory.nginx, images=refs, docker=inventory.server.docker))]
     for name, service in inventory.services.items():
         variables = {**service.env, **{key: deployment.secret(key) for key in service.secrets}}
-        secrets = tuple(deployment.secret(key) for key in service.secrets)
-        files.append(_env_file(project_dir, common, name, variables, secrets))
+        files.append(_env_file(project_dir, common, name, variables))
     if inventory.database:
         database = inventory.database
         password = deployment.secret(database.password_secret)
         files.append(_env_file(project_dir, common, "db", {
-            "POSTGRES_USER": database.user, "POSTGRES_PASSWORD": password, "POSTGRES_DB": database.name}, (password,)))
+            "POSTGRES_USER": database.user, "POSTGRES_PASSWORD": password, "POSTGRES_DB": database.name}))
     files.append(ReleaseFile("nginx.conf", nginx_conf(inventory, project_dir, layout, release_id)))
     return files
 
 
-def _env_file(project_dir: Path, common: dict, service: str, variables: dict, secrets: tuple) -> ReleaseFile:
-    quoted = {key: env_value(key, value) for key, value in variables.items()}
+def _env_file(project_dir: Path, common: dict, service: str, variables: dict) -> ReleaseFile:
+    quoted = {key: env_value(value) for key, value in variables.items()}
     content = render(project_dir, "app/service.env.j2", **common, service=service, variables=quoted)
-    return ReleaseFile(f"env/{service}.env", content, 0o600, secrets)
+    return ReleaseFile(f"env/{service}.env", content, 0o600)
 
 
 def nginx_conf(inventory: Inventory, project_dir: Path, layout: Layout, release_id: str) -> str:

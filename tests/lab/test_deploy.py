@@ -71,7 +71,7 @@ def test_first_deploy_serves_v1_through_nginx_and_stores_data(deploy, port, as_d
     assert "written-through-nginx|v1" in rows.splitlines()
 
     release = live_release(as_deploy)
-    assert as_deploy.run(f"readlink /srv/demo/current").stdout.strip() == f"releases/{release}"
+    assert as_deploy.run("readlink /srv/demo/current").stdout.strip() == f"releases/{release}"
     assert as_deploy.run(f"stat -c '%a %U' /srv/demo/releases/{release}/env/api.env").stdout.strip() == "600 deploy"
     record = release_record(as_deploy, release)
     assert record["outcome"] == "active" and record["version"] == "v1"

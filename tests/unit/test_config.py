@@ -119,6 +119,9 @@ def test_shipped_example_inventory_and_secrets_are_valid(inventories):
      "inventories/prod.yaml: app.domains: found []; expected at least 1 item after validation, not 0"),
     (changed("services.api.env", {"PORT": [1, 2]}),
      "inventories/prod.yaml: services.api.env.PORT: found [1, 2]; expected a valid string"),
+    (changed("services.api.env", {"GREETING": "it's"}),
+     "inventories/prod.yaml: services.api.env.GREETING: found \"it's\"; expected a value without single quotes or "
+     "newlines (compose env files cannot carry them)"),
     (changed("host.key_file", "missing_key"),
      "inventories/prod.yaml: host.key_file: found 'missing_key'; expected an existing file (looked at {dir}/missing_key)"),
     (changed("database.password_secret", "bad-name"),
@@ -127,6 +130,28 @@ def test_shipped_example_inventory_and_secrets_are_valid(inventories):
 def test_each_malformed_inventory_gets_one_precise_line(inventories, data, expected):
     write(inventories, data)
     assert problems(inventories) == [expected.format(dir=inventories.resolve())]
+
+
+def test_two_services_behind_nginx_need_their_own_routes(inventories):
+    data = changed("services.admin", {"image": "shop/admin", "ports": [9000], "behind_nginx": True,
+                                      "healthcheck": {"path": "/health", "port": 9000}})
+    write(inventories, data)
+    assert problems(inventories) == [
+        "inventories/prod.yaml: expected each service behind nginx to have its own route; / is used twice"]
+
+
+def test_registry_source_needs_an_address(inventories):
+    write(inventories, changed("images", {"source": "registry"}))
+    assert problems(inventories) == [
+        "inventories/prod.yaml: images: expected registry (host[:port]) when source is registry"]
+
+
+def test_secret_that_cannot_go_in_an_env_file_is_named_not_shown(inventories):
+    write(inventories, secrets="DATABASE_PASSWORD=it's-secret\n")
+    found = problems(inventories)
+    assert found[0] == ("inventories/prod.env: DATABASE_PASSWORD: expected a value without single quotes or newlines "
+                        "(compose env files cannot carry them)")
+    assert not any("it's-secret" in line for line in found)
 
 
 def test_every_problem_is_reported_at_once(inventories):
