@@ -37,6 +37,9 @@ def operator_task(*args, **kwargs) -> Callable:
                 raise Exit(_error_text(error), code=1) from None
             except (paramiko.SSHException, socket.error, EOFError) as error:
                 raise Exit(f"error: {_label(c)}: SSH connection lost: {error or type(error).__name__}", code=1) from None
+            except KeyboardInterrupt:
+                raise Exit(f"error: {_label(c)}: interrupted (what was started on the server was undone or is "
+                           "finished by the next run)", code=130) from None
 
         return task(*args, **kwargs)(guarded)
 

@@ -8,6 +8,7 @@ import http.client
 import json
 import re
 import shlex
+import signal
 import subprocess
 import time
 
@@ -211,6 +212,29 @@ def test_lost_connection_mid_deploy_keeps_the_site_up_and_the_next_deploy_works(
     assert projects == [f"demo-{live_release(as_deploy)}"]
 
 
+def test_ctrl_c_mid_deploy_undoes_the_attempt_and_frees_the_lock(cli, port, as_deploy):
+    serving = live_release(as_deploy)
+    version = "v1" if serving_version(port) == "v2" else "v2"
+    argv = [str(cli.__globals__["BIN"] / "fab"), "-H", "lab", "deploy", "--version", version]
+    with LoadLoop(port) as load:
+        deploying = subprocess.Popen(argv, cwd=cli.__globals__["PROJECT"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        for line in deploying.stdout:
+            if "start api" in line:
+                deploying.send_signal(signal.SIGINT)
+                break
+        output = deploying.stdout.read()
+        assert deploying.wait(timeout=60) == 130
+    assert "interrupted" in output and "Traceback" not in output
+    assert load.failed == 0, load.failures
+    assert live_release(as_deploy) == serving
+    assert cli("fab", "-H", "lab", "lock.status").stdout.strip().endswith("unlocked")
+    projects = as_deploy.run("docker ps -a --filter label=slipway.app=demo --format "
+                             "'{{.Label \"com.docker.compose.project\"}}' | sort -u").stdout.split()
+    assert projects == [f"demo-{serving}"]
+    assert re.search(r"^  \S+ +" + version + r" .* failed$", cli("fab", "-H", "lab", "releases").stdout, re.M)
+
+
 REGISTRY = "127.0.0.1:5000"
 REGISTRY_PASSWORD = "lab-registry-password-7f3a"
 
@@ -248,3 +272,9 @@ def test_images_pulled_from_a_private_registry_with_a_login_from_secrets(variant
     assert running == [f"{REGISTRY}/slipway-demo/api:v1"]
     # No credentials left behind on the server.
     assert REGISTRY not in as_deploy.run("cat ~/.docker/config.json 2>/dev/null || true").stdout
+
+
+def test_only_the_last_releases_are_kept(as_deploy, lab_deployment):
+    kept = as_deploy.run("ls /srv/demo/releases").stdout.split()
+    assert len(kept) <= lab_deployment.inventory.app.keep_releases
+    assert live_release(as_deploy) in kept

@@ -17,4 +17,5 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   fi
   runuser -u postgres -- pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
 fi
-exec runuser -u postgres -- "$@" -D "$PGDATA" -c listen_addresses='*'
+# setpriv execs in place, so postgres itself is PID 1 and gets docker's stop signal.
+exec setpriv --reuid=postgres --regid=postgres --init-groups "$@" -D "$PGDATA" -c listen_addresses='*'
