@@ -21,7 +21,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..config import Deployment, Inventory
-from ..errors import SlipwayError
 from ..render import render
 
 MARK = "@@slipway@@"

@@ -14,7 +14,6 @@ import yaml
 
 from fabfile import config
 from fabfile.commands import deploy
-from fabfile.errors import SlipwayError
 
 PROJECT = Path(__file__).resolve().parents[2]
 SECRET = "s3cr3t-$HOME-#not-a-comment"
