@@ -12,7 +12,7 @@ from .cli import deploy, hostkeys, lab, lock, provision, runbook, verify
 ns = Collection(
     runbook.facts, hostkeys.trust, provision.provision, verify.verify,
     deploy.deploy, deploy.rollback, deploy.releases,
-    lab.namespace, Collection("lock", lock.status, lock.release),
+    lab.namespace, lock.namespace,
 )
 ns.configure({
     "slipway": {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from invoke import Collection
+
 from ..commands import deploy as commands
 from ..errors import SlipwayError
 from ..remote import Reporter
@@ -45,3 +47,6 @@ def _record(text: str) -> dict:
         return json.loads(text)
     except ValueError:
         return {}
+
+
+namespace = Collection("lock", status, release)
