@@ -117,6 +117,11 @@ def recover(run: LockedRun, reporter: Reporter, layout: commands.Layout, refs: l
             run(commands.write_file_script(f"{layout.release_dir(state.serving)}/release.json"),
                 stdin=json.dumps(serving, sort_keys=True) + "\n")
             step.changed, step.detail = True, f"{state.serving} serves: recorded as active"
+        if state.serving and state.current != state.serving:
+            # A run cut off between the nginx switch and its last step left `current` behind.
+            run(commands.point_current_script(layout, state.serving))
+            state.current = state.serving
+            step.changed, step.detail = True, f"current now points at the serving {state.serving}"
     return state
 
 
@@ -224,7 +229,9 @@ def deploy(c, version=None, dry_run=False):
     layout = commands.layout_of(inventory)
     started = datetime.now(timezone.utc)
     release_id = commands.new_release_id(started)
-    files = commands.release_files(deployment, project_dir(c), release_id, version)
+    # Rendered before any connection, so a template error changes nothing; a dry run renders later,
+    # under the serving release's id, so its diff shows only what really changes.
+    files = None if dry_run else commands.release_files(deployment, project_dir(c), release_id, version)
     refs = commands.image_refs(inventory, version)
     shipping = inventory.images.source == "ship"
     local_ids = local_image_ids(refs) if shipping else {}
@@ -234,8 +241,7 @@ def deploy(c, version=None, dry_run=False):
     with session(c, deployment, reporter) as remote:
         if dry_run:
             state = read_state(remote, reporter, layout, list(refs.values()))
-            # Rendered under the serving release's id, the diff shows what really changes.
-            compared = commands.release_files(deployment, project_dir(c), state.serving, version) if state.serving else files
+            compared = commands.release_files(deployment, project_dir(c), state.serving or release_id, version)
             _show_dry_run(remote, reporter, deployment, layout, state, compared, refs, local_ids)
             print(reporter.summary())
             return
@@ -250,7 +256,8 @@ def deploy(c, version=None, dry_run=False):
             nginx_conf = next(f.content for f in files if f.path == "nginx.conf")
             activate(run, reporter, deployment, state, release_id, version, images, started, commit, tar, nginx_conf)
             audit(run, layout, "deploy succeeded", release=release_id, version=version)
-            _prune(run, reporter, deployment, layout, release_id)
+            state.releases[release_id] = {"id": release_id, "images": images, "outcome": "active"}
+            _prune(run, reporter, deployment, layout, state, release_id)
     print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")
     print(f"[{deployment.name}] {release_id} ({version}) is live")
 
@@ -318,8 +325,9 @@ def _pull(run: LockedRun, reporter: Reporter, deployment: Deployment, refs: dict
     return dict(line.rsplit(" ", 1) for line in output.splitlines() if line.strip())
 
 
-def _prune(run: LockedRun, reporter: Reporter, deployment: Deployment, layout: commands.Layout, serving: str) -> None:
-    state = commands.parse_state(run(commands.state_script(layout, [])).stdout, layout)
+def _prune(run: LockedRun, reporter: Reporter, deployment: Deployment, layout: commands.Layout,
+           state: commands.ServerState, serving: str) -> None:
+    """Drop releases past `keep_releases` (never the serving one) and images only they used."""
     remove = commands.releases_to_prune(state, deployment.inventory.app.keep_releases, {serving})
     with reporter.step(f"keep the last {deployment.inventory.app.keep_releases} releases") as step:
         if remove:

@@ -439,8 +439,14 @@ def finish_script(layout: Layout, release_id: str, old_releases: list[str], work
     for old in old_releases:
         old_project = q(layout.release_project(old))
         lines.append(f"docker ps -aq --filter label=com.docker.compose.project={old_project} | xargs -r docker rm -f >/dev/null")
-    lines.append(f"ln -sfn releases/{q(release_id)} {q(layout.current)}.new && mv -T {q(layout.current)}.new {q(layout.current)}")
+    lines.append(point_current_script(layout, release_id))
     return "\n".join(lines)
+
+
+def point_current_script(layout: Layout, release_id: str) -> str:
+    """Switch the `current` symlink atomically (a new link renamed over the old one)."""
+    q = shlex.quote
+    return f"ln -sfn releases/{q(release_id)} {q(layout.current)}.new && mv -T {q(layout.current)}.new {q(layout.current)}"
 
 
 def discard_release_script(layout: Layout, release_id: str) -> str:

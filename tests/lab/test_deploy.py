@@ -210,6 +210,7 @@ def test_lost_connection_mid_deploy_keeps_the_site_up_and_the_next_deploy_works(
     projects = as_deploy.run("docker ps -a --filter label=slipway.app=demo --format "
                              "'{{.Label \"com.docker.compose.project\"}}' | sort -u").stdout.split()
     assert projects == [f"demo-{live_release(as_deploy)}"]
+    assert as_deploy.run("readlink /srv/demo/current").stdout.strip() == f"releases/{live_release(as_deploy)}"
 
 
 def test_ctrl_c_mid_deploy_undoes_the_attempt_and_frees_the_lock(cli, port, as_deploy):
