@@ -45,10 +45,21 @@ def _scalar_to_text(value: Any) -> Any:
     return value
 
 
-def _absolute_posix(value: PurePosixPath) -> PurePosixPath:
-    if not value.is_absolute():
-        raise ValueError("expected an absolute path on the server, like /srv/app")
-    return value
+# An app folder inside one of these would mix app files into the system's own.
+SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin", "/sys",
+               "/tmp", "/usr", "/var/lib/docker")
+APP_DIR_RULE = re.compile(r"(/[A-Za-z0-9_][A-Za-z0-9._-]*)+")
+
+
+def _app_dir(value: str) -> PurePosixPath:
+    """An absolute, normalised folder of plain names that is not a system folder."""
+    if not isinstance(value, str) or not APP_DIR_RULE.fullmatch(value) or any(
+            part in (".", "..") for part in value.split("/")):
+        raise ValueError("expected an absolute path of plain names (letters, digits, . _ -, no . or .. parts), like /srv/app")
+    for system in SYSTEM_DIRS:
+        if value == system or value.startswith(system + "/"):
+            raise ValueError(f"expected a folder of its own, like /srv/app, not inside the system folder {system}")
+    return PurePosixPath(value)
 
 
 def _local_file(value: Path, info: ValidationInfo) -> Path:
@@ -75,11 +86,12 @@ def matching(pattern: str, what: str) -> AfterValidator:
 
 NAME_RULE = r"[a-z][a-z0-9_-]{0,62}"
 Name = Annotated[str, matching(NAME_RULE, "a name of lowercase letters, digits, - and _, starting with a letter")]
-EnvKey = Annotated[str, matching(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable name (letters, digits, _)")]
+ENV_KEY_RULE = r"[A-Za-z_][A-Za-z0-9_]*"
+EnvKey = Annotated[str, matching(ENV_KEY_RULE, "an environment variable name (letters, digits, _)")]
 EnvValue = Annotated[str, BeforeValidator(_scalar_to_text), matching(
     r"[^'\n]*", "a value without single quotes or newlines (compose env files cannot carry them)")]
 Command = Annotated[list[str], BeforeValidator(_split_command)]
-ServerPath = Annotated[PurePosixPath, AfterValidator(_absolute_posix)]
+AppDir = Annotated[PurePosixPath, BeforeValidator(_app_dir)]
 LocalFile = Annotated[Path, AfterValidator(_local_file)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Hostname = Annotated[str, matching(
@@ -91,8 +103,22 @@ Image = Annotated[str, matching(
     "an image reference like registry.example.com/team/api (lowercase)",
 )]
 Version = Annotated[str, matching(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", "an image tag like v1 or 2024.05.1")]
-UrlPath = Annotated[str, matching(r"/\S*", "a URL path starting with /, like /health")]
-Volume = Annotated[str, matching(r"[A-Za-z0-9_./-]+:/\S*", "VOLUME:/absolute/path/in/container")]
+# These reach a compose file, an nginx `location` and an HTTP probe: plain URL characters only.
+HealthPath = Annotated[str, matching(
+    r"/[A-Za-z0-9._~/-]*(\?[A-Za-z0-9._~=&-]*)?", "a URL path starting with /, like /health (letters, digits, . _ ~ - /, an optional ?query)")]
+Route = Annotated[str, matching(r"/[A-Za-z0-9._~/-]*", "a URL path prefix starting with /, like / or /api/ (letters, digits, . _ ~ - /)")]
+VOLUME_RULE = (r"([A-Za-z0-9][A-Za-z0-9_.-]*|\./[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*|(/[A-Za-z0-9_.-]+)+)"
+               r":(/[A-Za-z0-9_.-]+)+(:ro)?")
+
+
+def _volume(value: str) -> str:
+    if isinstance(value, str) and re.fullmatch(VOLUME_RULE, value) and ".." not in value.split(":")[0].split("/"):
+        return value
+    raise ValueError("expected NAME:/path (a named volume), ./folder:/path (kept under shared/ on the server) "
+                     "or /host/path:/path, with an optional :ro")
+
+
+Volume = Annotated[str, AfterValidator(_volume)]
 
 
 class Section(BaseModel):
@@ -110,14 +136,16 @@ class Host(Section):
 class App(Section):
     name: Name = Field(description="the app's name, like shop")
     domains: list[Hostname] = Field(min_length=1, description="a list of the domain names the app answers on")
-    base_dir: ServerPath = Field(description="the app's directory on the server, like /srv/shop")
+    base_dir: AppDir = Field(description="the app's directory on the server, like /srv/shop")
     version: Version = "latest"
     keep_releases: int = Field(5, ge=1, le=100)
     drain_seconds: int = Field(3, ge=0, le=300, description="how long old containers keep serving requests already sent to them")
+    step_timeout_seconds: int = Field(300, ge=10, le=86400, description="the longest any one remote step may run before it is killed")
+    ship_timeout_seconds: int = Field(1800, ge=10, le=86400, description="the longest shipping or pulling images may take")
 
 
 class HealthCheck(Section):
-    path: UrlPath = Field(description="the URL path that answers 200 when the service is healthy, like /health")
+    path: HealthPath = Field(description="the URL path that answers 200 when the service is healthy, like /health")
     port: Port = Field(description="the container port the health path is served on")
     interval_seconds: int = Field(2, ge=1, le=300)
     timeout_seconds: int = Field(60, ge=1, le=3600)
@@ -133,8 +161,9 @@ class Service(Section):
     volumes: list[Volume] = []
     replicas: int = Field(1, ge=1, le=20)
     behind_nginx: bool = False
-    route: UrlPath = Field("/", description="the URL path prefix nginx sends to this service")
+    route: Route = Field("/", description="the URL path prefix nginx sends to this service")
     release_command: Command | None = Field(None, description="a command run once in a new container of this service before traffic moves (migrations)")
+    release_command_timeout_seconds: int = Field(600, ge=1, le=86400, description="how long the release command may run before it is killed")
     memory_mb: int | None = Field(None, ge=16, le=1048576)
     cpus: float | None = Field(None, gt=0, le=256)
     stop_grace_seconds: int = Field(30, ge=1, le=3600)
@@ -271,13 +300,19 @@ def load(inventory_dir: Path, name: str) -> Deployment:
     label = _display_path(inventory_file)
 
     raw = _read_yaml(inventory_file)
+    secrets = _read_secrets(secrets_file) if secrets_file.exists() else None
+    secrets_label = _display_path(secrets_file)
     try:
         inventory = Inventory.model_validate(raw, context={"inventory_dir": inventory_dir})
     except ValidationError as error:
-        raise ConfigError([f"{label}: {problem}" for problem in describe_validation_errors(error, raw)]) from None
+        # The secrets file is checked against what the inventory names even when the inventory
+        # itself is wrong, so one run shows every problem.
+        problems = [f"{label}: {problem}" for problem in describe_validation_errors(error, raw)]
+        problems += [f"{secrets_label}: {problem}"
+                     for problem in missing_secrets(_raw_references(raw), secrets, label)]
+        raise ConfigError(problems) from None
 
-    secrets = _read_secrets(secrets_file) if secrets_file.exists() else None
-    problems = [f"{_display_path(secrets_file)}: {problem}" for problem in missing_secrets(inventory, secrets, label)]
+    problems = [f"{secrets_label}: {problem}" for problem in missing_secrets(referenced_secrets(inventory), secrets, label)]
     if problems:
         raise ConfigError(problems)
     return Deployment(
@@ -303,8 +338,23 @@ def referenced_secrets(inventory: Inventory) -> list[tuple[str, str]]:
     return references
 
 
-def missing_secrets(inventory: Inventory, secrets: dict[str, str] | None, inventory_label: str) -> list[str]:
-    references = referenced_secrets(inventory)
+def _raw_references(raw: dict) -> list[tuple[str, str]]:
+    """referenced_secrets for an inventory that did not validate: every well-formed name it uses."""
+    def section(key: str) -> dict:
+        value = raw.get(key)
+        return value if isinstance(value, dict) else {}
+
+    references = []
+    for service_name, service in section("services").items():
+        names = service.get("secrets") if isinstance(service, dict) else None
+        for index, key in enumerate(names if isinstance(names, list) else []):
+            references.append((f"services.{service_name}.secrets[{index}]", key))
+    references.append(("database.password_secret", section("database").get("password_secret")))
+    references.append(("images.password_secret", section("images").get("password_secret")))
+    return [(path, key) for path, key in references if isinstance(key, str) and re.fullmatch(ENV_KEY_RULE, key)]
+
+
+def missing_secrets(references: list[tuple[str, str]], secrets: dict[str, str] | None, inventory_label: str) -> list[str]:
     if secrets is None:
         if not references:
             return []
@@ -446,7 +496,8 @@ def _read_yaml(path: Path) -> Any:
 
 
 def _read_secrets(path: Path) -> dict[str, str]:
-    return {key: value or "" for key, value in dotenv_values(path).items()}
+    # Literally: a `${X}` or `$X` inside a password is part of the password.
+    return {key: value or "" for key, value in dotenv_values(path, interpolate=False).items()}
 
 
 def _display_path(path: Path) -> str:

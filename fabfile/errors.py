@@ -39,5 +39,17 @@ class RemoteCommandFailed(SlipwayError):
         super().__init__(message)
 
 
+class StepTimedOut(RemoteCommandFailed):
+    """A command on the server ran past its time limit and was stopped."""
+
+    def __init__(self, host: str, command: str, seconds: float, stderr: str):
+        super().__init__(host, command, 124, stderr)
+        self.args = (f"{host}: ran past its {seconds:.0f}s limit and was stopped: {command}" +
+                     "".join(f"\n  | {line}" for line in stderr.strip().splitlines()[-12:]),)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
 class LocalCommandFailed(SlipwayError):
     """A command on the operator's machine (docker, debootstrap) failed."""

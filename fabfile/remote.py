@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator, TextIO
@@ -11,10 +12,13 @@ from typing import BinaryIO, Iterator, TextIO
 from fabric import Connection
 from invoke.runners import Result
 
-from .errors import RemoteCommandFailed
+from .commands import shell
+from .errors import RemoteCommandFailed, StepTimedOut
 
 COMMAND_SHOWN_CHARS = 200
 STREAM_CHUNK_BYTES = 1 << 20
+# For reads and small edits; steps that may take long pass their own (inventory) limits.
+DEFAULT_TIMEOUT_SECONDS = 120
 
 
 class Remote:
@@ -30,20 +34,25 @@ class Remote:
     def user(self) -> str:
         return self.conn.user
 
-    def run(self, command: str, *, root: bool = False, stdin: str | bytes | BinaryIO | None = None,
-            check: bool = True, shown: str | None = None) -> Result:
-        """Run COMMAND (through `sudo -n` when ROOT and not logged in as root); STDIN feeds it, unseen.
+    def run(self, command: str | list[str], *, root: bool = False, stdin: str | bytes | BinaryIO | None = None,
+            check: bool = True, shown: str | None = None, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Result:
+        """Run COMMAND (an argv list, or a shell line) on the server; STDIN feeds it, unseen.
 
-        SHOWN is what a failure reports as the command, when COMMAND wraps it.
+        ROOT runs it through `sudo -n` when not logged in as root. SHOWN is what a
+        failure reports as the command, when COMMAND wraps it. Past TIMEOUT seconds
+        the channel is closed and StepTimedOut raised (steps that must also be
+        killed on the server are wrapped in `timeout` by their builders).
         """
-        line = command if not root or self.user == "root" else f"sudo -n sh -c {shlex.quote(command)}"
-        self.round_trips += 1
-        if stdin is None:
-            result = self.conn.run(line, hide=True, warn=True, in_stream=False)
+        if isinstance(command, list):
+            argv = ["sudo", "-n", *command] if root and self.user != "root" else command
+            line = shlex.join(argv)
         else:
-            result = self._run_fed(line, stdin)
+            line = command if not root or self.user == "root" else f"sudo -n sh -c {shlex.quote(command)}"
+        shown = shown or (shell.shown(command) if isinstance(command, list) else command)
+        self.round_trips += 1
+        result = self._run_collecting(line, stdin, timeout, shown)
         if check and result.failed:
-            raise RemoteCommandFailed(self.label, _shorten(shown or command), result.exited, result.stderr or result.stdout)
+            raise RemoteCommandFailed(self.label, _shorten(shown), result.exited, result.stderr or result.stdout)
         return result
 
     def open_channel(self, line: str):
@@ -57,31 +66,53 @@ class Remote:
         channel.exec_command(line)
         return channel
 
-    def _run_fed(self, line: str, stdin: str | bytes | BinaryIO) -> Result:
-        """Run LINE with STDIN on its standard input, straight over the SSH channel.
-
-        Invoke's stdin pump polls and costs more than half a second a call;
-        file contents and image streams go this way, never on a command line.
+    def _run_collecting(self, line: str, stdin: str | bytes | BinaryIO | None, timeout: float, shown: str) -> Result:
+        """Run LINE straight over an SSH channel, reading stdout and stderr at the same time
+        (a remote side that fills one while we wait on the other never blocks) and feeding
+        STDIN from its own thread. Invoke's stdin pump polls and costs more than half a
+        second a call; file contents and image streams go this way, never on a command line.
         """
         channel = self._exec(line)
+        stdout, stderr = bytearray(), bytearray()
+        readers = [threading.Thread(target=_drain, args=(channel.recv, stdout), daemon=True),
+                   threading.Thread(target=_drain, args=(channel.recv_stderr, stderr), daemon=True)]
+        feeder = threading.Thread(target=_feed, args=(channel, stdin), daemon=True)
+        for thread in (*readers, feeder):
+            thread.start()
+        deadline = time.monotonic() + timeout
         try:
-            if isinstance(stdin, str):
-                channel.sendall(stdin.encode())
-            elif isinstance(stdin, bytes):
-                channel.sendall(stdin)
-            else:
-                while chunk := stdin.read(STREAM_CHUNK_BYTES):
-                    channel.sendall(chunk)
-            channel.shutdown_write()
-            stdout = channel.makefile("rb").read().decode(errors="replace")
-            stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
+            for thread in (*readers, feeder):
+                thread.join(max(0.0, deadline - time.monotonic()))
+            if any(thread.is_alive() for thread in readers):
+                raise StepTimedOut(self.label, _shorten(shown), timeout, stderr.decode(errors="replace"))
             exited = channel.recv_exit_status()
         finally:
             channel.close()
-        return Result(stdout=stdout, stderr=stderr, exited=exited, command=line)
+        return Result(stdout=stdout.decode(errors="replace"), stderr=stderr.decode(errors="replace"),
+                      exited=exited, command=line)
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _drain(receive, into: bytearray) -> None:
+    while chunk := receive(STREAM_CHUNK_BYTES):
+        into.extend(chunk)
+
+
+def _feed(channel, stdin: str | bytes | BinaryIO | None) -> None:
+    """Send STDIN, then end it; the remote side may stop reading early (its own error is reported)."""
+    try:
+        if isinstance(stdin, str):
+            channel.sendall(stdin.encode())
+        elif isinstance(stdin, bytes):
+            channel.sendall(stdin)
+        elif stdin is not None:
+            while chunk := stdin.read(STREAM_CHUNK_BYTES):
+                channel.sendall(chunk)
+        channel.shutdown_write()
+    except (OSError, EOFError):
+        pass
 
 
 def _shorten(command: str) -> str:
@@ -106,6 +137,8 @@ class Reporter:
         self.changed_word = "would change" if dry_run else "changed"
         self.counts = {"ok": 0, self.changed_word: 0, "failed": 0}
         self.started = time.monotonic()
+        # The name of the last step that failed, for the error that ends the run.
+        self.failed_step: str | None = None
 
     @contextmanager
     def step(self, name: str) -> Iterator[Step]:
@@ -114,6 +147,7 @@ class Reporter:
         try:
             yield step
         except BaseException:
+            self.failed_step = name
             self._line(name, "failed", began, step.detail)
             raise
         self._line(name, self.changed_word if step.changed else "ok", began, step.detail)

@@ -95,15 +95,18 @@ def trust_hint(c: Context) -> str:
 
 
 @contextmanager
-def session(c: Context, deployment: config.Deployment, reporter: Reporter, as_root: bool = False) -> Iterator[Remote]:
+def session(c: Context, deployment: config.Deployment, reporter: Reporter, as_root: bool = False,
+            deploy_user_only: bool = False) -> Iterator[Remote]:
     """One verified SSH connection to the deployment's host for the whole task.
 
     The deploy user is tried first (root login is off once a server is
-    provisioned), then the inventory's bootstrap user. With AS_ROOT, a
-    non-root user must also be able to `sudo -n`.
+    provisioned), then the inventory's bootstrap user, unless DEPLOY_USER_ONLY:
+    the app's own tasks never run as anyone else. With AS_ROOT, a non-root
+    user must also be able to `sudo -n`.
     """
     host = deployment.inventory.host
-    users = list(dict.fromkeys([deployment.inventory.server.deploy_user, host.user]))
+    deploy_user = deployment.inventory.server.deploy_user
+    users = [deploy_user] if deploy_user_only else list(dict.fromkeys([deploy_user, host.user]))
     refusals = []
     with reporter.step(f"connect {ssh.known_hosts_name(host.address, host.port)}") as step:
         for user in users:
@@ -121,6 +124,9 @@ def session(c: Context, deployment: config.Deployment, reporter: Reporter, as_ro
             step.detail = f"as {user}"
             break
         else:
+            if deploy_user_only:
+                raise LoginRefused(f"{deployment.name}: {deploy_user} cannot log in with {host.key_file or 'the default keys'}: "
+                                   f"if this server was never provisioned, run `fab -H {deployment.name} provision` first")
             raise LoginRefused(f"{deployment.name}: no user could log in{' with root rights' if as_root else ''} "
                                f"with {host.key_file or 'the default keys'} ({'; '.join(refusals)})")
     try:

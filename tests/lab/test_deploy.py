@@ -105,7 +105,11 @@ def test_v2_under_load_fails_no_request_while_plain_compose_recreate_does(deploy
                       "up -d --force-recreate --no-deps api")
         time.sleep(2)
     # Recreated containers may get new addresses; nginx resolves names when it loads its config.
+    # The next test starts from a serving site: wait until the recreated containers are healthy.
+    as_deploy.run(f"for i in $(seq 60); do [ \"$(docker ps --filter label=com.docker.compose.project=demo-{release} "
+                  "--filter health=healthy -q | wc -l)\" -ge 2 ] && break; sleep 1; done")
     as_deploy.run("docker exec demo-nginx-1 nginx -s reload")
+    time.sleep(1)
     report(capsys, f"slipway deploy v1 -> v2: {slipway_load.failed} failed of {slipway_load.total} requests; "
                    f"plain `docker compose up -d --force-recreate`: {compose_load.failed} failed of {compose_load.total}")
     assert slipway_load.failed == 0, slipway_load.failures
@@ -162,10 +166,12 @@ def test_two_deploys_at_once_exactly_one_runs(cli, port):
 
 
 def test_stale_lock_is_shown_refused_and_released_only_with_force(cli, as_deploy, port):
-    from fabfile.commands.deploy import Layout, lock_script
-    hung = lock_script(Layout("demo", "/srv/demo"), {"by": "ghost@elsewhere", "command": "deploy v9", "since": "earlier"})
+    from fabfile.commands.layout import Layout
+    from fabfile.commands.lock import lock_command
+    from fabfile.commands.shell import line
+    hung = line(lock_command(Layout("demo", "/srv/demo"), {"by": "ghost@elsewhere", "command": "deploy v9", "since": "earlier"}))
     # A holder that never lets go, as a hung slipway would.
-    as_deploy.run(f"setsid sh -c {shlex.quote(f'sleep 3600 | sh -c {shlex.quote(hung)}')} >/dev/null 2>&1 < /dev/null &")
+    as_deploy.run(f"setsid sh -c {shlex.quote(f'sleep 3600 | {hung}')} >/dev/null 2>&1 < /dev/null &")
     time.sleep(1)
 
     status = cli("fab", "-H", "lab", "lock.status")
@@ -275,7 +281,115 @@ def test_images_pulled_from_a_private_registry_with_a_login_from_secrets(variant
     assert REGISTRY not in as_deploy.run("cat ~/.docker/config.json 2>/dev/null || true").stdout
 
 
-def test_only_the_last_releases_are_kept(as_deploy, lab_deployment):
-    kept = as_deploy.run("ls /srv/demo/releases").stdout.split()
-    assert len(kept) <= lab_deployment.inventory.app.keep_releases
-    assert live_release(as_deploy) in kept
+def test_only_the_last_releases_that_served_are_kept_and_failed_ones_never_push_them_out(as_deploy, lab_deployment, cli):
+    keep = lab_deployment.inventory.app.keep_releases
+    records = [json.loads(line) for line in as_deploy.run("cat /srv/demo/releases/*/release.json").stdout.splitlines()]
+    served = [r for r in records if r["outcome"] == "active"]
+    assert len(served) <= keep and len(records) - len(served) <= keep
+    assert live_release(as_deploy) in {r["id"] for r in records}
+    # Failed attempts (their own releases pile up) never prune a rollback target.
+    targets_before = sorted(r["id"] for r in served)
+    for _ in range(2):
+        assert cli("fab", "-H", "lab", "deploy", "--version", "broken").returncode == 1
+    records = [json.loads(line) for line in as_deploy.run("cat /srv/demo/releases/*/release.json").stdout.splitlines()]
+    assert sorted(r["id"] for r in records if r["outcome"] == "active") == targets_before
+
+
+def test_a_rotated_secret_never_shows_in_dry_run_or_deploy_output(variant, as_deploy, port):
+    def with_session_key(data):
+        data["services"]["api"]["secrets"].append("SESSION_KEY")
+    old, new = "old-session-key-4b1d", "new-session-key-9c2e"
+    first = variant(with_session_key, {"SESSION_KEY": old})
+    deployed = first("deploy", "--version", "v2")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    rotated = variant(with_session_key, {"SESSION_KEY": new})
+    dry = rotated("deploy", "--version", "v2", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    real = rotated("deploy", "--version", "v2")
+    assert real.returncode == 0, real.stdout + real.stderr
+    for output in (deployed.stdout + deployed.stderr, dry.stdout + dry.stderr, real.stdout + real.stderr):
+        assert old not in output and new not in output
+    # Only the secret changed: masked by key on both sides, the dry run has nothing to show.
+    assert re.search(r"\d+ ok, 0 would change, 0 failed", dry.stdout), dry.stdout
+    assert f"SESSION_KEY='{new}'" in as_deploy.run(f"cat /srv/demo/releases/{live_release(as_deploy)}/env/api.env").stdout
+
+
+def test_a_hung_release_command_is_killed_at_its_limit_and_frees_the_lock(variant, as_deploy, port, cli):
+    serving = live_release(as_deploy)
+
+    def hanging_migration(data):
+        data["services"]["api"]["release_command"] = "sleep 3600"
+        data["services"]["api"]["release_command_timeout_seconds"] = 5
+    fab = variant(hanging_migration)
+    started = time.monotonic()
+    with LoadLoop(port) as load:
+        result = fab("deploy", "--version", "v1")
+    took = time.monotonic() - started
+    assert result.returncode == 1
+    assert "release command in a new api container" in result.stderr and "ran past 5s" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert took < 60
+    assert load.failed == 0, load.failures
+    assert live_release(as_deploy) == serving
+    assert as_deploy.run("docker ps -aq --filter name=release").stdout.strip() == ""
+    assert as_deploy.run("ps -eo args | grep -c '^sleep 3600$' || true").stdout.strip() == "0"
+    assert cli("fab", "-H", "lab", "lock.status").stdout.strip().endswith("unlocked")
+    last = json.loads(as_deploy.run("tail -n 1 /srv/demo/.slipway/audit.log").stdout)
+    assert last["event"] == "deploy failed" and last["step"] == "release command in a new api container"
+
+
+def test_a_failed_pull_ends_cleanly_recorded_and_audited(variant, as_deploy, port):
+    serving = live_release(as_deploy)
+
+    def from_absent_registry(data):
+        data["images"] = {"source": "registry", "registry": "127.0.0.1:5999"}
+        data["services"]["api"]["image"] = "127.0.0.1:5999/nowhere/api"
+    result = variant(from_absent_registry)("deploy", "--version", "v1")
+    assert result.returncode == 1
+    assert "deploy failed at 'pull images from 127.0.0.1:5999'" in result.stderr
+    assert f"still serves" in result.stderr and "Traceback" not in result.stderr + result.stdout
+    assert live_release(as_deploy) == serving
+    records = [json.loads(line) for line in as_deploy.run("cat /srv/demo/releases/*/release.json").stdout.splitlines()]
+    newest = max(records, key=lambda r: r["id"])
+    assert newest["outcome"] == "failed" and newest["detail"].startswith("pull images from 127.0.0.1:5999: ")
+    last = json.loads(as_deploy.run("tail -n 1 /srv/demo/.slipway/audit.log").stdout)
+    assert last["event"] == "deploy failed" and last["step"] == "pull images from 127.0.0.1:5999"
+
+
+def test_named_volumes_and_shared_folders_persist_across_deploy_and_rollback(variant, as_deploy, port):
+    def with_volumes(data):
+        data["services"]["api"]["volumes"] = ["uploads:/data/uploads", "./media:/data/media"]
+    fab = variant(with_volumes)
+    assert fab("deploy", "--version", "v1").returncode == 0
+    first = live_release(as_deploy)
+    as_deploy.run(f"docker exec -u 0 demo-{first}-api-1 sh -c 'echo kept > /data/uploads/a && echo kept > /data/media/b'")
+    assert fab("deploy", "--version", "v2").returncode == 0
+    second = live_release(as_deploy)
+    assert second != first
+    check = "cat /data/uploads/a /data/media/b"
+    assert as_deploy.run(f"docker exec demo-{second}-api-1 {check}").stdout.split() == ["kept", "kept"]
+    rolled = fab("rollback")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert live_release(as_deploy) == first
+    assert as_deploy.run(f"docker exec demo-{first}-api-1 {check}").stdout.split() == ["kept", "kept"]
+    assert as_deploy.run("cat /srv/demo/shared/media/b").stdout.strip() == "kept"
+
+
+def test_rollback_keeps_the_original_deployer(as_deploy, cli):
+    records = {r["id"]: r for r in (json.loads(line) for line in
+                                    as_deploy.run("cat /srv/demo/releases/*/release.json").stdout.splitlines())}
+    serving = records[live_release(as_deploy)]
+    assert serving["deployer"] and serving["outcome"] == "active"
+    events = [json.loads(line) for line in as_deploy.run("cat /srv/demo/.slipway/audit.log").stdout.splitlines()]
+    assert events[-1]["event"] == "rolled back"
+    started = next(e for e in reversed(events) if e["event"] == "deploy started" and e["release"] == serving["id"])
+    assert serving["deployer"] == started["by"]
+    # Its time is still when it was first deployed, not when it was rolled back to.
+    assert serving["time"] <= started["time"]
+
+
+def test_deploy_to_a_server_never_provisioned_stops_at_once_naming_provision(variant):
+    result = variant(lambda data: data["server"].update(deploy_user="nobody-here"))("deploy", "--version", "v1")
+    assert result.returncode == 1
+    assert "run `fab -H lab provision` first" in result.stderr
+    assert "ship images" not in result.stdout and "Traceback" not in result.stderr

@@ -102,19 +102,22 @@ def test_shipped_example_inventory_and_secrets_are_valid(inventories):
      "inventories/prod.yaml: services.api.image: missing; expected an image reference like registry.example.com/team/api"),
     (changed("services.api.healtcheck", {"path": "/health", "port": 8000}),
      "inventories/prod.yaml: services.api.healtcheck: unknown key (did you mean 'healthcheck'?); expected one of: "
-     "behind_nginx, command, cpus, env, healthcheck, image, memory_mb, ports, release_command, replicas, route, "
-     "secrets, stop_grace_seconds, volumes"),
+     "behind_nginx, command, cpus, env, healthcheck, image, memory_mb, ports, release_command, "
+     "release_command_timeout_seconds, replicas, route, secrets, stop_grace_seconds, volumes"),
     (changed("services.api.healthcheck", {"path": "health", "port": 8000}),
-     "inventories/prod.yaml: services.api.healthcheck.path: found 'health'; expected a URL path starting with /, like /health"),
+     "inventories/prod.yaml: services.api.healthcheck.path: found 'health'; expected a URL path starting with /, "
+     "like /health (letters, digits, . _ ~ - /, an optional ?query)"),
     (changed("services.api.healthcheck", REMOVE),
      "inventories/prod.yaml: services.api: expected a healthcheck (path and port) for a service behind nginx, "
      "so traffic only reaches healthy containers"),
     (changed("app.base_dir", "srv/shop"),
-     "inventories/prod.yaml: app.base_dir: found 'srv/shop'; expected an absolute path on the server, like /srv/app"),
+     "inventories/prod.yaml: app.base_dir: found 'srv/shop'; expected an absolute path of plain names "
+     "(letters, digits, . _ -, no . or .. parts), like /srv/app"),
     (changed("services.api.replicas", 0),
      "inventories/prod.yaml: services.api.replicas: found 0; expected greater than or equal to 1"),
     (changed("services.api.volumes", ["data"]),
-     "inventories/prod.yaml: services.api.volumes[0]: found 'data'; expected VOLUME:/absolute/path/in/container"),
+     "inventories/prod.yaml: services.api.volumes[0]: found 'data'; expected NAME:/path (a named volume), "
+     "./folder:/path (kept under shared/ on the server) or /host/path:/path, with an optional :ro"),
     (changed("app.domains", []),
      "inventories/prod.yaml: app.domains: found []; expected at least 1 item after validation, not 0"),
     (changed("services.api.env", {"PORT": [1, 2]}),
@@ -161,7 +164,8 @@ def test_every_problem_is_reported_at_once(inventories):
     write(inventories, data)
     assert problems(inventories) == [
         "inventories/prod.yaml: host.port: found 0; expected greater than or equal to 1",
-        "inventories/prod.yaml: app.base_dir: found 'relative'; expected an absolute path on the server, like /srv/app",
+        "inventories/prod.yaml: app.base_dir: found 'relative'; expected an absolute path of plain names "
+        "(letters, digits, . _ -, no . or .. parts), like /srv/app",
         "inventories/prod.yaml: surprise: unknown key; expected one of: app, backup, database, host, images, nginx, server, services",
     ]
 
@@ -213,4 +217,67 @@ def test_missing_inventory_file(inventories):
 def test_inventory_name_must_be_a_plain_name(inventories):
     assert problems(inventories, "../etc/passwd") == [
         "inventory name '../etc/passwd': expected a plain name like 'prod' (lowercase letters, digits, - and _)"
+    ]
+
+
+@pytest.mark.parametrize("base_dir", ["/", "/srv/../etc", "/srv/./shop", "/srv/$(reboot)", "/srv/shop/", "//srv",
+                                      "/srv/my shop", "/etc", "/etc/shop", "/usr/local/shop", "/var/lib/docker/x"])
+def test_app_folder_must_be_a_plain_folder_of_its_own(inventories, base_dir):
+    write(inventories, changed("app.base_dir", base_dir))
+    (line,) = problems(inventories)
+    assert line.startswith(f"inventories/prod.yaml: app.base_dir: found {base_dir!r}; expected ")
+
+
+@pytest.mark.parametrize("base_dir", ["/srv/shop", "/opt/shop-2", "/home/deploy/apps/shop", "/var/www/shop.example"])
+def test_ordinary_app_folders_are_accepted(inventories, base_dir):
+    write(inventories, changed("app.base_dir", base_dir))
+    assert str(config.load(inventories, "prod").inventory.app.base_dir) == base_dir
+
+
+@pytest.mark.parametrize("key, value", [
+    ("services.api.healthcheck", {"path": "/health'; reboot; '", "port": 8000}),
+    ("services.api.healthcheck", {"path": "/health$(id)", "port": 8000}),
+    ("services.api.healthcheck", {"path": "/health {", "port": 8000}),
+    ("services.api.route", "/api; return 200"),
+    ("services.api.route", "/api/ {"),
+    ("services.api.route", "/api?x=1"),
+])
+def test_paths_that_reach_shell_yaml_or_nginx_are_plain(inventories, key, value):
+    write(inventories, changed(key, value))
+    (line,) = problems(inventories)
+    assert line.startswith(f"inventories/prod.yaml: {key}")
+    assert "expected a URL path" in line
+
+
+def test_a_health_path_may_carry_a_simple_query(inventories):
+    write(inventories, changed("services.api.healthcheck", {"path": "/health?deep=1&db=yes", "port": 8000}))
+    assert config.load(inventories, "prod").inventory.services["api"].healthcheck.path == "/health?deep=1&db=yes"
+
+
+@pytest.mark.parametrize("volume", ["uploads:/data", "./media:/srv/media", "/var/log/app:/logs:ro", "pg.data:/x"])
+def test_volume_forms(inventories, volume):
+    write(inventories, changed("services.api.volumes", [volume]))
+    assert config.load(inventories, "prod").inventory.services["api"].volumes == [volume]
+
+
+@pytest.mark.parametrize("volume", ["../up:/data", "./a/../../b:/x", "uploads:relative", "$(x):/data", "a:/b:rw:z"])
+def test_volumes_that_escape_or_inject_are_refused(inventories, volume):
+    write(inventories, changed("services.api.volumes", [volume]))
+    (line,) = problems(inventories)
+    assert line.startswith("inventories/prod.yaml: services.api.volumes[0]: found ")
+
+
+def test_secrets_are_read_literally(inventories):
+    write(inventories, secrets="HOME_DIR=/root\nDATABASE_PASSWORD=pa${HOME_DIR}ss$USER\n")
+    assert config.load(inventories, "prod").secret("DATABASE_PASSWORD") == "pa${HOME_DIR}ss$USER"
+
+
+def test_secrets_problems_come_with_inventory_problems(inventories):
+    write(inventories, changed("host.port", 0), secrets="OTHER=1\n")
+    assert problems(inventories) == [
+        "inventories/prod.yaml: host.port: found 0; expected greater than or equal to 1",
+        "inventories/prod.env: DATABASE_PASSWORD: missing; expected a line DATABASE_PASSWORD=... because "
+        "inventories/prod.yaml uses it at services.api.secrets[0]",
+        "inventories/prod.env: DATABASE_PASSWORD: missing; expected a line DATABASE_PASSWORD=... because "
+        "inventories/prod.yaml uses it at database.password_secret",
     ]

@@ -1,8 +1,10 @@
 """Deploy as data: release files, state parsing, release bookkeeping and the scripts, without a server."""
 
+import base64
 import io
 import json
-import shlex
+import os
+import shutil
 import subprocess
 import tarfile
 import time
@@ -13,40 +15,50 @@ import pytest
 import yaml
 
 from fabfile import config
-from fabfile.commands import deploy
+from fabfile.commands import layout as layouts
+from fabfile.commands import lock, release, shell, state, traffic
+from fabfile.commands.layout import Layout
 
 PROJECT = Path(__file__).resolve().parents[2]
 SECRET = "s3cr3t-$HOME-#not-a-comment"
+HOSTILE = ["with space", "it's", 'dq"uote', "$(touch /tmp/slipway-pwned)", "`id`", "semi;colon", "new\nline", "*", "-n"]
 
 
-@pytest.fixture
-def deployment(tmp_path):
+def lab_inventory(tmp_path, secrets=f"DATABASE_PASSWORD='{SECRET}'\n", edit=None):
     (tmp_path / "id.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDuptqmDfSXBQUmUGJh op@laptop\n")
     text = (PROJECT / "templates" / "lab" / "inventory.yaml.j2").read_text()
     for name, value in {"lab.address": "127.0.0.1", "lab.ssh_port": "2222", "lab.user": "root",
                         "lab.key_file": str(tmp_path / "id"), "lab.known_hosts": str(tmp_path / "id.pub")}.items():
         text = text.replace("{{ " + name + " }}", value)
+    data = yaml.safe_load(text)
+    if edit:
+        edit(data)
     (tmp_path / "id").write_text("private\n")
-    (tmp_path / "lab.yaml").write_text(text)
-    (tmp_path / "lab.env").write_text(f"DATABASE_PASSWORD='{SECRET}'\n")
+    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(data))
+    (tmp_path / "lab.env").write_text(secrets)
     return config.load(tmp_path, "lab")
 
 
 @pytest.fixture
+def deployment(tmp_path):
+    return lab_inventory(tmp_path)
+
+
+@pytest.fixture
 def files(deployment):
-    return {f.path: f for f in deploy.release_files(deployment, PROJECT, "20261122-140000", "v2")}
+    return {f.path: f for f in release.release_files(deployment, PROJECT, "20261122-140000", "v2")}
 
 
 def test_release_id_is_sortable_utc_time():
-    assert deploy.new_release_id(datetime(2026, 11, 22, 14, 0, 5, tzinfo=timezone.utc)) == "20261122-140005"
+    assert layouts.new_release_id(datetime(2026, 11, 22, 14, 0, 5, tzinfo=timezone.utc)) == "20261122-140005"
 
 
 def test_app_images_take_the_version_unless_pinned(deployment):
-    assert deploy.image_refs(deployment.inventory, "v2") == {
+    assert layouts.image_refs(deployment.inventory, "v2") == {
         "api": "slipway-demo/api:v2", "worker": "slipway-demo/api:v2",
         "db": "slipway-demo/postgres:17", "nginx": "slipway-demo/nginx:1"}
-    assert deploy._tagged("registry.local:5000/team/api", "v3") == "registry.local:5000/team/api:v3"
-    assert deploy._tagged("team/api@sha256:" + "a" * 64, "v3") == "team/api@sha256:" + "a" * 64
+    assert layouts._tagged("registry.local:5000/team/api", "v3") == "registry.local:5000/team/api:v3"
+    assert layouts._tagged("team/api@sha256:" + "a" * 64, "v3") == "team/api@sha256:" + "a" * 64
 
 
 def test_compose_file_runs_app_services_unpublished_with_health_limits_and_log_rotation(files):
@@ -56,13 +68,35 @@ def test_compose_file_runs_app_services_unpublished_with_health_limits_and_log_r
     assert "ports" not in api and "ports" not in worker and "ports" not in db
     assert api["image"] == "slipway-demo/api:v2" and api["deploy"]["replicas"] == 2
     assert api["deploy"]["resources"]["limits"]["memory"] == "256M"
-    assert api["healthcheck"]["test"] == ["CMD-SHELL", "curl -fsS -o /dev/null http://127.0.0.1:8000/health || exit 1"]
+    assert api["healthcheck"]["test"] == ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8000/health"]
     assert api["labels"] == {"slipway.app": "demo", "slipway.release": "20261122-140000", "slipway.service": "api"}
     assert api["restart"] == "unless-stopped"
+    assert api["stop_grace_period"] == "30s"
     assert api["logging"] == {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
     assert worker["command"] == ["python3", "-m", "demo.worker"]
     assert compose["networks"]["app"] == {"name": "demo_app", "external": True}
-    assert compose["volumes"] == {"demo_pgdata": {"external": True}}
+    assert compose["volumes"]["demo_pgdata"] == {"external": True}
+
+
+def test_volumes_are_the_same_for_every_release(tmp_path):
+    def with_volumes(data):
+        data["services"]["api"]["volumes"] = ["uploads:/data/uploads", "./media:/srv/media:ro", "/var/log/demo:/logs"]
+    deployment = lab_inventory(tmp_path, edit=with_volumes)
+    renders = [yaml.safe_load(next(f for f in release.release_files(deployment, PROJECT, rid, "v1")
+                                   if f.path == "compose.yaml").content) for rid in ("r1", "r2")]
+    assert renders[0]["services"]["api"]["volumes"] == renders[1]["services"]["api"]["volumes"] == [
+        "demo_uploads:/data/uploads", "/srv/demo/shared/media:/srv/media:ro", "/var/log/demo:/logs"]
+    assert renders[0]["volumes"] == {"demo_pgdata": {"external": True}, "demo_uploads": {"external": True}}
+    assert release.shared_items(deployment.inventory) == [
+        "volume:demo_uploads", "dir:/srv/demo/shared/media", "volume:demo_pgdata"]
+
+
+def test_stop_grace_is_the_services_own(tmp_path):
+    deployment = lab_inventory(tmp_path, edit=lambda data: data["services"]["worker"].update(stop_grace_seconds=7))
+    compose = yaml.safe_load(release.release_files(deployment, PROJECT, "r1", "v1")[0].content)
+    assert compose["services"]["worker"]["stop_grace_period"] == "7s"
+    # Old containers are stopped with the timeout compose gave each of them, never a fixed one.
+    assert "-t" not in shell.script_text("finish").split("docker stop")[1].split("\n")[0]
 
 
 def test_env_files_are_private_and_quote_values_literally(files):
@@ -70,6 +104,7 @@ def test_env_files_are_private_and_quote_values_literally(files):
     assert api_env.mode == 0o600
     assert f"DATABASE_PASSWORD='{SECRET}'" in api_env.content.splitlines()
     assert "POSTGRES_PASSWORD='" in files["env/db.env"].content
+    assert api_env.secret_keys == {"DATABASE_PASSWORD"} and files["env/db.env"].secret_keys == {"POSTGRES_PASSWORD"}
 
 
 def test_nginx_points_at_the_new_release_containers_only(files):
@@ -84,21 +119,30 @@ def test_nginx_points_at_the_new_release_containers_only(files):
     assert "gzip on;" in conf
 
 
-def test_diff_masks_secrets_on_both_sides(files):
-    on_server = {"env/api.env": files["env/api.env"].content.replace(SECRET, "old-secret-value")}
-    diff = deploy.release_diff([files["env/api.env"]], on_server, (SECRET, "old-secret-value"))
-    assert SECRET not in diff and "old-secret-value" not in diff
-    assert diff == ""  # only the secret changed, and it is masked on both sides
+def test_diff_masks_every_secret_key_on_both_sides_without_knowing_old_values(tmp_path):
+    serving = lab_inventory(tmp_path / "old" if (tmp_path / "old").mkdir() is None else None,
+                            secrets="DATABASE_PASSWORD=old-rotated-away\n")
+    new = lab_inventory(tmp_path / "new" if (tmp_path / "new").mkdir() is None else None,
+                        secrets="DATABASE_PASSWORD=brand-new-value\n")
+    on_server = {f.path: f.content for f in release.release_files(serving, PROJECT, "r1", "v1")}
+    rendered = release.release_files(new, PROJECT, "r1", "v1")
+    diff = release.release_diff(rendered, on_server)
+    assert "old-rotated-away" not in diff and "brand-new-value" not in diff
+    assert diff == ""  # only secrets changed, and they are masked by key on both sides
+    bumped = release.release_files(new, PROJECT, "r1", "v2")
+    diff = release.release_diff(bumped, on_server)
+    assert "-    image: slipway-demo/api:v1\n+    image: slipway-demo/api:v2" in diff
+    assert "old-rotated-away" not in diff and "brand-new-value" not in diff
 
 
 def test_release_tarball_keeps_modes(files):
-    data = deploy.release_tarball(list(files.values()), {"release.json": "{}\n"})
+    data = release.release_tarball(list(files.values()), {"release.json": "{}\n"})
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         modes = {member.name: member.mode for member in archive.getmembers()}
     assert modes["env/api.env"] == 0o600 and modes["compose.yaml"] == 0o644 and "release.json" in modes
 
 
-LAYOUT = deploy.Layout("demo", "/srv/demo")
+LAYOUT = Layout("demo", "/srv/demo")
 
 
 def record(rid, outcome, image="sha256:a"):
@@ -107,6 +151,7 @@ def record(rid, outcome, image="sha256:a"):
 
 def test_state_is_parsed_from_one_round_trip():
     output = "\n".join([
+        "@@slipway@@ base", "present",
         "@@slipway@@ current", "releases/20261122-120000",
         "@@slipway@@ serving", "20261122-130000",
         "@@slipway@@ releases", record("20261122-120000", "active"), record("20261122-130000", "active"), "{broken json",
@@ -114,95 +159,186 @@ def test_state_is_parsed_from_one_round_trip():
         "@@slipway@@ projects", "demo-20261122-130000 demo-20261122-130000-api-1", "other-x y",
         "@@slipway@@ nginx", "true",
     ])
-    state = deploy.parse_state(output, LAYOUT)
-    assert state.current == "20261122-120000" and state.serving == "20261122-130000"
-    assert sorted(state.releases) == ["20261122-120000", "20261122-130000"]
-    assert state.image_ids == {"slipway-demo/api:v1": "sha256:abc"}
-    assert state.projects == {"20261122-130000": ["demo-20261122-130000-api-1"]}
-    assert state.nginx_running
+    parsed = state.parse_state(output, LAYOUT)
+    assert parsed.provisioned
+    assert parsed.current == "20261122-120000" and parsed.serving == "20261122-130000"
+    assert sorted(parsed.releases) == ["20261122-120000", "20261122-130000"]
+    assert parsed.image_ids == {"slipway-demo/api:v1": "sha256:abc"}
+    assert parsed.projects == {"20261122-130000": ["demo-20261122-130000-api-1"]}
+    assert parsed.nginx_running
+    assert not state.parse_state("@@slipway@@ base\n@@slipway@@ current\n", LAYOUT).provisioned
 
 
 def test_rollback_target_is_the_newest_release_that_served_before():
-    state = deploy.ServerState(releases={rid: json.loads(record(rid, outcome)) for rid, outcome in [
+    parsed = state.ServerState(releases={rid: json.loads(record(rid, outcome)) for rid, outcome in [
         ("a1", "active"), ("a2", "failed"), ("a3", "active"), ("a4", "failed")]})
-    assert deploy.previous_healthy(state, "a4") == "a3"
-    assert deploy.previous_healthy(state, "a3") == "a1"
-    assert deploy.previous_healthy(state, "a1") is None
+    assert state.previous_healthy(parsed, "a4") == "a3"
+    assert state.previous_healthy(parsed, "a3") == "a1"
+    assert state.previous_healthy(parsed, "a1") is None
 
 
 def test_pruning_keeps_the_newest_and_the_serving_release_and_their_images():
-    state = deploy.ServerState(releases={
+    parsed = state.ServerState(releases={
         "r1": json.loads(record("r1", "active", "sha256:old")),
         "r2": json.loads(record("r2", "active", "sha256:kept")),
         "r3": json.loads(record("r3", "active", "sha256:kept")),
         "r4": json.loads(record("r4", "active", "sha256:new")),
     })
-    assert deploy.releases_to_prune(state, keep=2, protected={"r2"}) == ["r1"]
-    assert deploy.unused_images(state, ["r1"]) == ["sha256:old"]
-    assert deploy.unused_images(state, ["r2"]) == []
+    assert state.releases_to_prune(parsed, keep=2, protected={"r2"}) == ["r1"]
+    assert state.unused_images(parsed, ["r1"]) == ["sha256:old"]
+    assert state.unused_images(parsed, ["r2"]) == []
 
 
-@pytest.mark.parametrize("script", [
-    deploy.prepare_script(LAYOUT, "r1", True, "pgdata", unpack=True),
-    deploy.wait_healthy_script([("demo-r1-api-1", 8000, "/health")], 30),
-    deploy.switch_nginx_script(LAYOUT, "r1", "nginx:stable", nginx_running=True),
-    deploy.switch_nginx_script(LAYOUT, "r1", "nginx:stable", nginx_running=False),
-    deploy.finish_script(LAYOUT, "r2", ["r1"], ["worker"], 3),
-    deploy.recover_script(LAYOUT),
-    deploy.state_script(LAYOUT, ["a:v1"]),
-    deploy.lock_script(LAYOUT, {"by": "me"}),
-    deploy.failure_report_script(["demo-r1-api-1"]),
-], ids=["prepare", "wait", "switch", "first-switch", "finish", "recover", "state", "lock", "report"])
-def test_scripts_are_valid_shell(script):
-    result = subprocess.run(["sh", "-n", "-c", script], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+def test_failed_attempts_never_push_rollback_targets_out():
+    releases = {f"r{i}": json.loads(record(f"r{i}", "active")) for i in range(1, 4)}
+    releases |= {f"f{i}": json.loads(record(f"f{i}", "failed")) for i in range(1, 9)}
+    parsed = state.ServerState(releases=releases)
+    pruned = state.releases_to_prune(parsed, keep=2, protected={"r3"})
+    assert {"r2", "r3"}.isdisjoint(pruned) and "r1" in pruned
+    # Failed ones are kept only as extras, the newest `keep` of them.
+    assert sorted(rid for rid in releases if rid.startswith("f") and rid not in pruned) == ["f7", "f8"]
 
 
-def test_finish_drains_before_stopping_old_and_points_current_last():
-    script = deploy.finish_script(LAYOUT, "r2", ["r1"], ["worker"], 3).splitlines()
-    assert script[1] == "sleep 3"
-    assert "com.docker.compose.project=demo-r1" in script[2] and "docker stop" in script[2]
-    assert script[3].endswith("up -d --no-deps worker")
-    assert script[-1] == "ln -sfn releases/r2 /srv/demo/current.new && mv -T /srv/demo/current.new /srv/demo/current"
+SCRIPTS = sorted(shell.SCRIPTS_DIR.glob("*.sh"))
 
 
-def hold(script, stdin_open_seconds):
-    return subprocess.Popen(["sh", "-c", f"sleep {stdin_open_seconds} | sh -c {shlex.quote(script)}"],
+@pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck is installed by scripts/setup")
+def test_every_remote_script_passes_shellcheck():
+    assert SCRIPTS, "no scripts found"
+    result = subprocess.run(["shellcheck", "-s", "sh", *map(str, SCRIPTS)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_every_remote_script_starts_strict_and_documents_its_usage():
+    for path in SCRIPTS:
+        text = path.read_text()
+        assert text.startswith("#!/bin/sh\n"), path.name
+        assert "# Usage: " in text and ("set -eu" in text or "set -u" in text), path.name
+
+
+def run_here(argv, **kwargs):
+    """An argv built for the server, run on this machine exactly as the server would get it."""
+    return subprocess.run(["sh", "-c", shell.line(argv)], capture_output=True, text=True, **kwargs)
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_values_arrive_verbatim(tmp_path, value):
+    folder = tmp_path / value.replace("/", "_").replace("\n", "_")  # server paths are validated: no newlines
+    folder.mkdir()
+    target = folder / "file"
+    written = run_here(traffic.write_file_command(str(target), 0o600), input=value)
+    assert written.returncode == 0, written.stderr
+    assert target.read_text() == value and (target.stat().st_mode & 0o777) == 0o600
+    dumped = run_here(state.dump_files_command([str(target)]))
+    assert state.parse_file_dump(dumped.stdout) == {str(target): value}
+    tagged = traffic.tag_images_command({"api": {"id": value, "ref": value}})
+    assert tagged[-2:] == [value, value]
+    assert not Path("/tmp/slipway-pwned").exists()
+
+
+def test_in_run_kills_a_step_past_its_limit_and_frees_the_steps_lock(tmp_path):
+    layout = Layout("demo", str(tmp_path))
+    (tmp_path / ".slipway").mkdir()
+    started = time.monotonic()
+    result = run_here(lock.in_run(layout, ["sh", "-c", "sleep 30 & sleep 30; wait"], 1))
+    assert result.returncode == 124
+    assert time.monotonic() - started < 5
+    # Nothing holds steps.lock any more: an exclusive lock is granted at once.
+    assert subprocess.run(["flock", "-x", "-w", "1", layout.steps_lock, "true"]).returncode == 0
+
+
+def hold(layout, holder, stdin_open_seconds):
+    argv = lock.lock_command(layout, holder)
+    return subprocess.Popen(["sh", "-c", f"sleep {stdin_open_seconds} | {shell.line(argv)}"],
                             stdout=subprocess.PIPE, text=True)
 
 
+def take(layout, holder):
+    return subprocess.run(["sh", "-c", shell.line(lock.lock_command(layout, holder))], input="", capture_output=True,
+                          text=True)
+
+
 def test_lock_admits_one_holder_and_names_it_to_the_next(tmp_path):
-    layout = deploy.Layout("demo", str(tmp_path))
-    first = hold(deploy.lock_script(layout, {"by": "alice@laptop", "command": "deploy v2", "since": "t0"}), 2)
+    layout = Layout("demo", str(tmp_path))
+    first = hold(layout, {"by": "alice@laptop", "command": "deploy v2", "since": "t0", "message": "it's \"urgent\""}, 2)
     assert first.stdout.readline().strip() == "LOCKED"
-    second = subprocess.run(["sh", "-c", deploy.lock_script(layout, {"by": "bob"})], input="", capture_output=True, text=True)
-    assert second.returncode == deploy.LOCK_BUSY_EXIT
+    second = take(layout, {"by": "bob"})
+    assert second.returncode == lock.LOCK_BUSY_EXIT
     holder = json.loads(second.stdout)
-    assert deploy.describe_lock(holder).startswith("alice@laptop running `deploy v2` since t0 (pid ")
+    assert lock.describe_lock(holder).startswith("alice@laptop running `deploy v2` since t0 (pid ")
+    assert holder["holder"]["message"] == "it's \"urgent\""
     first.wait(timeout=10)
     assert not (tmp_path / ".slipway" / "lock.json").exists()
 
 
 def test_a_detached_holder_lets_the_next_run_in_once_its_steps_finish(tmp_path):
-    layout = deploy.Layout("demo", str(tmp_path))
-    first = hold(deploy.lock_script(layout, {"by": "alice"}), 0.5)
+    layout = Layout("demo", str(tmp_path))
+    first = hold(layout, {"by": "alice"}, 0.5)
     assert first.stdout.readline().strip() == "LOCKED"
-    step = subprocess.Popen(["sh", "-c", deploy.in_run(layout, "sleep 2")])
+    step = subprocess.Popen(["sh", "-c", shell.line(lock.in_run(layout, ["sleep", "2"], 60))])
     time.sleep(1)  # alice's connection is gone (stdin closed) but her step still runs
     started = time.monotonic()
-    second = subprocess.run(["sh", "-c", deploy.lock_script(layout, {"by": "bob"})], input="", capture_output=True, text=True)
+    second = take(layout, {"by": "bob"})
     assert second.returncode == 0 and second.stdout.startswith("LOCKED")
     assert time.monotonic() - started > 0.5
     step.wait(timeout=10)
     first.wait(timeout=10)
 
 
+def test_lock_status_never_takes_a_held_lock_and_reports_the_holder(tmp_path):
+    layout = Layout("demo", str(tmp_path))
+    assert run_here(lock.lock_status_command(layout)).stdout.strip() == "free"
+    first = hold(layout, {"by": "alice"}, 3)
+    assert first.stdout.readline().strip() == "LOCKED"
+    status = run_here(lock.lock_status_command(layout))
+    assert json.loads(status.stdout)["holder"] == {"by": "alice"}
+    first.wait(timeout=10)
+
+
+def test_a_new_run_waits_out_a_holder_that_is_starting_instead_of_naming_an_unknown_holder(tmp_path):
+    layout = Layout("demo", str(tmp_path))
+    (tmp_path / ".slipway").mkdir()
+    # Someone holds the flock for a moment with no holder record (lock.status looking, or a holder starting).
+    brief = subprocess.Popen(["flock", "-x", layout.lock_file, "sleep", "1.5"])
+    time.sleep(0.3)
+    second = take(layout, {"by": "bob"})
+    assert second.returncode == 0 and second.stdout.startswith("LOCKED"), second.stdout
+    brief.wait(timeout=10)
+
+
+def test_force_unlock_signals_only_the_real_holder(tmp_path):
+    layout = Layout("demo", str(tmp_path))
+    bystander = subprocess.Popen(["sleep", "30"])
+    try:
+        for pid in ("", "0", "-1", "1; reboot", str(bystander.pid)):
+            result = run_here(lock.force_unlock_command(layout, pid))
+            assert result.returncode == 3, (pid, result.stderr)
+            assert "nothing was signalled" in result.stderr
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+    first = hold(layout, {"by": "ghost"}, 30)
+    assert first.stdout.readline().strip() == "LOCKED"
+    pid = json.loads((tmp_path / ".slipway" / "lock.json").read_text())["pid"]
+    assert run_here(lock.force_unlock_command(layout, pid)).returncode == 0
+    assert take(layout, {"by": "bob"}).returncode == 0
+    first.kill()
+
+
+def test_finish_drains_stops_old_starts_workers_and_points_current_last():
+    argv = traffic.finish_command(LAYOUT, "r2", ["r1"], ["worker"], 3)
+    assert argv[4:] == ["3", "demo-r2", "/srv/demo/releases/r2/compose.yaml", "/srv/demo/current", "r2",
+                        "worker:worker", "old:demo-r1"]
+    text = shell.script_text("finish")
+    assert text.index('sleep "$drain"') < text.index("docker stop") < text.index("up -d --no-deps") < text.index("ln -sfn")
+
+
 def test_releases_listing_marks_the_serving_one():
-    state = deploy.ServerState(serving="r2", releases={
+    parsed = state.ServerState(serving="r2", releases={
         "r1": {"id": "r1", "version": "v1", "time": "t1", "deployer": "a@b", "outcome": "active"},
         "r2": {"id": "r2", "version": "v2", "time": "t2", "deployer": "a@b", "outcome": "active"},
     })
-    lines = deploy.format_releases(state).splitlines()
+    lines = state.format_releases(parsed).splitlines()
     assert lines[1].startswith("* r2") and lines[2].startswith("  r1")
 
 
@@ -213,7 +349,7 @@ def test_only_layers_the_server_lacks_are_shipped():
     ]
     diff_ids = {"v2.json": ["sha256:base", "sha256:deps", "sha256:app2"], "pg.json": ["sha256:base", "sha256:pg"]}
     # The server runs v1: same base and deps, another app layer; no postgres yet.
-    chains = deploy.parse_state('@@slipway@@ layers\n["sha256:base", "sha256:deps", "sha256:app1"]\n', LAYOUT).layer_chains
-    assert deploy.layers_to_leave_out(manifest, diff_ids, chains) == {"base/layer.tar", "deps/layer.tar"}
+    chains = state.parse_state('@@slipway@@ layers\n["sha256:base", "sha256:deps", "sha256:app1"]\n', LAYOUT).layer_chains
+    assert state.layers_to_leave_out(manifest, diff_ids, chains) == {"base/layer.tar", "deps/layer.tar"}
     # A layer identical in content but on another chain is not the same layer to docker.
-    assert deploy.layers_to_leave_out([{"Config": "x", "Layers": ["deps/layer.tar"]}], {"x": ["sha256:deps"]}, chains) == set()
+    assert state.layers_to_leave_out([{"Config": "x", "Layers": ["deps/layer.tar"]}], {"x": ["sha256:deps"]}, chains) == set()

@@ -1,0 +1,182 @@
+"""A locked run on the server: the deploy lock, steps under it with time limits, recovery
+of interrupted runs, and the one way every failed attempt ends."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterator
+
+from ..commands import lock as lock_commands
+from ..commands import traffic
+from ..commands.layout import Layout
+from ..commands.release import audit_event, release_record
+from ..commands.shell import KILL_AFTER_SECONDS, Argv, line, shown
+from ..commands.state import FAILED, SERVED, ServerState, parse_state, state_command
+from ..errors import RemoteCommandFailed, SlipwayError
+from ..remote import Remote, Reporter
+
+# Beyond a step's own limit: the kill, and the round trip that reports it.
+CLIENT_MARGIN_SECONDS = KILL_AFTER_SECONDS + 20
+
+
+def deployer() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+class LockedRun:
+    """Runs the steps of a locked deploy, rollback or provision: each holds the run's steps
+    lock while it runs and is killed on the server past its time limit."""
+
+    def __init__(self, remote: Remote, layout: Layout, step_limit: int):
+        self.remote = remote
+        self.layout = layout
+        self.step_limit = step_limit
+
+    def __call__(self, argv: Argv, *, limit: int | None = None, root: bool = False, **kwargs):
+        seconds = limit or self.step_limit
+        return self.remote.run(lock_commands.in_run(self.layout, argv, seconds), shown=shown(argv), root=root,
+                               timeout=seconds + CLIENT_MARGIN_SECONDS, **kwargs)
+
+
+@contextmanager
+def deploy_lock(remote: Remote, layout: Layout, command: str, step_limit: int, message: str = "",
+                as_user: str | None = None) -> Iterator[LockedRun]:
+    """Hold the deploy lock for the block (AS_USER: the holder runs as that user, through sudo)."""
+    holder = {"by": deployer(), "command": command, "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if message:
+        holder["message"] = message
+    argv = lock_commands.lock_command(layout, holder)
+    if as_user and as_user != remote.user:
+        argv = ["sudo", "-n", "-u", as_user, *argv]
+    channel = remote.open_channel(line(argv))
+    try:
+        first = channel.makefile("r").readline().strip()
+        if first != "LOCKED":
+            exited = channel.recv_exit_status()
+            if exited == lock_commands.LOCK_BUSY_EXIT:
+                raise SlipwayError(f"{remote.label}: deploy lock is held by {lock_commands.describe_lock(_json(first))}; "
+                                   "nothing was changed (see `lock.status`; `lock.release --force` if it is stale)")
+            raise RemoteCommandFailed(remote.label, "take the deploy lock", exited, channel.makefile_stderr("r").read())
+        yield LockedRun(remote, layout, step_limit)
+    finally:
+        channel.shutdown_write()
+        channel.close()
+
+
+def _json(text: str) -> dict:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {}
+
+
+def audit(run, layout: Layout, event: str, **details) -> None:
+    """Append one JSON line to the audit log (RUN: a Remote's or a LockedRun's run)."""
+    run(traffic.append_audit_command(layout), stdin=audit_event(event, deployer(), datetime.now(timezone.utc), **details))
+
+
+def read_state(run, layout: Layout, refs: list[str], label: str) -> ServerState:
+    """The server's state; a server slipway never provisioned stops everything here."""
+    state = parse_state(run(state_command(layout, refs)).stdout, layout)
+    if not state.provisioned:
+        raise SlipwayError(f"{label}: {layout.releases} does not exist: this server was never provisioned for "
+                           f"{layout.app}; run `fab -H {label} provision` first")
+    return state
+
+
+def recover(run: LockedRun, reporter: Reporter, layout: Layout, refs: list[str], label: str) -> ServerState:
+    """Under the lock: finish what an interrupted run left, then read the server afresh."""
+    with reporter.step("recover from interrupted runs, re-read state") as step:
+        restored = run(traffic.recover_command(layout)).stdout.startswith("restored")
+        state = read_state(run, layout, refs, label)
+        notes = ["put back the nginx config of an unfinished switch"] if restored else []
+        for release_id, record in state.releases.items():
+            if record.get("outcome") != "pending":
+                continue
+            # A pending release that serves took traffic before its run was cut off; one that
+            # does not never will.
+            record["outcome"] = SERVED if release_id == state.serving else FAILED
+            if record["outcome"] == FAILED:
+                record["detail"] = "interrupted before it took traffic"
+            run(traffic.write_file_command(f"{layout.release_dir(release_id)}/release.json"),
+                stdin=json.dumps(record, sort_keys=True) + "\n")
+            notes.append(f"{release_id} recorded as {record['outcome']}")
+        if state.serving and state.current != state.serving:
+            # A run cut off between the nginx switch and its last step left `current` behind.
+            run(traffic.point_current_command(layout, state.serving))
+            state.current = state.serving
+            notes.append(f"current now points at the serving {state.serving}")
+        step.changed, step.detail = bool(notes), "; ".join(notes)
+    return state
+
+
+def remove_leftovers(run: LockedRun, reporter: Reporter, layout: Layout, state: ServerState) -> None:
+    """Containers of attempts that never took traffic (an interrupted or failed deploy) go first."""
+    leftovers = sorted(rid for rid in state.projects if rid != state.serving)
+    if not leftovers:
+        return
+    with reporter.step("remove leftovers of interrupted deploys") as step:
+        for release_id in leftovers:
+            run(traffic.discard_release_command(layout, release_id))
+            del state.projects[release_id]
+        step.changed, step.detail = True, ", ".join(leftovers)
+
+
+@dataclass
+class Attempt:
+    """One deploy or rollback of a release, and what its record says."""
+
+    kind: str  # "deploy" or "rollback"
+    release_id: str
+    version: str
+    started: datetime
+    commit: str
+    by: str  # who deployed the release: a rollback keeps the original deployer
+    serving_before: str
+    images: dict[str, dict] | None = None
+    switched: bool = False
+
+    def record(self, outcome: str, detail: str = "") -> str:
+        return release_record(self.release_id, self.version, self.images or {}, self.commit, self.by, self.started,
+                              outcome, detail)
+
+
+@contextmanager
+def failing_cleanly(run: LockedRun, reporter: Reporter, layout: Layout, attempt: Attempt, label: str) -> Iterator[None]:
+    """Every failure of a locked step ends the same way: one error line, the release recorded
+    (a deploy that never took traffic as failed; a rollback's target keeps its record), its
+    containers removed if they never took traffic, an audit event, the serving release untouched."""
+    try:
+        yield
+    except BaseException as error:
+        interrupted = isinstance(error, KeyboardInterrupt)
+        if not isinstance(error, (SlipwayError, KeyboardInterrupt)):
+            if not isinstance(error, Exception):
+                raise
+            error = SlipwayError(f"{label}: {type(error).__name__}: {error}")
+        detail = "interrupted" if interrupted else str(error).splitlines()[0]
+        step = reporter.failed_step or "?"
+        if not attempt.switched:
+            run(traffic.discard_release_command(layout, attempt.release_id), check=False)
+            if attempt.kind == "deploy":
+                path = f"{layout.release_dir(attempt.release_id)}/release.json"
+                run(["mkdir", "-p", layout.release_dir(attempt.release_id)], check=False)
+                run(traffic.write_file_command(path), stdin=attempt.record(FAILED, f"{step}: {detail}"), check=False)
+        elif attempt.kind == "deploy":
+            # It passed its health checks and took traffic: it is a release that served.
+            run(traffic.write_file_command(f"{layout.release_dir(attempt.release_id)}/release.json"),
+                stdin=attempt.record(SERVED, f"{step}: {detail}"), check=False)
+        audit(lambda argv, **kw: run(argv, check=False, **kw), layout, f"{attempt.kind} failed",
+              release=attempt.release_id, version=attempt.version, step=step, detail=detail)
+        if interrupted:
+            raise
+        if attempt.switched:
+            outcome = f"{attempt.release_id} ({attempt.version}) serves, but its last steps did not finish"
+        else:
+            outcome = f"{attempt.release_id} ({attempt.version}) got no traffic; {attempt.serving_before or 'nothing'} still serves"
+        raise SlipwayError(f"{label}: {attempt.kind} failed at '{step}': {outcome}.\n{error}") from None

@@ -1,0 +1,140 @@
+"""Where a deployment's things live on the server, what Docker objects are called,
+and which image each service runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+
+from ..config import Inventory, Service
+
+
+def new_release_id(now: datetime) -> str:
+    return now.astimezone(timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+@dataclass(frozen=True)
+class Layout:
+    app: str
+    base: str
+
+    @property
+    def releases(self) -> str:
+        return f"{self.base}/releases"
+
+    def release_dir(self, release_id: str) -> str:
+        return f"{self.releases}/{release_id}"
+
+    def compose_file(self, release_id: str) -> str:
+        return f"{self.release_dir(release_id)}/compose.yaml"
+
+    @property
+    def current(self) -> str:
+        return f"{self.base}/current"
+
+    @property
+    def shared(self) -> str:
+        return f"{self.base}/shared"
+
+    @property
+    def live_nginx_conf(self) -> str:
+        return f"{self.shared}/nginx/app.conf"
+
+    @property
+    def state_dir(self) -> str:
+        return f"{self.base}/.slipway"
+
+    @property
+    def audit_log(self) -> str:
+        return f"{self.state_dir}/audit.log"
+
+    @property
+    def lock_file(self) -> str:
+        return f"{self.state_dir}/deploy.lock"
+
+    @property
+    def lock_info(self) -> str:
+        return f"{self.state_dir}/lock.json"
+
+    @property
+    def steps_lock(self) -> str:
+        return f"{self.state_dir}/steps.lock"
+
+    @property
+    def network(self) -> str:
+        return f"{self.app}_app"
+
+    @property
+    def infra_project(self) -> str:
+        return self.app
+
+    def release_project(self, release_id: str) -> str:
+        return f"{self.app}-{release_id}"
+
+    @property
+    def nginx_container(self) -> str:
+        return f"{self.app}-nginx-1"
+
+    def containers(self, release_id: str, service: str, replicas: int) -> list[str]:
+        return [f"{self.release_project(release_id)}-{service}-{index}" for index in range(1, replicas + 1)]
+
+    def volume(self, name: str) -> str:
+        """A named volume's Docker name: one per app, shared by every release."""
+        return f"{self.app}_{name}"
+
+
+def layout_of(inventory: Inventory) -> Layout:
+    return Layout(inventory.app.name, str(inventory.app.base_dir))
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One entry of a service's `volumes`, as it must appear in every release's compose file."""
+
+    source: str  # a Docker volume name or an absolute folder on the server
+    target: str
+    named: bool
+    read_only: bool
+
+    @property
+    def compose_entry(self) -> str:
+        return f"{self.source}:{self.target}" + (":ro" if self.read_only else "")
+
+
+def mounts(service: Service, layout: Layout) -> list[Mount]:
+    """A service's volumes with sources that are the same for every release: named volumes
+    belong to the app (not to a release's compose project) and ./folders live under shared/."""
+    found = []
+    for entry in service.volumes:
+        source, target, *flags = entry.split(":")
+        read_only = flags == ["ro"]
+        if source.startswith("./"):
+            found.append(Mount(str(PurePosixPath(layout.shared) / source[2:]), target, False, read_only))
+        elif source.startswith("/"):
+            found.append(Mount(source, target, False, read_only))
+        else:
+            found.append(Mount(layout.volume(source), target, True, read_only))
+    return found
+
+
+def image_refs(inventory: Inventory, version: str) -> dict[str, str]:
+    """Service name -> image reference; the app's own images are tagged with the version."""
+    refs = {name: _tagged(service.image, version) for name, service in inventory.services.items()}
+    if inventory.database:
+        refs["db"] = inventory.database.image
+    refs["nginx"] = inventory.nginx.image
+    return refs
+
+
+def _tagged(image: str, version: str) -> str:
+    last = image.rsplit("/", 1)[-1]
+    return image if ":" in last or "@" in last else f"{image}:{version}"
+
+
+def web_services(inventory: Inventory) -> dict[str, Service]:
+    return {name: service for name, service in inventory.services.items() if service.behind_nginx}
+
+
+def workers(inventory: Inventory) -> dict[str, Service]:
+    return {name: service for name, service in inventory.services.items() if not service.behind_nginx}

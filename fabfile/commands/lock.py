@@ -1,0 +1,43 @@
+"""The deploy lock: held on the server by a process whose stdin is slipway's SSH channel."""
+
+from __future__ import annotations
+
+import json
+
+from .layout import Layout
+from .shell import Argv, limited, script
+
+LOCK_BUSY_EXIT = 75
+# How long a new run waits for a holder whose operator is gone to finish its in-flight steps.
+DETACHED_WAIT_SECONDS = 90
+# How long it waits when the lock is held but no live holder is on record (one is starting or ending).
+SETTLE_WAIT_SECONDS = 10
+
+
+def lock_command(layout: Layout, holder: dict) -> Argv:
+    """Hold the lock for as long as this command's stdin stays open (see scripts/lock.sh)."""
+    return script("lock", layout.lock_file, layout.lock_info, layout.steps_lock, json.dumps(holder, sort_keys=True),
+                  DETACHED_WAIT_SECONDS, SETTLE_WAIT_SECONDS, LOCK_BUSY_EXIT)
+
+
+def in_run(layout: Layout, argv: Argv, limit: int) -> Argv:
+    """ARGV as a step of the locked run: it holds steps.lock shared while it runs, and is killed
+    (with all it started) past LIMIT seconds, so the lock is never held by a hung step."""
+    return ["flock", "-s", layout.steps_lock, *limited(limit, argv)]
+
+
+def lock_status_command(layout: Layout) -> Argv:
+    return script("lock_status", layout.lock_file, layout.lock_info)
+
+
+def force_unlock_command(layout: Layout, pid: object) -> Argv:
+    return script("force_unlock", layout.lock_file, layout.lock_info, pid)
+
+
+def describe_lock(record: dict) -> str:
+    holder = record.get("holder") or {}
+    if not holder:
+        return "an unknown holder"
+    message = f": {holder['message']}" if holder.get("message") else ""
+    return (f"{holder.get('by', '?')} running `{holder.get('command', '?')}` since {holder.get('since', '?')}"
+            f" (pid {record.get('pid', '?')}){message}")

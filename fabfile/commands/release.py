@@ -1,0 +1,141 @@
+"""The files of a release, its record, and how they are shown to people (secrets masked by key)."""
+
+from __future__ import annotations
+
+import difflib
+import io
+import json
+import tarfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..config import Deployment, Inventory
+from ..render import render
+from .layout import Layout, image_refs, layout_of, mounts, web_services
+
+MASK = "********"
+
+
+@dataclass(frozen=True)
+class ReleaseFile:
+    path: str  # relative to the release folder
+    content: str
+    mode: int = 0o644
+    # Keys whose values are secrets: shown as MASK wherever this file is shown, whatever the value.
+    secret_keys: frozenset[str] = frozenset()
+
+
+def env_value(value: str) -> str:
+    """A value for a compose env file: single-quoted, so `$` and `#` stay literal.
+
+    The config model refuses values with a single quote or a newline.
+    """
+    return f"'{value}'"
+
+
+def release_files(deployment: Deployment, project_dir: Path, release_id: str, version: str) -> list[ReleaseFile]:
+    inventory = deployment.inventory
+    layout = layout_of(inventory)
+    refs = image_refs(inventory, version)
+    common = {"app": inventory.app, "release_id": release_id, "version": version}
+    service_mounts = {name: [m.compose_entry for m in mounts(service, layout)] for name, service in inventory.services.items()}
+    named_volumes = sorted({m.source for service in inventory.services.values() for m in mounts(service, layout) if m.named})
+    files = [ReleaseFile("compose.yaml", render(
+        project_dir, "app/compose.yaml.j2", **common, services=inventory.services, database=inventory.database,
+        nginx=inventory.nginx, images=refs, docker=inventory.server.docker, mounts=service_mounts,
+        named_volumes=named_volumes, database_volume=layout.volume(inventory.database.volume) if inventory.database else None))]
+    for name, service in inventory.services.items():
+        variables = {**service.env, **{key: deployment.secret(key) for key in service.secrets}}
+        files.append(_env_file(project_dir, common, name, variables, frozenset(service.secrets)))
+    if inventory.database:
+        database = inventory.database
+        files.append(_env_file(project_dir, common, "db", {
+            "POSTGRES_USER": database.user, "POSTGRES_PASSWORD": deployment.secret(database.password_secret),
+            "POSTGRES_DB": database.name}, frozenset({"POSTGRES_PASSWORD"})))
+    files.append(ReleaseFile("nginx.conf", nginx_conf(inventory, project_dir, layout, release_id)))
+    return files
+
+
+def _env_file(project_dir: Path, common: dict, service: str, variables: dict, secret_keys: frozenset[str]) -> ReleaseFile:
+    quoted = {key: env_value(value) for key, value in variables.items()}
+    content = render(project_dir, "app/service.env.j2", **common, service=service, variables=quoted)
+    return ReleaseFile(f"env/{service}.env", content, 0o600, secret_keys)
+
+
+def nginx_conf(inventory: Inventory, project_dir: Path, layout: Layout, release_id: str) -> str:
+    web = web_services(inventory)
+    upstreams = {
+        name: [f"{container}:{service.ports[0]}" for container in layout.containers(release_id, name, service.replicas)]
+        for name, service in web.items()
+    }
+    first = next(iter(web.items()), None)
+    health = {"service": first[0], "path": first[1].healthcheck.path} if first else None
+    return render(project_dir, "app/nginx.conf.j2", app=inventory.app, release_id=release_id, nginx=inventory.nginx,
+                  upstreams=upstreams, web_services=web, health=health)
+
+
+def shared_items(inventory: Inventory) -> list[str]:
+    """What prepare.sh makes sure exists for the release's mounts: `volume:NAME` and `dir:PATH`."""
+    layout = layout_of(inventory)
+    items = []
+    for service in inventory.services.values():
+        for mount in mounts(service, layout):
+            item = f"volume:{mount.source}" if mount.named else f"dir:{mount.source}"
+            if mount.named or mount.source.startswith(layout.shared + "/"):
+                items.append(item)
+    if inventory.database:
+        items.append(f"volume:{layout.volume(inventory.database.volume)}")
+    return list(dict.fromkeys(items))
+
+
+def release_record(release_id: str, version: str, images: dict[str, dict], commit: str, deployer: str,
+                   started: datetime, outcome: str, detail: str = "") -> str:
+    record = {"id": release_id, "version": version, "images": images, "commit": commit, "deployer": deployer,
+              "time": started.astimezone(timezone.utc).isoformat(timespec="seconds"), "outcome": outcome}
+    if detail:
+        record["detail"] = detail
+    return json.dumps(record, sort_keys=True) + "\n"
+
+
+def release_tarball(files: list[ReleaseFile], extra: dict[str, str]) -> bytes:
+    """The release folder as a tar stream (modes kept), so it crosses in one round trip."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        entries = [(f.path, f.content, f.mode) for f in files] + [(path, text, 0o644) for path, text in extra.items()]
+        for path, text, mode in entries:
+            data = text.encode()
+            info = tarfile.TarInfo(path)
+            info.size, info.mode, info.mtime = len(data), mode, 0
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def masked_env(text: str, secret_keys: frozenset[str]) -> str:
+    """An env file with the value of every secret key replaced by MASK: old, new or rotated alike."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        key, equals, _ = line.partition("=")
+        if equals and key.strip() in secret_keys:
+            line = f"{key}={MASK}\n"
+        lines.append(line)
+    return "".join(lines)
+
+
+def release_diff(files: list[ReleaseFile], on_server: dict[str, str]) -> str:
+    """Unified diff of the rendered release against the serving one, secret keys masked on both sides."""
+    chunks = []
+    for release_file in files:
+        before = on_server.get(release_file.path)
+        chunks.extend(difflib.unified_diff(
+            masked_env(before or "", release_file.secret_keys).splitlines(keepends=True),
+            masked_env(release_file.content, release_file.secret_keys).splitlines(keepends=True),
+            fromfile=f"{release_file.path} (serving)" if before is not None else "/dev/null",
+            tofile=f"{release_file.path} (new)",
+        ))
+    return "".join(chunks)
+
+
+def audit_event(event: str, by: str, now: datetime, **details) -> str:
+    record = {"time": now.astimezone(timezone.utc).isoformat(timespec="seconds"), "event": event, "by": by, **details}
+    return json.dumps(record, sort_keys=True) + "\n"

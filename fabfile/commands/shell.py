@@ -1,0 +1,43 @@
+"""Remote command lines as argument lists, quoted once at the edge (as Kamal builds them).
+
+Logic longer than a line lives in a packaged shell file under fabfile/scripts/
+and gets every value as a positional argument: values never become program text.
+"""
+
+from __future__ import annotations
+
+import shlex
+from functools import cache
+from pathlib import Path
+
+SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
+# Past a step's limit, `timeout` sends TERM to its whole process group, then KILL after this.
+KILL_AFTER_SECONDS = 10
+
+Argv = list[str]
+
+
+@cache
+def script_text(name: str) -> str:
+    return (SCRIPTS_DIR / f"{name}.sh").read_text()
+
+
+def script(name: str, *args: object) -> Argv:
+    """Run the packaged script NAME with ARGS as $1, $2, ...; $0 names it in process lists."""
+    return ["sh", "-c", script_text(name), f"slipway-{name}", *map(str, args)]
+
+
+def limited(seconds: int, argv: Argv) -> Argv:
+    """ARGV killed (with everything it started) once it has run SECONDS."""
+    return ["timeout", "-k", str(KILL_AFTER_SECONDS), str(seconds), *argv]
+
+
+def line(argv: Argv) -> str:
+    return shlex.join(argv)
+
+
+def shown(argv: Argv) -> str:
+    """ARGV as an operator reads it in an error: a packaged script by its name and arguments."""
+    if argv[:2] == ["sh", "-c"] and len(argv) > 3:
+        return shlex.join(argv[3:])
+    return shlex.join(argv)

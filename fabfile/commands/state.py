@@ -1,0 +1,135 @@
+"""Where a deployment stands on the server, read in one round trip, and what follows from it:
+the rollback target, which releases to keep, which image layers need not cross the network."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+
+from .layout import Layout
+from .shell import Argv, script
+
+MARK = "@@slipway@@"
+SERVED = "active"
+FAILED = "failed"
+
+
+@dataclass
+class ServerState:
+    provisioned: bool = False
+    current: str = ""
+    serving: str = ""
+    releases: dict[str, dict] = field(default_factory=dict)
+    image_ids: dict[str, str] = field(default_factory=dict)
+    projects: dict[str, list[str]] = field(default_factory=dict)
+    nginx_running: bool = False
+    # Every prefix of every image's layer list on the server: a layer whose chain is here need not be shipped.
+    layer_chains: set[tuple[str, ...]] = field(default_factory=set)
+
+
+def state_command(layout: Layout, refs: list[str]) -> Argv:
+    return script("state", MARK, layout.base, layout.app, layout.nginx_container, *refs)
+
+
+def parse_state(output: str, layout: Layout) -> ServerState:
+    state = ServerState()
+    section = ""
+    for line in output.splitlines():
+        if line.startswith(MARK + " "):
+            section = line[len(MARK) + 1:]
+            continue
+        line = line.strip()
+        if not line:
+            continue
+        if section == "base":
+            state.provisioned = line == "present"
+        elif section == "current":
+            state.current = line.rstrip("/").rsplit("/", 1)[-1]
+        elif section == "serving":
+            state.serving = line
+        elif section == "releases":
+            try:
+                record = json.loads(line)
+                state.releases[record["id"]] = record
+            except (ValueError, KeyError):
+                continue
+        elif section == "images":
+            ref, _, image_id = line.rpartition(" ")
+            if image_id != "missing":
+                state.image_ids[ref] = image_id
+        elif section == "projects":
+            project, _, container = line.partition(" ")
+            prefix = layout.app + "-"
+            if project.startswith(prefix):
+                state.projects.setdefault(project[len(prefix):], []).append(container)
+        elif section == "nginx":
+            state.nginx_running = line == "true"
+        elif section == "layers":
+            layers = json.loads(line)
+            state.layer_chains.update(tuple(layers[:depth]) for depth in range(1, len(layers) + 1))
+    return state
+
+
+def layers_to_leave_out(manifest: list[dict], diff_ids: dict[str, list[str]], chains: set[tuple[str, ...]]) -> set[str]:
+    """Layer files of a `docker save` archive the server already has (same layer chain).
+
+    docker load looks a layer up by its chain before it reads the file, so
+    those files can stay behind: only new layers cross the network.
+    """
+    present, needed = set(), set()
+    for image in manifest:
+        ids = diff_ids[image["Config"]]
+        for depth, path in enumerate(image["Layers"], start=1):
+            (present if tuple(ids[:depth]) in chains else needed).add(path)
+    return present - needed
+
+
+def previous_healthy(state: ServerState, before: str) -> str | None:
+    """The newest release older than BEFORE that once served successfully."""
+    candidates = sorted(rid for rid, record in state.releases.items() if rid < before and record.get("outcome") == SERVED)
+    return candidates[-1] if candidates else None
+
+
+def releases_to_prune(state: ServerState, keep: int, protected: set[str]) -> list[str]:
+    """Keep the newest KEEP releases that served (rollback targets) and, as extras, at most KEEP
+    newest releases that did not; failed attempts never push a rollback target out."""
+    served = sorted((rid for rid, record in state.releases.items() if record.get("outcome") == SERVED), reverse=True)
+    others = sorted((rid for rid, record in state.releases.items() if record.get("outcome") != SERVED), reverse=True)
+    kept = set(served[:keep]) | set(others[:keep]) | protected
+    return sorted(rid for rid in state.releases if rid not in kept)
+
+
+def unused_images(state: ServerState, pruned: list[str]) -> list[str]:
+    kept_ids = {image["id"] for rid, record in state.releases.items() if rid not in pruned
+                for image in record.get("images", {}).values()}
+    pruned_ids = {image["id"] for rid in pruned for image in state.releases[rid].get("images", {}).values()}
+    return sorted(pruned_ids - kept_ids)
+
+
+def format_releases(state: ServerState) -> str:
+    """One line a release, newest first; `*` marks the one nginx sends traffic to."""
+    if not state.releases:
+        return "no releases yet"
+    lines = [f"  {'id':<16} {'version':<10} {'time':<26} {'deployer':<24} outcome"]
+    for rid in sorted(state.releases, reverse=True):
+        record = state.releases[rid]
+        mark = "*" if rid == state.serving else " "
+        lines.append(f"{mark} {rid:<16} {record.get('version', '?'):<10} {record.get('time', '?'):<26} "
+                     f"{record.get('deployer', '?'):<24} {record.get('outcome', '?')}")
+    return "\n".join(lines)
+
+
+def dump_files_command(paths: list[str]) -> Argv:
+    return script("dump_files", MARK, *paths)
+
+
+def parse_file_dump(output: str) -> dict[str, str]:
+    files: dict[str, str] = {}
+    current = None
+    for line in output.splitlines():
+        if line.startswith(MARK + " "):
+            current = line[len(MARK) + 1:]
+        elif current and line.strip():
+            files[current] = base64.b64decode(line.strip()).decode(errors="replace")
+    return files

@@ -1,0 +1,98 @@
+"""The steps that bring a release up beside the serving one and move traffic to it, as argv lists.
+
+Each runs a packaged script from fabfile/scripts/ with its values as arguments.
+"""
+
+from __future__ import annotations
+
+from ..config import Inventory
+from .layout import Layout
+from .release import shared_items
+from .shell import Argv, script
+
+UNHEALTHY_EXIT = 3
+
+
+def prepare_command(layout: Layout, inventory: Inventory, release_id: str, unpack: bool) -> Argv:
+    """Unpack the release (tar on stdin, when UNPACK) beside the others; network, volumes, folders and db up."""
+    db_project = layout.infra_project if inventory.database else ""
+    return script("prepare", layout.releases, release_id, int(unpack), layout.network, db_project,
+                  *shared_items(inventory))
+
+
+def release_command_name(layout: Layout, release_id: str, service: str) -> str:
+    return f"{layout.release_project(release_id)}-{service}-release"
+
+
+def release_command(layout: Layout, release_id: str, service: str, command: list[str], limit: int) -> Argv:
+    return script("release_command", limit, layout.release_project(release_id), layout.compose_file(release_id),
+                  service, release_command_name(layout, release_id, service), *command)
+
+
+def start_services_command(layout: Layout, release_id: str, services: list[str]) -> Argv:
+    return ["docker", "compose", "-p", layout.release_project(release_id), "-f", layout.compose_file(release_id),
+            "up", "-d", "--no-deps", *services]
+
+
+def wait_healthy_command(checks: list[tuple[str, int, str]], timeout_seconds: int) -> Argv:
+    """Until every (container, port, path) is healthy; exits UNHEALTHY_EXIT when time is up or one stopped."""
+    return script("wait_healthy", timeout_seconds, UNHEALTHY_EXIT, *(f"{c}|{port}|{path}" for c, port, path in checks))
+
+
+def failure_report_command(containers: list[str]) -> Argv:
+    return script("failure_report", *containers)
+
+
+def switch_nginx_command(layout: Layout, release_id: str, nginx_image: str, nginx_running: bool) -> Argv:
+    """Install the new config (stdin) only if `nginx -t` passes; reload, or start nginx the first time."""
+    return script("switch_nginx", layout.live_nginx_conf, layout.nginx_container, int(nginx_running), layout.network,
+                  nginx_image, layout.infra_project, layout.compose_file(release_id))
+
+
+def finish_command(layout: Layout, release_id: str, old_releases: list[str], worker_names: list[str],
+                   drain_seconds: int) -> Argv:
+    """After the switch: drain and stop old containers, start workers, point `current`."""
+    return script("finish", drain_seconds, layout.release_project(release_id), layout.compose_file(release_id),
+                  layout.current, release_id, *(f"worker:{name}" for name in worker_names),
+                  *(f"old:{layout.release_project(old)}" for old in old_releases))
+
+
+def point_current_command(layout: Layout, release_id: str) -> Argv:
+    """Switch the `current` symlink atomically (a new link renamed over the old one)."""
+    return ["sh", "-c", 'ln -sfn "releases/$1" "$2.new" && mv -T "$2.new" "$2"', "slipway-current",
+            release_id, layout.current]
+
+
+def discard_release_command(layout: Layout, release_id: str) -> Argv:
+    """Remove a release's containers (it never took traffic)."""
+    return ["sh", "-c", 'docker ps -aq --filter "label=com.docker.compose.project=$1" | xargs -r docker rm -f >/dev/null',
+            "slipway-discard", layout.release_project(release_id)]
+
+
+def recover_command(layout: Layout) -> Argv:
+    return script("recover", layout.live_nginx_conf, layout.nginx_container)
+
+
+def write_file_command(path: str, mode: int = 0o644) -> Argv:
+    return script("write_file", path, f"{mode:o}")
+
+
+def append_audit_command(layout: Layout) -> Argv:
+    return script("append_audit", layout.audit_log)
+
+
+def prune_command(layout: Layout, remove: list[str], image_ids: list[str]) -> Argv:
+    """Remove release folders and the images only they used (an image still in use stays)."""
+    return ["sh", "-c", 'n=$1; shift; for dir in $(seq "$n"); do rm -rf "$1"; shift; done; '
+            '[ $# -eq 0 ] || docker image rm "$@" >/dev/null 2>&1 || true',
+            "slipway-prune", str(len(remove)), *(layout.release_dir(rid) for rid in remove), *image_ids]
+
+
+def tag_images_command(images: dict[str, dict]) -> Argv:
+    """Point each tag back at the image ID the release recorded (a rollback never pulls or builds)."""
+    pairs = [value for image in images.values() for value in (image["id"], image["ref"])]
+    return ["sh", "-c", 'set -e; while [ $# -gt 0 ]; do docker tag "$1" "$2"; shift 2; done', "slipway-tag", *pairs]
+
+
+def pull_command(refs: list[str]) -> Argv:
+    return script("pull", *refs)

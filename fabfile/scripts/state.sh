@@ -1,0 +1,26 @@
+#!/bin/sh
+# Print, section by section, everything a deploy needs to know about the
+# server, in one round trip: what `current` points at, which release nginx
+# serves, every release record, the image ID of each REF, the compose project
+# of each of the app's containers, whether nginx runs, and every image's
+# layer chain.
+# Usage: state.sh MARK BASE_DIR APP NGINX_CONTAINER [REF]...
+set -u
+mark=$1 base=$2 app=$3 nginx=$4
+shift 4
+echo "$mark base"; [ -d "$base/releases" ] && echo present
+echo "$mark current"; readlink "$base/current" || true
+echo "$mark serving"; sed -n 's/^# slipway release: //p' "$base/shared/nginx/app.conf" 2>/dev/null || true
+echo "$mark releases"
+for record in "$base"/releases/*/release.json; do
+  if [ -f "$record" ]; then head -n 1 "$record"; fi
+done
+echo "$mark images"
+for ref in "$@"; do
+  printf '%s %s\n' "$ref" "$(docker image inspect -f '{{.Id}}' "$ref" 2>/dev/null || echo missing)"
+done
+echo "$mark projects"
+docker ps -a --filter "label=slipway.app=$app" --format '{{.Label "com.docker.compose.project"}} {{.Names}}'
+echo "$mark nginx"; docker inspect -f '{{.State.Running}}' "$nginx" 2>/dev/null || echo false
+echo "$mark layers"
+docker image ls -q | sort -u | xargs -r docker image inspect -f '{{json .RootFS.Layers}}'

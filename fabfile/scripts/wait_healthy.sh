@@ -1,0 +1,30 @@
+#!/bin/sh
+# Poll until every container is Docker-healthy and answers HTTP 2xx on its
+# health path from the host. Prints one status word per container; exits
+# UNHEALTHY_EXIT when the time is up, or at once when a container has stopped.
+# Usage: wait_healthy.sh TIMEOUT_SECONDS UNHEALTHY_EXIT CONTAINER|PORT|PATH...
+set -eu
+timeout_seconds=$1 unhealthy_exit=$2
+shift 2
+deadline=$(( $(date +%s) + timeout_seconds ))
+while :; do
+  ready=1 dead=0 report=""
+  for check in "$@"; do
+    name=${check%%|*} rest=${check#*|}
+    port=${rest%%|*} path=${rest#*|}
+    status=$(docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$name" 2>/dev/null || echo "missing/-")
+    probe=-
+    case $status in
+      running/healthy)
+        ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$name")
+        probe=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$ip:$port$path" || true)
+        case $probe in 2??) ;; *) ready=0 ;; esac ;;
+      exited/*|dead/*|missing/*) ready=0 dead=1 ;;
+      *) ready=0 ;;
+    esac
+    report="$report $name=$status,http=${probe:--}"
+  done
+  if [ "$ready" = 1 ]; then echo "healthy:$report"; exit 0; fi
+  if [ "$dead" = 1 ] || [ "$(date +%s)" -ge "$deadline" ]; then echo "unhealthy:$report"; exit "$unhealthy_exit"; fi
+  sleep 1
+done
