@@ -7,12 +7,15 @@ state differs run. Every step prints ok / changed / failed and its time.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 
 from .. import ssh
 from ..commands import provision as commands
+from ..commands.layout import layout_of
 from ..errors import ConnectError, HostKeyError, LoginRefused, SlipwayError
 from ..remote import Remote, Reporter
 from .common import load_deployment, operator_task, project_dir, session, trust_hint
+from .locked import deploy_lock
 
 SSHD_RESTART_GRACE_SECONDS = 10
 
@@ -28,46 +31,56 @@ def provision(c, dry_run=False):
             state = commands.parse_probe(remote.run(commands.probe_script(inventory), root=True).stdout)
             facts.detail = f"{state.os_id} {state.os_version}"
         desired = commands.desired_state(inventory, project_dir(c), state.os_id, state.os_version)
-        for step in commands.plan(desired, state):
-            with reporter.step(step.name) as report:
-                if not step.needed:
-                    continue
-                report.changed = True
-                if dry_run:
-                    report.detail = "\n" + _indent(step.diff) if step.diff else ""
-                    continue
-                try:
-                    _apply(c, deployment, remote, step)
-                except SlipwayError as error:
-                    raise SlipwayError(f"provision step '{step.name}' failed; re-run provision once fixed, it goes on "
-                                       f"from where the server is.\n{error}") from None
+        steps = commands.plan(desired, state)
+        disruptive = [step.name for step in steps if step.needed and step.disruptive]
+        # A deploy must not meet a docker restart or an sshd reload halfway: take its lock (as the
+        # deploy user, who owns it) whenever the app may be running.
+        locked = (deploy_lock(remote, layout_of(inventory), "provision", inventory.app.step_timeout_seconds,
+                              message=f"provision: {', '.join(disruptive)}", as_user=inventory.server.deploy_user)
+                  if disruptive and state.app_deployed and not dry_run else nullcontext())
+        with locked:
+            for step in steps:
+                with reporter.step(step.name) as report:
+                    if not step.needed:
+                        continue
+                    report.changed = True
+                    if dry_run:
+                        report.detail = "\n" + _indent(step.diff) if step.diff else ""
+                        continue
+                    try:
+                        _apply(c, deployment, remote, step)
+                    except SlipwayError as error:
+                        raise SlipwayError(f"provision step '{step.name}' failed; re-run provision once fixed, it goes on "
+                                           f"from where the server is.\n{error}") from None
     print(reporter.summary())
 
 
 def _apply(c, deployment, remote: Remote, step: commands.Step) -> None:
-    for position, action in enumerate(step.actions):
+    for action in step.actions:
         if isinstance(action, commands.Shell):
-            remote.run(action.command, root=True)
+            remote.run(action.command, root=True, stdin=action.stdin)
         elif isinstance(action, commands.Write):
             remote.run(commands.write_file_command(action.file), root=True, stdin=action.file.content)
         elif isinstance(action, commands.ProveLogin):
-            _prove_login(c, deployment, remote, action, after_change=position > 0)
+            _prove_login(c, deployment, remote, action)
 
 
-def _prove_login(c, deployment, remote: Remote, action: commands.ProveLogin, after_change: bool) -> None:
-    """A new SSH session as the deploy user, or no sshd change (and a rollback if one was made)."""
+def _prove_login(c, deployment, remote: Remote, action: commands.ProveLogin) -> None:
+    """A new SSH session, or no change (and ACTION's undo if the change was already made)."""
     host = deployment.inventory.host
-    conn = ssh.connection(host, deployment.name, trust_hint(c), user=action.user)
+    user = action.user or remote.user
+    conn = ssh.connection(host, deployment.name, trust_hint(c), user=user)
     try:
         _open_while_sshd_restarts(conn, deployment.name, ssh.known_hosts_file(host), trust_hint(c))
         Remote(conn, deployment.name).run(action.command)
     except SlipwayError as error:
-        if after_change:
-            remote.run(commands.restore_sshd_command(), root=True)
-            raise SlipwayError(f"{deployment.name}: after the sshd reload a new login as {action.user} failed, so the "
-                               f"previous sshd configuration was restored and reloaded; nothing is hardened.\n{error}") from None
-        raise SlipwayError(f"{deployment.name}: refusing to harden sshd: a new SSH login as {action.user} with "
-                           f"{host.key_file} could not run `{action.command}`; sshd is unchanged and "
+        if action.undo:
+            remote.run(action.undo, root=True)
+            raise SlipwayError(f"{deployment.name}: after the {action.what} change a new SSH login as {user} failed, so "
+                               f"the previous {action.what} configuration was restored; {remote.user} can still log in.\n"
+                               f"{error}") from None
+        raise SlipwayError(f"{deployment.name}: refusing to change {action.what}: a new SSH login as {user} with "
+                           f"{host.key_file} could not run `{action.command}`; {action.what} is unchanged and "
                            f"{remote.user} can still log in.\n{error}") from None
     finally:
         conn.close()

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from ..config import Inventory
 from ..errors import SlipwayError
 from ..render import render
+from .shell import line, script, script_text
 
 MARK = "@@slipway@@"
 BASE_PACKAGES = ("ca-certificates", "curl", "sudo", "tzdata", "ufw", "unattended-upgrades", "certbot")
@@ -36,6 +37,9 @@ SWAP_FILE = "/swapfile"
 RELOAD_SSHD = "systemctl try-reload-or-restart ssh.service"
 PREVIOUS_SUFFIX = ".slipway-previous"
 WEB_PORTS = (80, 443)
+FIREWALL_BACKUP = "/var/lib/slipway/firewall-before"
+# The previous firewall comes back on its own unless a fresh login is proven within this time.
+FIREWALL_REVERT_SECONDS = 120
 APT_ENV = "DEBIAN_FRONTEND=noninteractive"
 
 
@@ -172,7 +176,11 @@ class HostState:
     docker_active: str = ""
     timezone_link: str = ""
     firewall: str = ""
+    sshd_ports: list[int] = field(default_factory=list)
+    swap_file_bytes: int = 0
     swaps: dict[str, int] = field(default_factory=dict)
+    # The app has been deployed: a deploy may run, so disruptive steps take the deploy lock.
+    app_deployed: bool = False
 
 
 def probe_script(inventory: Inventory) -> str:
@@ -188,6 +196,9 @@ def probe_script(inventory: Inventory) -> str:
         f"echo '{MARK} timezone'; readlink /etc/localtime || true",
         f"echo '{MARK} firewall'; if command -v ufw >/dev/null; then ufw status verbose; fi",
         f"echo '{MARK} swaps'; swapon --show=NAME,SIZE --noheadings --bytes 2>/dev/null || true",
+        f"echo '{MARK} swapfile'; stat -c %s {SWAP_FILE} 2>/dev/null || true",
+        f"echo '{MARK} sshd_ports'; sshd -T 2>/dev/null | awk '$1 == \"port\" {{print $2}}'",
+        f"echo '{MARK} app_state'; [ -d {shlex.quote(str(inventory.app.base_dir) + '/.slipway')} ] && echo present || true",
     ]
     for path in files:
         q = shlex.quote(path)
@@ -217,6 +228,12 @@ def parse_probe(output: str) -> HostState:
             state.firewall = "\n".join(lines)
         elif kind == "swaps":
             state.swaps = {line.split()[0]: int(line.split()[1]) for line in lines if len(line.split()) == 2}
+        elif kind == "swapfile":
+            state.swap_file_bytes = int(lines[0]) if lines and lines[0].isdigit() else 0
+        elif kind == "sshd_ports":
+            state.sshd_ports = [int(line) for line in lines if line.isdigit()]
+        elif kind == "app_state":
+            state.app_deployed = lines == ["present"]
         elif kind == "file":
             state.files[argument] = _file_state(lines)
         elif kind == "dir":
@@ -271,6 +288,7 @@ def firewall_rules(status: str) -> tuple[bool, str, set[str]]:
 @dataclass(frozen=True)
 class Shell:
     command: str
+    stdin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -280,10 +298,14 @@ class Write:
 
 @dataclass(frozen=True)
 class ProveLogin:
-    """Open a new SSH connection as USER and run COMMAND: nobody gets locked out on a guess."""
+    """Open a new SSH connection as USER (None: the user provision logged in as) and run COMMAND:
+    nobody gets locked out on a guess. When it fails after a change, UNDO (run as root) puts
+    back what WHAT was before."""
 
-    user: str
+    user: str | None
     command: str
+    what: str
+    undo: str | None = None
 
 
 @dataclass
@@ -291,6 +313,8 @@ class Step:
     name: str
     actions: list = field(default_factory=list)
     diff: str = ""
+    # Restarts or reloads something a running app depends on: runs under the deploy lock.
+    disruptive: bool = False
 
     @property
     def needed(self) -> bool:
@@ -302,9 +326,9 @@ def plan(desired: Desired, state: HostState) -> list[Step]:
     files = desired.files
     steps = [
         _docker_repository_step(desired, state),
-        _file_step(files["/etc/docker/daemon.json"], state,
-                   then=["if systemctl is-active --quiet docker.service; then systemctl restart docker.service; fi"]),
-        _packages_step(desired, state),
+        _disruptive(_file_step(files["/etc/docker/daemon.json"], state,
+                               then=["if systemctl is-active --quiet docker.service; then systemctl restart docker.service; fi"])),
+        _disruptive(_packages_step(desired, state)),
         _timezone_step(desired, state),
         _docker_service_step(state),
         _user_step(desired, state),
@@ -318,6 +342,11 @@ def plan(desired: Desired, state: HostState) -> list[Step]:
         _ssh_hardening_step(desired, state),
     ]
     return [step for step in steps if step is not None]
+
+
+def _disruptive(step: Step) -> Step:
+    step.disruptive = True
+    return step
 
 
 def _docker_repository_step(desired: Desired, state: HostState) -> Step | None:
@@ -404,20 +433,26 @@ def _file_step(managed: ManagedFile, state: HostState, then: list[str] | None = 
 
 
 def _firewall_step(desired: Desired, state: HostState) -> Step:
-    step = Step(f"firewall allows only {', '.join(f'{p}/tcp' for p in desired.firewall_ports)}")
+    step = Step(f"firewall allows only {', '.join(f'{p}/tcp' for p in desired.firewall_ports)}", disruptive=True)
     active, default, rules = firewall_rules(state.firewall)
     wanted = {f"{port}/tcp ALLOW Anywhere" for port in desired.firewall_ports}
     wanted_default = default.startswith("Default: deny (incoming), allow (outgoing)")
     if active and wanted_default and rules == wanted:
         return step
-    # Rules go in before the firewall is enabled, the SSH port first: enabling ufw
-    # without them would cut this very session off.
-    allow = "; ".join(f"ufw allow {port}/tcp >/dev/null" for port in desired.firewall_ports)
-    reset = "ufw --force reset >/dev/null; " if rules - wanted else ""
-    step.actions = [Shell(
-        f"set -e; {reset}ufw default deny incoming >/dev/null; ufw default allow outgoing >/dev/null; "
-        f"{allow}; ufw --force enable >/dev/null"
-    )]
+    ssh_port = desired.firewall_ports[0]
+    if state.sshd_ports and ssh_port not in state.sshd_ports:
+        raise SlipwayError(f"server.ssh_port is {ssh_port} but sshd listens on {', '.join(map(str, state.sshd_ports))}: "
+                           "a firewall letting in only that port would shut SSH out; nothing was changed (set "
+                           "server.ssh_port to the port sshd listens on)")
+    # Rules go in before the firewall is enabled, the SSH port first, and a dead man's switch
+    # brings the old firewall back unless a fresh login gets through the new one.
+    enable = script("firewall_enable", ssh_port, FIREWALL_REVERT_SECONDS, FIREWALL_BACKUP, int(bool(rules - wanted)),
+                    *desired.firewall_ports)
+    step.actions = [
+        Shell(line(enable), stdin=script_text("firewall_restore")),
+        ProveLogin(None, "true", "firewall", undo=line(script("firewall_restore", FIREWALL_BACKUP))),
+        Shell(line(script("firewall_confirm", FIREWALL_BACKUP))),
+    ]
     shown = ", ".join(sorted(rules)) or "none"
     step.diff = f"ufw is {'active' if active else 'inactive'}; rules now: {shown}; wanted: {', '.join(sorted(wanted))}"
     return step
@@ -427,7 +462,8 @@ def _swap_step(desired: Desired, state: HostState) -> Step | None:
     if desired.swap_mb == 0:
         return None
     step = Step(f"swap file {SWAP_FILE} of {desired.swap_mb} MiB")
-    if state.swaps.get(SWAP_FILE) == desired.swap_mb * 1024 * 1024:
+    # swapon reports one page less than the file holds (the header): the file's size is what counts.
+    if SWAP_FILE in state.swaps and state.swap_file_bytes == desired.swap_mb * 1024 * 1024:
         return step
     size = f"{desired.swap_mb}M"
     step.actions = [Shell(
@@ -447,10 +483,12 @@ def deploy_login_check() -> str:
 def _ssh_hardening_step(desired: Desired, state: HostState) -> Step:
     step = _file_step(desired.files[SSHD_DROP_IN], state)
     step.name = "sshd: no root login, no passwords"
+    step.disruptive = True
     if step.needed:
-        prove = ProveLogin(desired.deploy_user, deploy_login_check())
+        before = ProveLogin(desired.deploy_user, deploy_login_check(), "sshd")
+        after = ProveLogin(desired.deploy_user, deploy_login_check(), "sshd", undo=restore_sshd_command())
         managed = desired.files[SSHD_DROP_IN]
-        step.actions = [prove, *step.actions, Shell(RELOAD_SSHD), prove,
+        step.actions = [before, *step.actions, Shell(RELOAD_SSHD), after,
                         Shell(f"rm -f {shlex.quote(managed.path + PREVIOUS_SUFFIX)}")]
     return step
 

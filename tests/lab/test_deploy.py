@@ -393,3 +393,25 @@ def test_deploy_to_a_server_never_provisioned_stops_at_once_naming_provision(var
     assert result.returncode == 1
     assert "run `fab -H lab provision` first" in result.stderr
     assert "ship images" not in result.stdout and "Traceback" not in result.stderr
+
+
+def test_provision_takes_the_deploy_lock_before_anything_a_deploy_depends_on(cli, as_deploy):
+    from fabfile.commands.layout import Layout
+    from fabfile.commands.lock import lock_command
+    from fabfile.commands.shell import line
+    as_deploy.run("ufw allow 5432/tcp >/dev/null", root=True)  # drift: the firewall step must run
+    held = line(lock_command(Layout("demo", "/srv/demo"), {"by": "ci@deployer", "command": "deploy v7", "since": "now"}))
+    as_deploy.run(f"setsid sh -c {shlex.quote(f'sleep 3600 | {held}')} >/dev/null 2>&1 < /dev/null &")
+    time.sleep(1)
+    try:
+        refused = cli("fab", "-H", "lab", "provision")
+        assert refused.returncode == 1
+        assert "deploy lock is held by ci@deployer running `deploy v7`" in refused.stderr
+        assert "5432/tcp" in as_deploy.run("ufw status", root=True).stdout
+    finally:
+        as_deploy.run("pkill -f '^sleep 3600$' || true")
+    time.sleep(1)
+    done = cli("fab", "-H", "lab", "provision")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "5432/tcp" not in as_deploy.run("ufw status", root=True).stdout
+    assert cli("fab", "-H", "lab", "lock.status").stdout.strip().endswith("unlocked")

@@ -4,12 +4,14 @@ These run in file order on the session's fresh target (see tests/conftest.py).
 """
 
 import re
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 SSHD_DROP_IN = "/etc/ssh/sshd_config.d/00-slipway-hardening.conf"
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def summary(output):
@@ -31,7 +33,7 @@ def test_lockout_guard_keeps_root_login_when_deploy_cannot_log_in(variant, stran
     fab = variant(lambda data: data["server"].update(authorized_keys=[str(stranger_key)]))
     result = fab("provision")
     assert result.returncode == 1
-    assert "refusing to harden sshd: a new SSH login as deploy" in result.stderr
+    assert "refusing to change sshd: a new SSH login as deploy" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert re.search(r"sshd: no root login, no passwords +failed", result.stdout)
     assert not target_host.file(SSHD_DROP_IN).exists
@@ -120,3 +122,67 @@ def test_bad_inventory_is_refused_before_any_connection(variant):
     assert re.fullmatch(r"error: /\S+/inventories/lab\.yaml: server\.ssh_port: found 'twenty-two'; "
                         r"expected a valid integer, unable to parse string as an integer", result.stderr.strip())
     assert "connect" not in result.stdout
+
+
+def firewall(as_deploy):
+    return as_deploy.run("ufw status verbose", root=True).stdout
+
+
+def test_firewall_is_refused_when_sshd_does_not_listen_on_ssh_port(variant, as_deploy, login):
+    before = firewall(as_deploy)
+    result = variant(lambda data: data["server"].update(ssh_port=2222))("provision")
+    assert result.returncode == 1
+    assert "server.ssh_port is 2222 but sshd listens on 22" in result.stderr and "nothing was changed" in result.stderr
+    assert "firewall allows only" not in result.stdout
+    assert firewall(as_deploy) == before
+    assert login("deploy") == "ok"
+
+
+EXTRA_PORT = "/etc/ssh/sshd_config.d/10-lab-extra-port.conf"
+
+
+def test_firewall_that_shuts_out_a_fresh_login_is_rolled_back(variant, as_deploy, login):
+    # sshd also listens on 2222, so server.ssh_port 2222 passes the check, but the operator's
+    # connections arrive on 22: once ufw lets in only 2222, a fresh login fails.
+    as_deploy.run(f"printf 'Port 22\\nPort 2222\\n' > {EXTRA_PORT} && systemctl reload ssh.service", root=True)
+    try:
+        before = firewall(as_deploy)
+        result = variant(lambda data: data["server"].update(ssh_port=2222))("provision")
+        assert result.returncode == 1
+        assert "after the firewall change a new SSH login as deploy failed" in result.stderr
+        assert "previous firewall configuration was restored" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert firewall(as_deploy) == before
+        assert login("deploy") == "ok"
+        timers = as_deploy.run("systemctl list-timers --all --no-legend", root=True).stdout
+        assert "slipway-firewall-revert" not in timers
+    finally:
+        as_deploy.run(f"rm -f {EXTRA_PORT} && systemctl reload ssh.service", root=True)
+
+
+def test_sshd_change_that_locks_the_deploy_user_out_is_restored(variant, as_deploy, login, tmp_path, monkeypatch):
+    # A user's own template (project templates/ win over slipway's) with a line that passes
+    # `sshd -t` but refuses the deploy user once sshd reloads.
+    project = tmp_path / "project"
+    (project / "templates" / "server").mkdir(parents=True)
+    shipped = (PROJECT / "templates" / "server" / "sshd-hardening.conf.j2").read_text()
+    (project / "templates" / "server" / "sshd-hardening.conf.j2").write_text(shipped + "AllowUsers nobody\n")
+    monkeypatch.setenv("FABRIC_SLIPWAY_PROJECT_DIR", str(project))
+    before = as_deploy.run(f"cat {SSHD_DROP_IN}", root=True).stdout
+    result = variant(lambda data: None)("provision")
+    assert result.returncode == 1
+    assert "after the sshd change a new SSH login as deploy failed" in result.stderr
+    assert as_deploy.run(f"cat {SSHD_DROP_IN}", root=True).stdout == before
+    assert login("deploy") == "ok"
+
+
+def test_verify_fails_on_a_drifted_host_naming_the_check(cli, as_deploy):
+    as_deploy.run(f"echo '# edited by hand' >> {SSHD_DROP_IN}", root=True)
+    try:
+        result = cli("fab", "-H", "lab", "verify")
+        assert result.returncode == 1
+        assert "test_managed_file[/etc/ssh/sshd_config.d/00-slipway-hardening.conf]" in result.stdout
+        assert "does not keep every promise of provision" in result.stderr
+    finally:
+        assert cli("fab", "-H", "lab", "provision").returncode == 0
+    assert cli("fab", "-H", "lab", "verify").returncode == 0

@@ -1,14 +1,16 @@
 """Provision as data: the probe, the plan and the file writer, without a server."""
 
 import base64
+import shlex
 import subprocess
 from pathlib import Path
+
 
 import pytest
 import yaml
 
 from fabfile import config
-from fabfile.commands import provision
+from fabfile.commands import provision, shell
 from fabfile.errors import SlipwayError
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -89,7 +91,9 @@ def test_sshd_is_hardened_only_between_two_proven_logins(inventory):
     (hardening,) = [s for s in provision.plan(desired, provision.HostState()) if s.name.startswith("sshd")]
     kinds = [type(action).__name__ for action in hardening.actions]
     assert kinds == ["ProveLogin", "Write", "Shell", "ProveLogin", "Shell"]
-    assert hardening.actions[0] == provision.ProveLogin("deploy", "sudo -n true && docker compose version")
+    assert hardening.actions[0] == provision.ProveLogin("deploy", "sudo -n true && docker compose version", "sshd")
+    assert hardening.actions[3].undo == provision.restore_sshd_command()
+    assert hardening.disruptive
     assert hardening.actions[1].file.check_installed == "sshd -t"
     assert hardening.actions[2].command == "systemctl try-reload-or-restart ssh.service"
 
@@ -127,8 +131,37 @@ def test_extra_firewall_rule_resets_rules_before_enabling(inventory):
     state.firewall = UFW_ACTIVE.replace("443/tcp                    ALLOW IN    Anywhere\n",
                                         "443/tcp                    ALLOW IN    Anywhere\n5432/tcp                   ALLOW IN    Anywhere\n")
     (step,) = [s for s in provision.plan(desired, state) if s.needed]
-    command = step.actions[0].command
-    assert command.index("ufw --force reset") < command.index("ufw allow 22/tcp") < command.index("ufw --force enable")
+    enable = shlex.split(step.actions[0].command)
+    assert enable[3:] == ["slipway-firewall_enable", "22", str(provision.FIREWALL_REVERT_SECONDS),
+                          provision.FIREWALL_BACKUP, "1", "22", "80", "443"]
+    text = shell.script_text("firewall_enable")
+    assert (text.index("systemd-run") < text.index("ufw --force reset") < text.index('ufw allow "$port/tcp"')
+            < text.index("ufw --force enable"))
+
+
+def test_firewall_is_enabled_behind_a_dead_mans_switch_and_a_proven_login(inventory):
+    desired = desired_for(inventory)
+    state = converged_state(desired)
+    state.firewall = "Status: inactive\n"
+    (step,) = [s for s in provision.plan(desired, state) if s.needed]
+    enable, prove, confirm = step.actions
+    assert enable.stdin == shell.script_text("firewall_restore")
+    assert prove.user is None and prove.what == "firewall"
+    assert shlex.split(prove.undo)[3:] == ["slipway-firewall_restore", provision.FIREWALL_BACKUP]
+    assert shlex.split(confirm.command)[3:] == ["slipway-firewall_confirm", provision.FIREWALL_BACKUP]
+    assert step.disruptive
+    assert shlex.split(enable.command)[7] == "0"  # no extra rules: no reset
+
+
+def test_firewall_is_refused_before_anything_when_sshd_listens_elsewhere(inventory):
+    desired = desired_for(inventory)
+    state = converged_state(desired)
+    state.firewall = "Status: inactive\n"
+    state.sshd_ports = [2222]
+    with pytest.raises(SlipwayError, match=r"server.ssh_port is 22 but sshd listens on 2222: .* nothing was changed"):
+        provision.plan(desired, state)
+    state.sshd_ports = [2222, 22]
+    assert [s.name for s in provision.plan(desired, state) if s.needed] == ["firewall allows only 22/tcp, 80/tcp, 443/tcp"]
 
 
 def test_firewall_rules_parse_ufw_status():
@@ -145,8 +178,18 @@ def test_swap_step_only_when_asked_and_sized_differently(inventory):
     state = converged_state(sized)
     (step,) = [s for s in provision.plan(sized, state) if s.needed]
     assert "fallocate -l 512M /swapfile" in step.actions[0].command
-    state.swaps = {"/swapfile": 512 * 1024 * 1024}
+    # What a live swap file looks like: swapon counts one page less than the file holds.
+    state.swaps = {"/swapfile": 512 * 1024 * 1024 - 4096}
+    state.swap_file_bytes = 512 * 1024 * 1024
     assert needed(provision.plan(sized, state)) == []
+    state.swap_file_bytes = 256 * 1024 * 1024
+    assert needed(provision.plan(sized, state)) == ["swap file /swapfile of 512 MiB"]
+
+
+def test_probe_reads_sshd_ports_swap_file_and_whether_the_app_was_deployed():
+    output = "@@slipway@@ sshd_ports\n22\n2222\n@@slipway@@ swapfile\n536870912\n@@slipway@@ app_state\npresent\n"
+    state = provision.parse_probe(output)
+    assert state.sshd_ports == [22, 2222] and state.swap_file_bytes == 536870912 and state.app_deployed
 
 
 @pytest.mark.parametrize("os_id, version, packages", [
