@@ -89,7 +89,7 @@ def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: 
     with reporter.step("drain and stop old containers, start workers") as step:
         run(traffic.finish_command(layout, release_id, old, list(workers(inventory)), inventory.app.drain_seconds))
         step.changed, step.detail = True, f"retired {', '.join(old)}" if old else ""
-    run(traffic.write_file_command(f"{layout.release_dir(release_id)}/release.json"), stdin=attempt.record(SERVED))
+    run(traffic.write_record_command(layout, release_id), stdin=attempt.record(SERVED))
 
 
 def _version(value: str) -> str:

@@ -103,8 +103,7 @@ def recover(run: LockedRun, reporter: Reporter, layout: Layout, refs: list[str],
             record["outcome"] = SERVED if release_id == state.serving else FAILED
             if record["outcome"] == FAILED:
                 record["detail"] = "interrupted before it took traffic"
-            run(traffic.write_file_command(f"{layout.release_dir(release_id)}/release.json"),
-                stdin=json.dumps(record, sort_keys=True) + "\n")
+            run(traffic.write_record_command(layout, release_id), stdin=json.dumps(record, sort_keys=True) + "\n")
             notes.append(f"{release_id} recorded as {record['outcome']}")
         if state.serving and state.current != state.serving:
             # A run cut off between the nginx switch and its last step left `current` behind.
@@ -163,14 +162,11 @@ def failing_cleanly(run: LockedRun, reporter: Reporter, layout: Layout, attempt:
         step = reporter.failed_step or "?"
         if not attempt.switched:
             run(traffic.discard_release_command(layout, attempt.release_id), check=False)
-            if attempt.kind == "deploy":
-                path = f"{layout.release_dir(attempt.release_id)}/release.json"
-                run(["mkdir", "-p", layout.release_dir(attempt.release_id)], check=False)
-                run(traffic.write_file_command(path), stdin=attempt.record(FAILED, f"{step}: {detail}"), check=False)
-        elif attempt.kind == "deploy":
-            # It passed its health checks and took traffic: it is a release that served.
-            run(traffic.write_file_command(f"{layout.release_dir(attempt.release_id)}/release.json"),
-                stdin=attempt.record(SERVED, f"{step}: {detail}"), check=False)
+        if attempt.kind == "deploy":
+            # Once it passed its health checks and took traffic, it is a release that served.
+            outcome = SERVED if attempt.switched else FAILED
+            run(traffic.write_record_command(layout, attempt.release_id),
+                stdin=attempt.record(outcome, f"{step}: {detail}"), check=False)
         audit(lambda argv, **kw: run(argv, check=False, **kw), layout, f"{attempt.kind} failed",
               release=attempt.release_id, version=attempt.version, step=step, detail=detail)
         if interrupted:

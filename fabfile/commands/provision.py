@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from ..config import Inventory
 from ..errors import SlipwayError
 from ..render import render
-from .shell import line, script, script_text
+from .shell import line as command_line, script, script_text
 
 MARK = "@@slipway@@"
 BASE_PACKAGES = ("ca-certificates", "curl", "sudo", "tzdata", "ufw", "unattended-upgrades", "certbot")
@@ -449,9 +449,9 @@ def _firewall_step(desired: Desired, state: HostState) -> Step:
     enable = script("firewall_enable", ssh_port, FIREWALL_REVERT_SECONDS, FIREWALL_BACKUP, int(bool(rules - wanted)),
                     *desired.firewall_ports)
     step.actions = [
-        Shell(line(enable), stdin=script_text("firewall_restore")),
-        ProveLogin(None, "true", "firewall", undo=line(script("firewall_restore", FIREWALL_BACKUP))),
-        Shell(line(script("firewall_confirm", FIREWALL_BACKUP))),
+        Shell(command_line(enable), stdin=script_text("firewall_restore")),
+        ProveLogin(None, "true", "firewall", undo=command_line(script("firewall_restore", FIREWALL_BACKUP))),
+        Shell(command_line(script("firewall_confirm", FIREWALL_BACKUP))),
     ]
     shown = ", ".join(sorted(rules)) or "none"
     step.diff = f"ufw is {'active' if active else 'inactive'}; rules now: {shown}; wanted: {', '.join(sorted(wanted))}"

@@ -77,6 +77,11 @@ def write_file_command(path: str, mode: int = 0o644) -> Argv:
     return script("write_file", path, f"{mode:o}")
 
 
+def write_record_command(layout: Layout, release_id: str) -> Argv:
+    """Replace a release's record (stdin); its folder is made when a failure came before the upload."""
+    return write_file_command(f"{layout.release_dir(release_id)}/release.json")
+
+
 def append_audit_command(layout: Layout) -> Argv:
     return script("append_audit", layout.audit_log)
 

@@ -1,9 +1,7 @@
 """Deploy as data: release files, state parsing, release bookkeeping and the scripts, without a server."""
 
-import base64
 import io
 import json
-import os
 import shutil
 import subprocess
 import tarfile
