@@ -3,8 +3,6 @@
 `fab` loads this package; `tasks.py` hands the same collection to `inv`.
 """
 
-from pathlib import Path
-
 from invoke import Collection
 
 from .cli import deploy, hostkeys, lab, lock, provision, runbook, verify
@@ -16,8 +14,9 @@ ns = Collection(
 )
 ns.configure({
     "slipway": {
-        # Where inventories/ and templates/ live; override in invoke.yaml.
-        "project_dir": str(Path(__file__).resolve().parent.parent),
+        # Where inventories/ and templates/ live. Unset: the folder where
+        # `fab` found fabfile/ or `inv` found tasks.py.
+        "project_dir": None,
         "inventory_dir": "inventories",
         # The inventory `inv TASK` (and `fab TASK` without -H) works on.
         "inventory": None,

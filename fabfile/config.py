@@ -149,6 +149,8 @@ class HealthCheck(Section):
     port: Port = Field(description="the container port the health path is served on")
     interval_seconds: int = Field(2, ge=1, le=300)
     timeout_seconds: int = Field(60, ge=1, le=3600)
+    command: Command | None = Field(None, description="a command run inside the container that exits 0 when healthy; "
+                                    "default: curl the health path, which needs curl in the image")
 
 
 class Service(Section):

@@ -12,7 +12,10 @@ from typing import Any
 
 import jinja2
 
-BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+_PACKAGE = Path(__file__).resolve().parent
+# Installed, the templates are package data beside the code; in a checkout
+# (editable install included) they sit at its top.
+BUILTIN_TEMPLATES = next(path for path in (_PACKAGE / "templates", _PACKAGE.parent / "templates") if path.is_dir())
 
 
 def template_dirs(project_dir: Path) -> list[Path]:

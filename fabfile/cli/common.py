@@ -61,7 +61,15 @@ def _error_text(error: SlipwayError) -> str:
 
 
 def project_dir(c: Context) -> Path:
-    return Path(c.config.slipway.project_dir)
+    """slipway.project_dir if set, else where `fab`/`inv` found the task collection.
+
+    Invoke records that folder as the project location (where it reads the
+    project's invoke.yaml); it has no public reader for it.
+    """
+    chosen = c.config.slipway.project_dir or c.config._project_prefix
+    if not chosen:
+        raise ConfigError(["no project folder: run fab/inv from the folder with your tasks, or set slipway.project_dir"])
+    return Path(chosen).resolve()
 
 
 def inventory_dir(c: Context) -> Path:

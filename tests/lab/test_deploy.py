@@ -388,6 +388,22 @@ def test_rollback_keeps_the_original_deployer(as_deploy, cli):
     assert serving["time"] <= started["time"]
 
 
+def test_a_health_command_gates_traffic_in_place_of_curl(variant, as_deploy, port):
+    def probe(command):
+        return lambda data: data["services"]["api"]["healthcheck"].update(command=command, timeout_seconds=8)
+    before = live_release(as_deploy)
+    failing = variant(probe("false"))("deploy", "--version", "v2")
+    assert failing.returncode == 1 and "never became healthy" in failing.stderr
+    assert live_release(as_deploy) == before
+    python_probe = "python3 -c 'import urllib.request as u; u.urlopen(\"http://127.0.0.1:8000/health\")'"
+    passing = variant(probe(python_probe))("deploy", "--version", "v2")
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+    serving = live_release(as_deploy)
+    test = json.loads(as_deploy.run(f"docker inspect -f '{{{{json .Config.Healthcheck.Test}}}}' demo-{serving}-api-1").stdout)
+    assert test[:3] == ["CMD", "python3", "-c"]
+    assert serving_version(port) == "v2"
+
+
 def test_deploy_to_a_server_never_provisioned_stops_at_once_naming_provision(variant):
     result = variant(lambda data: data["server"].update(deploy_user="nobody-here"))("deploy", "--version", "v1")
     assert result.returncode == 1

@@ -76,6 +76,14 @@ def test_compose_file_runs_app_services_unpublished_with_health_limits_and_log_r
     assert compose["volumes"]["demo_pgdata"] == {"external": True}
 
 
+def test_a_health_command_replaces_curl_for_images_without_it(tmp_path):
+    probe = "python3 -c 'import urllib.request as u; u.urlopen(\"http://127.0.0.1:8000/health\")'"
+    deployment = lab_inventory(tmp_path, edit=lambda data: data["services"]["api"]["healthcheck"].update(command=probe))
+    compose = yaml.safe_load(release.release_files(deployment, PROJECT, "r1", "v1")[0].content)
+    assert compose["services"]["api"]["healthcheck"]["test"] == [
+        "CMD", "python3", "-c", 'import urllib.request as u; u.urlopen("http://127.0.0.1:8000/health")']
+
+
 def test_volumes_are_the_same_for_every_release(tmp_path):
     def with_volumes(data):
         data["services"]["api"]["volumes"] = ["uploads:/data/uploads", "./media:/srv/media:ro", "/var/log/demo:/logs"]
