@@ -14,10 +14,11 @@ from datetime import datetime, timezone
 from ..commands import traffic
 from ..commands.layout import image_refs, layout_of, new_release_id, web_services, workers
 from ..commands.release import release_diff, release_files, release_tarball
+from ..commands.shell import shown
 from ..commands.state import (SERVED, ServerState, dump_files_command, format_releases, parse_file_dump,
                               previous_healthy, releases_to_prune, unused_images)
 from ..config import Deployment
-from ..errors import ConfigError, SlipwayError
+from ..errors import ConfigError, RemoteCommandFailed, SlipwayError
 from ..remote import Reporter
 from . import images as image_transfer
 from .common import load_deployment, operator_task, project_dir, session
@@ -39,7 +40,7 @@ def checkout_commit(c) -> str:
 
 
 def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: ServerState, attempt: Attempt,
-             release_tar: bytes | None, nginx_conf: str) -> None:
+             release_tar: bytes | None, nginx_conf: str, db_mode: str) -> None:
     """Bring the attempt's release up beside the serving one, gate it on health, then move traffic to it.
 
     A new release (RELEASE_TAR given) runs its release commands first; a rollback does not
@@ -52,7 +53,12 @@ def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: 
 
     with reporter.step(f"{'upload release' if release_tar else 'reuse release'} {release_id}" +
                        (", db up" if inventory.database else "")) as step:
-        run(traffic.prepare_command(layout, inventory, release_id, unpack=release_tar is not None), stdin=release_tar or b"")
+        prepare = traffic.prepare_command(layout, inventory, release_id, release_tar is not None, db_mode)
+        result = run(prepare, stdin=release_tar or b"", check=False)
+        if result.exited in (traffic.DB_CHANGED_EXIT, traffic.DB_MAJOR_EXIT):
+            raise SlipwayError(_database_refusal(deployment, state, result.exited, result.stdout.strip()))
+        if result.failed:
+            raise RemoteCommandFailed(run.remote.label, shown(prepare), result.exited, result.stderr or result.stdout)
         step.changed = True
     for name, service in inventory.services.items() if release_tar else ():
         if service.release_command:
@@ -101,8 +107,10 @@ def _version(value: str) -> str:
 @operator_task(help={
     "version": "image tag of the app's own images (default: app.version in the inventory)",
     "dry-run": "render everything and show a diff against the serving release (secrets masked); change nothing",
+    "restart-db": "re-create the database container when this release changes its settings (same PostgreSQL "
+                  "major version only; a short outage for the app)",
 })
-def deploy(c, version=None, dry_run=False):
+def deploy(c, version=None, dry_run=False, restart_db=False):
     """Ship images, start the new release beside the old, health-gate it, move nginx to it, retire the old."""
     deployment = load_deployment(c)
     inventory = deployment.inventory
@@ -141,12 +149,30 @@ def deploy(c, version=None, dry_run=False):
                 attempt.images = {name: {"ref": ref, "id": image_ids[ref]} for name, ref in refs.items()}
                 tar = release_tarball(files, {"release.json": attempt.record("pending")})
                 nginx_conf = next(f.content for f in files if f.path == "nginx.conf")
-                activate(run, reporter, deployment, state, attempt, tar, nginx_conf)
+                activate(run, reporter, deployment, state, attempt, tar, nginx_conf,
+                         traffic.DB_RESTART if restart_db else traffic.DB_KEEP)
                 state.releases[release_id] = {"id": release_id, "images": attempt.images, "outcome": SERVED}
                 _prune(run, reporter, deployment, state, release_id)
             audit(run, layout, "deploy succeeded", release=release_id, version=version)
     print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")
     print(f"[{deployment.name}] {release_id} ({version}) is live")
+
+
+def _database_refusal(deployment: Deployment, state: ServerState, exited: int, detail: str) -> str:
+    database = deployment.inventory.database
+    layout = layout_of(deployment.inventory)
+    serving = state.serving or "nothing"
+    if exited == traffic.DB_CHANGED_EXIT:
+        return (f"{deployment.name}: the database's own settings differ from the running one's ({detail}; or its "
+                f"env, volume or checks); it was left running as it is and {serving} still serves. "
+                "Deploy with --restart-db to re-create it with the new settings (the app loses its database "
+                "for a few seconds; data stays in the volume)")
+    return (f"{deployment.name}: {database.image} cannot run on the data in volume {layout.volume(database.volume)} "
+            f"({detail.replace(';', ',')}: PostgreSQL reads only its own major version's files); nothing was "
+            f"changed and {serving} still serves. Upgrade by dump and restore: with the old image still in "
+            f"the inventory, `docker exec {layout.db_container} pg_dumpall -U {database.user} > all.sql`; then set "
+            "the new image and a new `database.volume`, deploy with --restart-db, and load the dump with "
+            f"`docker exec -i {layout.db_container} psql -U {database.user} -d postgres < all.sql`")
 
 
 def _prune(run: LockedRun, reporter: Reporter, deployment: Deployment, state: ServerState, serving: str) -> None:
@@ -203,7 +229,7 @@ def rollback(c, to=None):
             with reporter.step(f"images of {target} on the server (no pull, no build)"):
                 run(traffic.tag_images_command(record["images"]))
             nginx_conf = run(["cat", f"{layout.release_dir(target)}/nginx.conf"]).stdout
-            activate(run, reporter, deployment, state, attempt, None, nginx_conf)
+            activate(run, reporter, deployment, state, attempt, None, nginx_conf, traffic.DB_LEAVE)
         audit(run, layout, "rolled back", release=target, version=record["version"], previous=state.serving)
     print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")
     print(f"[{deployment.name}] rolled back to {target} ({record['version']})")

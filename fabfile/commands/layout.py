@@ -76,6 +76,10 @@ class Layout:
     def nginx_container(self) -> str:
         return f"{self.app}-nginx-1"
 
+    @property
+    def db_container(self) -> str:
+        return f"{self.app}-db-1"
+
     def containers(self, release_id: str, service: str, replicas: int) -> list[str]:
         return [f"{self.release_project(release_id)}-{service}-{index}" for index in range(1, replicas + 1)]
 

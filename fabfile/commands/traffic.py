@@ -11,13 +11,21 @@ from .release import shared_items
 from .shell import Argv, script
 
 UNHEALTHY_EXIT = 3
+DB_CHANGED_EXIT = 4
+DB_MAJOR_EXIT = 5
+# What prepare.sh may do to a database that already exists.
+DB_KEEP = "keep"  # refuse a release whose db settings differ from the running db's
+DB_RESTART = "restart"  # re-create it with the release's settings, same PostgreSQL major only
+DB_LEAVE = "leave"  # rollback: the db stays as it is, whatever the release says
 
 
-def prepare_command(layout: Layout, inventory: Inventory, release_id: str, unpack: bool) -> Argv:
-    """Unpack the release (tar on stdin, when UNPACK) beside the others; network, volumes, folders and db up."""
-    db_project = layout.infra_project if inventory.database else ""
-    return script("prepare", layout.releases, release_id, int(unpack), layout.network, db_project,
-                  *shared_items(inventory))
+def prepare_command(layout: Layout, inventory: Inventory, release_id: str, unpack: bool, db_mode: str) -> Argv:
+    """Unpack the release (tar on stdin, when UNPACK) beside the others; network, volumes, folders; db up if missing."""
+    database = inventory.database
+    db = (layout.infra_project, db_mode, layout.db_container, database.image, layout.volume(database.volume)) \
+        if database else ("", "", "", "", "")
+    return script("prepare", layout.releases, release_id, int(unpack), layout.network, *db,
+                  DB_CHANGED_EXIT, DB_MAJOR_EXIT, *shared_items(inventory))
 
 
 def release_command_name(layout: Layout, release_id: str, service: str) -> str:

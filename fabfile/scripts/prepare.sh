@@ -2,10 +2,21 @@
 # Unpack a release (a tar on stdin, when UNPACK is 1) beside the others and
 # make sure what it needs exists: the app network, named volumes, shared
 # folders, and the database (when DB_PROJECT is not empty).
-# Usage: prepare.sh RELEASES_DIR RELEASE_ID UNPACK NETWORK DB_PROJECT [volume:NAME|dir:PATH]...
+#
+# The database is never re-created because a release was deployed or rolled
+# back to. It is created from the release's compose file only when it does
+# not exist. An existing one is started as it is when stopped. When compose
+# would re-create it for the release's db settings, DB_MODE `keep` changes
+# nothing and exits DB_CHANGED_EXIT; `restart` re-creates it, unless the
+# image's PostgreSQL major version differs from the data's (DB_MAJOR_EXIT).
+# `leave` (rollback) never compares.
+# Usage: prepare.sh RELEASES_DIR RELEASE_ID UNPACK NETWORK DB_PROJECT DB_MODE
+#          DB_CONTAINER DB_IMAGE DB_VOLUME DB_CHANGED_EXIT DB_MAJOR_EXIT [volume:NAME|dir:PATH]...
 set -eu
-releases=$1 release_id=$2 unpack=$3 network=$4 db_project=$5
-shift 5
+releases=$1 release_id=$2 unpack=$3 network=$4 db_project=$5 db_mode=$6
+db_container=$7 db_image=$8 db_volume=$9
+db_changed_exit=${10} db_major_exit=${11}
+shift 11
 release_dir=$releases/$release_id
 mkdir -p "$releases"
 if [ "$unpack" = 1 ]; then
@@ -24,6 +35,39 @@ for item in "$@"; do
     *) echo "prepare.sh: unknown item $item" >&2; exit 2 ;;
   esac
 done
-if [ -n "$db_project" ]; then
+[ -n "$db_project" ] || exit 0
+
+db_up() {
   docker compose -p "$db_project" -f "$release_dir/compose.yaml" up -d --no-deps --wait --wait-timeout 120 db
+}
+db_started_as_it_is() {
+  docker start "$db_container" >/dev/null
+  deadline=$(( $(date +%s) + 120 ))
+  until [ "$(docker inspect -f '{{.State.Health.Status}}' "$db_container")" = healthy ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "database $db_container did not get healthy in 120 s" >&2; exit 1; }
+    sleep 1
+  done
+}
+if ! docker inspect "$db_container" >/dev/null 2>&1; then
+  db_up
+  exit 0
 fi
+# Compose's own verdict on whether the release's db settings differ from
+# the running container's (its config-hash label is not what `config --hash`
+# prints, so the two cannot be compared directly).
+if [ "$db_mode" = leave ] || ! docker compose --progress plain --dry-run -p "$db_project" -f "$release_dir/compose.yaml" \
+    up -d --no-deps db 2>&1 | grep -q "Container $db_container  Recreate\$"; then
+  db_started_as_it_is
+  exit 0
+fi
+if [ "$db_mode" != restart ]; then
+  echo "running: $(docker inspect -f '{{.Config.Image}}' "$db_container"); release: $db_image"
+  exit "$db_changed_exit"
+fi
+image_major=$(docker run --rm --entrypoint postgres "$db_image" --version | sed -n 's/.*) \([0-9][0-9]*\).*/\1/p')
+data_major=$(docker run --rm --entrypoint cat -v "$db_volume:/pgdata:ro" "$db_image" /pgdata/PG_VERSION)
+if [ "$image_major" != "$data_major" ]; then
+  echo "image: $image_major; data: $data_major"
+  exit "$db_major_exit"
+fi
+db_up

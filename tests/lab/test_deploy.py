@@ -404,6 +404,61 @@ def test_a_health_command_gates_traffic_in_place_of_curl(variant, as_deploy, por
     assert serving_version(port) == "v2"
 
 
+def db_container(as_deploy):
+    return as_deploy.run("docker inspect -f '{{.Id}} {{.Config.Image}}' demo-db-1").stdout.split()
+
+
+def items(as_deploy):
+    return as_deploy.run("docker exec demo-db-1 psql -U demo -d demo -tAc 'SELECT count(*) FROM items'").stdout.strip()
+
+
+def test_the_database_is_recreated_only_when_its_settings_change_and_the_operator_asks(variant, as_deploy, port):
+    subprocess.run(["docker", "tag", "slipway-demo/postgres:17", "slipway-demo/postgres:17-again"], check=True)
+    before, rows = db_container(as_deploy), items(as_deploy)
+    serving = live_release(as_deploy)
+    fab = variant(lambda data: data["database"].update(image="slipway-demo/postgres:17-again"))
+    refused = fab("deploy", "--version", "v2")
+    assert refused.returncode == 1
+    assert "the database's own settings differ from the running one's" in refused.stderr
+    assert "--restart-db" in refused.stderr and "Traceback" not in refused.stderr
+    assert db_container(as_deploy) == before and live_release(as_deploy) == serving
+    assert get(port, "/health")[0] == 200
+
+    restarted = fab("deploy", "--version", "v2", "--restart-db")
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    recreated = db_container(as_deploy)
+    assert recreated[0] != before[0] and recreated[1] == "slipway-demo/postgres:17-again"
+    assert items(as_deploy) == rows
+    # Nothing changed since: a plain deploy leaves the database alone.
+    again = fab("deploy", "--version", "v1")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert db_container(as_deploy) == recreated
+
+    rolled = fab("rollback", "--to", serving)
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    # The release rolled back to names the old image; the database stays as it is.
+    assert db_container(as_deploy) == recreated
+    assert "slipway-demo/postgres:17\n" in as_deploy.run(f"grep -A1 '^  db:' /srv/demo/releases/{serving}/compose.yaml").stdout
+
+
+def test_a_major_postgresql_change_is_refused_with_the_way_to_upgrade(variant, as_deploy, port, cli):
+    fake = ('FROM slipway-demo/postgres:17\nUSER root\nRUN mkdir /opt/fake && printf \'#!/bin/sh\\necho '
+            '"postgres (PostgreSQL) 18.1"\\n\' > /opt/fake/postgres && chmod 755 /opt/fake/postgres\nENV PATH=/opt/fake:$PATH\n')
+    subprocess.run(["docker", "build", "-q", "-t", "slipway-demo/postgres:18-fake", "-"], input=fake, text=True,
+                   check=True, capture_output=True)
+    before = db_container(as_deploy)
+    fab = variant(lambda data: data["database"].update(image="slipway-demo/postgres:18-fake"))
+    refused = fab("deploy", "--version", "v2", "--restart-db")
+    assert refused.returncode == 1
+    assert "cannot run on the data in volume demo_pgdata (image: 18, data: 17" in refused.stderr
+    assert "pg_dumpall" in refused.stderr and "Traceback" not in refused.stderr
+    assert db_container(as_deploy) == before
+    assert get(port, "/health")[0] == 200
+    back = cli("fab", "-H", "lab", "deploy", "--restart-db")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert db_container(as_deploy)[1] == "slipway-demo/postgres:17"
+
+
 def test_deploy_to_a_server_never_provisioned_stops_at_once_naming_provision(variant):
     result = variant(lambda data: data["server"].update(deploy_user="nobody-here"))("deploy", "--version", "v1")
     assert result.returncode == 1
