@@ -48,21 +48,26 @@ def provision(c, dry_run=False):
                         report.detail = "\n" + _indent(step.diff) if step.diff else ""
                         continue
                     try:
-                        _apply(c, deployment, remote, step)
+                        notes = _apply(c, deployment, remote, step)
+                        report.detail = "; ".join(notes)
                     except SlipwayError as error:
                         raise SlipwayError(f"provision step '{step.name}' failed; re-run provision once fixed, it goes on "
                                            f"from where the server is.\n{error}") from None
     print(reporter.summary())
 
 
-def _apply(c, deployment, remote: Remote, step: commands.Step) -> None:
+def _apply(c, deployment, remote: Remote, step: commands.Step) -> list[str]:
+    """Carry out STEP; what its scripts said for the operator (stderr lines starting `note: `)."""
+    notes = []
     for action in step.actions:
         if isinstance(action, commands.Shell):
-            remote.run(action.command, root=True, stdin=action.stdin)
+            result = remote.run(action.command, root=True, stdin=action.stdin, timeout=action.timeout)
+            notes += [line.removeprefix("note: ") for line in result.stderr.splitlines() if line.startswith("note: ")]
         elif isinstance(action, commands.Write):
             remote.run(commands.write_file_command(action.file), root=True, stdin=action.file.content)
         elif isinstance(action, commands.ProveLogin):
             _prove_login(c, deployment, remote, action)
+    return notes
 
 
 def _prove_login(c, deployment, remote: Remote, action: commands.ProveLogin) -> None:

@@ -40,7 +40,11 @@ WEB_PORTS = (80, 443)
 FIREWALL_BACKUP = "/var/lib/slipway/firewall-before"
 # The previous firewall comes back on its own unless a fresh login is proven within this time.
 FIREWALL_REVERT_SECONDS = 120
-APT_ENV = "DEBIAN_FRONTEND=noninteractive"
+# Fresh cloud VMs run unattended-upgrades for minutes after boot; an earlier run's apt may still be going.
+DPKG_LOCK_WAIT_SECONDS = 600
+# Waiting for the lock, then downloading and installing Docker and the rest on a slow mirror.
+APT_STEP_SECONDS = DPKG_LOCK_WAIT_SECONDS + 1200
+SHELL_STEP_SECONDS = 120
 
 
 # --- what is wanted -------------------------------------------------------
@@ -289,6 +293,11 @@ def firewall_rules(status: str) -> tuple[bool, str, set[str]]:
 class Shell:
     command: str
     stdin: str | None = None
+    timeout: int = SHELL_STEP_SECONDS
+
+
+def apt_install(*packages: str) -> Shell:
+    return Shell(command_line(script("apt_install", DPKG_LOCK_WAIT_SECONDS, *packages)), timeout=APT_STEP_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -358,8 +367,8 @@ def _docker_repository_step(desired: Desired, state: HostState) -> Step | None:
     current = state.files.get(DOCKER_SOURCES)
     if current is None or current.content != line:
         step.actions = [
-            Shell(f"command -v curl >/dev/null || {{ apt-get update -q && {APT_ENV} apt-get install -y -q curl ca-certificates; }}; "
-                  f"install -m 0755 -d /etc/apt/keyrings && curl -fsSL {shlex.quote(url + '/gpg')} -o {DOCKER_KEYRING} "
+            apt_install("curl", "ca-certificates"),
+            Shell(f"install -m 0755 -d /etc/apt/keyrings && curl -fsSL {shlex.quote(url + '/gpg')} -o {DOCKER_KEYRING} "
                   f"&& chmod a+r {DOCKER_KEYRING}"),
             Write(ManagedFile(DOCKER_SOURCES, line)),
         ]
@@ -371,7 +380,7 @@ def _packages_step(desired: Desired, state: HostState) -> Step:
     missing = [p for p in desired.packages if p not in state.installed]
     step = Step("packages")
     if missing:
-        step.actions = [Shell(f"apt-get update -q && {APT_ENV} apt-get install -y -q --no-install-recommends {' '.join(missing)}")]
+        step.actions = [apt_install(*missing)]
         step.diff = "install: " + " ".join(missing)
     return step
 

@@ -4,6 +4,9 @@ These run in file order on the session's fresh target (see tests/conftest.py).
 """
 
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -186,3 +189,62 @@ def test_verify_fails_on_a_drifted_host_naming_the_check(cli, as_deploy):
     finally:
         assert cli("fab", "-H", "lab", "provision").returncode == 0
     assert cli("fab", "-H", "lab", "verify").returncode == 0
+
+
+def without_certbot(as_deploy):
+    """certbot and the packages only it needs gone: provision's package step has real work to do again."""
+    as_deploy.run("DEBIAN_FRONTEND=noninteractive apt-get purge -y -q certbot >/dev/null && "
+                  "DEBIAN_FRONTEND=noninteractive apt-get autoremove -y -q >/dev/null", root=True, timeout=300)
+
+
+def packages_sound(as_deploy):
+    audit = as_deploy.run("dpkg --audit; ls -A /var/lib/dpkg/updates", root=True).stdout.strip()
+    status = as_deploy.run("dpkg-query -W -f='${db:Status-Abbrev}' certbot", check=False).stdout.strip()
+    return audit == "" and status == "ii"
+
+
+def provision_in_background():
+    return subprocess.Popen([str(Path(sys.executable).parent / "fab"), "-H", "lab", "provision"], cwd=PROJECT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_provision_killed_while_apt_runs_is_finished_by_the_next_run(cli, as_deploy):
+    without_certbot(as_deploy)
+    run = provision_in_background()
+    try:
+        # Once dpkg is unpacking, the operator's client vanishes; apt on the server may go on.
+        as_deploy.run("timeout 300 sh -c 'until pgrep -x dpkg >/dev/null; do sleep 0.05; done'", root=True, timeout=310)
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+    again = cli("fab", "-H", "lab", "provision")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert packages_sound(as_deploy)
+
+
+def test_provision_after_dpkg_was_killed_halfway_repairs_it_and_completes(cli, as_deploy):
+    without_certbot(as_deploy)
+    run = provision_in_background()
+    killed = as_deploy.run("timeout 300 sh -c 'until pgrep -x dpkg >/dev/null; do sleep 0.05; done; "
+                           "sleep 0.3; pkill -9 -x dpkg; pkill -9 -x apt-get; dpkg --audit || true; "
+                           "ls -A /var/lib/dpkg/updates'", root=True, timeout=310).stdout
+    cut = run.communicate(timeout=300)[0]
+    assert run.returncode == 1, cut
+    assert "provision step 'packages' failed" in cut
+    assert killed.strip(), "dpkg was killed with nothing left half done; the test did not cut where it meant to"
+    again = cli("fab", "-H", "lab", "provision")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "finishing an interrupted dpkg run" in again.stdout + again.stderr
+    assert packages_sound(as_deploy)
+
+
+def test_provision_waits_for_another_apt_naming_it(cli, as_deploy):
+    without_certbot(as_deploy)
+    # Another apt (unattended-upgrades after boot, say) holds the dpkg lock for a while.
+    other = "apt-get -q -o DPkg::Pre-Invoke::='sleep 10' install -y --reinstall tzdata"
+    as_deploy.run(f"DEBIAN_FRONTEND=noninteractive setsid sh -c \"{other}\" >/dev/null 2>&1 < /dev/null &", root=True)
+    as_deploy.run("timeout 120 sh -c 'until pgrep -x sleep >/dev/null; do sleep 0.1; done'", root=True, timeout=130)
+    result = cli("fab", "-H", "lab", "provision")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"waiting for the dpkg lock, held by: \d+ \(apt-get -q -o DPkg::Pre-Invoke", result.stdout + result.stderr)
+    assert packages_sound(as_deploy)

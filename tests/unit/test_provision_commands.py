@@ -77,7 +77,7 @@ def test_fresh_host_needs_every_step_in_a_safe_order(inventory):
     ]
     packages = next(step for step in steps if step.name == "packages")
     assert packages.actions[0].command.endswith(
-        "install -y -q --no-install-recommends ca-certificates curl sudo tzdata ufw unattended-upgrades certbot "
+        "slipway-apt_install 600 ca-certificates curl sudo tzdata ufw unattended-upgrades certbot "
         "docker.io docker-cli docker-compose")
 
 
@@ -217,7 +217,7 @@ def test_repository_packages_add_the_apt_source_first(inventory):
     state = provision.HostState(os_id="debian", os_version="12", codename="bookworm", architecture="amd64")
     steps = provision.plan(desired, state)
     assert steps[0].name == "docker apt repository"
-    assert steps[0].actions[1].file.content == (
+    assert steps[0].actions[-1].file.content == (
         "deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.asc] https://apt.example/linux/debian bookworm stable\n")
 
 
