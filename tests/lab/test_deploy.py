@@ -242,6 +242,42 @@ def test_ctrl_c_mid_deploy_undoes_the_attempt_and_frees_the_lock(cli, port, as_d
     assert re.search(r"^  \S+ +" + version + r" .* failed$", cli("fab", "-H", "lab", "releases").stdout, re.M)
 
 
+def test_an_operator_lost_without_a_trace_frees_the_lock_within_a_minute(cli, port, as_deploy, lab_target):
+    """Every packet of the operator's SSH connections dropped both ways, then the client gone for good:
+    no FIN or RST ever reaches the server; sshd's keep-alives end the session and the lock goes."""
+    target = lab_target["container"]
+    in_target = ["docker", "exec", target]
+    ssh_rules = [["INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"], ["OUTPUT", "-p", "tcp", "--sport", "22", "-j", "DROP"]]
+    lock_free = [*in_target, "runuser", "-u", "deploy", "--", "flock", "-n", "/srv/demo/.slipway/deploy.lock", "true"]
+    serving = live_release(as_deploy)
+    version = "v1" if serving_version(port) == "v2" else "v2"
+    deploying = subprocess.Popen([str(cli.__globals__["BIN"] / "fab"), "-H", "lab", "deploy", "--version", version],
+                                 cwd=cli.__globals__["PROJECT"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in deploying.stdout:
+            if "start api" in line:
+                break
+        for rule in ssh_rules:
+            subprocess.run([*in_target, "iptables", "-I", *rule], check=True)
+        cut = time.monotonic()
+        deploying.kill()
+        deploying.wait(timeout=30)
+        assert subprocess.run(lock_free).returncode == 1, "the lock was already free: nothing was held"
+        while subprocess.run(lock_free).returncode != 0:
+            assert time.monotonic() - cut < 120, "the deploy lock was still held 2 minutes after the operator vanished"
+            time.sleep(2)
+        freed_after = time.monotonic() - cut
+    finally:
+        for rule in ssh_rules:
+            subprocess.run([*in_target, "iptables", "-D", *rule])
+    print(f"lock freed {freed_after:.0f} s after the operator vanished")
+    assert freed_after < 90
+    assert get(port, "/version")[0] == 200
+    result = cli("fab", "-H", "lab", "deploy", "--version", version)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert serving_version(port) == version
+
+
 REGISTRY = "127.0.0.1:5000"
 REGISTRY_PASSWORD = "lab-registry-password-7f3a"
 
