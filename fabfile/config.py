@@ -218,6 +218,9 @@ class Docker(Section):
     repository_url: Annotated[str, matching(r"https://\S+", "an https:// URL of Docker's apt repository for this OS")] | None = None
     log_max_size: Annotated[str, matching(r"[0-9]+[kmg]", "a size like 10m")] = "10m"
     log_max_file: int = Field(3, ge=1, le=100)
+    containerd_image_store: bool | None = Field(
+        None, description="true or false to choose Docker's image store; unset: the Docker version's default "
+                          "(containerd from Docker 29 on new installs)")
 
     @model_validator(mode="after")
     def _repository_needs_its_url(self) -> Docker:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 LAB_TESTS = Path(__file__).parent / "lab"
-LAB_STAGES = ["test_target.py", "test_provision.py", "test_deploy.py"]
+# test_image_store.py moves the target to Docker's containerd image store: it comes last.
+LAB_STAGES = ["test_target.py", "test_provision.py", "test_deploy.py", "test_image_store.py"]
 
 
 def pytest_addoption(parser):

@@ -2,7 +2,8 @@
 
 The flags are the ones ../shared/LAB.md records as working on our machines:
 no --privileged (the machine withholds CAP_SYS_RESOURCE), the host's cgroup
-namespace, and a volume under /var/lib/docker so the inner engine gets overlay2.
+namespace, and volumes under /var/lib/docker and /var/lib/containerd so the
+inner engine gets overlay2 (overlayfs cannot stack on the container's own).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class LabNames:
     @property
     def target_volume(self) -> str:
         return f"{self.target}-docker"
+
+    @property
+    def containerd_volume(self) -> str:
+        return f"{self.target}-containerd"
 
     @property
     def key_label(self) -> str:
@@ -98,6 +103,8 @@ def run_target_command(names: LabNames, key_fingerprint: str) -> str:
         "--security-opt", "systempaths=unconfined",
         "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
         "-v", f"{names.target_volume}:/var/lib/docker",
+        # The same for containerd's snapshots, used by Docker's containerd image store.
+        "-v", f"{names.containerd_volume}:/var/lib/containerd",
         "--tmpfs", "/run", "--tmpfs", "/run/lock",
     ]
     for guest_port in GUEST_PORTS.values():
@@ -116,7 +123,7 @@ def state_command(names: LabNames) -> str:
 def remove_target_commands(names: LabNames) -> list[str]:
     return [
         shlex.join(["docker", "rm", "--force", "--volumes", names.target]),
-        shlex.join(["docker", "volume", "rm", "--force", names.target_volume]),
+        shlex.join(["docker", "volume", "rm", "--force", names.target_volume, names.containerd_volume]),
     ]
 
 

@@ -58,6 +58,10 @@ class Layout:
         return f"{self.state_dir}/lock.json"
 
     @property
+    def shipped_images(self) -> str:
+        return f"{self.state_dir}/shipped-images"
+
+    @property
     def steps_lock(self) -> str:
         return f"{self.state_dir}/steps.lock"
 

@@ -26,10 +26,18 @@ class ServerState:
     nginx_running: bool = False
     # Every prefix of every image's layer list on the server: a layer whose chain is here need not be shipped.
     layer_chains: set[tuple[str, ...]] = field(default_factory=set)
+    # Docker's containerd image store: images load as OCI layouts and their IDs are manifest digests.
+    containerd_store: bool = False
+    # Local image ID -> the server's IDs for it, for every image slipway shipped.
+    shipped: dict[str, set[str]] = field(default_factory=dict)
+
+    @property
+    def layers(self) -> set[str]:
+        return {chain[-1] for chain in self.layer_chains}
 
 
 def state_command(layout: Layout, refs: list[str]) -> Argv:
-    return script("state", MARK, layout.base, layout.app, layout.nginx_container, *refs)
+    return script("state", MARK, layout.base, layout.app, layout.nginx_container, layout.shipped_images, *refs)
 
 
 def parse_state(output: str, layout: Layout) -> ServerState:
@@ -65,24 +73,15 @@ def parse_state(output: str, layout: Layout) -> ServerState:
                 state.projects.setdefault(project[len(prefix):], []).append(container)
         elif section == "nginx":
             state.nginx_running = line == "true"
+        elif section == "store":
+            state.containerd_store = line == "containerd"
+        elif section == "shipped":
+            local_id, _, server_id = line.partition(" ")
+            state.shipped.setdefault(local_id, set()).add(server_id)
         elif section == "layers":
             layers = json.loads(line)
             state.layer_chains.update(tuple(layers[:depth]) for depth in range(1, len(layers) + 1))
     return state
-
-
-def layers_to_leave_out(manifest: list[dict], diff_ids: dict[str, list[str]], chains: set[tuple[str, ...]]) -> set[str]:
-    """Layer files of a `docker save` archive the server already has (same layer chain).
-
-    docker load looks a layer up by its chain before it reads the file, so
-    those files can stay behind: only new layers cross the network.
-    """
-    present, needed = set(), set()
-    for image in manifest:
-        ids = diff_ids[image["Config"]]
-        for depth, path in enumerate(image["Layers"], start=1):
-            (present if tuple(ids[:depth]) in chains else needed).add(path)
-    return present - needed
 
 
 def previous_healthy(state: ServerState, before: str) -> str | None:

@@ -14,7 +14,7 @@ import yaml
 
 from fabfile import config
 from fabfile.commands import layout as layouts
-from fabfile.commands import lock, release, shell, state, traffic
+from fabfile.commands import archive, lock, release, shell, state, traffic
 from fabfile.commands.layout import Layout
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -356,6 +356,6 @@ def test_only_layers_the_server_lacks_are_shipped():
     diff_ids = {"v2.json": ["sha256:base", "sha256:deps", "sha256:app2"], "pg.json": ["sha256:base", "sha256:pg"]}
     # The server runs v1: same base and deps, another app layer; no postgres yet.
     chains = state.parse_state('@@slipway@@ layers\n["sha256:base", "sha256:deps", "sha256:app1"]\n', LAYOUT).layer_chains
-    assert state.layers_to_leave_out(manifest, diff_ids, chains) == {"base/layer.tar", "deps/layer.tar"}
+    assert archive.layers_to_leave_out(manifest, diff_ids, chains) == {"base/layer.tar", "deps/layer.tar"}
     # A layer identical in content but on another chain is not the same layer to docker.
-    assert state.layers_to_leave_out([{"Config": "x", "Layers": ["deps/layer.tar"]}], {"x": ["sha256:deps"]}, chains) == set()
+    assert archive.layers_to_leave_out([{"Config": "x", "Layers": ["deps/layer.tar"]}], {"x": ["sha256:deps"]}, chains) == set()

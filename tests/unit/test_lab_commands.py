@@ -35,5 +35,5 @@ def test_parse_published_ports_keeps_loopback_bindings_by_role():
 def test_removal_takes_the_container_and_its_docker_volume():
     assert lab.remove_target_commands(NAMES) == [
         "docker rm --force --volumes slipway-lab-target",
-        "docker volume rm --force slipway-lab-target-docker",
+        "docker volume rm --force slipway-lab-target-docker slipway-lab-target-containerd",
     ]

@@ -1,0 +1,48 @@
+"""Shipping to a Docker whose images live in the containerd image store (the default of new Docker 29
+installs). Runs last: it leaves the session's target on that store."""
+
+import json
+import re
+
+import pytest
+from test_deploy import live_release, serving_version
+
+
+@pytest.fixture(scope="module")
+def port(provisioned):
+    return provisioned["http_port"]
+
+
+def server_image_id(as_deploy, ref):
+    return as_deploy.run(f"docker image inspect -f '{{{{.Id}}}}' {ref}").stdout.strip()
+
+
+def test_images_ship_to_the_containerd_image_store_sending_only_missing_layers(variant, as_deploy, port):
+    fab = variant(lambda data: data["server"].setdefault("docker", {}).update(containerd_image_store=True))
+    provisioned = fab("provision")
+    assert provisioned.returncode == 0, provisioned.stdout + provisioned.stderr
+    assert "io.containerd.snapshotter.v1" in as_deploy.run("docker info -f '{{json .DriverStatus}}'").stdout
+
+    # The database's image now comes from another store: compose would re-create it, so the operator says so.
+    first = fab("deploy", "--version", "v1", "--restart-db")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "an OCI layout for the containerd image store" in first.stdout
+    assert serving_version(port) == "v1"
+    v1 = live_release(as_deploy)
+    record = json.loads(as_deploy.run(f"cat /srv/demo/releases/{v1}/release.json").stdout)
+    assert record["images"]["api"]["id"] == server_image_id(as_deploy, "slipway-demo/api:v1")
+
+    second = fab("deploy", "--version", "v2")
+    assert second.returncode == 0, second.stdout + second.stderr
+    shipped = re.search(r"ship images \(1 of 3 missing\).*sent ([\d.]+) MB of ([\d.]+) MB", second.stdout)
+    assert shipped, second.stdout
+    assert float(shipped.group(1)) < 5 < float(shipped.group(2))
+    assert serving_version(port) == "v2"
+
+    again = fab("deploy", "--version", "v2")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "ship images (0 of 3 missing)" in again.stdout
+
+    rolled = fab("rollback", "--to", v1)
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert serving_version(port) == "v1"
