@@ -41,11 +41,19 @@ done
 remaining=$(( deadline - $(date +%s) ))
 [ "$remaining" -gt 0 ] || remaining=1
 apt_get() { apt-get -q -o "DPkg::Lock::Timeout=$remaining" "$@"; }
-# dpkg leaves its journal in updates/, or packages half configured, when it
-# was stopped halfway; apt refuses to run until that is finished.
+# dpkg leaves its journal in updates/, packages half configured, or packages
+# half unpacked, when it was stopped halfway; apt refuses to run until the
+# first two are finished, and the last must be unpacked again.
 if [ -n "$(ls -A /var/lib/dpkg/updates)" ] || [ -n "$(dpkg --audit)" ]; then
   echo "note: finishing an interrupted dpkg run (dpkg --configure -a)" >&2
-  dpkg --configure -a
+  dpkg --configure -a || echo "dpkg --configure -a left packages to reinstall" >&2
 fi
+half_unpacked=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' | awk 'substr($1, 2, 1) == "H" || substr($1, 3, 1) == "R" { print $2 }')
 apt_get update
+if [ -n "$half_unpacked" ]; then
+  echo "note: reinstalling what dpkg left half unpacked: $(echo "$half_unpacked" | paste -sd ' ' -)" >&2
+  # One package name per word.
+  # shellcheck disable=SC2086
+  apt_get install -y --reinstall $half_unpacked
+fi
 apt_get install -y -f --no-install-recommends "$@"

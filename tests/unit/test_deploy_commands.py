@@ -1,5 +1,6 @@
 """Deploy as data: release files, state parsing, release bookkeeping and the scripts, without a server."""
 
+import hashlib
 import io
 import json
 import shutil
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from fabfile import config
+from fabfile.cli import images
 from fabfile.commands import layout as layouts
 from fabfile.commands import archive, lock, release, shell, state, traffic
 from fabfile.commands.layout import Layout
@@ -359,3 +361,34 @@ def test_only_layers_the_server_lacks_are_shipped():
     assert archive.layers_to_leave_out(manifest, diff_ids, chains) == {"base/layer.tar", "deps/layer.tar"}
     # A layer identical in content but on another chain is not the same layer to docker.
     assert archive.layers_to_leave_out([{"Config": "x", "Layers": ["deps/layer.tar"]}], {"x": ["sha256:deps"]}, chains) == set()
+
+
+def test_the_containerd_store_gets_an_oci_layout_whose_manifest_digest_is_the_server_image_id():
+    config = b'{"rootfs": {"diff_ids": ["sha256:aa", "sha256:bb"]}}'
+    files = archive.oci_layout([("slipway-demo/api:v2", config, [("sha256:aa", 10), ("sha256:bb", 20)]),
+                                ("nginx:1", config, [("sha256:aa", 10), ("sha256:bb", 20)])])
+    index = json.loads(files["index.json"])
+    names = [entry["annotations"]["io.containerd.image.name"] for entry in index["manifests"]]
+    assert names == ["docker.io/slipway-demo/api:v2", "docker.io/library/nginx:1"]
+    entry = index["manifests"][0]
+    manifest = files[archive.blob_path(entry["digest"])]
+    assert entry["digest"] == "sha256:" + hashlib.sha256(manifest).hexdigest() and entry["size"] == len(manifest)
+    assert [layer["digest"] for layer in json.loads(manifest)["layers"]] == ["sha256:aa", "sha256:bb"]
+    assert files[archive.blob_path(json.loads(manifest)["config"]["digest"])] == config
+    # Layer blobs are the caller's, and only those the server lacks.
+    assert not any(name.endswith(("/aa", "/bb")) for name in files)
+    # The same image always makes the same manifest, so its digest identifies it on the server.
+    assert archive.oci_layout([("slipway-demo/api:v2", config, [("sha256:aa", 10), ("sha256:bb", 20)])])[
+        archive.blob_path(entry["digest"])] == manifest
+
+
+def test_an_image_is_on_the_server_by_its_own_id_or_the_one_it_got_when_shipped():
+    output = "\n".join(["@@slipway@@ images", "api:v1 sha256:manifest1", "db:17 sha256:config-db", "nginx:1 missing",
+                        "@@slipway@@ store", "containerd",
+                        "@@slipway@@ shipped", "sha256:config-api1 sha256:manifest1", "sha256:config-api1 sha256:config-api1"])
+    parsed = state.parse_state(output, LAYOUT)
+    assert parsed.containerd_store and parsed.shipped["sha256:config-api1"] == {"sha256:manifest1", "sha256:config-api1"}
+    refs = {"api": "api:v1", "db": "db:17", "nginx": "nginx:1"}
+    local = {"api:v1": "sha256:config-api1", "db:17": "sha256:config-db", "nginx:1": "sha256:config-nginx"}
+    assert images.missing_on_server(refs, local, parsed) == ["nginx:1"]
+    assert images.missing_on_server(refs, {**local, "api:v1": "sha256:config-api2"}, parsed) == ["api:v1", "nginx:1"]
