@@ -282,7 +282,7 @@ REGISTRY = "127.0.0.1:5000"
 REGISTRY_PASSWORD = "lab-registry-password-7f3a"
 
 
-def test_images_pulled_from_a_private_registry_with_a_login_from_secrets(variant, as_deploy, port):
+def test_images_pulled_from_a_private_registry_with_a_login_from_secrets(variant, as_deploy, port, cli):
     # A real registry (Debian's docker-registry, htpasswd auth) on the server, holding the images.
     as_deploy.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-registry apache2-utils "
                   ">/dev/null", root=True)
@@ -304,7 +304,8 @@ def test_images_pulled_from_a_private_registry_with_a_login_from_secrets(variant
 
     fab = variant(from_registry, {"REGISTRY_PASSWORD": REGISTRY_PASSWORD})
     with LoadLoop(port) as load:
-        result = fab("deploy", "--version", "v1")
+        # The database's image reference changes too: only an explicit --restart-db re-creates it.
+        result = fab("deploy", "--version", "v1", "--restart-db")
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"pull images from 127\.0\.0\.1:5000 +changed", result.stdout)
     assert "ship images" not in result.stdout
@@ -315,6 +316,8 @@ def test_images_pulled_from_a_private_registry_with_a_login_from_secrets(variant
     assert running == [f"{REGISTRY}/slipway-demo/api:v1"]
     # No credentials left behind on the server.
     assert REGISTRY not in as_deploy.run("cat ~/.docker/config.json 2>/dev/null || true").stdout
+    back = cli("fab", "-H", "lab", "deploy", "--version", "v1", "--restart-db")
+    assert back.returncode == 0, back.stdout + back.stderr
 
 
 def test_only_the_last_releases_that_served_are_kept_and_failed_ones_never_push_them_out(as_deploy, lab_deployment, cli):
