@@ -11,6 +11,7 @@ from contextlib import nullcontext
 
 from .. import ssh
 from ..commands import provision as commands
+from ..commands import provision_plan as planning
 from ..commands.layout import layout_of
 from ..errors import ConnectError, HostKeyError, LoginRefused, SlipwayError
 from ..remote import Remote, Reporter
@@ -31,7 +32,7 @@ def provision(c, dry_run=False):
             state = commands.parse_probe(remote.run(commands.probe_script(inventory), root=True).stdout)
             facts.detail = f"{state.os_id} {state.os_version}"
         desired = commands.desired_state(inventory, project_dir(c), state.os_id, state.os_version)
-        steps = commands.plan(desired, state)
+        steps = planning.plan(desired, state)
         disruptive = [step.name for step in steps if step.needed and step.disruptive]
         # A deploy must not meet a docker restart or an sshd reload halfway: take its lock (as the
         # deploy user, who owns it) whenever the app may be running.
@@ -56,21 +57,21 @@ def provision(c, dry_run=False):
     print(reporter.summary())
 
 
-def _apply(c, deployment, remote: Remote, step: commands.Step) -> list[str]:
+def _apply(c, deployment, remote: Remote, step: planning.Step) -> list[str]:
     """Carry out STEP; what its scripts said for the operator (stderr lines starting `note: `)."""
     notes = []
     for action in step.actions:
-        if isinstance(action, commands.Shell):
+        if isinstance(action, planning.Shell):
             result = remote.run(action.command, root=True, stdin=action.stdin, timeout=action.timeout)
             notes += [line.removeprefix("note: ") for line in result.stderr.splitlines() if line.startswith("note: ")]
-        elif isinstance(action, commands.Write):
-            remote.run(commands.write_file_command(action.file), root=True, stdin=action.file.content)
-        elif isinstance(action, commands.ProveLogin):
+        elif isinstance(action, planning.Write):
+            remote.run(planning.write_file_command(action.file), root=True, stdin=action.file.content)
+        elif isinstance(action, planning.ProveLogin):
             _prove_login(c, deployment, remote, action)
     return notes
 
 
-def _prove_login(c, deployment, remote: Remote, action: commands.ProveLogin) -> None:
+def _prove_login(c, deployment, remote: Remote, action: planning.ProveLogin) -> None:
     """A new SSH session, or no change (and ACTION's undo if the change was already made)."""
     host = deployment.inventory.host
     user = action.user or remote.user

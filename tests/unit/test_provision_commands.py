@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from fabfile import config
-from fabfile.commands import provision, shell
+from fabfile.commands import provision, provision_plan, shell
 from fabfile.errors import SlipwayError
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ def needed(steps):
 
 def test_fresh_host_needs_every_step_in_a_safe_order(inventory):
     desired = desired_for(inventory)
-    steps = provision.plan(desired, provision.HostState(os_id="debian", os_version="13"))
+    steps = provision_plan.plan(desired, provision.HostState(os_id="debian", os_version="13"))
     assert needed(steps) == [
         "file /etc/docker/daemon.json", "packages", "timezone Europe/Berlin", "docker.service enabled and running",
         "user deploy (docker group)", "directory /home/deploy/.ssh", "file /home/deploy/.ssh/authorized_keys",
@@ -83,16 +83,16 @@ def test_fresh_host_needs_every_step_in_a_safe_order(inventory):
 
 def test_converged_host_needs_nothing(inventory):
     desired = desired_for(inventory)
-    assert needed(provision.plan(desired, converged_state(desired))) == []
+    assert needed(provision_plan.plan(desired, converged_state(desired))) == []
 
 
 def test_sshd_is_hardened_only_between_two_proven_logins(inventory):
     desired = desired_for(inventory)
-    (hardening,) = [s for s in provision.plan(desired, provision.HostState()) if s.name.startswith("sshd")]
+    (hardening,) = [s for s in provision_plan.plan(desired, provision.HostState()) if s.name.startswith("sshd")]
     kinds = [type(action).__name__ for action in hardening.actions]
     assert kinds == ["ProveLogin", "Write", "Shell", "ProveLogin", "Shell"]
-    assert hardening.actions[0] == provision.ProveLogin("deploy", "sudo -n true && docker compose version", "sshd")
-    assert hardening.actions[3].undo == provision.restore_sshd_command()
+    assert hardening.actions[0] == provision_plan.ProveLogin("deploy", "sudo -n true && docker compose version", "sshd")
+    assert hardening.actions[3].undo == provision_plan.restore_sshd_command()
     assert hardening.disruptive
     assert hardening.actions[1].file.check_installed == "sshd -t"
     assert hardening.actions[2].command == "systemctl try-reload-or-restart ssh.service"
@@ -102,7 +102,7 @@ def test_deleted_file_is_planned_back_with_a_diff(inventory):
     desired = desired_for(inventory)
     state = converged_state(desired)
     del state.files["/etc/docker/daemon.json"]
-    (step,) = [s for s in provision.plan(desired, state) if s.needed]
+    (step,) = [s for s in provision_plan.plan(desired, state) if s.needed]
     assert step.name == "file /etc/docker/daemon.json"
     assert step.diff.startswith("--- /dev/null\n+++ /etc/docker/daemon.json (slipway)\n")
     assert '+  "live-restore": true\n' in step.diff
@@ -113,7 +113,7 @@ def test_wrong_mode_alone_is_a_change(inventory):
     desired = desired_for(inventory)
     state = converged_state(desired)
     state.files["/etc/sudoers.d/slipway-deploy"].mode = 0o644
-    (step,) = [s for s in provision.plan(desired, state) if s.needed]
+    (step,) = [s for s in provision_plan.plan(desired, state) if s.needed]
     assert step.diff.endswith("/etc/sudoers.d/slipway-deploy: 644 root:root -> 440 root:root")
 
 
@@ -121,7 +121,7 @@ def test_user_outside_docker_group_is_added(inventory):
     desired = desired_for(inventory)
     state = converged_state(desired)
     state.user_groups = {"deploy"}
-    (step,) = [s for s in provision.plan(desired, state) if s.needed]
+    (step,) = [s for s in provision_plan.plan(desired, state) if s.needed]
     assert step.actions[0].command == "usermod --append --groups docker deploy"
 
 
@@ -130,10 +130,10 @@ def test_extra_firewall_rule_resets_rules_before_enabling(inventory):
     state = converged_state(desired)
     state.firewall = UFW_ACTIVE.replace("443/tcp                    ALLOW IN    Anywhere\n",
                                         "443/tcp                    ALLOW IN    Anywhere\n5432/tcp                   ALLOW IN    Anywhere\n")
-    (step,) = [s for s in provision.plan(desired, state) if s.needed]
+    (step,) = [s for s in provision_plan.plan(desired, state) if s.needed]
     enable = shlex.split(step.actions[0].command)
-    assert enable[3:] == ["slipway-firewall_enable", "22", str(provision.FIREWALL_REVERT_SECONDS),
-                          provision.FIREWALL_BACKUP, "1", "22", "80", "443"]
+    assert enable[3:] == ["slipway-firewall_enable", "22", str(provision_plan.FIREWALL_REVERT_SECONDS),
+                          provision_plan.FIREWALL_BACKUP, "1", "22", "80", "443"]
     text = shell.script_text("firewall_enable")
     assert (text.index("systemd-run") < text.index("ufw --force reset") < text.index('ufw allow "$port/tcp"')
             < text.index("ufw --force enable"))
@@ -143,12 +143,12 @@ def test_firewall_is_enabled_behind_a_dead_mans_switch_and_a_proven_login(invent
     desired = desired_for(inventory)
     state = converged_state(desired)
     state.firewall = "Status: inactive\n"
-    (step,) = [s for s in provision.plan(desired, state) if s.needed]
+    (step,) = [s for s in provision_plan.plan(desired, state) if s.needed]
     enable, prove, confirm = step.actions
     assert enable.stdin == shell.script_text("firewall_restore")
     assert prove.user is None and prove.what == "firewall"
-    assert shlex.split(prove.undo)[3:] == ["slipway-firewall_restore", provision.FIREWALL_BACKUP]
-    assert shlex.split(confirm.command)[3:] == ["slipway-firewall_confirm", provision.FIREWALL_BACKUP]
+    assert shlex.split(prove.undo)[3:] == ["slipway-firewall_restore", provision_plan.FIREWALL_BACKUP]
+    assert shlex.split(confirm.command)[3:] == ["slipway-firewall_confirm", provision_plan.FIREWALL_BACKUP]
     assert step.disruptive
     assert shlex.split(enable.command)[7] == "0"  # no extra rules: no reset
 
@@ -159,9 +159,9 @@ def test_firewall_is_refused_before_anything_when_sshd_listens_elsewhere(invento
     state.firewall = "Status: inactive\n"
     state.sshd_ports = [2222]
     with pytest.raises(SlipwayError, match=r"server.ssh_port is 22 but sshd listens on 2222: .* nothing was changed"):
-        provision.plan(desired, state)
+        provision_plan.plan(desired, state)
     state.sshd_ports = [2222, 22]
-    assert [s.name for s in provision.plan(desired, state) if s.needed] == ["firewall allows only 22/tcp, 80/tcp, 443/tcp"]
+    assert [s.name for s in provision_plan.plan(desired, state) if s.needed] == ["firewall allows only 22/tcp, 80/tcp, 443/tcp"]
 
 
 def test_firewall_rules_parse_ufw_status():
@@ -173,17 +173,17 @@ def test_firewall_rules_parse_ufw_status():
 
 def test_swap_step_only_when_asked_and_sized_differently(inventory):
     desired = desired_for(inventory)
-    assert not [s for s in provision.plan(desired, converged_state(desired)) if s.name.startswith("swap")]
+    assert not [s for s in provision_plan.plan(desired, converged_state(desired)) if s.name.startswith("swap")]
     sized = provision.Desired(**{**desired.__dict__, "swap_mb": 512})
     state = converged_state(sized)
-    (step,) = [s for s in provision.plan(sized, state) if s.needed]
+    (step,) = [s for s in provision_plan.plan(sized, state) if s.needed]
     assert "fallocate -l 512M /swapfile" in step.actions[0].command
     # What a live swap file looks like: swapon counts one page less than the file holds.
     state.swaps = {"/swapfile": 512 * 1024 * 1024 - 4096}
     state.swap_file_bytes = 512 * 1024 * 1024
-    assert needed(provision.plan(sized, state)) == []
+    assert needed(provision_plan.plan(sized, state)) == []
     state.swap_file_bytes = 256 * 1024 * 1024
-    assert needed(provision.plan(sized, state)) == ["swap file /swapfile of 512 MiB"]
+    assert needed(provision_plan.plan(sized, state)) == ["swap file /swapfile of 512 MiB"]
 
 
 def test_probe_reads_sshd_ports_swap_file_and_whether_the_app_was_deployed():
@@ -215,7 +215,7 @@ def test_repository_packages_add_the_apt_source_first(inventory):
     desired = desired_for(inventory, "debian", "12")
     assert desired.packages[-4:] == ("docker-ce", "docker-ce-cli", "containerd.io", "docker-compose-plugin")
     state = provision.HostState(os_id="debian", os_version="12", codename="bookworm", architecture="amd64")
-    steps = provision.plan(desired, state)
+    steps = provision_plan.plan(desired, state)
     assert steps[0].name == "docker apt repository"
     assert steps[0].actions[-1].file.content == (
         "deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.asc] https://apt.example/linux/debian bookworm stable\n")
@@ -254,7 +254,7 @@ def test_probe_script_is_valid_shell_that_reads_absent_paths(inventory):
 
 
 def run_writer(managed: provision.ManagedFile) -> subprocess.CompletedProcess:
-    return subprocess.run(["sh", "-c", provision.write_file_command(managed)], input=managed.content,
+    return subprocess.run(["sh", "-c", provision_plan.write_file_command(managed)], input=managed.content,
                           capture_output=True, text=True)
 
 

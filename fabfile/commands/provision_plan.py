@@ -1,0 +1,294 @@
+"""Provision's plan: the steps from where a server stands to what the inventory asks for.
+
+`plan` compares a `HostState` (from the probe) with the `Desired` state and
+returns the steps that are needed, each a list of actions (shell commands,
+file writes, proven logins) for the runner in `cli/provision.py`. Nothing
+here talks to a server.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shlex
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from ..errors import SlipwayError
+from .provision import DOCKER_SOURCES, SSHD_DROP_IN, SWAP_FILE, Desired, Directory, HostState, ManagedFile, firewall_rules
+from .shell import line as command_line, script, script_text
+
+DOCKER_KEYRING = "/etc/apt/keyrings/docker.asc"
+RELOAD_SSHD = "systemctl try-reload-or-restart ssh.service"
+PREVIOUS_SUFFIX = ".slipway-previous"
+FIREWALL_BACKUP = "/var/lib/slipway/firewall-before"
+# The previous firewall comes back on its own unless a fresh login is proven within this time.
+FIREWALL_REVERT_SECONDS = 120
+# Fresh cloud VMs run unattended-upgrades for minutes after boot; an earlier run's apt may still be going.
+DPKG_LOCK_WAIT_SECONDS = 600
+# Waiting for the lock, then downloading and installing Docker and the rest on a slow mirror.
+APT_STEP_SECONDS = DPKG_LOCK_WAIT_SECONDS + 1200
+SHELL_STEP_SECONDS = 120
+
+
+# --- the plan ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Shell:
+    command: str
+    stdin: str | None = None
+    timeout: int = SHELL_STEP_SECONDS
+
+
+def apt_install(*packages: str) -> Shell:
+    return Shell(command_line(script("apt_install", DPKG_LOCK_WAIT_SECONDS, *packages)), timeout=APT_STEP_SECONDS)
+
+
+@dataclass(frozen=True)
+class Write:
+    file: ManagedFile
+
+
+@dataclass(frozen=True)
+class ProveLogin:
+    """Open a new SSH connection as USER (None: the user provision logged in as) and run COMMAND:
+    nobody gets locked out on a guess. When it fails after a change, UNDO (run as root) puts
+    back what WHAT was before."""
+
+    user: str | None
+    command: str
+    what: str
+    undo: str | None = None
+
+
+@dataclass
+class Step:
+    name: str
+    actions: list = field(default_factory=list)
+    diff: str = ""
+    # Restarts or reloads something a running app depends on: runs under the deploy lock.
+    disruptive: bool = False
+
+    @property
+    def needed(self) -> bool:
+        return bool(self.actions)
+
+
+def plan(desired: Desired, state: HostState) -> list[Step]:
+    """The provision steps in order; a step with no actions is already in place."""
+    files = desired.files
+    steps = [
+        _docker_repository_step(desired, state),
+        _disruptive(_file_step(files["/etc/docker/daemon.json"], state,
+                               then=["if systemctl is-active --quiet docker.service; then systemctl restart docker.service; fi"])),
+        _disruptive(_packages_step(desired, state)),
+        _timezone_step(desired, state),
+        _docker_service_step(state),
+        _user_step(desired, state),
+        *[_directory_step(d, state) for d in desired.directories[:1]],
+        _file_step(files[f"{desired.deploy_home}/.ssh/authorized_keys"], state),
+        _file_step(files[f"/etc/sudoers.d/slipway-{desired.deploy_user}"], state),
+        *[_directory_step(d, state) for d in desired.directories[1:]],
+        _file_step(files["/etc/apt/apt.conf.d/20auto-upgrades"], state),
+        _firewall_step(desired, state),
+        _swap_step(desired, state),
+        _ssh_hardening_step(desired, state),
+    ]
+    return [step for step in steps if step is not None]
+
+
+def _disruptive(step: Step) -> Step:
+    step.disruptive = True
+    return step
+
+
+def _docker_repository_step(desired: Desired, state: HostState) -> Step | None:
+    if desired.docker_repository is None:
+        return None
+    step = Step("docker apt repository")
+    url = desired.docker_repository.rstrip("/")
+    line = f"deb [arch={state.architecture} signed-by={DOCKER_KEYRING}] {url} {state.codename} stable\n"
+    current = state.files.get(DOCKER_SOURCES)
+    if current is None or current.content != line:
+        step.actions = [
+            apt_install("curl", "ca-certificates"),
+            Shell(f"install -m 0755 -d /etc/apt/keyrings && curl -fsSL {shlex.quote(url + '/gpg')} -o {DOCKER_KEYRING} "
+                  f"&& chmod a+r {DOCKER_KEYRING}"),
+            Write(ManagedFile(DOCKER_SOURCES, line)),
+        ]
+        step.diff = _unified(DOCKER_SOURCES, current.content if current else None, line)
+    return step
+
+
+def _packages_step(desired: Desired, state: HostState) -> Step:
+    missing = [p for p in desired.packages if p not in state.installed]
+    step = Step("packages")
+    if missing:
+        step.actions = [apt_install(*missing)]
+        step.diff = "install: " + " ".join(missing)
+    return step
+
+
+def _timezone_step(desired: Desired, state: HostState) -> Step:
+    target = f"/usr/share/zoneinfo/{desired.timezone}"
+    step = Step(f"timezone {desired.timezone}")
+    if state.timezone_link != target:
+        zone = shlex.quote(target)
+        step.actions = [Shell(
+            f"test -f {zone} || {{ echo 'no such time zone: {desired.timezone}' >&2; exit 1; }}; "
+            f"ln -sfn {zone} /etc/localtime && echo {shlex.quote(desired.timezone)} > /etc/timezone"
+        )]
+        step.diff = f"/etc/localtime -> {state.timezone_link or '(none)'} becomes {target}"
+    return step
+
+
+def _docker_service_step(state: HostState) -> Step:
+    step = Step("docker.service enabled and running")
+    if state.docker_enabled != "enabled" or state.docker_active != "active":
+        step.actions = [Shell("systemctl enable --now docker.service")]
+        step.diff = f"docker.service is {state.docker_enabled or 'absent'}/{state.docker_active or 'absent'}"
+    return step
+
+
+def _user_step(desired: Desired, state: HostState) -> Step:
+    user = shlex.quote(desired.deploy_user)
+    step = Step(f"user {desired.deploy_user} (docker group)")
+    if state.user_home is None:
+        step.actions = [Shell(f"useradd --create-home --shell /bin/bash --groups docker {user}")]
+        step.diff = f"create user {desired.deploy_user} in group docker"
+    elif "docker" not in state.user_groups:
+        step.actions = [Shell(f"usermod --append --groups docker {user}")]
+        step.diff = f"add {desired.deploy_user} to group docker"
+    return step
+
+
+def _directory_step(directory: Directory, state: HostState) -> Step:
+    step = Step(f"directory {directory.path}")
+    current = state.directories.get(directory.path)
+    wanted = (directory.mode, directory.owner, directory.group)
+    if current is None or (current.mode, current.owner, current.group) != wanted:
+        path = shlex.quote(directory.path)
+        step.actions = [Shell(f"install -d -m {directory.mode:o} -o {directory.owner} -g {directory.group} {path}")]
+        step.diff = f"{directory.path}: {_describe_attrs(current)} -> {_describe_attrs(directory)}"
+    return step
+
+
+def _file_step(managed: ManagedFile, state: HostState, then: list[str] | None = None) -> Step:
+    step = Step(f"file {managed.path}")
+    current = state.files.get(managed.path)
+    attrs_differ = current is not None and (current.mode, current.owner, current.group) != (managed.mode, managed.owner, managed.group)
+    if current is None or current.content != managed.content or attrs_differ:
+        step.actions = [Write(managed)] + [Shell(command) for command in (then or [])]
+        step.diff = _unified(managed.path, current.content if current else None, managed.content)
+        if attrs_differ:
+            step.diff += f"\n{managed.path}: {_describe_attrs(current)} -> {_describe_attrs(managed)}"
+    return step
+
+
+def _firewall_step(desired: Desired, state: HostState) -> Step:
+    step = Step(f"firewall allows only {', '.join(f'{p}/tcp' for p in desired.firewall_ports)}", disruptive=True)
+    active, default, rules = firewall_rules(state.firewall)
+    wanted = {f"{port}/tcp ALLOW Anywhere" for port in desired.firewall_ports}
+    wanted_default = default.startswith("Default: deny (incoming), allow (outgoing)")
+    if active and wanted_default and rules == wanted:
+        return step
+    ssh_port = desired.firewall_ports[0]
+    if state.sshd_ports and ssh_port not in state.sshd_ports:
+        raise SlipwayError(f"server.ssh_port is {ssh_port} but sshd listens on {', '.join(map(str, state.sshd_ports))}: "
+                           "a firewall letting in only that port would shut SSH out; nothing was changed (set "
+                           "server.ssh_port to the port sshd listens on)")
+    # Rules go in before the firewall is enabled, the SSH port first, and a dead man's switch
+    # brings the old firewall back unless a fresh login gets through the new one.
+    enable = script("firewall_enable", ssh_port, FIREWALL_REVERT_SECONDS, FIREWALL_BACKUP, int(bool(rules - wanted)),
+                    *desired.firewall_ports)
+    step.actions = [
+        Shell(command_line(enable), stdin=script_text("firewall_restore")),
+        ProveLogin(None, "true", "firewall", undo=command_line(script("firewall_restore", FIREWALL_BACKUP))),
+        Shell(command_line(script("firewall_confirm", FIREWALL_BACKUP))),
+    ]
+    shown = ", ".join(sorted(rules)) or "none"
+    step.diff = f"ufw is {'active' if active else 'inactive'}; rules now: {shown}; wanted: {', '.join(sorted(wanted))}"
+    return step
+
+
+def _swap_step(desired: Desired, state: HostState) -> Step | None:
+    if desired.swap_mb == 0:
+        return None
+    step = Step(f"swap file {SWAP_FILE} of {desired.swap_mb} MiB")
+    # swapon reports one page less than the file holds (the header): the file's size is what counts.
+    if SWAP_FILE in state.swaps and state.swap_file_bytes == desired.swap_mb * 1024 * 1024:
+        return step
+    size = f"{desired.swap_mb}M"
+    step.actions = [Shell(
+        f"set -e; if swapon --show=NAME --noheadings | grep -qx {SWAP_FILE}; then swapoff {SWAP_FILE}; fi; "
+        f"rm -f {SWAP_FILE}; fallocate -l {size} {SWAP_FILE}; chmod 600 {SWAP_FILE}; mkswap {SWAP_FILE} >/dev/null; "
+        f"swapon {SWAP_FILE}; grep -q '^{SWAP_FILE} ' /etc/fstab || echo '{SWAP_FILE} none swap sw 0 0' >> /etc/fstab"
+    )]
+    step.diff = f"{SWAP_FILE}: {state.swaps.get(SWAP_FILE, 0) // (1024 * 1024)} MiB -> {desired.swap_mb} MiB"
+    return step
+
+
+def deploy_login_check() -> str:
+    """What a new SSH session as the deploy user must manage before root login may go."""
+    return "sudo -n true && docker compose version"
+
+
+def _ssh_hardening_step(desired: Desired, state: HostState) -> Step:
+    step = _file_step(desired.files[SSHD_DROP_IN], state)
+    step.name = "sshd: no root login, no passwords"
+    step.disruptive = True
+    if step.needed:
+        before = ProveLogin(desired.deploy_user, deploy_login_check(), "sshd")
+        after = ProveLogin(desired.deploy_user, deploy_login_check(), "sshd", undo=restore_sshd_command())
+        managed = desired.files[SSHD_DROP_IN]
+        step.actions = [before, *step.actions, Shell(RELOAD_SSHD), after,
+                        Shell(f"rm -f {shlex.quote(managed.path + PREVIOUS_SUFFIX)}")]
+    return step
+
+
+def write_file_command(managed: ManagedFile) -> str:
+    """Replace a file atomically from stdin: temp file beside it, owner and mode, checks, rename."""
+    path = shlex.quote(managed.path)
+    directory = shlex.quote(str(PurePosixPath(managed.path).parent))
+    lines = [
+        "set -e",
+        f"mkdir -p {directory}",
+        f"tmp=$(mktemp {directory}/.slipway.XXXXXX)",
+        "trap 'rm -f \"$tmp\"' EXIT",
+        'cat > "$tmp"',
+        f'chown {managed.owner}:{managed.group} "$tmp"',
+        f'chmod {managed.mode:o} "$tmp"',
+    ]
+    if managed.check_candidate:
+        lines.append(managed.check_candidate.format(path='"$tmp"'))
+    if managed.check_installed:
+        previous = shlex.quote(managed.path + PREVIOUS_SUFFIX)
+        lines += [
+            f"if [ -e {path} ]; then cp -p {path} {previous}; else rm -f {previous}; fi",
+            f'mv -f "$tmp" {path}',
+            f"if ! {managed.check_installed}; then "
+            f"if [ -e {previous} ]; then mv -f {previous} {path}; else rm -f {path}; fi; "
+            f"echo 'rejected by: {managed.check_installed}; previous file restored' >&2; exit 1; fi",
+        ]
+    else:
+        lines.append(f'mv -f "$tmp" {path}')
+    return "\n".join(lines)
+
+
+def restore_sshd_command() -> str:
+    """Put back the sshd drop-in that was there before this run, and reload."""
+    path = shlex.quote(SSHD_DROP_IN)
+    previous = shlex.quote(SSHD_DROP_IN + PREVIOUS_SUFFIX)
+    return f"if [ -e {previous} ]; then mv -f {previous} {path}; else rm -f {path}; fi; {RELOAD_SSHD}"
+
+
+def _unified(path: str, before: str | None, after: str) -> str:
+    return "".join(difflib.unified_diff(
+        (before or "").splitlines(keepends=True), after.splitlines(keepends=True),
+        fromfile=f"{path} (server)" if before is not None else "/dev/null", tofile=f"{path} (slipway)",
+    ))
+
+
+def _describe_attrs(item) -> str:
+    if item is None:
+        return "absent"
+    return f"{item.mode:o} {item.owner}:{item.group}"
