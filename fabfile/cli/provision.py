@@ -21,8 +21,12 @@ from .locked import deploy_lock
 SSHD_RESTART_GRACE_SECONDS = 10
 
 
-@operator_task(help={"dry-run": "show what would change, with a diff of every managed file, and change nothing"})
-def provision(c, dry_run=False):
+@operator_task(help={
+    "dry-run": "show what would change, with a diff of every managed file, and change nothing",
+    "switch-image-store": "let a change of server.docker.containerd_image_store switch Docker's image store on a "
+                          "server where the app is deployed (its containers stop until the next deploy)",
+})
+def provision(c, dry_run=False, switch_image_store=False):
     """Install Docker + Compose v2, create the deploy user, harden SSH, enable the firewall (idempotent)."""
     deployment = load_deployment(c)
     inventory = deployment.inventory
@@ -32,7 +36,7 @@ def provision(c, dry_run=False):
             state = commands.parse_probe(remote.run(commands.probe_script(inventory), root=True).stdout)
             facts.detail = f"{state.os_id} {state.os_version}"
         desired = commands.desired_state(inventory, project_dir(c), state.os_id, state.os_version)
-        steps = planning.plan(desired, state)
+        steps = planning.plan(desired, state, switch_image_store)
         disruptive = [step.name for step in steps if step.needed and step.disruptive]
         # A deploy must not meet a docker restart or an sshd reload halfway: take its lock (as the
         # deploy user, who owns it) whenever the app may be running.

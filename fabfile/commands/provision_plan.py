@@ -9,6 +9,7 @@ here talks to a server.
 from __future__ import annotations
 
 import difflib
+import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -73,9 +74,10 @@ class Step:
         return bool(self.actions)
 
 
-def plan(desired: Desired, state: HostState) -> list[Step]:
+def plan(desired: Desired, state: HostState, switch_image_store: bool = False) -> list[Step]:
     """The provision steps in order; a step with no actions is already in place."""
     files = desired.files
+    _refuse_a_silent_image_store_switch(files["/etc/docker/daemon.json"], state, switch_image_store)
     steps = [
         _docker_repository_step(desired, state),
         _disruptive(_file_step(files["/etc/docker/daemon.json"], state,
@@ -94,6 +96,27 @@ def plan(desired: Desired, state: HostState) -> list[Step]:
         _ssh_hardening_step(desired, state),
     ]
     return [step for step in steps if step is not None]
+
+
+def _refuse_a_silent_image_store_switch(daemon: ManagedFile, state: HostState, switch: bool) -> None:
+    """Docker keeps its classic and containerd image stores apart: switching hides every image and
+    container of the app, so a server where it is deployed switches only when the operator says so."""
+    current = state.files.get(daemon.path)
+    now, wanted = _containerd_store_setting(current.content if current else ""), _containerd_store_setting(daemon.content)
+    if state.app_deployed and now != wanted and not switch:
+        raise SlipwayError(
+            f"server.docker.containerd_image_store would change Docker's image store setting ({now} -> {wanted}) on a "
+            "server where the app is deployed: Docker keeps the two stores apart, so the app's containers stop and the "
+            "next deploy ships every image again and needs --restart-db. Nothing was changed; run provision "
+            "--switch-image-store in a maintenance window to do it")
+
+
+def _containerd_store_setting(daemon_json: str) -> str:
+    try:
+        value = json.loads(daemon_json).get("features", {}).get("containerd-snapshotter")
+    except (ValueError, AttributeError):
+        value = None
+    return "Docker's default" if value is None else json.dumps(value)
 
 
 def _disruptive(step: Step) -> Step:

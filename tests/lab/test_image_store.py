@@ -19,7 +19,10 @@ def server_image_id(as_deploy, ref):
 
 def test_images_ship_to_the_containerd_image_store_sending_only_missing_layers(variant, as_deploy, port):
     fab = variant(lambda data: data["server"].setdefault("docker", {}).update(containerd_image_store=True))
-    provisioned = fab("provision")
+    refused = fab("provision")
+    assert refused.returncode == 1 and "--switch-image-store" in refused.stderr
+    assert "io.containerd.snapshotter.v1" not in as_deploy.run("docker info -f '{{json .DriverStatus}}'").stdout
+    provisioned = fab("provision", "--switch-image-store")
     assert provisioned.returncode == 0, provisioned.stdout + provisioned.stderr
     assert "io.containerd.snapshotter.v1" in as_deploy.run("docker info -f '{{json .DriverStatus}}'").stdout
 

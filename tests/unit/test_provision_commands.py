@@ -164,6 +164,22 @@ def test_firewall_is_refused_before_anything_when_sshd_listens_elsewhere(invento
     assert [s.name for s in provision_plan.plan(desired, state) if s.needed] == ["firewall allows only 22/tcp, 80/tcp, 443/tcp"]
 
 
+def test_an_image_store_switch_under_a_deployed_app_needs_the_operators_word(inventory):
+    docker = inventory.server.docker.model_copy(update={"containerd_image_store": True})
+    switched = inventory.model_copy(update={"server": inventory.server.model_copy(update={"docker": docker})})
+    state = converged_state(desired_for(inventory))
+    desired = desired_for(switched)
+    assert '"containerd-snapshotter": true' in desired.files["/etc/docker/daemon.json"].content
+    # Not deployed yet: nothing to lose.
+    assert needed(provision_plan.plan(desired, state)) == ["file /etc/docker/daemon.json"]
+    state.app_deployed = True
+    with pytest.raises(SlipwayError, match=r"image store setting \(Docker's default -> true\).*--switch-image-store"):
+        provision_plan.plan(desired, state)
+    assert needed(provision_plan.plan(desired, state, switch_image_store=True)) == ["file /etc/docker/daemon.json"]
+    # The same setting again is no switch.
+    assert needed(provision_plan.plan(desired_for(inventory), state)) == []
+
+
 def test_firewall_rules_parse_ufw_status():
     active, default, rules = provision.firewall_rules(UFW_ACTIVE)
     assert active and default.startswith("Default: deny (incoming)")
