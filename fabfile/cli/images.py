@@ -79,11 +79,16 @@ def _stream_images(run: LockedRun, refs: list[str], state: ServerState, load: li
             with os.fdopen(read_end, "rb") as stream:
                 output = run(load, stdin=stream, limit=limit).stdout
             writer.join()
-        loaded = dict(line.rsplit(" ", 1) for line in output.splitlines() if line.count(" ") == 1)
-        missing = [ref for ref in refs if not loaded.get(ref, "").startswith("sha256:")]
-        if missing:
-            raise SlipwayError(f"docker load reported no image ID for {', '.join(missing)}")
-        return loaded, sum(size for _, size in members), archive_path.stat().st_size
+        return _reported_ids(output, refs, "docker load"), sum(size for _, size in members), archive_path.stat().st_size
+
+
+def _reported_ids(output: str, refs: list[str], what: str) -> dict[str, str]:
+    """The `REF ID` lines load.sh and pull.sh print; every ref must have an image ID."""
+    ids = dict(line.rsplit(" ", 1) for line in output.splitlines() if line.count(" ") == 1)
+    absent = [ref for ref in refs if not ids.get(ref, "").startswith("sha256:")]
+    if absent:
+        raise SlipwayError(f"{what} reported no image ID for {', '.join(absent)}")
+    return ids
 
 
 # What goes into the archive sent: (its name there, a member of the local archive or bytes made here), its size.
@@ -109,8 +114,8 @@ def _oci_members(archive: tarfile.TarFile, refs: list[str], state: ServerState) 
         images += [(ref, config, layers) for ref in image.get("RepoTags") or [] if ref in refs]
     small = [((name, content), len(content)) for name, content in oci_layout(images).items()]
     have = state.layers
-    return small + [((blob_path(diff_id), archive.getmember(path)), archive.getmember(path).size)
-                    for diff_id, path in layer_files.items() if diff_id not in have]
+    missing = [(diff_id, archive.getmember(path)) for diff_id, path in layer_files.items() if diff_id not in have]
+    return small + [((blob_path(diff_id), member), member.size) for diff_id, member in missing]
 
 
 def _write_archive(archive: tarfile.TarFile, members: list[Member], descriptor: int) -> None:
@@ -143,9 +148,6 @@ def pull(run: LockedRun, reporter: Reporter, deployment: Deployment, refs: dict[
         finally:
             if login:
                 run(["docker", "logout", images.registry], check=False)
-        pulled = dict(line.rsplit(" ", 1) for line in output.splitlines() if line.count(" ") == 1)
-        absent = [ref for ref in wanted if not pulled.get(ref, "").startswith("sha256:")]
-        if absent:
-            raise SlipwayError(f"{deployment.name}: the pull reported no image ID for {', '.join(absent)}")
+        pulled = _reported_ids(output, wanted, f"{deployment.name}: the pull")
         step.changed, step.detail = True, ", ".join(wanted)
     return pulled
