@@ -77,11 +77,14 @@ class Step:
 def plan(desired: Desired, state: HostState, switch_image_store: bool = False) -> list[Step]:
     """The provision steps in order; a step with no actions is already in place."""
     files = desired.files
-    _refuse_a_silent_image_store_switch(files["/etc/docker/daemon.json"], state, switch_image_store)
+    store_switch = _image_store_switch(files["/etc/docker/daemon.json"], state, switch_image_store)
+    # Containers outlive a restart (live-restore), but one of the other store can no longer be seen or
+    # managed: it would go on holding its ports and serving the old release. They are stopped first.
+    stop_containers = ["docker ps -q | xargs -r docker stop"] if store_switch else []
+    restart = "if systemctl is-active --quiet docker.service; then systemctl restart docker.service; fi"
     steps = [
         _docker_repository_step(desired, state),
-        _disruptive(_file_step(files["/etc/docker/daemon.json"], state,
-                               then=["if systemctl is-active --quiet docker.service; then systemctl restart docker.service; fi"])),
+        _disruptive(_file_step(files["/etc/docker/daemon.json"], state, then=[*stop_containers, restart])),
         _disruptive(_packages_step(desired, state)),
         _timezone_step(desired, state),
         _docker_service_step(state),
@@ -98,17 +101,20 @@ def plan(desired: Desired, state: HostState, switch_image_store: bool = False) -
     return [step for step in steps if step is not None]
 
 
-def _refuse_a_silent_image_store_switch(daemon: ManagedFile, state: HostState, switch: bool) -> None:
-    """Docker keeps its classic and containerd image stores apart: switching hides every image and
+def _image_store_switch(daemon: ManagedFile, state: HostState, switch: bool) -> bool:
+    """Whether the new daemon.json changes the image store setting of the server's daemon.json.
+
+    Docker keeps its classic and containerd image stores apart: switching hides every image and
     container of the app, so a server where it is deployed switches only when the operator says so."""
     current = state.files.get(daemon.path)
     now, wanted = _containerd_store_setting(current.content if current else ""), _containerd_store_setting(daemon.content)
     if state.app_deployed and now != wanted and not switch:
         raise SlipwayError(
             f"server.docker.containerd_image_store would change Docker's image store setting ({now} -> {wanted}) on a "
-            "server where the app is deployed: Docker keeps the two stores apart, so the app's containers stop and the "
-            "next deploy ships every image again and needs --restart-db. Nothing was changed; run provision "
+            "server where the app is deployed: Docker keeps the two stores apart, so every container is stopped and the "
+            "site is down until the next deploy, which ships every image again. Nothing was changed; run provision "
             "--switch-image-store in a maintenance window to do it")
+    return current is not None and now != wanted
 
 
 def _containerd_store_setting(daemon_json: str) -> str:

@@ -7,11 +7,14 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from fabfile.errors import ConnectError
 
 SSHD_DROP_IN = "/etc/ssh/sshd_config.d/00-slipway-hardening.conf"
 PROJECT = Path(__file__).resolve().parents[2]
@@ -161,6 +164,21 @@ def test_firewall_that_shuts_out_a_fresh_login_is_rolled_back(variant, as_deploy
         assert "slipway-firewall-revert" not in timers
     finally:
         as_deploy.run(f"rm -f {EXTRA_PORT} && systemctl reload ssh.service", root=True)
+        logged_in_after_sshd_reload(login)
+
+
+def logged_in_after_sshd_reload(login):
+    """sshd re-executes itself on reload, dropping a connection made in that instant: the next test's
+    first login waits until a fresh one gets through."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert login("deploy") == "ok"
+            return
+        except ConnectError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def test_sshd_change_that_locks_the_deploy_user_out_is_restored(variant, as_deploy, login, tmp_path, monkeypatch):

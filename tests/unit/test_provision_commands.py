@@ -175,7 +175,10 @@ def test_an_image_store_switch_under_a_deployed_app_needs_the_operators_word(inv
     state.app_deployed = True
     with pytest.raises(SlipwayError, match=r"image store setting \(Docker's default -> true\).*--switch-image-store"):
         provision_plan.plan(desired, state)
-    assert needed(provision_plan.plan(desired, state, switch_image_store=True)) == ["file /etc/docker/daemon.json"]
+    (step,) = [s for s in provision_plan.plan(desired, state, switch_image_store=True) if s.needed]
+    # Containers of the old store would be left running where Docker can no longer see them: stopped first.
+    commands = [action.command for action in step.actions if isinstance(action, provision_plan.Shell)]
+    assert commands[0] == "docker ps -q | xargs -r docker stop" and "systemctl restart docker.service" in commands[1]
     # The same setting again is no switch.
     assert needed(provision_plan.plan(desired_for(inventory), state)) == []
 
