@@ -12,6 +12,7 @@ import base64
 import io
 import os
 import secrets
+import socket
 import tempfile
 import time
 from json import dumps as to_json
@@ -29,6 +30,7 @@ from ..remote import Reporter
 from .common import operator_task, project_dir, run_local
 
 SSH_READY_TIMEOUT_SECONDS = 90
+SSH_BANNER_TIMEOUT_SECONDS = 30
 LAB_INVENTORY = "lab"
 
 
@@ -92,10 +94,7 @@ def ensure_target(c: Context, fresh: bool = False, reporter: Reporter | None = N
                 run_local(c, command)
             state, step.detail = None, "replaced one made for another lab key; "
         if state is None:
-            run_local(c, commands.run_target_command(lab, fingerprint))
-            _wait_for_ssh(c, lab.target)
-            run_local(c, commands.exec_command(lab.target, commands.AUTHORIZE_ROOT_KEY, interactive=True),
-                      in_stream=io.StringIO(public_key))
+            _create_target(c, lab, fingerprint, public_key)
             step.detail += "created"
         elif state != "running":
             run_local(c, f"docker start {lab.target}")
@@ -104,6 +103,15 @@ def ensure_target(c: Context, fresh: bool = False, reporter: Reporter | None = N
         else:
             step.detail = "running"
         step.changed = state != "running"
+        if not _answers_ssh(c, lab.target) and state is None:
+            # Seen once on a machine restored from a snapshot: sshd listened inside, yet every
+            # connection through the published port was reset. A new container got a working path.
+            for command in commands.remove_target_commands(lab):
+                run_local(c, command)
+            _create_target(c, lab, fingerprint, public_key)
+            step.detail += ", re-created (its SSH port did not answer)"
+        if not _answers_ssh(c, lab.target):
+            raise LocalCommandFailed(_unreachable_ssh_report(c, lab.target))
     status = target_status(c)
     with reporter.step("known_hosts and inventories/lab.yaml") as step:
         step.changed = _write_lab_files(c, status)
@@ -171,6 +179,49 @@ def _ensure_key(path: Path) -> bool:
     ssh.write_private_file(path, pem)
     Path(f"{path}.pub").write_text(f"{public.decode()} slipway-lab\n")
     return True
+
+
+def _create_target(c: Context, lab: commands.LabNames, fingerprint: str, public_key: str) -> None:
+    run_local(c, commands.run_target_command(lab, fingerprint))
+    _wait_for_ssh(c, lab.target)
+    run_local(c, commands.exec_command(lab.target, commands.AUTHORIZE_ROOT_KEY, interactive=True),
+              in_stream=io.StringIO(public_key))
+
+
+def _ssh_port(c: Context, container: str) -> int | None:
+    return commands.parse_published_ports(run_local(c, commands.port_command(container)).stdout).get("ssh")
+
+
+def _answers_ssh(c: Context, container: str) -> bool:
+    """Whether an SSH banner comes back through the published port within SSH_BANNER_TIMEOUT_SECONDS."""
+    port = _ssh_port(c, container)
+    deadline = time.monotonic() + SSH_BANNER_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as probe:
+                if probe.recv(64).startswith(b"SSH-"):
+                    return True
+        except OSError:
+            pass
+        time.sleep(1)
+    return False
+
+
+def _unreachable_ssh_report(c: Context, container: str) -> str:
+    """One line: the dead port, and what the container's address and listening sockets were."""
+    inside = c.run(commands.exec_command(container, commands.SSH_LISTENERS), hide=True, warn=True, in_stream=False)
+    address = c.run(commands.address_command(container), hide=True, warn=True, in_stream=False)
+    listening = " | ".join(" ".join(line.split()) for line in (inside.stdout or inside.stderr).splitlines())
+    direct = "?"
+    for ip in address.stdout.split():
+        try:
+            with socket.create_connection((ip, 22), timeout=5) as probe:
+                direct = f"{ip}:22 answers {probe.recv(64)[:20]!r}"
+        except OSError as error:
+            direct = f"{ip}:22 fails too ({error})"
+    return (f"{container}: sshd runs inside, but 127.0.0.1:{_ssh_port(c, container)} gave no SSH banner in "
+            f"{SSH_BANNER_TIMEOUT_SECONDS}s, even from a re-created container; directly, {direct}; "
+            f"listening inside: {listening or '?'}")
 
 
 def _wait_for_ssh(c: Context, container: str) -> None:

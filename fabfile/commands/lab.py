@@ -131,6 +131,11 @@ def port_command(container: str) -> str:
     return shlex.join(["docker", "port", container])
 
 
+def address_command(container: str) -> str:
+    return shlex.join(["docker", "container", "inspect", "--format",
+                       "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", container])
+
+
 def parse_published_ports(output: str) -> dict[str, int]:
     """`22/tcp -> 127.0.0.1:32770` lines to {"ssh": 32770, ...}, loopback bindings only."""
     by_guest_port = {}
@@ -150,6 +155,7 @@ def exec_command(container: str, shell_command: str, interactive: bool = False) 
 
 
 SSH_READY_CHECK = "systemctl is-active --quiet ssh.service && test -s /etc/ssh/ssh_host_ed25519_key.pub"
+SSH_LISTENERS = "ss -ltnp 'sport = :22'"
 READ_HOST_KEY = "cat /etc/ssh/ssh_host_ed25519_key.pub"
 # What cloud-init does for a new VM: the operator's key becomes root's.
 AUTHORIZE_ROOT_KEY = "umask 077 && mkdir -p /root/.ssh && cat > /root/.ssh/authorized_keys"

@@ -243,8 +243,11 @@ def test_provision_killed_while_apt_runs_is_finished_by_the_next_run(cli, as_dep
 def test_provision_after_dpkg_was_killed_halfway_repairs_it_and_completes(cli, as_deploy):
     without_certbot(as_deploy)
     run = provision_in_background()
-    killed = as_deploy.run("timeout 300 sh -c 'until pgrep -x dpkg >/dev/null; do sleep 0.05; done; "
-                           "sleep 0.3; pkill -9 -x dpkg; pkill -9 -x apt-get; dpkg --audit || true; "
+    # Killed while some package is unpacked but not configured, or half installed: the state dpkg records
+    # before it finishes a package.
+    halfway = "dpkg-query -W --showformat=\\${db:Status-Abbrev}\\\\n | grep -q ^.[UHF]"
+    killed = as_deploy.run(f"timeout 300 sh -c 'until pgrep -x dpkg >/dev/null && {halfway}; do sleep 0.02; done; "
+                           "pkill -9 -x dpkg; pkill -9 -x apt-get; dpkg --audit || true; "
                            "ls -A /var/lib/dpkg/updates'", root=True, timeout=310).stdout
     cut = run.communicate(timeout=300)[0]
     assert run.returncode == 1, cut
