@@ -5,12 +5,12 @@
 
 from invoke import Collection
 
-from .cli import deploy, hostkeys, lab, lock, provision, runbook, verify
+from .cli import backup, deploy, hostkeys, lab, lock, provision, runbook, verify
 
 ns = Collection(
     runbook.facts, hostkeys.trust, provision.provision, verify.verify,
     deploy.deploy, deploy.rollback, deploy.releases,
-    lab.namespace, lock.namespace,
+    lab.namespace, lock.namespace, backup.namespace,
 )
 ns.configure({
     "slipway": {

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
-from .fields import (ENV_KEY_RULE, NAME_RULE, AppDir, Command, EnvKey, EnvValue, HealthPath, Hostname, Image, LocalFile,
+from .fields import (ENV_KEY_RULE, NAME_RULE, AppDir, Calendar, Command, EnvKey, EnvValue, HealthPath, Hostname, Image, LocalFile,
                      Name, Port, Route, Version, Volume, local_file, matching)
 
 class Section(BaseModel):
@@ -99,8 +99,19 @@ class Database(Section):
 
 
 class Backup(Section):
-    schedule: str = Field("*-*-* 03:00:00", min_length=1, description="systemd OnCalendar expression")
-    keep: int = Field(7, ge=1, le=365)
+    """Backups of the database: taken on the server by a systemd timer, or by `backup`."""
+
+    schedule: Calendar = "*-*-* 03:00:00"
+    verify_schedule: Calendar | None = Field("Sun *-*-* 04:30:00", description="when the newest backup is restored "
+                                             "into a throwaway database and checked; null: never on a schedule")
+    keep_last: int = Field(3, ge=1, le=1000, description="how many of the newest good backups are always kept")
+    keep_daily: int = Field(7, ge=0, le=1000)
+    keep_weekly: int = Field(4, ge=0, le=1000)
+    keep_monthly: int = Field(6, ge=0, le=1000)
+    before_deploy: bool = Field(True, description="take a backup before a deploy that runs a release_command")
+    max_age_hours: int = Field(26, ge=1, le=8760, description="`backup.list --check` fails when the newest good "
+                                                               "backup is older than this")
+    timeout_seconds: int = Field(3600, ge=60, le=86400, description="the longest one backup may take")
 
 
 class AuthorizedKey(Section):
@@ -177,7 +188,7 @@ class Inventory(Section):
     app: App
     services: dict[Name, Service] = Field(min_length=1)
     database: Database | None = None
-    backup: Backup | None = None
+    backup: Backup = Backup()
     nginx: Nginx = Nginx()
     images: Images = Images()
 

@@ -66,6 +66,13 @@ def matching(pattern: str, what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+# systemd's OnCalendar: a shorthand (daily, weekly, ...) or [weekdays] date time, like "Sun *-*-* 04:30:00".
+# The server's `systemd-analyze calendar` has the last word when provision installs the timer.
+CALENDAR_RULE = (r"(minutely|hourly|daily|weekly|monthly|quarterly|semiannually|yearly|annually)"
+                 r"|((Mon|Tue|Wed|Thu|Fri|Sat|Sun)([.,-]{1,2}(Mon|Tue|Wed|Thu|Fri|Sat|Sun))* )?"
+                 r"[0-9*][0-9*,./~-]*( [0-9*][0-9*,./:]*)?( UTC)?")
+Calendar = Annotated[str, matching(CALENDAR_RULE, 'a systemd OnCalendar expression like "*-*-* 03:00:00" or daily')]
+
 NAME_RULE = r"[a-z][a-z0-9_-]{0,62}"
 Name = Annotated[str, matching(NAME_RULE, "a name of lowercase letters, digits, - and _, starting with a letter")]
 ENV_KEY_RULE = r"[A-Za-z_][A-Za-z0-9_]*"

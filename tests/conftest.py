@@ -11,7 +11,7 @@ import pytest
 
 LAB_TESTS = Path(__file__).parent / "lab"
 # test_image_store.py moves the target to Docker's containerd image store: it comes last.
-LAB_STAGES = ["test_target.py", "test_provision.py", "test_deploy.py", "test_image_store.py"]
+LAB_STAGES = ["test_target.py", "test_provision.py", "test_deploy.py", "test_backup.py", "test_image_store.py"]
 
 
 def pytest_addoption(parser):

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Inventory
+from . import backup as backups
 from ..errors import SlipwayError
 from ..render import render
 
 MARK = "@@slipway@@"
-BASE_PACKAGES = ("ca-certificates", "curl", "sudo", "tzdata", "ufw", "unattended-upgrades", "certbot")
+# jq: the backup scripts write their JSON records with it.
+BASE_PACKAGES = ("ca-certificates", "curl", "sudo", "tzdata", "ufw", "unattended-upgrades", "certbot", "jq")
 DISTRO_DOCKER_PACKAGES = {
     ("debian", "13"): ("docker.io", "docker-cli", "docker-compose"),
     ("ubuntu", "24.04"): ("docker.io", "docker-compose-v2"),
@@ -29,6 +31,8 @@ ALL_DOCKER_PACKAGES = sorted({p for ps in DISTRO_DOCKER_PACKAGES.values() for p 
 DOCKER_SOURCES = "/etc/apt/sources.list.d/docker.list"
 SSHD_DROP_IN = "/etc/ssh/sshd_config.d/00-slipway-hardening.conf"
 SWAP_FILE = "/swapfile"
+# systemd itself judges a timer's OnCalendar before the timer is installed.
+TIMER_CHECK = "systemd-analyze calendar \"$(sed -n 's/^OnCalendar=//p' {path})\" >/dev/null"
 WEB_PORTS = (80, 443)
 
 
@@ -68,6 +72,9 @@ class Desired:
     directories: tuple[Directory, ...]
     firewall_ports: tuple[int, ...]
     swap_mb: int
+    # The backup scripts, their configuration and systemd units (empty without a database).
+    backup_files: tuple[str, ...] = ()
+    backup_timers: tuple[str, ...] = ()
 
 
 def docker_packages(inventory: Inventory, os_id: str, os_version: str) -> tuple[str, ...]:
@@ -104,6 +111,7 @@ def desired_state(inventory: Inventory, project_dir: Path, os_id: str, os_versio
         ManagedFile("/etc/apt/apt.conf.d/20auto-upgrades", template("20auto-upgrades")),
         ManagedFile(SSHD_DROP_IN, template("sshd-hardening.conf"), check_installed="sshd -t"),
     ]
+    backup_files = _backup_files(inventory, template) if inventory.database else []
     directories = [Directory(f"{home}/.ssh", user, user, 0o700)] + [
         Directory(str(path), user, user, 0o750)
         for path in (base, base / "releases", base / "shared", base / "backups")
@@ -114,11 +122,25 @@ def desired_state(inventory: Inventory, project_dir: Path, os_id: str, os_versio
         timezone=server.timezone,
         deploy_user=user,
         deploy_home=home,
-        files={f.path: f for f in files},
+        files={f.path: f for f in files + backup_files},
         directories=tuple(directories),
         firewall_ports=(server.ssh_port, *WEB_PORTS),
         swap_mb=server.swap_mb,
+        backup_files=tuple(f.path for f in backup_files),
+        backup_timers=tuple(backups.timers(inventory)) if inventory.database else (),
     )
+
+
+def _backup_files(inventory: Inventory, template) -> list[ManagedFile]:
+    user = inventory.server.deploy_user
+    scripts = [ManagedFile(path, text, mode=0o755) for path, text in backups.script_texts().items()]
+    conf = ManagedFile(backups.paths_of(inventory).conf, backups.conf_text(inventory), mode=0o640, group=user)
+    units = [
+        ManagedFile(path, template(context["template"], **context),
+                    check_candidate=TIMER_CHECK if path.endswith(".timer") else None)
+        for path, context in backups.unit_contexts(inventory).items()
+    ]
+    return scripts + [conf] + units
 
 
 def managed_paths(inventory: Inventory) -> tuple[list[str], list[str]]:
@@ -128,6 +150,8 @@ def managed_paths(inventory: Inventory) -> tuple[list[str], list[str]]:
     base = inventory.app.base_dir
     files = ["/etc/docker/daemon.json", f"{home}/.ssh/authorized_keys", f"/etc/sudoers.d/slipway-{user}",
              "/etc/apt/apt.conf.d/20auto-upgrades", SSHD_DROP_IN, DOCKER_SOURCES]
+    if inventory.database:
+        files += [*backups.script_texts(), backups.paths_of(inventory).conf, *backups.unit_contexts(inventory)]
     directories = [f"{home}/.ssh"] + [str(p) for p in (base, base / "releases", base / "shared", base / "backups")]
     return files, directories
 
@@ -170,6 +194,8 @@ class HostState:
     swaps: dict[str, int] = field(default_factory=dict)
     # The app has been deployed: a deploy may run, so disruptive steps take the deploy lock.
     app_deployed: bool = False
+    # `systemctl is-enabled` of each backup timer, in order.
+    timers_enabled: list[str] = field(default_factory=list)
 
 
 def probe_script(inventory: Inventory) -> str:
@@ -187,6 +213,8 @@ def probe_script(inventory: Inventory) -> str:
         f"echo '{MARK} swaps'; swapon --show=NAME,SIZE --noheadings --bytes 2>/dev/null || true",
         f"echo '{MARK} swapfile'; stat -c %s {SWAP_FILE} 2>/dev/null || true",
         f"echo '{MARK} sshd_ports'; sshd -T 2>/dev/null | awk '$1 == \"port\" {{print $2}}'",
+        f"echo '{MARK} timers'; systemctl is-enabled {' '.join(backups.timers(inventory))} 2>/dev/null || true"
+        if inventory.database else f"echo '{MARK} timers'",
         f"echo '{MARK} app_state'; [ -d {shlex.quote(str(inventory.app.base_dir) + '/.slipway')} ] && echo present || true",
     ]
     for path in files:
@@ -221,6 +249,8 @@ def parse_probe(output: str) -> HostState:
             state.swap_file_bytes = int(lines[0]) if lines and lines[0].isdigit() else 0
         elif kind == "sshd_ports":
             state.sshd_ports = [int(line) for line in lines if line.isdigit()]
+        elif kind == "timers":
+            state.timers_enabled = lines
         elif kind == "app_state":
             state.app_deployed = lines == ["present"]
         elif kind == "file":

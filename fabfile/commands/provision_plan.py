@@ -29,6 +29,7 @@ DPKG_LOCK_WAIT_SECONDS = 600
 # Waiting for the lock, then downloading and installing Docker and the rest on a slow mirror.
 APT_STEP_SECONDS = DPKG_LOCK_WAIT_SECONDS + 1200
 SHELL_STEP_SECONDS = 120
+SYSTEMD_UNITS = "/etc/systemd/system/"
 
 
 # --- the plan ----------------------------------------------------------------
@@ -94,11 +95,27 @@ def plan(desired: Desired, state: HostState, switch_image_store: bool = False) -
         _file_step(files[f"/etc/sudoers.d/slipway-{desired.deploy_user}"], state),
         *[_directory_step(d, state) for d in desired.directories[1:]],
         _file_step(files["/etc/apt/apt.conf.d/20auto-upgrades"], state),
+        *[_file_step(files[path], state) for path in desired.backup_files if not path.startswith(SYSTEMD_UNITS)],
+        _backup_timers_step(desired, state),
         _firewall_step(desired, state),
         _swap_step(desired, state),
         _ssh_hardening_step(desired, state),
     ]
     return [step for step in steps if step is not None]
+
+
+def _backup_timers_step(desired: Desired, state: HostState) -> Step | None:
+    """The backup's systemd units, then the timers enabled and started (a new unit needs a daemon-reload)."""
+    if not desired.backup_timers:
+        return None
+    step = Step(f"backup timers {', '.join(desired.backup_timers)}")
+    units = [_file_step(desired.files[path], state) for path in desired.backup_files if path.startswith(SYSTEMD_UNITS)]
+    changed = [unit for unit in units if unit.needed]
+    if changed or state.timers_enabled != ["enabled"] * len(desired.backup_timers):
+        step.actions = [action for unit in changed for action in unit.actions] + [
+            Shell(f"systemctl daemon-reload && systemctl enable --now {' '.join(desired.backup_timers)}")]
+        step.diff = "\n".join(unit.diff for unit in changed)
+    return step
 
 
 def _image_store_switch(daemon: ManagedFile, state: HostState, switch: bool) -> bool:

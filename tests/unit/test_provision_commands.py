@@ -58,6 +58,7 @@ def converged_state(desired: provision.Desired) -> provision.HostState:
         docker_enabled="enabled", docker_active="active",
         timezone_link=f"/usr/share/zoneinfo/{desired.timezone}",
         firewall=UFW_ACTIVE,
+        timers_enabled=["enabled"] * len(desired.backup_timers),
     )
 
 
@@ -77,7 +78,7 @@ def test_fresh_host_needs_every_step_in_a_safe_order(inventory):
     ]
     packages = next(step for step in steps if step.name == "packages")
     assert packages.actions[0].command.endswith(
-        "slipway-apt_install 600 ca-certificates curl sudo tzdata ufw unattended-upgrades certbot "
+        "slipway-apt_install 600 ca-certificates curl sudo tzdata ufw unattended-upgrades certbot jq "
         "docker.io docker-cli docker-compose")
 
 

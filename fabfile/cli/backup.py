@@ -1,0 +1,270 @@
+"""`fab -H NAME backup[.list|.verify|.restore|.download]`: the database's backups.
+
+Every task runs the scripts provision installed on the server, the same ones
+its systemd timers run; a server whose installed copy differs from this
+slipway's is sent back to `provision` before anything runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json as jsonlib
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from invoke import Collection
+from invoke.exceptions import Exit
+
+from .. import render
+from ..commands import backup as backups
+from ..commands import traffic
+from ..commands.layout import layout_of, web_services
+from ..commands.shell import limited, shown
+from ..config import Deployment
+from ..errors import RemoteCommandFailed, SlipwayError
+from ..remote import Remote, Reporter
+from .common import load_deployment, operator_task, project_dir, session
+from .locked import audit, deploy_lock, read_state
+from .deploy import HEALTH_MARGIN_SECONDS
+
+# What clients are told to wait in maintenance.
+RETRY_AFTER_SECONDS = 30
+
+
+def _database_deployment(c) -> Deployment:
+    deployment = load_deployment(c)
+    if not deployment.inventory.database:
+        raise SlipwayError(f"{deployment.inventory_file}: database: missing; backups are of the app's PostgreSQL "
+                           "database, and this inventory has none")
+    return deployment
+
+
+def check_installed(remote: Remote, deployment: Deployment, reporter: Reporter) -> None:
+    """The server's backup scripts and configuration are the ones this slipway and inventory make."""
+    inventory = deployment.inventory
+    wanted = {**backups.script_texts(), backups.paths_of(inventory).conf: backups.conf_text(inventory)}
+    with reporter.step("backup scripts and configuration in place"):
+        found = remote.run(["sha256sum", *wanted], check=False).stdout
+        hashes = dict(reversed(line.split(None, 1)) for line in found.splitlines() if len(line.split(None, 1)) == 2)
+        stale = [path for path, text in wanted.items() if hashes.get(path) != hashlib.sha256(text.encode()).hexdigest()]
+        if stale:
+            raise SlipwayError(f"{deployment.name}: {', '.join(stale)} on the server differ from what this slipway and "
+                               f"inventory make (or are missing); run `fab -H {deployment.name} provision` first")
+
+
+def take(remote: Remote, reporter: Reporter, deployment: Deployment, trigger: str, run=None) -> dict:
+    """One backup through the installed script (RUN: a locked run, when the deploy lock is held)."""
+    backup = deployment.inventory.backup
+    argv = backups.take_command(backups.paths_of(deployment.inventory), trigger, backup.timeout_seconds)
+    with reporter.step(f"{trigger} backup (pg_dump in the db container)") as step:
+        if run:
+            result = run(argv, limit=backup.timeout_seconds + 60)
+        else:
+            result = remote.run(argv, timeout=backup.timeout_seconds + 60)
+        backup_id, size, sha256, seconds = result.stdout.split()[-4:]
+        step.changed, step.detail = True, f"{backup_id}, {backups.human_size(int(size))}"
+    return {"id": backup_id, "size": int(size), "sha256": sha256, "seconds": int(seconds)}
+
+
+@operator_task(name="take")
+def take_now(c):
+    """Back up the database now: pg_dump -Fc in the db container, checksummed, with its row counts and roles."""
+    deployment = _database_deployment(c)
+    reporter = Reporter(deployment.name)
+    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+        check_installed(remote, deployment, reporter)
+        made = take(remote, reporter, deployment, "manual")
+    print(reporter.summary())
+    print(f"[{deployment.name}] backup {made['id']}: {backups.human_size(made['size'])}, sha256 {made['sha256']}, "
+          f"{made['seconds']}s")
+
+
+def _records(remote: Remote, deployment: Deployment) -> list[backups.Record]:
+    return backups.parse_records(remote.run(backups.list_command(backups.paths_of(deployment.inventory))).stdout)
+
+
+@operator_task(name="list", help={"json": "print the records as JSON", "check": "exit 1 when the newest good backup "
+                                  "is older than backup.max_age_hours (or there is none)"})
+def list_backups(c, json=False, check=False):
+    """Every backup attempt: id, trigger, size, verified, offsite, outcome; and the newest good one's age."""
+    deployment = _database_deployment(c)
+    reporter = Reporter(deployment.name, out=sys.stderr)
+    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+        records = _records(remote, deployment)
+    now = datetime.now(timezone.utc)
+    newest = backups.newest_good(records)
+    age = backups.age_hours(newest, now) if newest else None
+    if json:
+        print(jsonlib.dumps({"backups": [r.data for r in records], "newest_good": newest.id if newest else None,
+                             "newest_good_age_hours": round(age, 2) if age is not None else None}, indent=2))
+    else:
+        print(backups.format_records(records, now))
+    limit = deployment.inventory.backup.max_age_hours
+    if check and (age is None or age > limit):
+        raise Exit(f"error: {deployment.name}: no good backup in the last {limit} hours (backup.max_age_hours)", code=1)
+
+
+@operator_task(help={"backup_id": "the backup to verify (default: the newest good one)"})
+def verify(c, backup_id="latest"):
+    """Restore a backup into a throwaway PostgreSQL on the server and prove every table's row count."""
+    deployment = _database_deployment(c)
+    reporter = Reporter(deployment.name)
+    paths = backups.paths_of(deployment.inventory)
+    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+        check_installed(remote, deployment, reporter)
+        with reporter.step(f"restore {backup_id} into {paths.verify_container}, compare row counts") as step:
+            seconds = deployment.inventory.backup.timeout_seconds
+            argv = limited(seconds, backups.verify_argv(paths, backup_id))
+            result = remote.run(argv, timeout=seconds + 60, check=False)
+            if result.exited in (backups.NO_SUCH_BACKUP_EXIT, backups.FAILED_VERIFICATION_EXIT):
+                raise SlipwayError(f"{deployment.name}: {result.stderr.strip().splitlines()[-1]}")
+            if result.failed:
+                raise RemoteCommandFailed(deployment.name, shown(argv), result.exited, result.stderr or result.stdout)
+            step.detail = result.stdout.strip()
+    print(reporter.summary())
+    print(f"[{deployment.name}] backup {result.stdout.strip()}")
+
+
+@operator_task(help={"backup_id": "the backup to copy (default: the newest good one)",
+                     "to": "the local folder (default: backups/NAME in the project)"})
+def download(c, backup_id="latest", to=None):
+    """Copy a backup (dump, roles, record) to this machine; the dump's sha256 is checked here."""
+    deployment = _database_deployment(c)
+    reporter = Reporter(deployment.name)
+    paths = backups.paths_of(deployment.inventory)
+    folder = Path(to) if to else project_dir(c) / "backups" / deployment.name
+    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+        record = _chosen(_records(remote, deployment), backup_id, deployment)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with reporter.step(f"copy {record.id} to {folder}") as step:
+            sftp = remote.conn.sftp()
+            for remote_path in (paths.dump(record.id), paths.globals(record.id)):
+                local = folder / Path(remote_path).name
+                partial = local.with_name(local.name + ".partial")
+                sftp.get(remote_path, str(partial))
+                partial.chmod(0o600)
+                partial.replace(local)
+            (folder / f"{record.id}.json").write_text(jsonlib.dumps(record.data, sort_keys=True) + "\n")
+            digest = _sha256(folder / f"{record.id}.dump")
+            if digest != record.data.get("sha256"):
+                raise SlipwayError(f"{deployment.name}: the copy of {record.id}.dump has sha256 {digest}, the record "
+                                   f"says {record.data.get('sha256')}: do not use it")
+            step.changed, step.detail = True, f"{backups.human_size(record.data['size'])}, sha256 checked"
+    print(reporter.summary())
+    print(f"[{deployment.name}] {folder / (record.id + '.dump')}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _chosen(records: list[backups.Record], backup_id: str, deployment: Deployment) -> backups.Record:
+    good = [r for r in records if r.good]
+    record = good[-1] if backup_id == "latest" and good else next((r for r in good if r.id == backup_id), None)
+    if not record:
+        known = ", ".join(r.id for r in good[-5:]) or "none"
+        raise SlipwayError(f"{deployment.name}: no good backup {backup_id!r} on the server (newest good: {known})")
+    return record
+
+
+@operator_task(help={"backup_id": "the backup to put back, or latest",
+                     "file": "restore this local pg_dump -Fc file instead (from another server or a managed database)",
+                     "yes": "do not ask: go ahead"})
+def restore(c, backup_id="latest", file=None, yes=False):
+    """Put the database back from a backup: safety backup, maintenance page, all-or-nothing swap, health check."""
+    deployment = _database_deployment(c)
+    inventory = deployment.inventory
+    layout, paths = layout_of(inventory), backups.paths_of(inventory)
+    reporter = Reporter(deployment.name)
+    local = Path(file).expanduser() if file else None
+    if local and not local.is_file():
+        raise SlipwayError(f"--file {file}: no such file")
+    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+        check_installed(remote, deployment, reporter)
+        if local:
+            source, globals_file, sha256 = f"{paths.uploads}/{local.name}", "", _sha256(local)
+            what = f"{local} (sha256 {sha256[:12]}…)"
+        else:
+            record = _chosen(_records(remote, deployment), backup_id, deployment)
+            source, globals_file, sha256 = paths.dump(record.id), paths.globals(record.id), record.data["sha256"]
+            what = f"backup {record.id} ({record.data.get('trigger')}, {backups.human_size(record.data['size'])})"
+        if not yes:
+            _confirm(deployment, what)
+        with deploy_lock(remote, layout, f"restore {what}", inventory.app.step_timeout_seconds) as run:
+            state = read_state(run, layout, [], deployment.name)
+            if not state.serving or not state.nginx_running:
+                raise SlipwayError(f"{deployment.name}: no release serves yet; deploy first, then restore into its database")
+            if local:
+                with reporter.step(f"upload {local.name}") as step:
+                    run(["mkdir", "-p", paths.uploads])
+                    remote.conn.sftp().put(str(local), source)
+                    step.changed = True
+            with reporter.step("dump's sha256 matches its record"):
+                found = run(["sha256sum", source]).stdout.split()[0]
+                if found != sha256:
+                    raise SlipwayError(f"{deployment.name}: refused: {source} has sha256 {found}, its record says "
+                                       f"{sha256}: the dump is damaged; nothing was changed")
+            audit(run, layout, "restore started", source=source)
+            safety = take(remote, reporter, deployment, "pre-restore", run=run)
+            _restore_in_maintenance(run, reporter, deployment, project_dir(c), state.serving, source, globals_file,
+                                    sha256)
+            audit(run, layout, "restored", source=source, safety_backup=safety["id"])
+    print(reporter.summary())
+    print(f"[{deployment.name}] restored from {what}; the database as it was before is backup {safety['id']}")
+
+
+def _confirm(deployment: Deployment, what: str) -> None:
+    app = deployment.inventory.app.name
+    print(f"[{deployment.name}] restore will: take a safety backup; put {app} in maintenance (503); stop its "
+          f"services; replace database {deployment.inventory.database.name} with {what}; start the services and "
+          "check their health; end maintenance.")
+    if not sys.stdin.isatty():
+        raise SlipwayError(f"{deployment.name}: restore needs --yes when nobody is at the terminal to confirm")
+    if input(f"Type the app name ({app}) to go on: ").strip() != app:
+        raise SlipwayError(f"{deployment.name}: not confirmed; nothing was changed")
+
+
+def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, project: Path, serving: str,
+                            source: str, globals_file: str, sha256: str) -> None:
+    """Maintenance page on, app stopped, database swapped; app and traffic back whatever happened."""
+    inventory = deployment.inventory
+    layout, paths = layout_of(inventory), backups.paths_of(inventory)
+    release_project, compose = layout.release_project(serving), layout.compose_file(serving)
+    nginx_image = inventory.nginx.image
+    maintenance = render.render(project, "app/maintenance.conf.j2", app=inventory.app,
+                                reason="database restore", retry_after_seconds=RETRY_AFTER_SECONDS)
+    with reporter.step("maintenance page on (503, Retry-After)") as step:
+        run(traffic.switch_nginx_command(layout, serving, nginx_image, True), stdin=maintenance)
+        step.changed = True
+    try:
+        with reporter.step(f"stop {', '.join(inventory.services)}") as step:
+            run(["docker", "compose", "-p", release_project, "-f", compose, "stop", *inventory.services])
+            step.changed = True
+        with reporter.step("restore into a new database, swap it in") as step:
+            limit = inventory.backup.timeout_seconds
+            run(backups.restore_argv(paths, source, globals_file, sha256), limit=limit)
+            step.changed = True
+    finally:
+        with reporter.step(f"start {', '.join(inventory.services)}, wait until healthy") as step:
+            run(["docker", "compose", "-p", release_project, "-f", compose, "start", *inventory.services])
+            web = web_services(inventory)
+            checks = [(container, service.healthcheck.port, service.healthcheck.path)
+                      for name, service in web.items() for container in layout.containers(serving, name, service.replicas)]
+            if checks:
+                timeout = max(service.healthcheck.timeout_seconds for service in web.values())
+                run(traffic.wait_healthy_command(checks, timeout), limit=timeout + HEALTH_MARGIN_SECONDS)
+            step.changed = True
+        with reporter.step(f"maintenance off: {serving}'s nginx config back") as step:
+            conf = run(["cat", f"{layout.release_dir(serving)}/nginx.conf"]).stdout
+            run(traffic.switch_nginx_command(layout, serving, nginx_image, True), stdin=conf)
+            step.changed = True
+
+
+namespace = Collection("backup")
+for _task in (take_now, list_backups, verify, download, restore):
+    namespace.add_task(_task, default=_task is take_now)

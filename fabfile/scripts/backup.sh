@@ -1,0 +1,129 @@
+#!/bin/sh
+# shellcheck disable=SC2016  # the single-quoted $names are jq's, not the shell's
+# Take one backup of the app's database. The scheduled run (systemd) and
+# `backup` both run this file, as the deploy user.
+#
+# A read-only transaction exports its snapshot; pg_dump -Fc dumps exactly
+# that snapshot while the same transaction counts every table's rows, so the
+# counts recorded beside the dump are the dump's own. The dump streams into
+# BACKUPS_DIR/.incoming (same filesystem), is checksummed on the way, fsynced
+# and renamed into place with the roles (pg_dumpall --globals-only) and a
+# JSON record. The record says `ok` last: a failed or interrupted attempt
+# leaves only a record saying so, never a file that looks like a backup.
+# Retention runs only after a good backup, over good backups only.
+# Prints `ID SIZE SHA256 SECONDS` of the new backup.
+# Usage: backup.sh CONF TRIGGER
+set -eu
+conf=$1 trigger=$2
+here=$(dirname "$0")
+setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
+backups=$(setting BACKUPS_DIR) db=$(setting DB_CONTAINER) user=$(setting DB_USER) name=$(setting DB_NAME)
+umask 077
+incoming=$backups/.incoming
+work=$(mktemp -d)
+id="" finished=0 session=""
+
+now_iso() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+# Replace a record through a temporary file and a rename (jq FILTER on the old one, or -n for a new one).
+write_record() {
+  record=$1; shift
+  jq -c "$@" > "$record.tmp" && mv -f "$record.tmp" "$record"
+}
+finish() {
+  status=$?
+  exec 3>&- 4<&-
+  [ -z "$session" ] || kill "$session" 2>/dev/null || true
+  if [ "$finished" = 0 ] && [ -n "$id" ]; then
+    rm -f "$incoming/$id".* "$backups/$id.dump" "$backups/$id.globals.sql" "$backups/$id.json.tmp"
+    reason=$(cat "$work"/*.err 2>/dev/null | grep -v '^$' | tail -n 3 | tr '\n' ' ')
+    write_record "$backups/$id.json" --arg error "${reason:-exit $status}" --arg ended "$(now_iso)" \
+      '.outcome = "failed" | .error = $error | .ended = $ended' "$backups/$id.json" || true
+    echo "backup $id failed: ${reason:-exit $status}" >&2
+  fi
+  rm -rf "$work"
+  [ "$status" != 0 ] || [ "$finished" = 1 ] || status=1
+  exit "$status"
+}
+trap finish EXIT
+trap 'exit 143' TERM INT HUP
+
+mkdir -p "$incoming"
+exec 9>"$backups/.lock"
+if ! flock -w "$(setting LOCK_WAIT_SECONDS)" 9; then
+  echo "another backup, verify or restore held $backups/.lock for $(setting LOCK_WAIT_SECONDS)s" >&2
+  exit 1
+fi
+# Under the lock, whatever another attempt left in .incoming or as `running` is from one that died.
+find "$incoming" -mindepth 1 -delete
+for record in "$backups"/*.json; do
+  [ -e "$record" ] || continue
+  if jq -e '.outcome == "running"' "$record" >/dev/null 2>&1; then
+    write_record "$record" '.outcome = "interrupted" | .error = "the run ended before it finished"' "$record"
+  fi
+done
+for dump in "$backups"/*.dump; do
+  [ -e "$dump" ] || continue
+  jq -e '.outcome == "ok"' "${dump%.dump}.json" >/dev/null 2>&1 || rm -f "$dump" "${dump%.dump}.globals.sql"
+done
+
+id=$(date -u +%Y%m%d-%H%M%S)
+while [ -e "$backups/$id.json" ]; do sleep 1; id=$(date -u +%Y%m%d-%H%M%S); done
+began=$(date +%s)
+write_record "$backups/$id.json" -n --arg id "$id" --arg time "$(now_iso)" --arg trigger "$trigger" \
+  '{id: $id, time: $time, trigger: $trigger, outcome: "running"}'
+
+mkfifo "$work/to_psql" "$work/from_psql"
+docker exec -i "$db" psql -X -A -t -q -v ON_ERROR_STOP=1 -U "$user" -d "$name" \
+  <"$work/to_psql" >"$work/from_psql" 2>"$work/psql.err" &
+session=$!
+exec 3>"$work/to_psql" 4<"$work/from_psql"
+cat >&3 <<'SQL'
+BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+SELECT pg_export_snapshot() || '|' || current_setting('server_version');
+SQL
+IFS='|' read -r snapshot version <&4 || { echo "no snapshot from the database" >"$work/snapshot.err"; exit 1; }
+
+(
+  rc=0
+  docker exec "$db" pg_dump -Fc --snapshot="$snapshot" -U "$user" -d "$name" 2>"$work/pg_dump.err" || rc=$?
+  echo "$rc" >"$work/pg_dump.rc"
+) | (
+  rc=0
+  tee "$incoming/$id.dump" 2>"$work/write.err" || rc=$?
+  echo "$rc" >"$work/write.rc"
+) | sha256sum >"$work/dump.sha256" &
+dump=$!
+# Counted inside the exported snapshot's transaction while pg_dump reads the same snapshot.
+cat "$here/count_rows.sql" >&3
+read -r tables <&4 || { echo "the row counts could not be read" >"$work/counts.err"; exit 1; }
+wait "$dump"
+[ "$(cat "$work/pg_dump.rc")" = 0 ] || exit 1
+[ "$(cat "$work/write.rc")" = 0 ] || exit 1
+printf 'COMMIT;\n' >&3
+exec 3>&-
+wait "$session" || exit 1
+session=""
+
+docker exec "$db" pg_dumpall --globals-only -U "$user" >"$incoming/$id.globals.sql" 2>"$work/globals.err"
+sync "$incoming/$id.dump" "$incoming/$id.globals.sql" 2>"$work/sync.err"
+sha256=$(cut -d' ' -f1 "$work/dump.sha256")
+size=$(stat -c %s "$incoming/$id.dump")
+mv -f "$incoming/$id.dump" "$incoming/$id.globals.sql" "$backups/"
+write_record "$backups/$id.json" --arg sha256 "$sha256" --argjson size "$size" --arg version "$version" \
+  --argjson tables "$tables" --argjson seconds "$(( $(date +%s) - began ))" --arg ended "$(now_iso)" \
+  --arg globals_sha256 "$(sha256sum "$backups/$id.globals.sql" | cut -d' ' -f1)" \
+  '.outcome = "ok" | .ended = $ended | .size = $size | .sha256 = $sha256 | .globals_sha256 = $globals_sha256
+   | .postgres_version = $version | .seconds = $seconds | .tables = $tables | .verified = null | .offsite = false' \
+  "$backups/$id.json" 2>"$work/record.err"
+sync "$backups" 2>/dev/null || true
+finished=1
+echo "$id $size $sha256 $(( $(date +%s) - began ))"
+
+# Retention: good backups only, and only now that a new one is in place.
+jq -r 'select(.outcome == "ok") | .id' "$backups"/*.json 2>/dev/null \
+  | sh "$here/retention.sh" "$(setting KEEP_LAST)" "$(setting KEEP_DAILY)" "$(setting KEEP_WEEKLY)" "$(setting KEEP_MONTHLY)" \
+  | while read -r old; do rm -f "$backups/$old.dump" "$backups/$old.globals.sql" "$backups/$old.json"; done
+# Failed attempts older than the oldest good backup kept have nothing left to explain.
+oldest=$(jq -r 'select(.outcome == "ok") | .id' "$backups"/*.json | sort | head -n 1)
+jq -r --arg oldest "$oldest" 'select(.outcome != "ok" and .id < $oldest) | .id' "$backups"/*.json \
+  | while read -r old; do rm -f "$backups/$old.json"; done

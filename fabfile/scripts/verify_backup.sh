@@ -1,0 +1,62 @@
+#!/bin/sh
+# shellcheck disable=SC2016  # the single-quoted $names are jq's, not the shell's
+# Prove a backup restores: its checksums, then a real pg_restore
+# --exit-on-error into a throwaway PostgreSQL container (the db container's
+# own image, no network), then every table's row count against the counts
+# taken in the dump's snapshot. The result goes into the backup's record.
+# Exits 3 when the backup fails verification, 2 when there is no such backup.
+# Usage: verify_backup.sh CONF ID|latest
+set -eu
+conf=$1 wanted=$2
+here=$(dirname "$0")
+setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
+backups=$(setting BACKUPS_DIR) db=$(setting DB_CONTAINER) user=$(setting DB_USER) name=$(setting DB_NAME)
+scratch=$(setting VERIFY_CONTAINER)
+work=$(mktemp -d)
+trap 'docker rm -f "$scratch" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+exec 9>"$backups/.lock"
+flock -w "$(setting LOCK_WAIT_SECONDS)" 9 || { echo "another backup, verify or restore holds $backups/.lock" >&2; exit 1; }
+
+if [ "$wanted" = latest ]; then
+  id=$(jq -r 'select(.outcome == "ok") | .id' "$backups"/*.json 2>/dev/null | sort | tail -n 1)
+else
+  id=$wanted
+fi
+record=$backups/$id.json
+if [ -z "$id" ] || ! jq -e '.outcome == "ok"' "$record" >/dev/null 2>&1; then
+  echo "no good backup ${id:-at all} in $backups" >&2
+  exit 2
+fi
+verdict() {
+  outcome=$1 detail=$2
+  jq -c --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg outcome "$outcome" --arg detail "$detail" \
+    '.verified = {at: $at, outcome: $outcome, how: "checksums, pg_restore --exit-on-error into a throwaway container, row counts", detail: $detail}' \
+    "$record" >"$record.tmp" && mv -f "$record.tmp" "$record"
+  if [ "$outcome" = ok ]; then echo "$id $detail"; else echo "backup $id FAILED verification: $detail" >&2; exit 3; fi
+}
+
+dump_sha=$(sha256sum "$backups/$id.dump" | cut -d' ' -f1)
+[ "$dump_sha" = "$(jq -r .sha256 "$record")" ] || verdict failed "checksum mismatch: $id.dump is not the file that was written"
+globals_sha=$(sha256sum "$backups/$id.globals.sql" | cut -d' ' -f1)
+[ "$globals_sha" = "$(jq -r .globals_sha256 "$record")" ] || verdict failed "checksum mismatch: $id.globals.sql is not the file that was written"
+
+image=$(docker inspect -f '{{.Image}}' "$db")
+docker rm -f "$scratch" >/dev/null 2>&1 || true
+docker run -d --rm --name "$scratch" --network none -e POSTGRES_USER="$user" -e POSTGRES_DB=postgres \
+  -e POSTGRES_HOST_AUTH_METHOD=trust "$image" >/dev/null
+deadline=$(( $(date +%s) + $(setting VERIFY_READY_SECONDS) ))
+until docker logs "$scratch" 2>&1 | grep -q 'init process complete' && docker exec "$scratch" pg_isready -q -U "$user"; do
+  [ "$(date +%s)" -lt "$deadline" ] || { echo "the throwaway PostgreSQL did not start" >&2; exit 1; }
+  sleep 0.5
+done
+[ "$name" = postgres ] || docker exec "$scratch" createdb -U "$user" -T template0 "$name"
+docker exec -i "$scratch" psql -X -q -U "$user" -d postgres <"$backups/$id.globals.sql" >/dev/null 2>&1 || true
+if ! docker exec -i "$scratch" pg_restore --exit-on-error -U "$user" -d "$name" <"$backups/$id.dump" 2>"$work/restore.err"; then
+  verdict failed "pg_restore: $(grep -v '^$' "$work/restore.err" | tail -n 2 | tr '\n' ' ')"
+fi
+docker exec -i "$scratch" psql -X -A -t -q -v ON_ERROR_STOP=1 -U "$user" -d "$name" <"$here/count_rows.sql" >"$work/counts.json"
+differences=$(jq -r --slurpfile restored "$work/counts.json" \
+  '.tables as $taken | ($taken + $restored[0]) | keys[] | select($taken[.] != $restored[0][.])
+   | "\(.): \($taken[.] // "absent") at backup, \($restored[0][.] // "absent") restored"' "$record" | head -n 5 | tr '\n' ';')
+[ -z "$differences" ] || verdict failed "row counts differ: $differences"
+verdict ok "$(jq -r '"\(.tables | length) tables, \([.tables[]] | add // 0) rows match"' "$record")"
