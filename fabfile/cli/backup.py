@@ -26,7 +26,6 @@ from ..errors import RemoteCommandFailed, SlipwayError
 from ..remote import Remote, Reporter
 from .common import load_deployment, operator_task, project_dir, session
 from .locked import audit, deploy_lock, read_state
-from .deploy import HEALTH_MARGIN_SECONDS
 
 # What clients are told to wait in maintenance.
 RETRY_AFTER_SECONDS = 30
@@ -105,8 +104,8 @@ def list_backups(c, json=False, check=False):
         raise Exit(f"error: {deployment.name}: no good backup in the last {limit} hours (backup.max_age_hours)", code=1)
 
 
-@operator_task(help={"backup_id": "the backup to verify (default: the newest good one)"})
-def verify(c, backup_id="latest"):
+@operator_task(positional=["backup_id"], help={"backup_id": "the backup to verify, or latest"})
+def verify(c, backup_id):
     """Restore a backup into a throwaway PostgreSQL on the server and prove every table's row count."""
     deployment = _database_deployment(c)
     reporter = Reporter(deployment.name)
@@ -126,9 +125,9 @@ def verify(c, backup_id="latest"):
     print(f"[{deployment.name}] backup {result.stdout.strip()}")
 
 
-@operator_task(help={"backup_id": "the backup to copy (default: the newest good one)",
+@operator_task(positional=["backup_id"], help={"backup_id": "the backup to copy, or latest",
                      "to": "the local folder (default: backups/NAME in the project)"})
-def download(c, backup_id="latest", to=None):
+def download(c, backup_id, to=None):
     """Copy a backup (dump, roles, record) to this machine; the dump's sha256 is checked here."""
     deployment = _database_deployment(c)
     reporter = Reporter(deployment.name)
@@ -164,18 +163,22 @@ def _sha256(path: Path) -> str:
 
 
 def _chosen(records: list[backups.Record], backup_id: str, deployment: Deployment) -> backups.Record:
+    """BACKUP_ID's record, or the newest good one's for `latest`."""
     good = [r for r in records if r.good]
-    record = good[-1] if backup_id == "latest" and good else next((r for r in good if r.id == backup_id), None)
+    if backup_id == "latest":
+        record = good[-1] if good else None
+    else:
+        record = next((r for r in good if r.id == backup_id), None)
     if not record:
         known = ", ".join(r.id for r in good[-5:]) or "none"
-        raise SlipwayError(f"{deployment.name}: no good backup {backup_id!r} on the server (newest good: {known})")
+        raise SlipwayError(f"{deployment.name}: no good backup {backup_id} on the server (newest good: {known})")
     return record
 
 
-@operator_task(help={"backup_id": "the backup to put back, or latest",
+@operator_task(positional=["backup_id"], help={"backup_id": "the backup to put back, or latest; with --file: file",
                      "file": "restore this local pg_dump -Fc file instead (from another server or a managed database)",
                      "yes": "do not ask: go ahead"})
-def restore(c, backup_id="latest", file=None, yes=False):
+def restore(c, backup_id, file=None, yes=False):
     """Put the database back from a backup: safety backup, maintenance page, all-or-nothing swap, health check."""
     deployment = _database_deployment(c)
     inventory = deployment.inventory
@@ -184,6 +187,9 @@ def restore(c, backup_id="latest", file=None, yes=False):
     local = Path(file).expanduser() if file else None
     if local and not local.is_file():
         raise SlipwayError(f"--file {file}: no such file")
+    if local and backup_id != "file":
+        raise SlipwayError(f"backup.restore {backup_id} --file {file}: restore either a backup on the server or "
+                           "a local file; for the file, type `backup.restore file --file PATH`")
     with session(c, deployment, reporter, deploy_user_only=True) as remote:
         check_installed(remote, deployment, reporter)
         if local:
@@ -257,7 +263,7 @@ def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, pro
                       for name, service in web.items() for container in layout.containers(serving, name, service.replicas)]
             if checks:
                 timeout = max(service.healthcheck.timeout_seconds for service in web.values())
-                run(traffic.wait_healthy_command(checks, timeout), limit=timeout + HEALTH_MARGIN_SECONDS)
+                run(traffic.wait_healthy_command(checks, timeout), limit=timeout + traffic.HEALTH_MARGIN_SECONDS)
             step.changed = True
         with reporter.step(f"maintenance off: {serving}'s nginx config back") as step:
             conf = run(["cat", f"{layout.release_dir(serving)}/nginx.conf"]).stdout

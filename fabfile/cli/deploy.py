@@ -20,14 +20,13 @@ from ..commands.state import (SERVED, ServerState, dump_files_command, format_re
 from ..config import Deployment
 from ..errors import ConfigError, RemoteCommandFailed, SlipwayError
 from ..remote import Reporter
+from . import backup as backup_tasks
 from . import images as image_transfer
 from .common import load_deployment, operator_task, project_dir, session
 from .locked import (Attempt, LockedRun, audit, deploy_lock, deployer, failing_cleanly, read_state, recover,
                      remove_leftovers)
 
 VERSION_RULE = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
-# Beyond the health checks' own timeout: Docker's first probes and the report.
-HEALTH_MARGIN_SECONDS = 30
 
 
 def checkout_commit(c) -> str:
@@ -65,7 +64,7 @@ def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: 
             with reporter.step(f"release command in a new {name} container") as step:
                 limit = service.release_command_timeout_seconds
                 run(traffic.release_command(layout, release_id, name, service.release_command, limit),
-                    limit=limit + HEALTH_MARGIN_SECONDS)
+                    limit=limit + traffic.HEALTH_MARGIN_SECONDS)
                 step.changed = True
     if web:
         replicas = sum(service.replicas for service in web.values())
@@ -77,7 +76,7 @@ def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: 
                   for container in layout.containers(release_id, name, service.replicas)]
         timeout = max(service.healthcheck.timeout_seconds for service in web.values())
         with reporter.step("wait until every new container is healthy") as step:
-            result = run(traffic.wait_healthy_command(checks, timeout), limit=timeout + HEALTH_MARGIN_SECONDS, check=False)
+            result = run(traffic.wait_healthy_command(checks, timeout), limit=timeout + traffic.HEALTH_MARGIN_SECONDS, check=False)
             step.detail = result.stdout.strip().partition(":")[2].strip()
             if result.exited == traffic.UNHEALTHY_EXIT:
                 report = run(traffic.failure_report_command([c for c, _, _ in checks]), check=False).stdout
@@ -149,6 +148,7 @@ def deploy(c, version=None, dry_run=False, restart_db=False):
                 attempt.images = {name: {"ref": ref, "id": image_ids[ref]} for name, ref in refs.items()}
                 tar = release_tarball(files, {"release.json": attempt.record("pending")})
                 nginx_conf = next(f.content for f in files if f.path == "nginx.conf")
+                safety = _backup_before_migrations(remote, run, reporter, deployment, state)
                 activate(run, reporter, deployment, state, attempt, tar, nginx_conf,
                          traffic.DB_RESTART if restart_db else traffic.DB_KEEP)
                 state.releases[release_id] = {"id": release_id, "images": attempt.images, "outcome": SERVED}
@@ -156,6 +156,20 @@ def deploy(c, version=None, dry_run=False, restart_db=False):
             audit(run, layout, "deploy succeeded", release=release_id, version=version)
     print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")
     print(f"[{deployment.name}] {release_id} ({version}) is live")
+    if safety:
+        print(f"[{deployment.name}] the database before its release command is backup {safety}; to go back: "
+              f"fab -H {deployment.name} rollback && fab -H {deployment.name} backup.restore {safety}")
+
+
+def _backup_before_migrations(remote, run: LockedRun, reporter: Reporter, deployment: Deployment,
+                              state: ServerState) -> str | None:
+    """A backup right before a release command changes the schema (backup.before_deploy), once a database exists."""
+    inventory = deployment.inventory
+    migrates = any(service.release_command for service in inventory.services.values())
+    if not (inventory.database and inventory.backup.before_deploy and migrates and state.serving):
+        return None
+    backup_tasks.check_installed(remote, deployment, reporter)
+    return backup_tasks.take(remote, reporter, deployment, "pre-deploy", run=run)["id"]
 
 
 def _database_refusal(deployment: Deployment, state: ServerState, exited: int, detail: str) -> str:

@@ -11,6 +11,8 @@ from .release import shared_items
 from .shell import Argv, script
 
 UNHEALTHY_EXIT = 3
+# Beyond the health checks' own timeout: Docker's first probes and the report.
+HEALTH_MARGIN_SECONDS = 30
 DB_CHANGED_EXIT = 4
 DB_MAJOR_EXIT = 5
 # What prepare.sh may do to a database that already exists.

@@ -6,15 +6,21 @@ app serves and its PostgreSQL holds data.
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from load import LoadLoop
+
+PROJECT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
 
 SNAPSHOT_SQL = ("SELECT string_agg(format('%s=%s', c.relname, (xpath('/row/s/text()', query_to_xml("
                 "format('SELECT count(*) || '':'' || coalesce(md5(string_agg(t::text, '','' ORDER BY t::text)), '''') "
                 "AS s FROM %I t', c.relname), false, true, '')))[1]), ' ' ORDER BY c.relname) "
                 "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.relkind = 'r' AND n.nspname = 'public'")
+                "WHERE c.relkind = 'r' AND n.nspname = 'public' AND c.relname <> 'worker_beats'")
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +37,13 @@ def psql(as_deploy, sql):
     return as_deploy.run(["docker", "exec", "demo-db-1", "psql", "-X", "-U", "demo", "-d", "demo", "-tAc", sql]).stdout.strip()
 
 
-def snapshot(as_deploy):
-    """Every public table's row count and content checksum."""
-    return psql(as_deploy, SNAPSHOT_SQL)
+def snapshot(as_deploy, beats_upto=None):
+    """Every public table's row count and content checksum. The demo worker adds a row to worker_beats every
+    few seconds, so that table is compared up to a given id: the rows it had before the backup."""
+    beats_upto = beats_upto or int(psql(as_deploy, "SELECT coalesce(max(id), 0) FROM worker_beats"))
+    beats = psql(as_deploy, "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') "
+                            f"FROM worker_beats t WHERE id <= {beats_upto}")
+    return f"{psql(as_deploy, SNAPSHOT_SQL)} worker_beats<={beats_upto}={beats}", beats_upto
 
 
 def backup(cli, *args):
@@ -52,7 +62,7 @@ def taken_id(result):
 def test_backup_then_restore_brings_every_row_back_with_503_never_a_connection_error(cli, as_deploy, port, capsys):
     psql(as_deploy, "CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text); "
                     "INSERT INTO notes (body) SELECT md5(n::text) FROM generate_series(1, 5000) n")
-    before = snapshot(as_deploy)
+    before, beats = snapshot(as_deploy)
     made = backup(cli)
     backup_id = taken_id(made)
     assert re.search(rf"backup {backup_id}: [0-9.]+ [KMG]?B, sha256 [0-9a-f]{{64}}, \d+s", made.stdout), made.stdout
@@ -65,11 +75,11 @@ def test_backup_then_restore_brings_every_row_back_with_503_never_a_connection_e
     assert as_deploy.run("ls -A /srv/demo/backups/.incoming").stdout == ""
 
     psql(as_deploy, "DROP TABLE notes; DELETE FROM items")
-    assert snapshot(as_deploy) != before
+    assert snapshot(as_deploy, beats)[0] != before
     with LoadLoop(port, clients=10) as load:
         restored = cli("fab", "-H", "lab", "backup.restore", backup_id, "--yes")
     assert restored.returncode == 0, restored.stdout + restored.stderr
-    assert snapshot(as_deploy) == before
+    assert snapshot(as_deploy, beats)[0] == before
     assert set(load.outcomes) <= {"200", "503"}, load.failures
     assert load.outcomes["503"] > 0, load.outcomes
     safety = re.search(r"before is backup (\d{8}-\d{6})", restored.stdout).group(1)
@@ -90,7 +100,7 @@ def test_the_timer_has_the_inventorys_schedule_and_its_service_takes_a_scheduled
 
 
 def test_verify_restores_into_a_throwaway_database_and_records_the_result(cli, as_deploy):
-    result = cli("fab", "-H", "lab", "backup.verify")
+    result = cli("fab", "-H", "lab", "backup.verify", "latest")
     assert result.returncode == 0, result.stdout + result.stderr
     newest = max(i for i, r in records(as_deploy).items() if r["outcome"] == "ok")
     assert records(as_deploy)[newest]["verified"]["outcome"] == "ok"
@@ -102,14 +112,14 @@ def test_a_dump_with_one_byte_flipped_is_flagged_by_verify_and_refused_by_restor
     backup_id = taken_id(backup(cli))
     dump = f"/srv/demo/backups/{backup_id}.dump"
     as_deploy.run(f"printf '\\377' | dd of={dump} bs=1 seek=100 conv=notrunc status=none")
-    before = snapshot(as_deploy)
+    before, beats = snapshot(as_deploy)
     verified = cli("fab", "-H", "lab", "backup.verify", backup_id)
     assert verified.returncode == 1
     assert f"backup {backup_id} FAILED verification: checksum mismatch" in verified.stderr, verified.stderr
     assert records(as_deploy)[backup_id]["verified"]["outcome"] == "failed"
     refused = cli("fab", "-H", "lab", "backup.restore", backup_id, "--yes")
     assert refused.returncode == 1 and "the dump is damaged; nothing was changed" in refused.stderr, refused.stderr
-    assert snapshot(as_deploy) == before
+    assert snapshot(as_deploy, beats)[0] == before
 
 
 def test_a_backup_of_a_stopped_database_fails_in_one_line_and_shows_in_the_list(cli, as_deploy):
@@ -124,3 +134,113 @@ def test_a_backup_of_a_stopped_database_fails_in_one_line_and_shows_in_the_list(
     assert re.search(r"manual .* failed: .*is not running", listed.stdout), listed.stdout
     assert {i for i, r in records(as_deploy).items() if r["outcome"] == "ok"} == kept
     assert as_deploy.run("ls /srv/demo/backups/ | grep -v '[.]json$' | sed 's/[.].*//' | sort -u").stdout.split() == sorted(kept)
+
+
+def test_a_deploy_that_runs_a_release_command_backs_up_first_and_says_how_to_go_back(cli, as_deploy):
+    deployed = cli("fab", "-H", "lab", "deploy")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    backup_id = re.search(r"before its release command is backup (\d{8}-\d{6}); to go back: "
+                          r"fab -H lab rollback && fab -H lab backup.restore \1", deployed.stdout).group(1)
+    assert records(as_deploy)[backup_id]["trigger"] == "pre-deploy"
+    assert deployed.stdout.index("pre-deploy backup") < deployed.stdout.index("release command in a new")
+
+
+def test_retention_on_real_files_keeps_the_expected_month_and_only_after_a_good_backup(cli, as_deploy, lab_deployment):
+    """Sixty nights of backups (records and files as backup.sh writes them), then one real backup prunes them."""
+    folder = "/srv/demo/backups"
+    as_deploy.run(f"cd {folder} && for id in $(ls *.json | sed 's/[.]json$//'); do rm -f $id.*; done")
+    nights = [f"2026{month:02d}{day:02d}-030000" for month, days in ((9, 30), (10, 31)) for day in range(1, days + 1)]
+    nights.append("20261101-030000")
+    failed_night = "20260915-040000"
+    as_deploy.run(f"cd {folder} && for id in {' '.join(nights)}; do "
+                  "printf x > $id.dump; printf x > $id.globals.sql; "
+                  'printf \'{"id": "%s", "outcome": "ok", "trigger": "scheduled"}\\n\' $id > $id.json; done; '
+                  f'printf \'{{"id": "{failed_night}", "outcome": "failed"}}\\n\' > {failed_night}.json')
+    as_deploy.run(["docker", "stop", "demo-db-1"])
+    try:
+        assert backup(cli).returncode == 1
+        assert len(records(as_deploy)) == len(nights) + 2, "a failed backup must not prune anything"
+    finally:
+        as_deploy.run("docker start demo-db-1 && until docker exec demo-db-1 pg_isready -q; do sleep 0.5; done")
+    new = taken_id(backup(cli))
+    policy = lab_deployment.inventory.backup
+    assert (policy.keep_last, policy.keep_daily, policy.keep_weekly, policy.keep_monthly) == (3, 7, 4, 6)
+    kept = sorted(i for i, r in records(as_deploy).items() if r["outcome"] == "ok")
+    # The new one (newest of its day, ISO week and month) and the 6 other newest days (2 of them also the
+    # last 3); ISO weeks 44 (Sunday 1 Nov, kept already), 43 and 42 by their Sundays; months October (kept
+    # already) and September (30th). Written with a test clock after November 2026.
+    assert new > "20261101-030000"
+    expected_days = ["20261101-030000", "20261031-030000", "20261030-030000", "20261029-030000",
+                     "20261028-030000", "20261027-030000"]
+    assert kept == sorted([new, *expected_days, "20261025-030000", "20261018-030000", "20260930-030000"])
+    files = set(as_deploy.run(f"ls {folder}").stdout.split())
+    assert files == {f"{i}.{kind}" for i in kept for kind in ("dump", "globals.sql", "json")} | {
+        f"{i}.json" for i, r in records(as_deploy).items() if r["outcome"] != "ok"}
+    assert failed_night not in records(as_deploy), "a failed attempt older than every kept backup is gone"
+
+
+@pytest.fixture
+def bulk(as_deploy):
+    """A table big enough that a dump takes seconds and needs megabytes."""
+    psql(as_deploy, "CREATE TABLE bulk AS SELECT n, md5(n::text) || md5((n * 7)::text) AS body "
+                    "FROM generate_series(1, 1500000) n")
+    yield
+    psql(as_deploy, "DROP TABLE IF EXISTS bulk")
+
+
+def good_backups(as_deploy):
+    """Good backup id -> sha256 of its dump as it is on disk now."""
+    good = [i for i, r in records(as_deploy).items() if r["outcome"] == "ok"]
+    sums = as_deploy.run(["sh", "-c", 'cd /srv/demo/backups && sha256sum "$@"', "-", *(f"{i}.dump" for i in good)]).stdout
+    return {name[:-len(".dump")]: digest for digest, name in (line.split() for line in sums.splitlines())}
+
+
+def assert_failed_cleanly(result, as_deploy, cli, before, reason):
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and "failed:" in result.stderr, result.stderr
+    assert good_backups(as_deploy) == before, "every older backup is kept as it was"
+    assert as_deploy.run("ls -A /srv/demo/backups/.incoming").stdout == ""
+    listed = cli("fab", "-H", "lab", "backup.list").stdout
+    assert re.search(rf"manual .* failed: .*{reason}", listed), listed
+
+
+def test_a_full_backups_filesystem_fails_the_backup_and_keeps_every_older_one(cli, as_deploy, bulk):
+    folder = "/srv/demo/backups"
+    before = good_backups(as_deploy)
+    # A small filesystem on the backups folder holding what is there now, with 256 KB to spare.
+    as_deploy.run(f"set -e; rm -rf /run/backups-copy; cp -a {folder} /run/backups-copy; "
+                  f"used=$(du -sk {folder} | cut -f1); "
+                  f"mount -t tmpfs -o size=$((used + 256))k,mode=0750,uid=$(id -u deploy),gid=$(id -g deploy) "
+                  f"slipway-full {folder}; cp -a /run/backups-copy/. {folder}/", root=True)
+    try:
+        result = backup(cli)
+        assert_failed_cleanly(result, as_deploy, cli, before, "No space left on device")
+    finally:
+        as_deploy.run(f"umount {folder}; rm -rf /run/backups-copy", root=True)
+
+
+def test_a_dump_killed_midway_leaves_no_partial_file_and_says_so(cli, as_deploy, bulk):
+    before = good_backups(as_deploy)
+    running = subprocess.Popen([str(BIN / "fab"), "-H", "lab", "backup"], cwd=PROJECT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    killed = as_deploy.run("timeout 120 sh -c 'until pgrep -x pg_dump >/dev/null; do sleep 0.05; done; "
+                           "sleep 0.5; pkill -9 -x pg_dump && echo killed'", root=True, timeout=130).stdout
+    assert killed.strip() == "killed"
+    out, err = running.communicate(timeout=300)
+    result = subprocess.CompletedProcess(running.args, running.returncode, out, err)
+    assert_failed_cleanly(result, as_deploy, cli, before, "")
+
+
+def test_a_downloaded_backup_is_checked_here_and_restores_with_file(cli, as_deploy, tmp_path):
+    before, beats = snapshot(as_deploy)
+    backup_id = taken_id(backup(cli))
+    downloaded = cli("fab", "-H", "lab", "backup.download", backup_id, "--to", str(tmp_path))
+    assert downloaded.returncode == 0, downloaded.stdout + downloaded.stderr
+    assert "sha256 checked" in downloaded.stdout
+    dump = tmp_path / f"{backup_id}.dump"
+    assert oct(dump.stat().st_mode & 0o777) == "0o600"
+    assert json.loads((tmp_path / f"{backup_id}.json").read_text())["id"] == backup_id
+    psql(as_deploy, "DROP TABLE notes")
+    restored = cli("fab", "-H", "lab", "backup.restore", "file", "--file", str(dump), "--yes")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert snapshot(as_deploy, beats)[0] == before
