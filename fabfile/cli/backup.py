@@ -247,6 +247,7 @@ def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, pro
     with reporter.step("maintenance page on (503, Retry-After)") as step:
         run(traffic.switch_nginx_command(layout, serving, nginx_image, True), stdin=maintenance)
         step.changed = True
+    failure = None
     try:
         with reporter.step(f"stop {', '.join(inventory.services)}") as step:
             run(["docker", "compose", "-p", release_project, "-f", compose, "stop", *inventory.services])
@@ -255,20 +256,38 @@ def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, pro
             limit = inventory.backup.timeout_seconds
             run(backups.restore_argv(paths, source, globals_file, sha256), limit=limit)
             step.changed = True
-    finally:
-        with reporter.step(f"start {', '.join(inventory.services)}, wait until healthy") as step:
-            run(["docker", "compose", "-p", release_project, "-f", compose, "start", *inventory.services])
-            web = web_services(inventory)
-            checks = [(container, service.healthcheck.port, service.healthcheck.path)
-                      for name, service in web.items() for container in layout.containers(serving, name, service.replicas)]
-            if checks:
-                timeout = max(service.healthcheck.timeout_seconds for service in web.values())
-                run(traffic.wait_healthy_command(checks, timeout), limit=timeout + traffic.HEALTH_MARGIN_SECONDS)
-            step.changed = True
-        with reporter.step(f"maintenance off: {serving}'s nginx config back") as step:
-            conf = run(["cat", f"{layout.release_dir(serving)}/nginx.conf"]).stdout
-            run(traffic.switch_nginx_command(layout, serving, nginx_image, True), stdin=conf)
-            step.changed = True
+    except BaseException as error:
+        failure = error
+    try:
+        _bring_back(run, reporter, deployment, serving)
+    except Exception as error:
+        if failure is None:
+            raise
+        cause = (str(failure).splitlines() or [type(failure).__name__])[0]
+        raise SlipwayError(f"{deployment.name}: the restore failed ({cause}) and bringing {serving} back failed "
+                           f"too: {error}") from None
+    if failure is not None:
+        raise failure
+
+
+def _bring_back(run, reporter: Reporter, deployment: Deployment, serving: str) -> None:
+    """The serving release's services started and healthy, and its own nginx config back."""
+    inventory = deployment.inventory
+    layout = layout_of(inventory)
+    with reporter.step(f"start {', '.join(inventory.services)}, wait until healthy") as step:
+        run(["docker", "compose", "-p", layout.release_project(serving), "-f", layout.compose_file(serving), "start",
+             *inventory.services])
+        web = web_services(inventory)
+        checks = [(container, service.healthcheck.port, service.healthcheck.path)
+                  for name, service in web.items() for container in layout.containers(serving, name, service.replicas)]
+        if checks:
+            timeout = max(service.healthcheck.timeout_seconds for service in web.values())
+            run(traffic.wait_healthy_command(checks, timeout), limit=timeout + traffic.HEALTH_MARGIN_SECONDS)
+        step.changed = True
+    with reporter.step(f"maintenance off: {serving}'s nginx config back") as step:
+        conf = run(["cat", f"{layout.release_dir(serving)}/nginx.conf"]).stdout
+        run(traffic.switch_nginx_command(layout, serving, inventory.nginx.image, True), stdin=conf)
+        step.changed = True
 
 
 namespace = Collection("backup")

@@ -244,3 +244,17 @@ def test_a_downloaded_backup_is_checked_here_and_restores_with_file(cli, as_depl
     restored = cli("fab", "-H", "lab", "backup.restore", "file", "--file", str(dump), "--yes")
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert snapshot(as_deploy, beats)[0] == before
+
+
+def test_a_restore_that_fails_leaves_the_database_as_it_was_and_the_app_serving(cli, as_deploy, port, tmp_path):
+    before, beats = snapshot(as_deploy)
+    not_a_dump = tmp_path / "not-a-dump.dump"
+    not_a_dump.write_bytes(b"PGDMP" + b"\0" * 4096)
+    failed = cli("fab", "-H", "lab", "backup.restore", "file", "--file", str(not_a_dump), "--yes")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "pg_restore failed, the database is as it was" in failed.stderr and "Traceback" not in failed.stderr
+    assert snapshot(as_deploy, beats)[0] == before
+    assert "maintenance off" in failed.stdout
+    with LoadLoop(port, clients=2, max_seconds=2) as load:
+        pass
+    assert set(load.outcomes) == {"200"}, load.failures

@@ -60,7 +60,8 @@ def test_verify_passes_on_the_provisioned_host(cli):
     result = cli("fab", "-H", "lab", "verify")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "verified: every promise of provision holds" in result.stdout
-    assert re.search(r"\b3\d passed\b", result.stdout)
+    # Every package, file and folder is a test of its own: far more than a handful must have run.
+    assert int(re.search(r"\b(\d+) passed\b", result.stdout).group(1)) >= 40, result.stdout
 
 
 def test_deploy_user_runs_compose_v2_over_a_new_connection(as_deploy):
