@@ -55,7 +55,7 @@ def check_installed(remote: Remote, deployment: Deployment, reporter: Reporter) 
 def take(remote: Remote, reporter: Reporter, deployment: Deployment, trigger: str, run=None) -> dict:
     """One backup through the installed script (RUN: a locked run, when the deploy lock is held)."""
     backup = deployment.inventory.backup
-    argv = backups.take_command(backups.paths_of(deployment.inventory), trigger, backup.timeout_seconds)
+    argv = limited(backup.timeout_seconds, backups.backup_argv(backups.paths_of(deployment.inventory), trigger))
     with reporter.step(f"{trigger} backup (pg_dump in the db container)") as step:
         if run:
             result = run(argv, limit=backup.timeout_seconds + 60)
@@ -217,8 +217,7 @@ def restore(c, backup_id, file=None, yes=False):
                                        f"{sha256}: the dump is damaged; nothing was changed")
             audit(run, layout, "restore started", source=source)
             safety = take(remote, reporter, deployment, "pre-restore", run=run)
-            _restore_in_maintenance(run, reporter, deployment, project_dir(c), state.serving, source, globals_file,
-                                    sha256)
+            _restore_in_maintenance(run, reporter, deployment, project_dir(c), state.serving, source, globals_file)
             audit(run, layout, "restored", source=source, safety_backup=safety["id"])
     print(reporter.summary())
     print(f"[{deployment.name}] restored from {what}; the database as it was before is backup {safety['id']}")
@@ -236,7 +235,7 @@ def _confirm(deployment: Deployment, what: str) -> None:
 
 
 def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, project: Path, serving: str,
-                            source: str, globals_file: str, sha256: str) -> None:
+                            source: str, globals_file: str) -> None:
     """Maintenance page on, app stopped, database swapped; app and traffic back whatever happened."""
     inventory = deployment.inventory
     layout, paths = layout_of(inventory), backups.paths_of(inventory)
@@ -254,7 +253,7 @@ def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, pro
             step.changed = True
         with reporter.step("restore into a new database, swap it in") as step:
             limit = inventory.backup.timeout_seconds
-            run(backups.restore_argv(paths, source, globals_file, sha256), limit=limit)
+            run(backups.restore_argv(paths, source, globals_file), limit=limit)
             step.changed = True
     except BaseException as error:
         failure = error

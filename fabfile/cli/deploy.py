@@ -168,12 +168,10 @@ def _backup_before_migrations(remote, run: LockedRun, reporter: Reporter, deploy
     migrates = any(service.release_command for service in inventory.services.values())
     if not (inventory.database and inventory.backup.before_deploy and migrates and state.serving):
         return None
-    db_container = layout_of(inventory).db_container
-    running = run(["docker", "inspect", "-f", "{{.State.Running}}", db_container], check=False).stdout.strip()
-    if running != "true":
+    if not state.db_running:
         # A first deploy after an image-store switch, or a database someone stopped: nothing to dump now.
         with reporter.step("pre-deploy backup") as step:
-            step.detail = f"skipped: {db_container} is not running, so there is nothing to back up"
+            step.detail = f"skipped: {layout_of(inventory).db_container} is not running, so there is nothing to back up"
         return None
     backup_tasks.check_installed(remote, deployment, reporter)
     return backup_tasks.take(remote, reporter, deployment, "pre-deploy", run=run)["id"]

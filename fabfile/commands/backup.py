@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from ..config import Inventory
 from .layout import layout_of
-from .shell import SCRIPTS_DIR, Argv, limited
+from .shell import SCRIPTS_DIR, Argv
 
 INSTALL_DIR = "/usr/local/lib/slipway"
 INSTALLED_SCRIPTS = ("backup.sh", "retention.sh", "verify_backup.sh", "restore.sh", "count_rows.sql")
@@ -24,7 +24,6 @@ FAILED_VERIFICATION_EXIT = 3
 # How long a backup, verify or restore waits for another one to finish.
 LOCK_WAIT_SECONDS = 600
 VERIFY_READY_SECONDS = 120
-TRIGGERS = ("manual", "scheduled", "pre-deploy", "pre-restore")
 GOOD = "ok"
 
 
@@ -41,15 +40,12 @@ class BackupPaths:
     def conf(self) -> str:
         return f"/etc/slipway/{self.app}/backup.conf"
 
-    def unit(self, kind: str, suffix: str) -> str:
+    def unit_name(self, kind: str, suffix: str) -> str:
         """KIND backup or backup-verify; SUFFIX service or timer."""
-        return f"/etc/systemd/system/slipway-{self.app}-{kind}.{suffix}"
+        return f"slipway-{self.app}-{kind}.{suffix}"
 
-    def timer_name(self, kind: str) -> str:
-        return f"slipway-{self.app}-{kind}.timer"
-
-    def service_name(self, kind: str) -> str:
-        return f"slipway-{self.app}-{kind}.service"
+    def unit(self, kind: str, suffix: str) -> str:
+        return f"/etc/systemd/system/{self.unit_name(kind, suffix)}"
 
     @property
     def verify_container(self) -> str:
@@ -60,9 +56,6 @@ class BackupPaths:
 
     def globals(self, backup_id: str) -> str:
         return f"{self.folder}/{backup_id}.globals.sql"
-
-    def record(self, backup_id: str) -> str:
-        return f"{self.folder}/{backup_id}.json"
 
     @property
     def uploads(self) -> str:
@@ -109,12 +102,8 @@ def verify_argv(paths: BackupPaths, backup_id: str) -> Argv:
     return ["sh", installed_script("verify_backup.sh"), paths.conf, backup_id]
 
 
-def restore_argv(paths: BackupPaths, dump: str, globals_file: str, sha256: str) -> Argv:
-    return ["sh", installed_script("restore.sh"), paths.conf, dump, globals_file, sha256]
-
-
-def take_command(paths: BackupPaths, trigger: str, seconds: int) -> Argv:
-    return limited(seconds, backup_argv(paths, trigger))
+def restore_argv(paths: BackupPaths, dump: str, globals_file: str) -> Argv:
+    return ["sh", installed_script("restore.sh"), paths.conf, dump, globals_file]
 
 
 def unit_contexts(inventory: Inventory) -> dict[str, dict]:
@@ -136,7 +125,8 @@ def unit_contexts(inventory: Inventory) -> dict[str, dict]:
 
 def timers(inventory: Inventory) -> list[str]:
     paths = paths_of(inventory)
-    return [paths.timer_name("backup")] + ([paths.timer_name("backup-verify")] if inventory.backup.verify_schedule else [])
+    kinds = ["backup", "backup-verify"] if inventory.backup.verify_schedule else ["backup"]
+    return [paths.unit_name(kind, "timer") for kind in kinds]
 
 
 def list_command(paths: BackupPaths) -> Argv:

@@ -24,6 +24,7 @@ class ServerState:
     image_ids: dict[str, str] = field(default_factory=dict)
     projects: dict[str, list[str]] = field(default_factory=dict)
     nginx_running: bool = False
+    db_running: bool = False
     # Every prefix of every image's layer list on the server: a layer whose chain is here need not be shipped.
     layer_chains: set[tuple[str, ...]] = field(default_factory=set)
     # Docker's containerd image store: images load as OCI layouts and their IDs are manifest digests.
@@ -37,7 +38,8 @@ class ServerState:
 
 
 def state_command(layout: Layout, refs: list[str]) -> Argv:
-    return script("state", MARK, layout.base, layout.app, layout.nginx_container, layout.shipped_images, *refs)
+    return script("state", MARK, layout.base, layout.app, layout.nginx_container, layout.db_container,
+                  layout.shipped_images, *refs)
 
 
 def parse_state(output: str, layout: Layout) -> ServerState:
@@ -73,6 +75,8 @@ def parse_state(output: str, layout: Layout) -> ServerState:
                 state.projects.setdefault(project[len(prefix):], []).append(container)
         elif section == "nginx":
             state.nginx_running = line == "true"
+        elif section == "db":
+            state.db_running = line == "true"
         elif section == "store":
             state.containerd_store = line == "containerd"
         elif section == "shipped":

@@ -2,13 +2,14 @@
 # Print, section by section, everything a deploy needs to know about the
 # server, in one round trip: what `current` points at, which release nginx
 # serves, every release record, the image ID of each REF, the compose project
-# of each of the app's containers, whether nginx runs, Docker's image store,
+# of each of the app's containers, whether nginx and the database run,
+# Docker's image store,
 # which local images became which server images, and every image's layer
 # chain.
-# Usage: state.sh MARK BASE_DIR APP NGINX_CONTAINER SHIPPED_FILE [REF]...
+# Usage: state.sh MARK BASE_DIR APP NGINX_CONTAINER DB_CONTAINER SHIPPED_FILE [REF]...
 set -u
-mark=$1 base=$2 app=$3 nginx=$4 shipped=$5
-shift 5
+mark=$1 base=$2 app=$3 nginx=$4 db=$5 shipped=$6
+shift 6
 echo "$mark base"; [ -d "$base/releases" ] && echo present
 echo "$mark current"; readlink "$base/current" || true
 echo "$mark serving"; sed -n 's/^# slipway release: //p' "$base/shared/nginx/app.conf" 2>/dev/null || true
@@ -23,6 +24,7 @@ done
 echo "$mark projects"
 docker ps -a --filter "label=slipway.app=$app" --format '{{.Label "com.docker.compose.project"}} {{.Names}}'
 echo "$mark nginx"; docker inspect -f '{{.State.Running}}' "$nginx" 2>/dev/null || echo false
+echo "$mark db"; docker inspect -f '{{.State.Running}}' "$db" 2>/dev/null || echo false
 echo "$mark store"
 if docker info -f '{{json .DriverStatus}}' 2>/dev/null | grep -q io.containerd.snapshotter; then echo containerd; else echo graphdriver; fi
 echo "$mark shipped"; cat "$shipped" 2>/dev/null || true

@@ -166,6 +166,7 @@ def test_state_is_parsed_from_one_round_trip():
         "@@slipway@@ images", "slipway-demo/api:v1 sha256:abc", "slipway-demo/api:v2 missing",
         "@@slipway@@ projects", "demo-20261122-130000 demo-20261122-130000-api-1", "other-x y",
         "@@slipway@@ nginx", "true",
+        "@@slipway@@ db", "false",
     ])
     parsed = state.parse_state(output, LAYOUT)
     assert parsed.provisioned
