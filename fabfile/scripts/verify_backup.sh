@@ -42,9 +42,10 @@ globals_sha=$(sha256sum "$backups/$id.globals.sql" | cut -d' ' -f1)
 
 image=$(docker inspect -f '{{.Image}}' "$db")
 docker rm -f "$scratch" >/dev/null 2>&1 || true
-# A one-off password: the container has no network, and nothing in it outlives this run.
-docker run -d --rm --name "$scratch" --network none -e POSTGRES_USER="$user" -e POSTGRES_DB=postgres \
-  -e POSTGRES_PASSWORD="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" "$image" >/dev/null
+# A one-off password (the container has no network, and nothing in it outlives this run), passed through
+# the environment so that it never shows in a process list.
+POSTGRES_PASSWORD=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n') docker run -d --rm --name "$scratch" \
+  --network none -e POSTGRES_USER="$user" -e POSTGRES_DB=postgres -e POSTGRES_PASSWORD "$image" >/dev/null
 deadline=$(( $(date +%s) + $(setting VERIFY_READY_SECONDS) ))
 # The entrypoint's first-run server listens on its socket only; the real one on TCP too.
 until docker exec "$scratch" pg_isready -q -h 127.0.0.1 -U "$user"; do

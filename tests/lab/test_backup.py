@@ -258,3 +258,25 @@ def test_a_restore_that_fails_leaves_the_database_as_it_was_and_the_app_serving(
     with LoadLoop(port, clients=2, max_seconds=2) as load:
         pass
     assert set(load.outcomes) == {"200"}, load.failures
+
+
+def test_a_server_whose_installed_backup_files_differ_is_sent_to_provision_first(cli, as_deploy):
+    as_deploy.run("echo KEEP_LAST=1 >> /etc/slipway/demo/backup.conf", root=True)
+    try:
+        refused = backup(cli)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "/etc/slipway/demo/backup.conf on the server differ" in refused.stderr
+        assert "run `fab -H lab provision` first" in refused.stderr
+    finally:
+        assert cli("fab", "-H", "lab", "provision").returncode == 0
+    assert taken_id(backup(cli))
+
+
+def test_the_verify_container_has_no_network(as_deploy):
+    verifying = subprocess.Popen([str(BIN / "fab"), "-H", "lab", "backup.verify", "latest"], cwd=PROJECT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    network = as_deploy.run("timeout 120 sh -c 'until docker inspect -f {{.HostConfig.NetworkMode}} demo-backup-verify "
+                            "2>/dev/null; do sleep 0.1; done'", timeout=130).stdout.strip()
+    output = verifying.communicate(timeout=300)[0]
+    assert verifying.returncode == 0, output
+    assert network == "none"
