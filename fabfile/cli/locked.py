@@ -42,6 +42,12 @@ class LockedRun:
         return self.remote.run(lock_commands.in_run(self.layout, argv, seconds), shown=shown(argv), root=root,
                                timeout=seconds + CLIENT_MARGIN_SECONDS, **kwargs)
 
+    def stop_in_flight(self) -> None:
+        """Ctrl-C ends the client's wait, not the step on the server: stop it before cleaning up
+        after it, so nothing it would still start outlives the cleanup."""
+        self.remote.run(lock_commands.stop_steps_command(self.layout), root=True, check=False,
+                        timeout=CLIENT_MARGIN_SECONDS + 10)
+
 
 @contextmanager
 def deploy_lock(remote: Remote, layout: Layout, command: str, step_limit: int, message: str = "",
@@ -160,6 +166,13 @@ def failing_cleanly(run: LockedRun, reporter: Reporter, layout: Layout, attempt:
             error = SlipwayError(f"{label}: {type(error).__name__}: {error}")
         detail = "interrupted" if interrupted else str(error).splitlines()[0]
         step = reporter.failed_step or "?"
+        if interrupted:
+            # The stopped step may have been the nginx switch: put back a half-done one, and
+            # trust the live config over what the client last heard about the switch.
+            run.stop_in_flight()
+            run(traffic.recover_command(layout), check=False)
+            serving = run(traffic.serving_release_command(layout), check=False).stdout.strip()
+            attempt.switched = serving == attempt.release_id
         if not attempt.switched:
             run(traffic.discard_release_command(layout, attempt.release_id), check=False)
         if attempt.kind == "deploy":

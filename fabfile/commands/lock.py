@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from .layout import Layout
-from .shell import Argv, limited, script
+from .shell import KILL_AFTER_SECONDS, Argv, limited, script
 
 LOCK_BUSY_EXIT = 75
 # How long a new run waits for a holder whose operator is gone to finish its in-flight steps.
@@ -26,6 +26,11 @@ def in_run(layout: Layout, argv: Argv, limit: int) -> Argv:
     return ["flock", "-s", layout.steps_lock, *limited(limit, argv)]
 
 
+def stop_steps_command(layout: Layout) -> Argv:
+    """Stop the run's steps still in flight (after Ctrl-C) and wait until none holds steps.lock."""
+    return script("stop_steps", layout.steps_lock, KILL_AFTER_SECONDS + 5)
+
+
 def lock_status_command(layout: Layout) -> Argv:
     return script("lock_status", layout.lock_file, layout.lock_info)
 
@@ -39,5 +44,6 @@ def describe_lock(record: dict) -> str:
     if not holder:
         return "an unknown holder"
     message = f": {holder['message']}" if holder.get("message") else ""
+    ending = "; its operator is gone and it ends once its last step does" if record.get("detached") else ""
     return (f"{holder.get('by', '?')} running `{holder.get('command', '?')}` since {holder.get('since', '?')}"
-            f" (pid {record.get('pid', '?')}){message}")
+            f" (pid {record.get('pid', '?')}){message}{ending}")

@@ -83,6 +83,11 @@ def recover_command(layout: Layout) -> Argv:
     return script("recover", layout.live_nginx_conf, layout.nginx_container)
 
 
+def serving_release_command(layout: Layout) -> Argv:
+    """Print the release the live nginx config sends traffic to (its first-line marker)."""
+    return ["sed", "-n", "s/^# slipway release: //p", layout.live_nginx_conf]
+
+
 def write_file_command(path: str, mode: int = 0o644) -> Argv:
     return script("write_file", path, f"{mode:o}")
 

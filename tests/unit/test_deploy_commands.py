@@ -294,6 +294,34 @@ def test_a_detached_holder_lets_the_next_run_in_once_its_steps_finish(tmp_path):
     first.wait(timeout=10)
 
 
+def test_stopping_the_steps_in_flight_ends_each_step_and_what_it_started(tmp_path):
+    layout = Layout("demo", str(tmp_path))
+    (tmp_path / ".slipway").mkdir()
+    marker = tmp_path / "child-still-ran"
+    step = subprocess.Popen(["sh", "-c", shell.line(lock.in_run(layout, ["sh", "-c", f"sleep 30; touch {marker}"], 60))])
+    time.sleep(0.5)
+    started = time.monotonic()
+    stopped = run_here(lock.stop_steps_command(layout))
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped timeout" in stopped.stdout
+    assert time.monotonic() - started < 5
+    assert step.wait(timeout=5) != 0
+    assert subprocess.run(["pgrep", "-f", f"touch {marker}"]).returncode == 1
+    assert not marker.exists()
+
+
+def test_stopping_steps_when_none_runs_returns_at_once(tmp_path):
+    layout = Layout("demo", str(tmp_path))
+    (tmp_path / ".slipway").mkdir()
+    stopped = run_here(lock.stop_steps_command(layout))
+    assert stopped.returncode == 0 and stopped.stdout == ""
+
+
+def test_a_detached_holder_is_described_as_ending():
+    record = {"pid": 7, "holder": {"by": "alice", "command": "deploy v2", "since": "t0"}, "detached": True}
+    assert lock.describe_lock(record).endswith("its operator is gone and it ends once its last step does")
+
+
 def test_lock_status_never_takes_a_held_lock_and_reports_the_holder(tmp_path):
     layout = Layout("demo", str(tmp_path))
     assert run_here(lock.lock_status_command(layout)).stdout.strip() == "free"
