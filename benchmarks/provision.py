@@ -101,7 +101,7 @@ def main() -> None:
     deployment = config.load(PROJECT / "inventories", "lab")
     host = deployment.inventory.host
     user = deployment.inventory.server.deploy_user
-    desired = provision.desired_state(deployment.inventory, PROJECT, "debian", "13")
+    desired = provision.desired_state(deployment.inventory, PROJECT, "debian", "13", deployment.secret)
     tools = tools_venv()
 
     with tempfile.TemporaryDirectory(prefix="slipway-bench-") as temporary:

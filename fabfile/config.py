@@ -98,6 +98,49 @@ class Database(Section):
     volume: Name = "pgdata"
 
 
+HOST_KEY_RULE = r"(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}"
+REMOTE_PATH_RULE = r"(/[A-Za-z0-9_][A-Za-z0-9._-]*)+"
+
+
+class OffsiteSftp(Section):
+    """A restic repository on another host, reached over SFTP with a key slipway makes on the server."""
+
+    host: Hostname
+    port: Port = 22
+    user: Name = Field(description="the account on the backup host whose authorized_keys gets the server's key")
+    path: Annotated[str, matching(REMOTE_PATH_RULE, "an absolute path like /srv/restic/shop")]
+    host_key: Annotated[str, matching(HOST_KEY_RULE, "the backup host's public host key, like \"ssh-ed25519 AAAA...\" "
+                                      "(from its /etc/ssh/ssh_host_ed25519_key.pub, read there, not over the network)")]
+
+
+class OffsiteS3(Section):
+    """A restic repository in an S3-compatible store."""
+
+    endpoint: Annotated[str, matching(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?", "a URL like https://s3.example.com")]
+    bucket: Annotated[str, matching(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name")]
+    prefix: Annotated[str, matching(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", "a folder in the bucket, like shop")]
+    access_key_secret: EnvKey = Field(description="the secret holding the access key id")
+    secret_key_secret: EnvKey = Field(description="the secret holding the secret access key")
+
+
+class Offsite(Section):
+    """An encrypted copy of every good backup in a restic repository, with the same retention."""
+
+    sftp: OffsiteSftp | None = None
+    s3: OffsiteS3 | None = None
+    password_secret: EnvKey = Field(description="the secret holding the restic repository's password (keep a copy "
+                                                "away from the server: without it the copy cannot be read)")
+    check_schedule: Calendar | None = Field("Sun *-*-* 05:00:00", description="when `restic check` reads part of "
+                                            "the repository's data back; null: never on a schedule")
+    check_subset: Annotated[str, matching(r"([1-9][0-9]?|100)%", "a percentage like 10%")] = "10%"
+
+    @model_validator(mode="after")
+    def _one_repository(self) -> Offsite:
+        if (self.sftp is None) == (self.s3 is None):
+            raise ValueError("expected exactly one of sftp or s3")
+        return self
+
+
 class Backup(Section):
     """Backups of the database: taken on the server by a systemd timer, or by `backup`."""
 
@@ -112,6 +155,12 @@ class Backup(Section):
     max_age_hours: int = Field(26, ge=1, le=8760, description="`backup.list --check` fails when the newest good "
                                                                "backup is older than this")
     timeout_seconds: int = Field(3600, ge=60, le=86400, description="the longest one backup may take")
+    offsite: Offsite | None = None
+    ping_url_secret: EnvKey | None = Field(None, description="the secret holding a healthchecks.io-style ping URL "
+                                           "(pinged at URL/start, URL on success, URL/EXIT-CODE on failure)")
+    metrics_dir: Annotated[str, matching(REMOTE_PATH_RULE, "an absolute path like /var/lib/prometheus/node-exporter")] = \
+        Field("/var/lib/prometheus/node-exporter", description="node_exporter's textfile folder: a .prom file of the "
+              "backups is kept there when the folder exists")
 
 
 class AuthorizedKey(Section):
@@ -262,6 +311,14 @@ def referenced_secrets(inventory: Inventory) -> list[tuple[str, str]]:
         references.append(("database.password_secret", inventory.database.password_secret))
     if inventory.images.password_secret:
         references.append(("images.password_secret", inventory.images.password_secret))
+    if inventory.backup.ping_url_secret:
+        references.append(("backup.ping_url_secret", inventory.backup.ping_url_secret))
+    offsite = inventory.backup.offsite
+    if offsite:
+        references.append(("backup.offsite.password_secret", offsite.password_secret))
+        if offsite.s3:
+            references.append(("backup.offsite.s3.access_key_secret", offsite.s3.access_key_secret))
+            references.append(("backup.offsite.s3.secret_key_secret", offsite.s3.secret_key_secret))
     return references
 
 
@@ -278,6 +335,13 @@ def _raw_references(raw: dict) -> list[tuple[str, str]]:
             references.append((f"services.{service_name}.secrets[{index}]", key))
     references.append(("database.password_secret", section("database").get("password_secret")))
     references.append(("images.password_secret", section("images").get("password_secret")))
+    references.append(("backup.ping_url_secret", section("backup").get("ping_url_secret")))
+    offsite = section("backup").get("offsite")
+    offsite = offsite if isinstance(offsite, dict) else {}
+    s3 = offsite.get("s3") if isinstance(offsite.get("s3"), dict) else {}
+    references.append(("backup.offsite.password_secret", offsite.get("password_secret")))
+    references.append(("backup.offsite.s3.access_key_secret", s3.get("access_key_secret")))
+    references.append(("backup.offsite.s3.secret_key_secret", s3.get("secret_key_secret")))
     return [(path, key) for path, key in references if isinstance(key, str) and re.fullmatch(ENV_KEY_RULE, key)]
 
 

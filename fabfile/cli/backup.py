@@ -42,7 +42,13 @@ def _database_deployment(c) -> Deployment:
 def check_installed(remote: Remote, deployment: Deployment, reporter: Reporter) -> None:
     """The server's backup scripts and configuration are the ones this slipway and inventory make."""
     inventory = deployment.inventory
-    wanted = {**backups.script_texts(), backups.paths_of(inventory).conf: backups.conf_text(inventory)}
+    paths = backups.paths_of(inventory)
+    wanted = {**backups.script_texts(), paths.conf: backups.conf_text(inventory)}
+    secrets = backups.secrets_text(inventory, deployment.secret)
+    if secrets:
+        wanted[paths.secrets] = secrets
+    if inventory.backup.offsite and inventory.backup.offsite.sftp:
+        wanted[paths.offsite_known_hosts] = backups.offsite_known_hosts_text(inventory)
     with reporter.step("backup scripts and configuration in place"):
         found = remote.run(["sha256sum", *wanted], check=False).stdout
         hashes = dict(reversed(line.split(None, 1)) for line in found.splitlines() if len(line.split(None, 1)) == 2)
@@ -53,17 +59,34 @@ def check_installed(remote: Remote, deployment: Deployment, reporter: Reporter) 
 
 
 def take(remote: Remote, reporter: Reporter, deployment: Deployment, trigger: str, run=None) -> dict:
-    """One backup through the installed script (RUN: a locked run, when the deploy lock is held)."""
+    """One backup through the installed script (RUN: a locked run, when the deploy lock is held).
+
+    A backup whose offsite copy failed is still good on the server: the returned `offsite_error`
+    says why, and the caller decides whether that fails its task."""
     backup = deployment.inventory.backup
     argv = limited(backup.timeout_seconds, backups.backup_argv(backups.paths_of(deployment.inventory), trigger))
     with reporter.step(f"{trigger} backup (pg_dump in the db container)") as step:
-        if run:
-            result = run(argv, limit=backup.timeout_seconds + 60)
-        else:
-            result = remote.run(argv, timeout=backup.timeout_seconds + 60)
+        try:
+            if run:
+                result = run(argv, limit=backup.timeout_seconds + 60, check=False)
+            else:
+                result = remote.run(argv, timeout=backup.timeout_seconds + 60, check=False)
+        finally:
+            # node_exporter's folder is root's; the scheduled run does the same from its service.
+            remote.run(backups.metrics_argv(backups.paths_of(deployment.inventory)), root=True, check=False)
+        if result.failed and result.exited != backups.OFFSITE_FAILED_EXIT:
+            raise RemoteCommandFailed(deployment.name, shown(argv), result.exited, result.stderr or result.stdout)
         backup_id, size, sha256, seconds = result.stdout.split()[-4:]
+        offsite_error = _last_line(result.stderr) if result.failed else None
         step.changed, step.detail = True, f"{backup_id}, {backups.human_size(int(size))}"
-    return {"id": backup_id, "size": int(size), "sha256": sha256, "seconds": int(seconds)}
+        if backup.offsite:
+            step.detail += f"; offsite copy FAILED: {offsite_error}" if offsite_error else ", copied offsite"
+    return {"id": backup_id, "size": int(size), "sha256": sha256, "seconds": int(seconds), "offsite_error": offsite_error}
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "?"
 
 
 @operator_task(name="take")
@@ -77,6 +100,9 @@ def take_now(c):
     print(reporter.summary())
     print(f"[{deployment.name}] backup {made['id']}: {backups.human_size(made['size'])}, sha256 {made['sha256']}, "
           f"{made['seconds']}s")
+    if made["offsite_error"]:
+        raise SlipwayError(f"{deployment.name}: backup {made['id']} is good on the server, but its offsite copy "
+                           f"failed: {made['offsite_error']}")
 
 
 def _records(remote: Remote, deployment: Deployment) -> list[backups.Record]:
@@ -175,10 +201,28 @@ def _chosen(records: list[backups.Record], backup_id: str, deployment: Deploymen
     return record
 
 
+def _fetch_from_offsite(remote: Remote, reporter: Reporter, deployment: Deployment, backup_id: str) -> str:
+    """Bring BACKUP_ID (or the newest) back from the offsite repository into the backups folder; its id."""
+    inventory = deployment.inventory
+    if not inventory.backup.offsite:
+        raise SlipwayError(f"{deployment.inventory_file}: backup.offsite: missing; --from-offsite needs the "
+                           "offsite repository the backups were copied to")
+    seconds = inventory.backup.timeout_seconds
+    argv = limited(seconds, backups.offsite_argv(backups.paths_of(inventory), "fetch", backup_id))
+    with reporter.step(f"fetch {backup_id} from the offsite repository (checksum checked)") as step:
+        result = remote.run(argv, timeout=seconds + 60, check=False)
+        if result.failed:
+            raise SlipwayError(f"{deployment.name}: {_last_line(result.stderr or result.stdout)}")
+        step.changed, step.detail = True, result.stdout.strip()
+    return result.stdout.strip()
+
+
 @operator_task(positional=["backup_id"], help={"backup_id": "the backup to put back, or latest; with --file: file",
                      "file": "restore this local pg_dump -Fc file instead (from another server or a managed database)",
+                     "from-offsite": "fetch the backup from the offsite repository first (a rebuilt server has "
+                                     "no local backups)",
                      "yes": "do not ask: go ahead"})
-def restore(c, backup_id, file=None, yes=False):
+def restore(c, backup_id, file=None, yes=False, from_offsite=False):
     """Put the database back from a backup: safety backup, maintenance page, all-or-nothing swap, health check."""
     deployment = _database_deployment(c)
     inventory = deployment.inventory
@@ -190,8 +234,12 @@ def restore(c, backup_id, file=None, yes=False):
     if local and backup_id != "file":
         raise SlipwayError(f"backup.restore {backup_id} --file {file}: restore either a backup on the server or "
                            "a local file; for the file, type `backup.restore file --file PATH`")
+    if local and from_offsite:
+        raise SlipwayError("backup.restore: --file and --from-offsite exclude each other")
     with session(c, deployment, reporter, deploy_user_only=True) as remote:
         check_installed(remote, deployment, reporter)
+        if from_offsite:
+            backup_id = _fetch_from_offsite(remote, reporter, deployment, backup_id)
         if local:
             source, globals_file, sha256 = f"{paths.uploads}/{local.name}", "", _sha256(local)
             what = f"{local} (sha256 {sha256[:12]}…)"

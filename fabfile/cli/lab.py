@@ -19,11 +19,13 @@ from json import dumps as to_json
 from pathlib import Path
 
 import paramiko
+from dotenv import dotenv_values
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from invoke import Collection, Context
 
-from .. import render, ssh
+from .. import config, render, ssh
+from ..commands import backup as backup_commands
 from ..commands import lab as commands
 from ..errors import LocalCommandFailed, SlipwayError
 from ..remote import Reporter
@@ -80,8 +82,8 @@ def ensure_target(c: Context, fresh: bool = False, reporter: Reporter | None = N
     with reporter.step("lab SSH key") as step:
         step.changed = _ensure_key(key_file(c))
     if fresh:
-        with reporter.step(f"remove {lab.target} (--fresh)") as step:
-            for command in commands.remove_target_commands(lab):
+        with reporter.step(f"remove {lab.target} and {lab.backup_host} (--fresh)") as step:
+            for command in commands.remove_target_commands(lab) + commands.remove_backup_host_commands(lab):
                 run_local(c, command)
             step.changed = True
     with reporter.step(f"target container {lab.target}") as step:
@@ -112,10 +114,53 @@ def ensure_target(c: Context, fresh: bool = False, reporter: Reporter | None = N
             step.detail += ", re-created (its SSH port did not answer)"
         if not _answers_ssh(c, lab.target):
             raise LocalCommandFailed(_unreachable_ssh_report(c, lab.target))
+    with reporter.step(f"backup host {lab.backup_host} on {lab.network}") as step:
+        step.changed, step.detail = _ensure_backup_host(c, lab, fingerprint)
     status = target_status(c)
     with reporter.step("known_hosts and inventories/lab.yaml") as step:
         step.changed = _write_lab_files(c, status)
     return status
+
+
+def _ensure_backup_host(c: Context, lab: commands.LabNames, fingerprint: str) -> tuple[bool, str]:
+    """The lab network, the backup host on it (made for this lab key), and the target joined to it."""
+    done = []
+    if c.run(commands.network_members_command(lab), hide=True, warn=True, in_stream=False).failed:
+        run_local(c, commands.create_network_command(lab))
+        done.append(f"created {lab.network}")
+    state, made_for = _container_state(c, lab, lab.backup_host)
+    if state is not None and made_for != fingerprint:
+        # Its repository belongs to another checkout's lab (another password): start from nothing.
+        for command in commands.remove_backup_host_commands(lab):
+            run_local(c, command)
+        state = None
+    if state is None:
+        run_local(c, commands.run_backup_host_command(lab, fingerprint))
+        done.append("created")
+    elif state != "running":
+        run_local(c, f"docker start {lab.backup_host}")
+        done.append("started")
+    if state != "running":
+        _wait_for_ssh(c, lab.backup_host)
+        run_local(c, commands.exec_command(lab.backup_host, commands.PREPARE_BACKUP_ACCOUNT))
+    if lab.target not in run_local(c, commands.network_members_command(lab)).stdout.split():
+        run_local(c, commands.connect_command(lab, lab.target))
+        done.append(f"{lab.target} joined")
+    return bool(done), ", ".join(done) or "running"
+
+
+def trust_offsite_key(c: Context, reporter: Reporter) -> str:
+    """What the operator does once after provision: the server's offsite key goes into the backup
+    account's authorized_keys (read from the target's disk, as from a console)."""
+    lab = names(c)
+    inventory = config.load(inventory_files(c)[0].parent, LAB_INVENTORY).inventory
+    key_path = backup_commands.paths_of(inventory).offsite_key + ".pub"
+    with reporter.step(f"authorize {lab.target}'s offsite key on {lab.backup_host}") as step:
+        public_key = " ".join(run_local(c, commands.exec_command(lab.target, f"cat {key_path}")).stdout.split()[:2])
+        run_local(c, commands.exec_command(lab.backup_host, commands.AUTHORIZE_BACKUP_KEY, interactive=True),
+                  in_stream=io.StringIO(public_key + "\n"))
+        step.changed, step.detail = True, public_key[:40] + "..."
+    return public_key
 
 
 def target_status(c: Context) -> dict:
@@ -135,6 +180,8 @@ def target_status(c: Context) -> dict:
         "key_file": str(key_file(c)),
         "known_hosts": str(known_hosts_file(c)),
         "inventory": str(inventory_file),
+        "backup_host": {"container": lab.backup_host, "network": lab.network, "address": commands.BACKUP_HOST_ADDRESS,
+                        "user": commands.BACKUP_USER, "root": commands.BACKUP_ROOT},
     }
 
 
@@ -143,9 +190,9 @@ def _image_id(c: Context, image: str) -> str | None:
     return result.stdout.strip() if result.ok else None
 
 
-def _container_state(c: Context, lab: commands.LabNames) -> tuple[str | None, str]:
-    """(state, key fingerprint label) of the target container, (None, "") when there is none."""
-    result = c.run(commands.state_command(lab), hide=True, warn=True, in_stream=False)
+def _container_state(c: Context, lab: commands.LabNames, container: str = "") -> tuple[str | None, str]:
+    """(state, key fingerprint label) of the target (or CONTAINER), (None, "") when there is none."""
+    result = c.run(commands.state_command(lab, container), hide=True, warn=True, in_stream=False)
     if result.failed:
         return None, ""
     state, _, made_for = result.stdout.strip().partition(" ")
@@ -237,13 +284,14 @@ def _write_lab_files(c: Context, status: dict) -> bool:
     """Record the target's host key (read from inside it, as from a cloud console) and the lab inventory."""
     host_public_key = run_local(c, commands.exec_command(status["container"], commands.READ_HOST_KEY)).stdout
     host_key = _public_key(host_public_key)
+    backup_host_key = run_local(c, commands.exec_command(status["backup_host"]["container"], commands.READ_HOST_KEY)).stdout
     inventory_file, secrets_file = inventory_files(c)
+    backup_host = {**status["backup_host"], "host_key": " ".join(backup_host_key.split()[:2])}
     wanted = {
         known_hosts_file(c): ssh.known_hosts_with("", ssh.known_hosts_name("127.0.0.1", status["ssh_port"]), host_key),
-        inventory_file: render.render(project_dir(c), "lab/inventory.yaml.j2", lab=status),
+        inventory_file: render.render(project_dir(c), "lab/inventory.yaml.j2", lab=status, backup_host=backup_host),
+        secrets_file: _lab_secrets(c, secrets_file),
     }
-    if not secrets_file.exists():
-        wanted[secrets_file] = render.render(project_dir(c), "lab/secrets.env.j2", password=secrets.token_urlsafe)
     changed = False
     for path, text in wanted.items():
         if not path.exists() or path.read_text() != text:
@@ -251,6 +299,26 @@ def _write_lab_files(c: Context, status: dict) -> bool:
             ssh.write_private_file(path, text)
             changed = True
     return changed
+
+
+def _lab_secrets(c: Context, secrets_file: Path) -> str:
+    """The lab's secrets file: values made once are kept; a secret the lab newly needs is added."""
+    made = render.render(project_dir(c), "lab/secrets.env.j2", password=secrets.token_urlsafe)
+    if not secrets_file.exists():
+        return made
+    text = secrets_file.read_text()
+    kept = dotenv_values(secrets_file)
+    added = [line for line in made.splitlines(keepends=True) if "=" in line and not line.startswith("#")
+             and line.split("=", 1)[0] not in kept]
+    return text + "".join(added)
+
+
+@operator_task(name="trust-offsite-key")
+def trust_offsite(c):
+    """Authorize the provisioned target's offsite backup key on the lab's backup host (the operator's step)."""
+    reporter = Reporter("lab")
+    trust_offsite_key(c, reporter)
+    print(reporter.summary())
 
 
 @operator_task
@@ -263,11 +331,12 @@ def up(c, fresh=False):
           f"http://127.0.0.1:{status['http_port']}/ ; try: fab -H lab facts")
 
 
-@operator_task
-def down(c):
-    """Remove the lab target and its Docker volume (images are kept for the next lab.up)."""
+@operator_task(help={"all": "the backup host (and the offsite copies on it) too"})
+def down(c, all=False):
+    """Remove the lab target and its Docker volume (images and, without --all, the backup host are kept)."""
     reporter = Reporter("lab")
-    for command in commands.remove_target_commands(names(c)):
+    lab = names(c)
+    for command in commands.remove_target_commands(lab) + (commands.remove_backup_host_commands(lab) if all else []):
         with reporter.step(command):
             run_local(c, command)
     print(reporter.summary())
@@ -284,4 +353,4 @@ def show_status(c, json=False):
             print(f"{key:<12} {value if value is not None else '-'}")
 
 
-namespace = Collection("lab", up, down, show_status)
+namespace = Collection("lab", up, down, show_status, trust_offsite)

@@ -35,7 +35,7 @@ def provision(c, dry_run=False, switch_image_store=False):
         with reporter.step("gather facts (one round trip)") as facts:
             state = commands.parse_probe(remote.run(commands.probe_script(inventory), root=True).stdout)
             facts.detail = f"{state.os_id} {state.os_version}"
-        desired = commands.desired_state(inventory, project_dir(c), state.os_id, state.os_version)
+        desired = commands.desired_state(inventory, project_dir(c), state.os_id, state.os_version, deployment.secret)
         steps = planning.plan(desired, state, switch_image_store)
         disruptive = [step.name for step in steps if step.needed and step.disruptive]
         # A deploy must not meet a docker restart or an sshd reload halfway: take its lock (as the
@@ -58,7 +58,13 @@ def provision(c, dry_run=False, switch_image_store=False):
                     except SlipwayError as error:
                         raise SlipwayError(f"provision step '{step.name}' failed; re-run provision once fixed, it goes on "
                                            f"from where the server is.\n{error}") from None
+        offsite_key = remote.run(["cat", f"{desired.offsite_key}.pub"], root=True).stdout.strip() \
+            if desired.offsite_key and not dry_run else ""
     print(reporter.summary())
+    if offsite_key:
+        sftp = inventory.backup.offsite.sftp
+        print(f"[{deployment.name}] offsite backups log in to {sftp.user}@{sftp.host} with this key of the server's; "
+              f"add it to that account's ~/.ssh/authorized_keys:\n{offsite_key}")
 
 
 def _apply(c, deployment, remote: Remote, step: planning.Step) -> list[str]:

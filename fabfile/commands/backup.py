@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass
+from typing import Callable
 from datetime import datetime, timezone
 
 from ..config import Inventory
@@ -18,9 +19,14 @@ from .layout import layout_of
 from .shell import SCRIPTS_DIR, Argv
 
 INSTALL_DIR = "/usr/local/lib/slipway"
-INSTALLED_SCRIPTS = ("backup.sh", "retention.sh", "verify_backup.sh", "restore.sh", "count_rows.sql")
+INSTALLED_SCRIPTS = ("backup.sh", "retention.sh", "verify_backup.sh", "restore.sh", "count_rows.sql", "offsite.sh",
+                     "metrics.sh")
 NO_SUCH_BACKUP_EXIT = 2
 FAILED_VERIFICATION_EXIT = 3
+# The backup itself is good and in place on the server; its offsite copy failed.
+OFFSITE_FAILED_EXIT = 4
+# The restic packages every supported system has (0.12 on Ubuntu 22.04, 0.14 on Debian 12); ssh for SFTP.
+OFFSITE_PACKAGES = ("restic", "openssh-client")
 # How long a backup, verify or restore waits for another one to finish.
 LOCK_WAIT_SECONDS = 600
 VERIFY_READY_SECONDS = 120
@@ -61,6 +67,25 @@ class BackupPaths:
     def uploads(self) -> str:
         return f"{self.folder}/.uploads"
 
+    @property
+    def offsite_key(self) -> str:
+        """The server's own SSH key for the backup host (made on the server; only its public half leaves)."""
+        return f"/etc/slipway/{self.app}/offsite_ed25519"
+
+    @property
+    def offsite_known_hosts(self) -> str:
+        return f"/etc/slipway/{self.app}/offsite_known_hosts"
+
+    @property
+    def secrets(self) -> str:
+        """The offsite repository's password and keys, and the ping URL: 0600, the deploy user's."""
+        return f"/etc/slipway/{self.app}/backup.env"
+
+    @property
+    def offsite_host(self) -> str:
+        """restic's --host for this app's snapshots: the same on a rebuilt server, so it finds them."""
+        return f"slipway-{self.app}"
+
 
 def paths_of(inventory: Inventory) -> BackupPaths:
     return BackupPaths(inventory.app.name, str(inventory.app.base_dir))
@@ -81,9 +106,68 @@ def conf_text(inventory: Inventory) -> str:
         "LOCK_WAIT_SECONDS": LOCK_WAIT_SECONDS,
         "VERIFY_CONTAINER": paths.verify_container,
         "VERIFY_READY_SECONDS": VERIFY_READY_SECONDS,
+        "OFFSITE_FAILED_EXIT": OFFSITE_FAILED_EXIT,
+        "SECRETS_FILE": paths.secrets,
+        "APP": inventory.app.name,
+        "METRICS_DIR": backup.metrics_dir,
+        **offsite_settings(inventory),
     }
     header = f"# Managed by slipway provision for {inventory.app.name}; read by {INSTALL_DIR}/*.sh.\n"
     return header + "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def offsite_settings(inventory: Inventory) -> dict[str, object]:
+    """backup.conf's offsite keys: none without an offsite repository."""
+    offsite, paths = inventory.backup.offsite, paths_of(inventory)
+    if not offsite:
+        return {}
+    settings: dict[str, object] = {"OFFSITE_REPOSITORY": repository(inventory), "OFFSITE_HOST": paths.offsite_host,
+                                   "OFFSITE_CHECK_SUBSET": offsite.check_subset}
+    if offsite.sftp:
+        settings |= {"OFFSITE_SSH": f"{offsite.sftp.user}@{offsite.sftp.host}", "OFFSITE_SSH_PORT": offsite.sftp.port,
+                     "OFFSITE_SSH_KEY": paths.offsite_key, "OFFSITE_KNOWN_HOSTS": paths.offsite_known_hosts}
+    return settings
+
+
+def repository(inventory: Inventory) -> str:
+    offsite = inventory.backup.offsite
+    if offsite.sftp:
+        return f"sftp:{offsite.sftp.user}@{offsite.sftp.host}:{offsite.sftp.path}"
+    return f"s3:{offsite.s3.endpoint}/{offsite.s3.bucket}/{offsite.s3.prefix}"
+
+
+def offsite_known_hosts_text(inventory: Inventory) -> str:
+    """The backup host's key, pinned from the inventory: never learnt on first connection."""
+    sftp = inventory.backup.offsite.sftp
+    name = sftp.host if sftp.port == 22 else f"[{sftp.host}]:{sftp.port}"
+    return f"{name} {sftp.host_key}\n"
+
+
+def secret_names(inventory: Inventory) -> dict[str, str]:
+    """What the backup scripts need from secrets: their variable -> the secret's name."""
+    backup, names = inventory.backup, {}
+    if backup.offsite:
+        names["RESTIC_PASSWORD"] = backup.offsite.password_secret
+    if backup.offsite and backup.offsite.s3:
+        names |= {"AWS_ACCESS_KEY_ID": backup.offsite.s3.access_key_secret,
+                  "AWS_SECRET_ACCESS_KEY": backup.offsite.s3.secret_key_secret}
+    if backup.ping_url_secret:
+        names["PING_URL"] = backup.ping_url_secret
+    return names
+
+
+def secrets_text(inventory: Inventory, secret: Callable[[str], str]) -> str | None:
+    """KEY=VALUE lines the scripts read with sed (never sourced); None when no secret is needed."""
+    names = secret_names(inventory)
+    return "".join(f"{key}={secret(name)}\n" for key, name in names.items()) if names else None
+
+
+def offsite_argv(paths: BackupPaths, action: str, *args: str) -> Argv:
+    return ["sh", installed_script("offsite.sh"), paths.conf, action, *args]
+
+
+def metrics_argv(paths: BackupPaths) -> Argv:
+    return ["sh", installed_script("metrics.sh"), paths.conf]
 
 
 def installed_script(name: str) -> str:
@@ -113,20 +197,27 @@ def unit_contexts(inventory: Inventory) -> dict[str, dict]:
     jobs = {"backup": (backup.schedule, backup_argv(paths, "scheduled"), backup.timeout_seconds)}
     if backup.verify_schedule:
         jobs["backup-verify"] = (backup.verify_schedule, verify_argv(paths, "latest"), backup.timeout_seconds)
+    if backup.offsite and backup.offsite.check_schedule:
+        jobs["backup-check"] = (backup.offsite.check_schedule, offsite_argv(paths, "check"), backup.timeout_seconds)
     contexts = {}
     for kind, (schedule, argv, seconds) in jobs.items():
-        what = "backup" if kind == "backup" else "backup verification"
+        what = UNIT_PURPOSES[kind]
+        # The metrics file is root's to write (node_exporter's folder is not the deploy user's): `+`.
+        after = shlex.join(metrics_argv(paths)) if kind == "backup" else ""
         contexts[paths.unit(kind, "service")] = {"template": "backup.service", "app": inventory.app.name, "kind": what,
-                                                 "user": user, "command": shlex.join(argv), "timeout_seconds": seconds}
+                                                 "user": user, "command": shlex.join(argv), "timeout_seconds": seconds,
+                                                 "as_root_after": after}
         contexts[paths.unit(kind, "timer")] = {"template": "backup.timer", "app": inventory.app.name, "kind": what,
                                                "schedule": schedule}
     return contexts
 
 
+UNIT_PURPOSES = {"backup": "backup", "backup-verify": "backup verification",
+                 "backup-check": "offsite backup check (restic check --read-data-subset)"}
+
+
 def timers(inventory: Inventory) -> list[str]:
-    paths = paths_of(inventory)
-    kinds = ["backup", "backup-verify"] if inventory.backup.verify_schedule else ["backup"]
-    return [paths.unit_name(kind, "timer") for kind in kinds]
+    return [path.rsplit("/", 1)[1] for path in unit_contexts(inventory) if path.endswith(".timer")]
 
 
 def list_command(paths: BackupPaths) -> Argv:
@@ -183,6 +274,14 @@ def human_size(size: int) -> str:
     return f"{size} B"
 
 
+def offsite_state(offsite: dict | bool | None) -> str:
+    if not offsite:
+        return "no"
+    if offsite.get("snapshot"):
+        return f"yes ({offsite['snapshot']})"
+    return "FAILED"
+
+
 def format_records(records: list[Record], now: datetime) -> str:
     rows = [("ID", "TRIGGER", "SIZE", "VERIFIED", "OFFSITE", "OUTCOME")]
     for record in records:
@@ -193,8 +292,9 @@ def format_records(records: list[Record], now: datetime) -> str:
             data.get("trigger", "?"),
             human_size(data["size"]) if "size" in data else "-",
             f"{verified.get('outcome')} {verified.get('at', '')}" if verified else "no",
-            "yes" if data.get("offsite") else "no",
-            data.get("outcome", "?") + (f": {data['error']}" if data.get("error") else ""),
+            offsite_state(data.get("offsite")),
+            data.get("outcome", "?") + (f": {data['error']}" if data.get("error") else "")
+            + (f"; offsite copy failed: {data['offsite']['error']}" if offsite_state(data.get("offsite")) == "FAILED" else ""),
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows]

@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GUEST_PORTS = {"ssh": 22, "http": 80, "https": 443}
+# The lab's own network, away from 172.17-172.29 where the target's inner Docker puts its networks.
+LAB_SUBNET = "172.30.99.0/24"
+BACKUP_HOST_ADDRESS = "172.30.99.20"
+BACKUP_USER = "restic"
+BACKUP_ROOT = "/srv/restic"
 # What a fresh cloud VM has: dbus too, or `systemctl` works only for root.
 BASE_PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "ca-certificates",
@@ -49,6 +54,15 @@ class LabNames:
     @property
     def containerd_volume(self) -> str:
         return f"{self.target}-containerd"
+
+    @property
+    def network(self) -> str:
+        return f"{self.prefix}-net"
+
+    @property
+    def backup_host(self) -> str:
+        """A second host, the offsite backups' SFTP target."""
+        return f"{self.prefix}-backup"
 
     @property
     def key_label(self) -> str:
@@ -94,18 +108,22 @@ DEMO_IMAGES = (
 )
 
 
+# What systemd as PID 1 needs here (see LAB.md: no --privileged on our machines).
+SYSTEMD_FLAGS = [
+    "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+    "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
+]
+
+
 def run_target_command(names: LabNames, key_fingerprint: str) -> str:
     argv = [
         "docker", "run", "--detach", "--name", names.target, "--hostname", "target",
-        "--label", f"{names.key_label}={key_fingerprint}",
-        "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
-        "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+        "--label", f"{names.key_label}={key_fingerprint}", *SYSTEMD_FLAGS,
         "--security-opt", "systempaths=unconfined",
-        "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
         "-v", f"{names.target_volume}:/var/lib/docker",
         # The same for containerd's snapshots, used by Docker's containerd image store.
         "-v", f"{names.containerd_volume}:/var/lib/containerd",
-        "--tmpfs", "/run", "--tmpfs", "/run/lock",
     ]
     for guest_port in GUEST_PORTS.values():
         # Docker picks a free loopback port; `docker port` tells which.
@@ -114,10 +132,30 @@ def run_target_command(names: LabNames, key_fingerprint: str) -> str:
     return shlex.join(argv)
 
 
-def state_command(names: LabNames) -> str:
-    """Prints `STATUS KEY-FINGERPRINT` of the target container; fails when there is none."""
+def run_backup_host_command(names: LabNames, key_fingerprint: str) -> str:
+    """The backup host: the target's image (systemd, sshd, its own host keys), on the lab network only."""
+    return shlex.join(["docker", "run", "--detach", "--name", names.backup_host, "--hostname", "backup",
+                       "--label", f"{names.key_label}={key_fingerprint}", *SYSTEMD_FLAGS,
+                       "--network", names.network, "--ip", BACKUP_HOST_ADDRESS, names.target_image, "/sbin/init"])
+
+
+def create_network_command(names: LabNames) -> str:
+    return shlex.join(["docker", "network", "create", "--subnet", LAB_SUBNET, names.network])
+
+
+def network_members_command(names: LabNames) -> str:
+    return shlex.join(["docker", "network", "inspect", "--format",
+                       "{{range .Containers}}{{.Name}} {{end}}", names.network])
+
+
+def connect_command(names: LabNames, container: str) -> str:
+    return shlex.join(["docker", "network", "connect", names.network, container])
+
+
+def state_command(names: LabNames, container: str = "") -> str:
+    """Prints `STATUS KEY-FINGERPRINT` of the target (or CONTAINER); fails when there is none."""
     template = f'{{{{.State.Status}}}} {{{{index .Config.Labels "{names.key_label}"}}}}'
-    return shlex.join(["docker", "container", "inspect", "--format", template, names.target])
+    return shlex.join(["docker", "container", "inspect", "--format", template, container or names.target])
 
 
 def remove_target_commands(names: LabNames) -> list[str]:
@@ -125,6 +163,10 @@ def remove_target_commands(names: LabNames) -> list[str]:
         shlex.join(["docker", "rm", "--force", "--volumes", names.target]),
         shlex.join(["docker", "volume", "rm", "--force", names.target_volume, names.containerd_volume]),
     ]
+
+
+def remove_backup_host_commands(names: LabNames) -> list[str]:
+    return [shlex.join(["docker", "rm", "--force", "--volumes", names.backup_host])]
 
 
 def port_command(container: str) -> str:
@@ -157,6 +199,17 @@ def exec_command(container: str, shell_command: str, interactive: bool = False) 
 SSH_READY_CHECK = "systemctl is-active --quiet ssh.service && test -s /etc/ssh/ssh_host_ed25519_key.pub"
 SSH_LISTENERS = "ss -ltnp 'sport = :22'"
 READ_HOST_KEY = "cat /etc/ssh/ssh_host_ed25519_key.pub"
+# The account restic's SFTP logs in to; `*` (no password), not `!` (locked), so sshd accepts its keys.
+PREPARE_BACKUP_ACCOUNT = (
+    f"id {BACKUP_USER} >/dev/null 2>&1 || useradd -m -s /bin/sh {BACKUP_USER}; usermod -p '*' {BACKUP_USER}; "
+    f"install -d -o {BACKUP_USER} -g {BACKUP_USER} -m 700 {BACKUP_ROOT} /home/{BACKUP_USER}/.ssh"
+)
+# Reads a public key on stdin; the backup account may use it for SFTP only (`restrict`: no shell tricks).
+AUTHORIZE_BACKUP_KEY = (
+    f'key=$(cat); keys=/home/{BACKUP_USER}/.ssh/authorized_keys; touch "$keys"; '
+    f'grep -qxF "restrict $key" "$keys" || echo "restrict $key" >> "$keys"; '
+    f'chown {BACKUP_USER}:{BACKUP_USER} "$keys"; chmod 600 "$keys"'
+)
 # What cloud-init does for a new VM: the operator's key becomes root's.
 AUTHORIZE_ROOT_KEY = "umask 077 && mkdir -p /root/.ssh && cat > /root/.ssh/authorized_keys"
 

@@ -12,6 +12,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..config import Inventory
 from . import backup as backups
@@ -49,6 +50,8 @@ class ManagedFile:
     check_candidate: str | None = None
     # Run once the file is in place; on failure the previous file comes back.
     check_installed: str | None = None
+    # Holds secrets: compared, never shown in a diff or a failed check.
+    secret: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class Desired:
     # The backup scripts, their configuration and systemd units (empty without a database).
     backup_files: tuple[str, ...] = ()
     backup_timers: tuple[str, ...] = ()
+    # The server's own SSH key for the offsite backup host, made on the server when missing.
+    offsite_key: str | None = None
 
 
 def docker_packages(inventory: Inventory, os_id: str, os_version: str) -> tuple[str, ...]:
@@ -92,7 +97,9 @@ def docker_packages(inventory: Inventory, os_id: str, os_version: str) -> tuple[
                        f"(supported: {supported}); set server.docker.packages: repository to use Docker's own")
 
 
-def desired_state(inventory: Inventory, project_dir: Path, os_id: str, os_version: str) -> Desired:
+def desired_state(inventory: Inventory, project_dir: Path, os_id: str, os_version: str,
+                  secret: Callable[[str], str]) -> Desired:
+    """SECRET: a secret's value by name (the offsite repository's password goes to the server)."""
     server = inventory.server
     user = server.deploy_user
     home = f"/home/{user}"
@@ -111,13 +118,15 @@ def desired_state(inventory: Inventory, project_dir: Path, os_id: str, os_versio
         ManagedFile("/etc/apt/apt.conf.d/20auto-upgrades", template("20auto-upgrades")),
         ManagedFile(SSHD_DROP_IN, template("sshd-hardening.conf"), check_installed="sshd -t"),
     ]
-    backup_files = _backup_files(inventory, template) if inventory.database else []
+    backup_files = _backup_files(inventory, template, secret) if inventory.database else []
+    offsite = inventory.backup.offsite if inventory.database else None
     directories = [Directory(f"{home}/.ssh", user, user, 0o700)] + [
         Directory(str(path), user, user, 0o750)
         for path in (base, base / "releases", base / "shared", base / "backups")
     ]
     return Desired(
-        packages=BASE_PACKAGES + docker_packages(inventory, os_id, os_version),
+        packages=BASE_PACKAGES + docker_packages(inventory, os_id, os_version)
+        + (backups.OFFSITE_PACKAGES if offsite else ()),
         docker_repository=server.docker.repository_url if server.docker.packages == "repository" else None,
         timezone=server.timezone,
         deploy_user=user,
@@ -128,19 +137,25 @@ def desired_state(inventory: Inventory, project_dir: Path, os_id: str, os_versio
         swap_mb=server.swap_mb,
         backup_files=tuple(f.path for f in backup_files),
         backup_timers=tuple(backups.timers(inventory)) if inventory.database else (),
+        offsite_key=backups.paths_of(inventory).offsite_key if offsite and offsite.sftp else None,
     )
 
 
-def _backup_files(inventory: Inventory, template) -> list[ManagedFile]:
-    user = inventory.server.deploy_user
+def _backup_files(inventory: Inventory, template, secret: Callable[[str], str]) -> list[ManagedFile]:
+    user, paths, offsite = inventory.server.deploy_user, backups.paths_of(inventory), inventory.backup.offsite
     scripts = [ManagedFile(path, text, mode=0o755) for path, text in backups.script_texts().items()]
-    conf = ManagedFile(backups.paths_of(inventory).conf, backups.conf_text(inventory), mode=0o640, group=user)
+    conf_files = [ManagedFile(paths.conf, backups.conf_text(inventory), mode=0o640, group=user)]
+    secrets = backups.secrets_text(inventory, secret)
+    if secrets:
+        conf_files.append(ManagedFile(paths.secrets, secrets, mode=0o600, owner=user, group=user, secret=True))
+    if offsite and offsite.sftp:
+        conf_files.append(ManagedFile(paths.offsite_known_hosts, backups.offsite_known_hosts_text(inventory)))
     units = [
         ManagedFile(path, template(context["template"], **context),
                     check_candidate=TIMER_CHECK if path.endswith(".timer") else None)
         for path, context in backups.unit_contexts(inventory).items()
     ]
-    return scripts + [conf] + units
+    return scripts + conf_files + units
 
 
 def managed_paths(inventory: Inventory) -> tuple[list[str], list[str]]:
@@ -151,7 +166,10 @@ def managed_paths(inventory: Inventory) -> tuple[list[str], list[str]]:
     files = ["/etc/docker/daemon.json", f"{home}/.ssh/authorized_keys", f"/etc/sudoers.d/slipway-{user}",
              "/etc/apt/apt.conf.d/20auto-upgrades", SSHD_DROP_IN, DOCKER_SOURCES]
     if inventory.database:
-        files += [*backups.script_texts(), backups.paths_of(inventory).conf, *backups.unit_contexts(inventory)]
+        paths, offsite = backups.paths_of(inventory), inventory.backup.offsite
+        files += [*backups.script_texts(), paths.conf, *backups.unit_contexts(inventory)]
+        files += [paths.secrets] if backups.secret_names(inventory) else []
+        files += [paths.offsite_known_hosts] if offsite and offsite.sftp else []
     directories = [f"{home}/.ssh"] + [str(p) for p in (base, base / "releases", base / "shared", base / "backups")]
     return files, directories
 
@@ -196,6 +214,7 @@ class HostState:
     app_deployed: bool = False
     # `systemctl is-enabled` of each backup timer, in order.
     timers_enabled: list[str] = field(default_factory=list)
+    offsite_public_key: str = ""
 
 
 def probe_script(inventory: Inventory) -> str:
@@ -215,6 +234,7 @@ def probe_script(inventory: Inventory) -> str:
         f"echo '{MARK} sshd_ports'; sshd -T 2>/dev/null | awk '$1 == \"port\" {{print $2}}'",
         f"echo '{MARK} timers'; systemctl is-enabled {' '.join(backups.timers(inventory))} 2>/dev/null || true"
         if inventory.database else f"echo '{MARK} timers'",
+        f"echo '{MARK} offsite_key'; cat {shlex.quote(backups.paths_of(inventory).offsite_key)}.pub 2>/dev/null || true",
         f"echo '{MARK} app_state'; [ -d {shlex.quote(str(inventory.app.base_dir) + '/.slipway')} ] && echo present || true",
     ]
     for path in files:
@@ -251,6 +271,8 @@ def parse_probe(output: str) -> HostState:
             state.sshd_ports = [int(line) for line in lines if line.isdigit()]
         elif kind == "timers":
             state.timers_enabled = lines
+        elif kind == "offsite_key":
+            state.offsite_public_key = lines[0] if lines else ""
         elif kind == "app_state":
             state.app_deployed = lines == ["present"]
         elif kind == "file":

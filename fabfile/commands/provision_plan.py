@@ -96,12 +96,26 @@ def plan(desired: Desired, state: HostState, switch_image_store: bool = False) -
         *[_directory_step(d, state) for d in desired.directories[1:]],
         _file_step(files["/etc/apt/apt.conf.d/20auto-upgrades"], state),
         *[_file_step(files[path], state) for path in desired.backup_files if not path.startswith(SYSTEMD_UNITS)],
+        _offsite_key_step(desired, state),
         _backup_timers_step(desired, state),
         _firewall_step(desired, state),
         _swap_step(desired, state),
         _ssh_hardening_step(desired, state),
     ]
     return [step for step in steps if step is not None]
+
+
+def _offsite_key_step(desired: Desired, state: HostState) -> Step | None:
+    """The server's own key for the backup host: made here, so its private half never travels."""
+    if not desired.offsite_key:
+        return None
+    step = Step("offsite backup SSH key")
+    if not state.offsite_public_key:
+        key, user = shlex.quote(desired.offsite_key), shlex.quote(desired.deploy_user)
+        step.actions = [Shell(f"ssh-keygen -q -t ed25519 -N '' -C \"slipway-backup@$(hostname)\" -f {key} "
+                              f"&& chown {user}:{user} {key} {key}.pub")]
+        step.diff = f"create {desired.offsite_key} (ed25519)"
+    return step
 
 
 def _backup_timers_step(desired: Desired, state: HostState) -> Step | None:
@@ -224,7 +238,10 @@ def _file_step(managed: ManagedFile, state: HostState, then: list[str] | None = 
     attrs_differ = current is not None and (current.mode, current.owner, current.group) != (managed.mode, managed.owner, managed.group)
     if current is None or current.content != managed.content or attrs_differ:
         step.actions = [Write(managed)] + [Shell(command) for command in (then or [])]
-        step.diff = _unified(managed.path, current.content if current else None, managed.content)
+        if managed.secret:
+            step.diff = f"{managed.path}: {'new' if current is None else 'content differs'} (it holds secrets: not shown)"
+        else:
+            step.diff = _unified(managed.path, current.content if current else None, managed.content)
         if attrs_differ:
             step.diff += f"\n{managed.path}: {_describe_attrs(current)} -> {_describe_attrs(managed)}"
     return step

@@ -11,6 +11,9 @@
 # JSON record. The record says `ok` last: a failed or interrupted attempt
 # leaves only a record saying so, never a file that looks like a backup.
 # Retention runs only after a good backup, over good backups only.
+# With an offsite repository, the new backup is copied there last (still
+# under the lock); if that fails, the backup stays good and in place and the
+# script exits OFFSITE_FAILED_EXIT.
 # Prints `ID SIZE SHA256 SECONDS` of the new backup.
 # Usage: backup.sh CONF TRIGGER
 set -eu
@@ -24,6 +27,14 @@ work=$(mktemp -d)
 id="" finished=0 session=""
 
 now_iso() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+# healthchecks.io style: URL/start, URL on success, URL/EXIT-CODE on failure. The URL carries a
+# token, so curl reads it from stdin, never from its command line. A ping never fails the backup.
+notify_monitor() {
+  url=$(sed -n 's/^PING_URL=//p' "$(setting SECRETS_FILE)" 2>/dev/null | tail -n 1)
+  [ -n "$url" ] || return 0
+  printf 'url = "%s%s"\n' "$(printf '%s' "$url" | sed 's/[\\"]/\\&/g')" "$1" \
+    | curl -fsS -m 10 --retry 2 -o /dev/null -K - 2>/dev/null || true
+}
 # Replace a record through a temporary file and a rename (jq FILTER on the old one, or -n for a new one).
 write_record() {
   record=$1; shift
@@ -42,11 +53,13 @@ finish() {
   fi
   rm -rf "$work"
   [ "$status" != 0 ] || [ "$finished" = 1 ] || status=1
+  if [ "$status" = 0 ]; then notify_monitor ""; else notify_monitor "/$status"; fi
   exit "$status"
 }
 trap finish EXIT
 trap 'exit 143' TERM INT HUP
 
+notify_monitor /start
 mkdir -p "$incoming"
 exec 9>"$backups/.lock"
 if ! flock -w "$(setting LOCK_WAIT_SECONDS)" 9; then
@@ -127,3 +140,6 @@ jq -r 'select(.outcome == "ok") | .id' "$backups"/*.json 2>/dev/null \
 oldest=$(jq -r 'select(.outcome == "ok") | .id' "$backups"/*.json | sort | head -n 1)
 jq -r --arg oldest "$oldest" 'select(.outcome != "ok" and .id < $oldest) | .id' "$backups"/*.json \
   | while read -r old; do rm -f "$backups/$old.json"; done
+if [ -n "$(setting OFFSITE_REPOSITORY)" ]; then
+  sh "$here/offsite.sh" "$conf" upload "$id" >/dev/null || exit "$(setting OFFSITE_FAILED_EXIT)"
+fi

@@ -3,6 +3,7 @@
 promises this server), `server` (the inventory's server section) and `login`
 (tries a fresh SSH login)."""
 
+import hashlib
 import json
 
 from fabfile.commands.provision import firewall_rules
@@ -47,7 +48,11 @@ def test_managed_file(host, managed_file):
     with host.sudo():
         on_server = host.file(managed_file.path)
         assert on_server.exists, f"{managed_file.path} is missing"
-        assert on_server.content_string == managed_file.content
+        if managed_file.secret:
+            same = on_server.sha256sum == hashlib.sha256(managed_file.content.encode()).hexdigest()
+            assert same, f"{managed_file.path} differs from what provision writes (it holds secrets: not shown)"
+        else:
+            assert on_server.content_string == managed_file.content
         assert (on_server.user, on_server.group, on_server.mode) == (managed_file.owner, managed_file.group, managed_file.mode)
 
 

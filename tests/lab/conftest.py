@@ -108,7 +108,10 @@ def variant(tmp_path, lab_target):
 
 @pytest.fixture(scope="session")
 def provisioned(lab_target):
-    """The target provisioned (a no-op re-run when test_provision.py already did it)."""
+    """The target provisioned (a no-op re-run when test_provision.py already did it), its offsite
+    key authorized on the backup host as the operator would after the first provision."""
     result = run_cli("fab", "-H", "lab", "provision")
     assert result.returncode == 0, result.stdout + result.stderr
+    trusted = run_cli("inv", "lab.trust-offsite-key")
+    assert trusted.returncode == 0, trusted.stdout + trusted.stderr
     return lab_target

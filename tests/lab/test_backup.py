@@ -280,3 +280,121 @@ def test_the_verify_container_has_no_network(as_deploy):
     output = verifying.communicate(timeout=300)[0]
     assert verifying.returncode == 0, output
     assert network == "none"
+
+
+def test_a_scheduled_backup_that_fails_fails_its_systemd_service(as_deploy):
+    as_deploy.run("docker stop demo-db-1")
+    try:
+        started = as_deploy.run("systemctl start slipway-demo-backup.service", root=True, check=False, timeout=600)
+    finally:
+        as_deploy.run("docker start demo-db-1 && until docker exec demo-db-1 pg_isready -q; do sleep 0.5; done")
+    assert started.exited != 0
+    assert as_deploy.run("systemctl show -p Result --value slipway-demo-backup.service").stdout.strip() == "exit-code"
+    newest = records(as_deploy)[max(records(as_deploy))]
+    assert (newest["trigger"], newest["outcome"]) == ("scheduled", "failed")
+    as_deploy.run("systemctl reset-failed slipway-demo-backup.service", root=True)
+
+
+def on_backup_host(lab_target, command):
+    return subprocess.run(["docker", "exec", lab_target["backup_host"]["container"], "sh", "-c", command],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_good_backup_is_copied_offsite_encrypted_and_listed(cli, as_deploy, lab_target):
+    backup_id = taken_id(backup(cli))
+    offsite = records(as_deploy)[backup_id]["offsite"]
+    assert re.fullmatch(r"[0-9a-f]{8}", offsite["snapshot"]), offsite
+    assert re.search(rf"^{backup_id} .* yes \({offsite['snapshot']}\) ", cli("fab", "-H", "lab", "backup.list").stdout, re.M)
+    repository = f"{lab_target['backup_host']['root']}/demo"
+    assert on_backup_host(lab_target, f"test -f {repository}/config").returncode == 0
+    # pg_dump's custom format starts with PGDMP; the table's text is in the dump, readable, unless encrypted.
+    assert on_backup_host(lab_target, f"grep -rl -e PGDMP -e CREATE {repository}").stdout == ""
+    snapshots = json.loads(as_deploy.run("sh /usr/local/lib/slipway/offsite.sh /etc/slipway/demo/backup.conf snapshots").stdout)
+    assert any(f"backup-{backup_id}" in snap["tags"] for snap in snapshots)
+    assert len(snapshots) <= len([r for r in records(as_deploy).values() if r["outcome"] == "ok"]) + 1
+
+
+def test_an_unreachable_offsite_host_fails_the_backup_in_one_line_and_keeps_it_locally(cli, as_deploy, lab_target):
+    network, target = lab_target["backup_host"]["network"], lab_target["container"]
+    subprocess.run(["docker", "network", "disconnect", network, target], check=True)
+    try:
+        failed = backup(cli)
+    finally:
+        subprocess.run(["docker", "network", "connect", network, target], check=True)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "is good on the server, but its offsite copy failed" in errors[0], failed.stderr
+    assert "Traceback" not in failed.stderr
+    backup_id = re.search(r"backup (\d{8}-\d{6}) is good", errors[0]).group(1)
+    record = records(as_deploy)[backup_id]
+    assert record["outcome"] == "ok" and "error" in record["offsite"]
+    assert as_deploy.run(f"test -s /srv/demo/backups/{backup_id}.dump", check=False).exited == 0
+    assert re.search(rf"^{backup_id} .* FAILED .*offsite copy failed", cli("fab", "-H", "lab", "backup.list").stdout, re.M)
+
+
+def test_a_backup_gone_from_the_server_comes_back_from_offsite(cli, as_deploy):
+    psql(as_deploy, "CREATE TABLE IF NOT EXISTS offsite_notes (id serial PRIMARY KEY, body text); "
+                    "INSERT INTO offsite_notes (body) SELECT md5(n::text) FROM generate_series(1, 2000) n")
+    before, beats = snapshot(as_deploy)
+    backup_id = taken_id(backup(cli))
+    as_deploy.run(f"rm /srv/demo/backups/{backup_id}.*")
+    psql(as_deploy, "DROP TABLE offsite_notes")
+    restored = cli("fab", "-H", "lab", "backup.restore", backup_id, "--from-offsite", "--yes")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert f"fetch {backup_id} from the offsite repository" in restored.stdout
+    assert snapshot(as_deploy, beats)[0] == before
+    assert records(as_deploy)[backup_id]["fetched"]["snapshot"]
+    missing = cli("fab", "-H", "lab", "backup.restore", "20200101-000000", "--from-offsite", "--yes")
+    assert missing.returncode == 1 and "no backup 20200101-000000 of slipway-demo in the offsite repository" in missing.stderr
+
+
+def test_the_offsite_check_runs_on_its_timer_and_records_its_result(as_deploy, lab_deployment):
+    offsite = lab_deployment.inventory.backup.offsite
+    shown = as_deploy.run("systemctl show -p TimersCalendar --value slipway-demo-backup-check.timer").stdout
+    assert f"OnCalendar={offsite.check_schedule} " in shown
+    as_deploy.run("systemctl start slipway-demo-backup-check.service", root=True, timeout=600)
+    result = json.loads(as_deploy.run("cat /srv/demo/backups/.offsite-check.json").stdout)
+    assert result["outcome"] == "ok" and result["how"] == f"restic check --read-data-subset {offsite.check_subset}"
+
+
+def test_backups_ping_the_monitor_at_start_success_and_failure_without_showing_its_url(cli, as_deploy, lab_target,
+                                                                                       variant):
+    address = lab_target["backup_host"]["address"]
+    on_backup_host(lab_target, "pkill -f 'http.server 8099'; rm -f /tmp/pings.log")
+    subprocess.run(["docker", "exec", "-d", lab_target["backup_host"]["container"], "sh", "-c",
+                    f"python3 -m http.server 8099 --bind {address} >/tmp/pings.log 2>&1"], check=True)
+    fab = variant(lambda data: data["backup"].update(ping_url_secret="PING_URL"),
+                  {"PING_URL": f"http://{address}:8099/ping/tok3n"})
+    try:
+        provisioned = fab("provision")
+        assert provisioned.returncode == 0, provisioned.stdout + provisioned.stderr
+        assert "tok3n" not in provisioned.stdout + provisioned.stderr
+        assert taken_id(fab("backup"))
+        as_deploy.run("docker stop demo-db-1")
+        try:
+            assert fab("backup").returncode == 1
+        finally:
+            as_deploy.run("docker start demo-db-1 && until docker exec demo-db-1 pg_isready -q; do sleep 0.5; done")
+        pings = re.findall(r'"GET (/ping/tok3n\S*) HTTP', on_backup_host(lab_target, "cat /tmp/pings.log").stdout)
+        assert pings == ["/ping/tok3n/start", "/ping/tok3n", "/ping/tok3n/start", "/ping/tok3n/1"], pings
+    finally:
+        on_backup_host(lab_target, "pkill -f 'http.server 8099'")
+        back = cli("fab", "-H", "lab", "provision")
+        assert back.returncode == 0, back.stdout + back.stderr
+
+
+def test_node_exporter_metrics_follow_every_backup_when_its_folder_exists(cli, as_deploy):
+    as_deploy.run("mkdir -p /var/lib/prometheus/node-exporter", root=True)
+    as_deploy.run("systemctl start slipway-demo-backup.service", root=True, timeout=600)
+    newest = records(as_deploy)[max(records(as_deploy))]
+    metrics = as_deploy.run("cat /var/lib/prometheus/node-exporter/slipway_backup_demo.prom").stdout
+    assert f'slipway_backup_last_size_bytes{{app="demo"}} {newest["size"]}\n' in metrics
+    assert 'slipway_backup_last_run_ok{app="demo"} 1\n' in metrics
+    assert as_deploy.run("stat -c %a /var/lib/prometheus/node-exporter/slipway_backup_demo.prom").stdout.strip() == "644"
+    as_deploy.run("docker stop demo-db-1")
+    try:
+        assert backup(cli).returncode == 1
+    finally:
+        as_deploy.run("docker start demo-db-1 && until docker exec demo-db-1 pg_isready -q; do sleep 0.5; done")
+    metrics = as_deploy.run("cat /var/lib/prometheus/node-exporter/slipway_backup_demo.prom").stdout
+    assert 'slipway_backup_last_run_ok{app="demo"} 0\n' in metrics

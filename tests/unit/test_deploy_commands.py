@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fabfile import config
+from fabfile import config, render
 from fabfile.cli import images
 from fabfile.commands import layout as layouts
 from fabfile.commands import archive, lock, release, shell, state, traffic
@@ -26,10 +26,12 @@ HOSTILE = ["with space", "it's", 'dq"uote', "$(touch /tmp/slipway-pwned)", "`id`
 
 def lab_inventory(tmp_path, secrets=f"DATABASE_PASSWORD='{SECRET}'\n", edit=None):
     (tmp_path / "id.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDuptqmDfSXBQUmUGJh op@laptop\n")
-    text = (PROJECT / "templates" / "lab" / "inventory.yaml.j2").read_text()
-    for name, value in {"lab.address": "127.0.0.1", "lab.ssh_port": "2222", "lab.user": "root",
-                        "lab.key_file": str(tmp_path / "id"), "lab.known_hosts": str(tmp_path / "id.pub")}.items():
-        text = text.replace("{{ " + name + " }}", value)
+    lab = {"address": "127.0.0.1", "ssh_port": 2222, "user": "root", "key_file": str(tmp_path / "id"),
+           "known_hosts": str(tmp_path / "id.pub")}
+    backup_host = {"address": "172.30.99.20", "user": "restic", "root": "/srv/restic",
+                   "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBackupHost"}
+    text = render.render(PROJECT, "lab/inventory.yaml.j2", lab=lab, backup_host=backup_host)
+    secrets += "RESTIC_PASSWORD=offsite-password\n"
     data = yaml.safe_load(text)
     if edit:
         edit(data)

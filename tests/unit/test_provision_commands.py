@@ -14,6 +14,7 @@ from fabfile.commands import provision, provision_plan, shell
 from fabfile.errors import SlipwayError
 
 PROJECT = Path(__file__).resolve().parents[2]
+SECRET = {}.__getitem__  # no inventory here names a secret provision writes
 UFW_ACTIVE = """Status: active
 Logging: on (low)
 Default: deny (incoming), allow (outgoing), deny (routed)
@@ -44,7 +45,7 @@ def inventory(tmp_path):
 
 
 def desired_for(inventory, os_id="debian", version="13"):
-    return provision.desired_state(inventory, PROJECT, os_id, version)
+    return provision.desired_state(inventory, PROJECT, os_id, version, SECRET)
 
 
 def converged_state(desired: provision.Desired) -> provision.HostState:

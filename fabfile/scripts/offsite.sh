@@ -1,0 +1,137 @@
+#!/bin/sh
+# shellcheck disable=SC2016  # the single-quoted $names are jq's, not the shell's
+# The offsite copy of the backups: an encrypted restic repository, over SFTP
+# to a second host (the server's own key, the host's key pinned) or in an S3
+# store. Runs as the deploy user. The repository's password and keys come
+# from a 0600 file read with sed into restic's environment: never on a
+# command line, so never in a process list.
+#
+#   upload ID     copy backup ID (dump, roles, record) and apply the local
+#                 retention there (forget --prune); backup.sh runs it under
+#                 its lock after each good backup
+#   check         restic check --read-data-subset, result in .offsite-check.json
+#   snapshots     the app's snapshots, as restic's JSON
+#   fetch ID|latest  bring a backup back from the repository into the backups
+#                 folder (checksum checked); prints its id
+# Exits 2 when fetch finds no such backup.
+# Usage: offsite.sh CONF ACTION [ID]
+set -eu
+conf=$1 action=$2 ID=${3:-}
+setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
+secret() { sed -n "s/^$1=//p" "$(setting SECRETS_FILE)" | tail -n 1; }
+backups=$(setting BACKUPS_DIR) host=$(setting OFFSITE_HOST)
+now_iso() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+RESTIC_REPOSITORY=$(setting OFFSITE_REPOSITORY)
+RESTIC_PASSWORD=$(secret RESTIC_PASSWORD)
+export RESTIC_REPOSITORY RESTIC_PASSWORD
+if [ -n "$(secret AWS_ACCESS_KEY_ID)" ]; then
+  AWS_ACCESS_KEY_ID=$(secret AWS_ACCESS_KEY_ID) AWS_SECRET_ACCESS_KEY=$(secret AWS_SECRET_ACCESS_KEY)
+  export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+fi
+ssh_target=$(setting OFFSITE_SSH)
+if [ -n "$ssh_target" ]; then
+  # restic splits sftp.command on spaces itself (no shell); every part is a validated name or path.
+  set -- -o "sftp.command=ssh -i $(setting OFFSITE_SSH_KEY) -p $(setting OFFSITE_SSH_PORT) -o IdentitiesOnly=yes \
+-o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$(setting OFFSITE_KNOWN_HOSTS) \
+-o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=10 -o ServerAliveInterval=15 -o ServerAliveCountMax=4 \
+$ssh_target -s sftp"
+else
+  set --
+fi
+
+# One line for the operator: what failed and the last words of restic (or ssh) about it.
+fail() {
+  echo "offsite $1 failed: $(grep -v '^[[:space:]]*$' "$log" | tail -n 2 | tr '\n' ' ' | cut -c1-400)" >&2
+  exit 1
+}
+lock() {
+  exec 9>"$backups/.lock"
+  flock -w "$(setting LOCK_WAIT_SECONDS)" 9 || { echo "another backup, verify or restore holds $backups/.lock" >&2; exit 1; }
+}
+write_record() {
+  record=$1; shift
+  jq -c "$@" "$record" > "$record.tmp" && mv -f "$record.tmp" "$record"
+}
+# The newest snapshot with tag $1 (restic's options follow).
+newest_snapshot() {
+  tag=$1
+  shift
+  restic "$@" snapshots --json --host "$host" --tag "$tag" 2>"$log" | jq -r 'sort_by(.time) | last | .id // empty'
+}
+
+case $action in
+upload)
+  record=$backups/$ID.json
+  if ! restic "$@" cat config >/dev/null 2>"$log"; then
+    if grep -q 'Is there a repository at the following location' "$log"; then
+      restic "$@" init >/dev/null 2>"$log" || { write_record "$record" --arg at "$(now_iso)" '.offsite = {at: $at, error: "the repository could not be created"}'; fail "repository creation"; }
+    else
+      write_record "$record" --arg at "$(now_iso)" --arg error "$(tail -n 1 "$log")" '.offsite = {at: $at, error: $error}'
+      fail "upload of $ID (opening the repository)"
+    fi
+  fi
+  if ! restic "$@" backup --host "$host" --tag slipway --tag "backup-$ID" \
+      "$backups/$ID.dump" "$backups/$ID.globals.sql" "$record" >/dev/null 2>"$log"; then
+    write_record "$record" --arg at "$(now_iso)" --arg error "$(tail -n 1 "$log")" '.offsite = {at: $at, error: $error}'
+    fail "upload of $ID"
+  fi
+  snapshot=$(newest_snapshot "backup-$ID" "$@")
+  write_record "$record" --arg at "$(now_iso)" --arg snapshot "$snapshot" '.offsite = {at: $at, snapshot: $snapshot[0:8]}'
+  # The same retention as on the server; snapshots differ in their paths, so they are grouped by host alone.
+  restic "$@" forget --host "$host" --tag slipway --group-by host --keep-last "$(setting KEEP_LAST)" \
+    --keep-daily "$(setting KEEP_DAILY)" --keep-weekly "$(setting KEEP_WEEKLY)" \
+    --keep-monthly "$(setting KEEP_MONTHLY)" --prune >/dev/null 2>"$log" || fail "retention (forget --prune)"
+  echo "$snapshot"
+  ;;
+check)
+  lock
+  subset=$(setting OFFSITE_CHECK_SUBSET)
+  outcome=ok
+  restic "$@" check --read-data-subset "$subset" >/dev/null 2>"$log" || outcome=failed
+  jq -n -c --arg at "$(now_iso)" --arg outcome "$outcome" --arg subset "$subset" \
+    --arg detail "$(grep -v '^[[:space:]]*$' "$log" | tail -n 2 | tr '\n' ' ')" \
+    '{at: $at, outcome: $outcome, how: ("restic check --read-data-subset " + $subset), detail: $detail}' \
+    > "$backups/.offsite-check.json.tmp"
+  mv -f "$backups/.offsite-check.json.tmp" "$backups/.offsite-check.json"
+  [ "$outcome" = ok ] || fail "check"
+  echo "offsite repository checked (data subset $subset)"
+  ;;
+snapshots)
+  restic "$@" snapshots --json --host "$host" --tag slipway 2>"$log" || fail "listing"
+  ;;
+fetch)
+  lock
+  if [ "$ID" = latest ]; then
+    ID=$(restic "$@" snapshots --json --host "$host" --tag slipway 2>"$log" \
+      | jq -r '[.[].tags[] | select(startswith("backup-")) | ltrimstr("backup-")] | sort | last // empty') || fail "listing"
+    [ -n "$ID" ] || { echo "no backup of $host in the offsite repository" >&2; exit 2; }
+  fi
+  snapshot=$(newest_snapshot "backup-$ID" "$@") || fail "listing"
+  [ -n "$snapshot" ] || { echo "no backup $ID of $host in the offsite repository" >&2; exit 2; }
+  work=$backups/.incoming/offsite-$ID
+  rm -rf "$work"
+  mkdir -p "$work"
+  restic "$@" restore "$snapshot" --target "$work" >/dev/null 2>"$log" || { rm -rf "$work"; fail "restore of $ID"; }
+  found() { find "$work" -type f -name "$ID.$1" | head -n 1; }
+  dump=$(found dump) globals=$(found globals.sql) record=$(found json)
+  if [ -z "$dump" ] || [ -z "$globals" ] || [ -z "$record" ] \
+      || [ "$(sha256sum "$dump" | cut -d' ' -f1)" != "$(jq -r .sha256 "$record")" ]; then
+    rm -rf "$work"
+    echo "offsite snapshot $snapshot of $ID is incomplete or its dump does not match its checksum" >&2
+    exit 1
+  fi
+  write_record "$record" --arg at "$(now_iso)" --arg snapshot "$snapshot" \
+    '.fetched = {at: $at, snapshot: $snapshot[0:8]} | .offsite = (.offsite // {snapshot: $snapshot[0:8]})'
+  mv -f "$dump" "$globals" "$backups/"
+  mv -f "$record" "$backups/"
+  rm -rf "$work"
+  echo "$ID"
+  ;;
+*)
+  echo "unknown action $action" >&2
+  exit 1
+  ;;
+esac
