@@ -221,7 +221,7 @@ def probe_script(inventory: Inventory) -> str:
     """One shell script (run as root) that prints every fact provision needs, section by section."""
     files, directories = managed_paths(inventory)
     user = shlex.quote(inventory.server.deploy_user)
-    packages = " ".join(BASE_PACKAGES + tuple(ALL_DOCKER_PACKAGES))
+    packages = " ".join(BASE_PACKAGES + tuple(ALL_DOCKER_PACKAGES) + backups.OFFSITE_PACKAGES)
     parts = [
         f'echo "{MARK} os"; . /etc/os-release; echo "$ID"; echo "$VERSION_ID"; echo "${{VERSION_CODENAME:-}}"; dpkg --print-architecture',
         f"echo '{MARK} packages'; dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}}\\n' {packages} 2>/dev/null || true",

@@ -398,3 +398,32 @@ def test_node_exporter_metrics_follow_every_backup_when_its_folder_exists(cli, a
         as_deploy.run("docker start demo-db-1 && until docker exec demo-db-1 pg_isready -q; do sleep 0.5; done")
     metrics = as_deploy.run("cat /var/lib/prometheus/node-exporter/slipway_backup_demo.prom").stdout
     assert 'slipway_backup_last_run_ok{app="demo"} 0\n' in metrics
+
+
+def test_the_offsite_password_stays_in_its_0600_file_out_of_output_and_process_lists(cli, as_deploy, lab_deployment):
+    password = lab_deployment.secret(lab_deployment.inventory.backup.offsite.password_secret)
+    assert as_deploy.run("stat -c '%a %U' /etc/slipway/demo/backup.env").stdout.strip() == "600 deploy"
+    as_deploy.run("sh -c 'while :; do ps -eo args; sleep 0.05; done' > /tmp/slipway-ps.log 2>&1 & "
+                  "echo $! > /tmp/slipway-ps.pid")
+    outputs = [cli("fab", "-H", "lab", "backup"), cli("fab", "-H", "lab", "provision", "--dry-run"),
+               cli("fab", "-H", "lab", "backup.list")]
+    as_deploy.run("kill $(cat /tmp/slipway-ps.pid)")
+    assert all(result.returncode == 0 for result in outputs), [r.stdout + r.stderr for r in outputs]
+    seen = as_deploy.run("cat /tmp/slipway-ps.log").stdout
+    assert "restic" in seen, "the sampler never saw restic run"
+    assert password not in seen
+    assert all(password not in result.stdout + result.stderr for result in outputs)
+
+
+def test_offsite_retention_applies_the_servers_policy_to_the_snapshots(as_deploy, lab_deployment):
+    backup = lab_deployment.inventory.backup
+    snapshots = json.loads(as_deploy.run("sh /usr/local/lib/slipway/offsite.sh /etc/slipway/demo/backup.conf snapshots").stdout)
+    ids = sorted(tag.removeprefix("backup-") for snap in snapshots for tag in snap["tags"] if tag.startswith("backup-"))
+    assert len(ids) == len(set(ids)) >= 1
+    # What is left is what the server's own policy keeps of it: applying it again deletes nothing.
+    again = subprocess.run(["sh", str(PROJECT / "fabfile" / "scripts" / "retention.sh"), str(backup.keep_last),
+                            str(backup.keep_daily), str(backup.keep_weekly), str(backup.keep_monthly)],
+                           input="\n".join(ids) + "\n", capture_output=True, text=True, check=True)
+    assert again.stdout.split() == []
+    days = {backup_id[:8] for backup_id in ids}
+    assert len(ids) <= backup.keep_last + len(days), ids

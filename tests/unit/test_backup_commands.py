@@ -83,6 +83,8 @@ def test_an_sftp_offsite_pins_the_host_key_and_keeps_the_password_in_a_0600_file
     offsite = with_offsite(tmp_path, SFTP).inventory
     desired = provision.desired_state(offsite, PROJECT, "debian", "13", SECRET)
     assert {"restic", "openssh-client"} <= set(desired.packages)
+    asked = next(line for line in provision.probe_script(offsite).splitlines() if "dpkg-query" in line).split()
+    assert set(desired.packages) <= set(asked)  # else a converged host looks as if it missed them
     known = desired.files["/etc/slipway/shop/offsite_known_hosts"]
     assert known.content == f"[backup.example.net]:2222 {HOST_KEY}\n"
     secrets = desired.files["/etc/slipway/shop/backup.env"]
