@@ -42,7 +42,8 @@ WEB_PORTS = (80, 443)
 @dataclass(frozen=True)
 class ManagedFile:
     path: str
-    content: str
+    # Never in a repr: a failed check (verify's pytest report) would print secrets.
+    content: str = field(repr=False)
     mode: int = 0o644
     owner: str = "root"
     group: str = "root"

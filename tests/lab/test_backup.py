@@ -415,15 +415,26 @@ def test_the_offsite_password_stays_in_its_0600_file_out_of_output_and_process_l
     assert all(password not in result.stdout + result.stderr for result in outputs)
 
 
+def test_verify_names_a_changed_secrets_file_without_showing_either_value(variant, lab_deployment):
+    password = lab_deployment.secret(lab_deployment.inventory.backup.offsite.password_secret)
+    fab = variant(lambda data: None, {"RESTIC_PASSWORD": "rotated-value-never-shown"})
+    verified = fab("verify")
+    assert verified.returncode == 1
+    shown = verified.stdout + verified.stderr
+    assert "/etc/slipway/demo/backup.env differs from what provision writes (it holds secrets: not shown)" in shown, shown
+    assert password not in shown and "rotated-value-never-shown" not in shown
+
+
 def test_offsite_retention_applies_the_servers_policy_to_the_snapshots(as_deploy, lab_deployment):
     backup = lab_deployment.inventory.backup
     snapshots = json.loads(as_deploy.run("sh /usr/local/lib/slipway/offsite.sh /etc/slipway/demo/backup.conf snapshots").stdout)
     ids = sorted(tag.removeprefix("backup-") for snap in snapshots for tag in snap["tags"] if tag.startswith("backup-"))
     assert len(ids) == len(set(ids)) >= 1
-    # What is left is what the server's own policy keeps of it: applying it again deletes nothing.
+    # What is left is what the server's own policy keeps of it; restic keeps the oldest snapshot of a
+    # period that is not yet full as well (newer versions do), so applying ours again deletes that one at most.
     again = subprocess.run(["sh", str(PROJECT / "fabfile" / "scripts" / "retention.sh"), str(backup.keep_last),
                             str(backup.keep_daily), str(backup.keep_weekly), str(backup.keep_monthly)],
                            input="\n".join(ids) + "\n", capture_output=True, text=True, check=True)
-    assert again.stdout.split() == []
+    assert again.stdout.split() in ([], [ids[0]]), (ids, again.stdout)
     days = {backup_id[:8] for backup_id in ids}
     assert len(ids) <= backup.keep_last + len(days), ids
