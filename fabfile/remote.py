@@ -19,6 +19,20 @@ COMMAND_SHOWN_CHARS = 200
 STREAM_CHUNK_BYTES = 1 << 20
 # For reads and small edits; steps that may take long pass their own (inventory) limits.
 DEFAULT_TIMEOUT_SECONDS = 120
+# How often a wait for a remote command looks whether Ctrl-C was pressed.
+INTERRUPT_POLL_SECONDS = 0.2
+
+# Ctrl-C sets this (see cli/common.py) instead of raising wherever the main thread happens to be:
+# a KeyboardInterrupt raised inside paramiko can leave its transport's send lock held, and the
+# cleanup that follows (on the same connection) then waits on it for ever.
+INTERRUPTED = threading.Event()
+
+
+def raise_if_interrupted() -> None:
+    """Turn a pending Ctrl-C into KeyboardInterrupt here, outside paramiko (once per press)."""
+    if INTERRUPTED.is_set():
+        INTERRUPTED.clear()
+        raise KeyboardInterrupt
 
 
 class Remote:
@@ -49,6 +63,7 @@ class Remote:
         else:
             line = command if not root or self.user == "root" else f"sudo -n sh -c {shlex.quote(command)}"
         shown = shown or (shell.shown(command) if isinstance(command, list) else command)
+        raise_if_interrupted()
         self.round_trips += 1
         result = self._run_collecting(line, stdin, timeout, shown)
         if check and result.failed:
@@ -57,6 +72,7 @@ class Remote:
 
     def open_channel(self, line: str):
         """Start LINE on its own SSH channel and hand the channel back (for commands held open)."""
+        raise_if_interrupted()
         self.round_trips += 1
         return self._exec(line)
 
@@ -82,7 +98,9 @@ class Remote:
         deadline = time.monotonic() + timeout
         try:
             for thread in (*readers, feeder):
-                thread.join(max(0.0, deadline - time.monotonic()))
+                while thread.is_alive() and time.monotonic() < deadline:
+                    thread.join(min(INTERRUPT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+                    raise_if_interrupted()
             if any(thread.is_alive() for thread in readers):
                 raise StepTimedOut(self.label, _shorten(shown), timeout, stderr.decode(errors="replace"))
             exited = channel.recv_exit_status()

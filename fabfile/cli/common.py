@@ -9,6 +9,7 @@ or INVOKE_SLIPWAY_INVENTORY=NAME for one call).
 from __future__ import annotations
 
 import functools
+import signal
 import socket
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ from invoke.runners import Result
 
 from .. import config, ssh
 from ..errors import ConfigError, LocalCommandFailed, LoginRefused, SlipwayError
+from .. import remote
 from ..remote import Remote, Reporter
 
 
@@ -31,6 +33,7 @@ def operator_task(*args, **kwargs) -> Callable:
     def decorate(body: Callable) -> Callable:
         @functools.wraps(body)
         def guarded(c, *a, **kw):
+            previous = signal.signal(signal.SIGINT, lambda *_: remote.INTERRUPTED.set())
             try:
                 return body(c, *a, **kw)
             except SlipwayError as error:
@@ -40,6 +43,9 @@ def operator_task(*args, **kwargs) -> Callable:
             except KeyboardInterrupt:
                 raise Exit(f"error: {_label(c)}: interrupted (what was started on the server was undone or is "
                            "finished by the next run)", code=130) from None
+            finally:
+                signal.signal(signal.SIGINT, previous)
+                remote.INTERRUPTED.clear()
 
         return task(*args, **kwargs)(guarded)
 
