@@ -24,7 +24,7 @@ from ..commands.shell import limited, shown
 from ..config import Deployment
 from ..errors import RemoteCommandFailed, SlipwayError
 from ..remote import Remote, Reporter
-from .common import load_deployment, operator_task, project_dir, session
+from .common import ask, load_deployment, operator_task, project_dir, session
 from .locked import audit, deploy_lock, read_state
 
 # What clients are told to wait in maintenance.
@@ -278,7 +278,7 @@ def _confirm(deployment: Deployment, what: str) -> None:
           "check their health; end maintenance.")
     if not sys.stdin.isatty():
         raise SlipwayError(f"{deployment.name}: restore needs --yes when nobody is at the terminal to confirm")
-    if input(f"Type the app name ({app}) to go on: ").strip() != app:
+    if ask(f"Type the app name ({app}) to go on: ").strip() != app:
         raise SlipwayError(f"{deployment.name}: not confirmed; nothing was changed")
 
 

@@ -55,6 +55,15 @@ def operator_task(*args, **kwargs) -> Callable:
     return decorate
 
 
+def ask(prompt: str) -> str:
+    """input() at the terminal, where Ctrl-C stops at once (nothing runs on the server meanwhile)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return input(prompt)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _error_text(error: SlipwayError) -> str:
     """Each problem on its own `error:` line; a problem's detail lines (stderr, logs) indented under it."""
     problems = error.problems if isinstance(error, ConfigError) else [str(error)]

@@ -6,7 +6,7 @@ import sys
 
 from .. import ssh
 from ..errors import HostKeyError
-from .common import load_deployment, operator_task
+from .common import ask, load_deployment, operator_task
 
 
 @operator_task(help={
@@ -36,7 +36,7 @@ def trust(c, fingerprint=None, yes=False, replace=False):
     elif not yes:
         if not sys.stdin.isatty():
             raise HostKeyError("no terminal to confirm on: pass --fingerprint SHA256:... (checked out of band) or --yes")
-        if input("Trust this host key? [y/N] ").strip().lower() not in ("y", "yes"):
+        if ask("Trust this host key? [y/N] ").strip().lower() not in ("y", "yes"):
             raise HostKeyError("host key not trusted; nothing recorded")
     ssh.record_host_key(known_hosts, host.address, host.port, key)
     print(f"recorded {name} in {known_hosts}")
