@@ -16,7 +16,7 @@ from pathlib import Path
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from .. import render
+from ..commands import release
 from ..commands import backup as backups
 from ..commands import traffic
 from ..commands.layout import layout_of, web_services
@@ -288,11 +288,10 @@ def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, pro
     inventory = deployment.inventory
     layout, paths = layout_of(inventory), backups.paths_of(inventory)
     release_project, compose = layout.release_project(serving), layout.compose_file(serving)
-    nginx_image = inventory.nginx.image
-    maintenance = render.render(project, "app/maintenance.conf.j2", app=inventory.app,
-                                reason="database restore", retry_after_seconds=RETRY_AFTER_SECONDS)
+    serving_conf = run(["cat", f"{layout.release_dir(serving)}/nginx.conf"]).stdout
+    maintenance = release.maintenance_conf(inventory, project, "database restore", RETRY_AFTER_SECONDS, serving_conf)
     with reporter.step("maintenance page on (503, Retry-After)") as step:
-        run(traffic.switch_nginx_command(layout, serving, nginx_image, True), stdin=maintenance)
+        run(traffic.switch_nginx_command(layout, serving), stdin=maintenance)
         step.changed = True
     failure = None
     try:
@@ -333,7 +332,7 @@ def _bring_back(run, reporter: Reporter, deployment: Deployment, serving: str) -
         step.changed = True
     with reporter.step(f"maintenance off: {serving}'s nginx config back") as step:
         conf = run(["cat", f"{layout.release_dir(serving)}/nginx.conf"]).stdout
-        run(traffic.switch_nginx_command(layout, serving, inventory.nginx.image, True), stdin=conf)
+        run(traffic.switch_nginx_command(layout, serving), stdin=conf)
         step.changed = True
 
 

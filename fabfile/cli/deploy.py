@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 
 from ..commands import traffic
 from ..commands.layout import image_refs, layout_of, new_release_id, web_services, workers
-from ..commands.release import release_diff, release_files, release_tarball
+from ..commands import tls as tls_commands
+from ..commands.release import release_diff, release_files, release_tarball, serves_https
 from ..commands.shell import shown
 from ..commands.state import (SERVED, ServerState, dump_files_command, format_releases, parse_file_dump,
                               previous_healthy, releases_to_prune, unused_images)
@@ -22,6 +23,7 @@ from ..errors import ConfigError, RemoteCommandFailed, SlipwayError
 from ..remote import Reporter
 from . import backup as backup_tasks
 from . import images as image_transfer
+from . import tls as tls_tasks
 from .common import load_deployment, operator_task, project_dir, session
 from .locked import (Attempt, LockedRun, audit, deploy_lock, deployer, failing_cleanly, read_state, recover,
                      remove_leftovers)
@@ -87,9 +89,9 @@ def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: 
                                    f"{(result.stderr or result.stdout).strip()}")
 
     with reporter.step(f"switch nginx to {release_id} (nginx -t, reload)") as step:
-        run(traffic.switch_nginx_command(layout, release_id, attempt.images["nginx"]["ref"], state.nginx_running),
-            stdin=nginx_conf)
+        result = run(traffic.switch_nginx_command(layout, release_id), stdin=nginx_conf)
         attempt.switched = step.changed = True
+        step.detail = result.stderr.strip()
     old = sorted(rid for rid in state.projects if rid != release_id)
     with reporter.step("drain and stop old containers, start workers") as step:
         run(traffic.finish_command(layout, release_id, old, list(workers(inventory)), inventory.app.drain_seconds))
@@ -117,9 +119,11 @@ def deploy(c, version=None, dry_run=False, restart_db=False):
     layout = layout_of(inventory)
     started = datetime.now(timezone.utc)
     release_id = new_release_id(started)
-    # Rendered before any connection, so a template error changes nothing; a dry run renders later,
-    # under the serving release's id, so its diff shows only what really changes.
-    files = None if dry_run else release_files(deployment, project_dir(c), release_id, version)
+    # Rendered before any connection (with and without a certificate to serve), so a template error
+    # changes nothing; a dry run renders later, under the serving release's id, so its diff shows
+    # only what really changes.
+    renders = {} if dry_run else {ready: release_files(deployment, project_dir(c), release_id, version, ready)
+                                  for ready in ({False, True} if inventory.tls_enabled else {False})}
     refs = image_refs(inventory, version)
     shipping = inventory.images.source == "ship"
     local_ids = image_transfer.local_image_ids(refs) if shipping else {}
@@ -131,14 +135,15 @@ def deploy(c, version=None, dry_run=False, restart_db=False):
             with reporter.step("read server state (one round trip)") as step:
                 state = read_state(remote.run, layout, list(refs.values()), deployment.name)
                 step.detail = f"serving {state.serving or 'nothing yet'}"
-            compared = release_files(deployment, project_dir(c), state.serving or release_id, version)
-            _show_dry_run(remote, reporter, layout, state, compared, refs, local_ids)
+            _show_dry_run(remote, reporter, deployment, project_dir(c), state, version, refs, local_ids)
             print(reporter.summary())
             return
         with deploy_lock(remote, layout, f"deploy {version}", inventory.app.step_timeout_seconds) as run:
             audit(run, layout, "deploy started", release=release_id, version=version)
             state = recover(run, reporter, layout, list(refs.values()), deployment.name)
             remove_leftovers(run, reporter, layout, state)
+            certificate = _certificate(remote, run, reporter, deployment)
+            files = renders[inventory.tls_enabled and (certificate is not None or not inventory.tls.uses_acme)]
             attempt = Attempt("deploy", release_id, version, started, commit, deployer(), state.serving)
             with failing_cleanly(run, reporter, layout, attempt, deployment.name):
                 if shipping:
@@ -154,11 +159,33 @@ def deploy(c, version=None, dry_run=False, restart_db=False):
                 state.releases[release_id] = {"id": release_id, "images": attempt.images, "outcome": SERVED}
                 _prune(run, reporter, deployment, state, release_id)
             audit(run, layout, "deploy succeeded", release=release_id, version=version)
+            tls_problem = None
+            if tls_commands.uses_acme(inventory) and not (certificate and certificate.covers(inventory.app.domains)):
+                tls_conf = next(f.content for f in renders[True] if f.path == "nginx.conf")
+                tls_problem = tls_tasks.obtain(run, reporter, deployment, release_id, tls_conf)
+                audit(run, layout, "certificate failed" if tls_problem else "certificate issued",
+                      domains=inventory.app.domains, **({"reason": tls_problem} if tls_problem else {}))
     print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")
     print(f"[{deployment.name}] {release_id} ({version}) is live")
+    if tls_problem:
+        serving = "HTTPS with the certificate it had" if certificate else "HTTP only"
+        raise SlipwayError(f"{deployment.name}: no certificate for {', '.join(inventory.app.domains)}: {tls_problem}; "
+                           f"the site keeps serving {serving}; the next deploy tries again")
     if safety:
         print(f"[{deployment.name}] the database before its release command is backup {safety}; to go back: "
               f"fab -H {deployment.name} rollback && fab -H {deployment.name} backup.restore {safety}")
+
+
+def _certificate(remote, run: LockedRun, reporter: Reporter, deployment: Deployment):
+    """The certificate nginx can serve: the ACME one on the server (None before the first), or the user's own."""
+    inventory = deployment.inventory
+    if not inventory.tls_enabled:
+        return None
+    if inventory.tls.uses_acme:
+        tls_tasks.check_installed(remote, deployment, reporter)
+        return tls_tasks.read_certificate(run, reporter, deployment)
+    tls_tasks.install_own(run, reporter, deployment)
+    return tls_tasks.read_certificate(run, reporter, deployment)
 
 
 def _backup_before_migrations(remote, run: LockedRun, reporter: Reporter, deployment: Deployment,
@@ -204,11 +231,16 @@ def _prune(run: LockedRun, reporter: Reporter, deployment: Deployment, state: Se
             step.changed, step.detail = True, f"pruned {', '.join(remove)}"
 
 
-def _show_dry_run(remote, reporter, layout, state, files, refs, local_ids) -> None:
+def _show_dry_run(remote, reporter, deployment, project, state, version, refs, local_ids) -> None:
+    layout = layout_of(deployment.inventory)
+    names = release_files(deployment, project, "r", version, False)
     serving_dir = layout.release_dir(state.serving) if state.serving else None
-    paths = [f"{serving_dir}/{f.path}" for f in files] if serving_dir else []
+    paths = [f"{serving_dir}/{f.path}" for f in names] if serving_dir else []
     dump = parse_file_dump(remote.run(dump_files_command(paths)).stdout) if paths else {}
     on_server = {path[len(serving_dir) + 1:]: text for path, text in dump.items()} if serving_dir else {}
+    # HTTPS in the comparison exactly when the serving release serves it: the certificate is the server's.
+    https = serves_https(on_server.get("nginx.conf", ""))
+    files = release_files(deployment, project, state.serving or new_release_id(datetime.now(timezone.utc)), version, https)
     with reporter.step("render release (not applied)") as step:
         diff = release_diff(files, on_server)
         step.changed = bool(diff)
@@ -242,12 +274,18 @@ def rollback(c, to=None):
         attempt = Attempt("rollback", target, record["version"], datetime.fromisoformat(record["time"]),
                           record.get("commit", "unknown"), record.get("deployer", "?"), state.serving,
                           images=record["images"])
+        nginx_conf = run(["cat", f"{layout.release_dir(target)}/nginx.conf"]).stdout
+        live_conf = run(["cat", layout.live_nginx_conf], check=False).stdout
+        if serves_https(live_conf) and not serves_https(nginx_conf):
+            raise SlipwayError(f"{deployment.name}: {target} was deployed before the site had its certificate; "
+                               "rolling back to it would turn HTTPS off (browsers that saw HSTS could not reach "
+                               f"the site); deploy its version instead: fab -H {deployment.name} deploy "
+                               f"--version {record['version']}")
         audit(run, layout, "rollback started", release=target, version=record["version"], serving=state.serving)
         with failing_cleanly(run, reporter, layout, attempt, deployment.name):
             remove_leftovers(run, reporter, layout, state)
             with reporter.step(f"images of {target} on the server (no pull, no build)"):
                 run(traffic.tag_images_command(record["images"]))
-            nginx_conf = run(["cat", f"{layout.release_dir(target)}/nginx.conf"]).stdout
             activate(run, reporter, deployment, state, attempt, None, nginx_conf, traffic.DB_LEAVE)
         audit(run, layout, "rolled back", release=target, version=record["version"], previous=state.serving)
     print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")

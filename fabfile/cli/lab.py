@@ -72,6 +72,11 @@ def ensure_target(c: Context, fresh: bool = False, reporter: Reporter | None = N
         context = render.template_path(project_dir(c), "lab/target")
         run_local(c, commands.build_command(lab.target_image, context, {"BASE_IMAGE": lab.base_image}))
         step.changed = _image_id(c, lab.target_image) != before
+    with reporter.step(f"ACME CA image {lab.pebble_image}") as step:
+        before = _image_id(c, lab.pebble_image)
+        run_local(c, commands.build_command(lab.pebble_image, render.template_path(project_dir(c), "lab/pebble"),
+                                            {"BASE_IMAGE": lab.base_image}))
+        step.changed = _image_id(c, lab.pebble_image) != before
     with reporter.step(f"example stack images ({len(commands.DEMO_IMAGES)})") as step:
         before = {image.ref: _image_id(c, image.ref) for image in commands.DEMO_IMAGES}
         for image in commands.DEMO_IMAGES:
@@ -82,8 +87,9 @@ def ensure_target(c: Context, fresh: bool = False, reporter: Reporter | None = N
     with reporter.step("lab SSH key") as step:
         step.changed = _ensure_key(key_file(c))
     if fresh:
-        with reporter.step(f"remove {lab.target} and {lab.backup_host} (--fresh)") as step:
-            for command in commands.remove_target_commands(lab) + commands.remove_backup_host_commands(lab):
+        with reporter.step(f"remove {lab.target}, {lab.backup_host} and {lab.pebble} (--fresh)") as step:
+            for command in (commands.remove_target_commands(lab) + commands.remove_backup_host_commands(lab)
+                            + [commands.remove_pebble_command(lab)]):
                 run_local(c, command)
             step.changed = True
     with reporter.step(f"target container {lab.target}") as step:
@@ -116,6 +122,8 @@ def ensure_target(c: Context, fresh: bool = False, reporter: Reporter | None = N
             raise LocalCommandFailed(_unreachable_ssh_report(c, lab.target))
     with reporter.step(f"backup host {lab.backup_host} on {lab.network}") as step:
         step.changed, step.detail = _ensure_backup_host(c, lab, fingerprint)
+    with reporter.step(f"ACME CA {lab.pebble} on {lab.network}, {lab.target} as {', '.join(commands.TARGET_DOMAINS)}") as step:
+        step.changed, step.detail = _ensure_pebble(c, lab)
     status = target_status(c)
     with reporter.step("known_hosts and inventories/lab.yaml") as step:
         step.changed = _write_lab_files(c, status)
@@ -143,10 +151,40 @@ def _ensure_backup_host(c: Context, lab: commands.LabNames, fingerprint: str) ->
     if state != "running":
         _wait_for_ssh(c, lab.backup_host)
         run_local(c, commands.exec_command(lab.backup_host, commands.PREPARE_BACKUP_ACCOUNT))
-    if lab.target not in run_local(c, commands.network_members_command(lab)).stdout.split():
-        run_local(c, commands.connect_command(lab, lab.target))
-        done.append(f"{lab.target} joined")
     return bool(done), ", ".join(done) or "running"
+
+
+def _ensure_pebble(c: Context, lab: commands.LabNames) -> tuple[bool, str]:
+    """Pebble on the lab network, the target on it under the app's domains, and Pebble's certificates on disk."""
+    done = []
+    state, _ = _container_state(c, lab, lab.pebble)
+    if state is None:
+        run_local(c, commands.run_pebble_command(lab))
+        done.append("created")
+    elif state != "running":
+        run_local(c, f"docker start {lab.pebble}")
+        done.append("started")
+    aliases = set(run_local(c, commands.aliases_command(lab, lab.target)).stdout.split())
+    if not aliases.issuperset(commands.TARGET_DOMAINS):
+        if lab.target in run_local(c, commands.network_members_command(lab)).stdout.split():
+            run_local(c, commands.disconnect_command(lab, lab.target))
+        run_local(c, commands.connect_command(lab, lab.target, commands.TARGET_DOMAINS))
+        done.append(f"{lab.target} joined")
+    # Pebble makes a new root at every start: what clients trust is read again each time.
+    wanted = {pebble_file(c, "api"): run_local(c, commands.exec_command(lab.pebble, commands.PEBBLE_API_CERTIFICATE)).stdout,
+              pebble_file(c, "root"): run_local(c, commands.exec_command(lab.pebble, commands.PEBBLE_ROOT)).stdout}
+    for path, text in wanted.items():
+        if not path.exists() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            done.append(f"{path.name} written")
+    return bool(done), ", ".join(done) or "running"
+
+
+def pebble_file(c: Context, which: str) -> Path:
+    """WHICH api: the certificate of Pebble's own API (the lab inventory's tls.ca_bundle); root: the root
+    the certificates it issues chain to (what a client of the lab's site trusts)."""
+    return state_dir(c) / f"pebble-{which}.pem"
 
 
 def trust_offsite_key(c: Context, reporter: Reporter) -> str:
@@ -182,6 +220,9 @@ def target_status(c: Context) -> dict:
         "inventory": str(inventory_file),
         "backup_host": {"container": lab.backup_host, "network": lab.network, "address": commands.BACKUP_HOST_ADDRESS,
                         "user": commands.BACKUP_USER, "root": commands.BACKUP_ROOT},
+        "domains": list(commands.TARGET_DOMAINS),
+        "acme": {"container": lab.pebble, "directory": commands.PEBBLE_DIRECTORY,
+                 "api_certificate": str(pebble_file(c, "api")), "root_certificate": str(pebble_file(c, "root"))},
     }
 
 
@@ -331,12 +372,13 @@ def up(c, fresh=False):
           f"http://127.0.0.1:{status['http_port']}/ ; try: fab -H lab facts")
 
 
-@operator_task(help={"all": "the backup host (and the offsite copies on it) too"})
+@operator_task(help={"all": "the backup host (and the offsite copies on it) and the ACME CA too"})
 def down(c, all=False):
-    """Remove the lab target and its Docker volume (images and, without --all, the backup host are kept)."""
+    """Remove the lab target and its Docker volume (images and, without --all, the backup host and CA are kept)."""
     reporter = Reporter("lab")
     lab = names(c)
-    for command in commands.remove_target_commands(lab) + (commands.remove_backup_host_commands(lab) if all else []):
+    others = commands.remove_backup_host_commands(lab) + [commands.remove_pebble_command(lab)]
+    for command in commands.remove_target_commands(lab) + (others if all else []):
         with reporter.step(command):
             run_local(c, command)
     print(reporter.summary())

@@ -17,6 +17,13 @@ GUEST_PORTS = {"ssh": 22, "http": 80, "https": 443}
 # The lab's own network, away from 172.17-172.29 where the target's inner Docker puts its networks.
 LAB_SUBNET = "172.30.99.0/24"
 BACKUP_HOST_ADDRESS = "172.30.99.20"
+PEBBLE_ADDRESS = "172.30.99.30"
+# The names the target answers as on the lab network (Docker's DNS), so the lab's ACME CA reaches it by them.
+TARGET_DOMAINS = ("demo.slipway.test", "www.demo.slipway.test")
+PEBBLE_DIRECTORY = "https://pebble:14000/dir"
+# Read inside the Pebble container: its API's certificate (made at build) and the root it signs with (made at start).
+PEBBLE_API_CERTIFICATE = "cat /etc/pebble/api.pem"
+PEBBLE_ROOT = "curl -fsS --cacert /etc/pebble/api.pem --retry 20 --retry-connrefused --retry-delay 1 https://pebble:15000/roots/0"
 BACKUP_USER = "restic"
 BACKUP_ROOT = "/srv/restic"
 # What a fresh cloud VM has: dbus too, or `systemctl` works only for root.
@@ -63,6 +70,15 @@ class LabNames:
     def backup_host(self) -> str:
         """A second host, the offsite backups' SFTP target."""
         return f"{self.prefix}-backup"
+
+    @property
+    def pebble(self) -> str:
+        """The lab's ACME CA (Let's Encrypt's Pebble test server)."""
+        return f"{self.prefix}-pebble"
+
+    @property
+    def pebble_image(self) -> str:
+        return f"{self.prefix}/pebble:{self.suite}"
 
     @property
     def key_label(self) -> str:
@@ -139,6 +155,12 @@ def run_backup_host_command(names: LabNames, key_fingerprint: str) -> str:
                        "--network", names.network, "--ip", BACKUP_HOST_ADDRESS, names.target_image, "/sbin/init"])
 
 
+def run_pebble_command(names: LabNames) -> str:
+    return shlex.join(["docker", "run", "--detach", "--name", names.pebble, "--hostname", "pebble",
+                       "--network", names.network, "--ip", PEBBLE_ADDRESS, "--network-alias", "pebble",
+                       names.pebble_image])
+
+
 def create_network_command(names: LabNames) -> str:
     return shlex.join(["docker", "network", "create", "--subnet", LAB_SUBNET, names.network])
 
@@ -148,8 +170,19 @@ def network_members_command(names: LabNames) -> str:
                        "{{range .Containers}}{{.Name}} {{end}}", names.network])
 
 
-def connect_command(names: LabNames, container: str) -> str:
-    return shlex.join(["docker", "network", "connect", names.network, container])
+def connect_command(names: LabNames, container: str, aliases: tuple[str, ...] = ()) -> str:
+    return shlex.join(["docker", "network", "connect", *(arg for alias in aliases for arg in ("--alias", alias)),
+                       names.network, container])
+
+
+def disconnect_command(names: LabNames, container: str) -> str:
+    return shlex.join(["docker", "network", "disconnect", names.network, container])
+
+
+def aliases_command(names: LabNames, container: str) -> str:
+    """Prints the container's names on the lab network (nothing when it is not on it)."""
+    template = f'{{{{with index .NetworkSettings.Networks "{names.network}"}}}}{{{{join .Aliases " "}}}}{{{{end}}}}'
+    return shlex.join(["docker", "container", "inspect", "--format", template, container])
 
 
 def state_command(names: LabNames, container: str = "") -> str:
@@ -167,6 +200,10 @@ def remove_target_commands(names: LabNames) -> list[str]:
 
 def remove_backup_host_commands(names: LabNames) -> list[str]:
     return [shlex.join(["docker", "rm", "--force", "--volumes", names.backup_host])]
+
+
+def remove_pebble_command(names: LabNames) -> str:
+    return shlex.join(["docker", "rm", "--force", names.pebble])
 
 
 def port_command(container: str) -> str:

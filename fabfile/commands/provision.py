@@ -16,6 +16,7 @@ from typing import Callable
 
 from ..config import Inventory
 from . import backup as backups
+from . import tls
 from ..errors import SlipwayError
 from ..render import render
 
@@ -81,6 +82,8 @@ class Desired:
     backup_timers: tuple[str, ...] = ()
     # The server's own SSH key for the offsite backup host, made on the server when missing.
     offsite_key: str | None = None
+    # The ACME renewal's scripts, settings and hook; certbot.service's drop-in is reloaded into systemd.
+    tls_files: tuple[str, ...] = ()
 
 
 def docker_packages(inventory: Inventory, os_id: str, os_version: str) -> tuple[str, ...]:
@@ -120,26 +123,42 @@ def desired_state(inventory: Inventory, project_dir: Path, os_id: str, os_versio
         ManagedFile(SSHD_DROP_IN, template("sshd-hardening.conf"), check_installed="sshd -t"),
     ]
     backup_files = _backup_files(inventory, template, secret) if inventory.database else []
+    tls_files = _tls_files(inventory, template) if tls.uses_acme(inventory) else []
     offsite = inventory.backup.offsite if inventory.database else None
     directories = [Directory(f"{home}/.ssh", user, user, 0o700)] + [
         Directory(str(path), user, user, 0o750)
         for path in (base, base / "releases", base / "shared", base / "backups")
-    ]
+    ] + ([Directory(tls.paths_of(inventory).record_dir, "root", "root", 0o755)] if tls_files else [])
     return Desired(
-        packages=BASE_PACKAGES + docker_packages(inventory, os_id, os_version)
-        + (backups.OFFSITE_PACKAGES if offsite else ()),
+        packages=tuple(dict.fromkeys(BASE_PACKAGES + docker_packages(inventory, os_id, os_version)
+                                     + (backups.OFFSITE_PACKAGES if offsite else ()) + (tls.PACKAGES if tls_files else ()))),
         docker_repository=server.docker.repository_url if server.docker.packages == "repository" else None,
         timezone=server.timezone,
         deploy_user=user,
         deploy_home=home,
-        files={f.path: f for f in files + backup_files},
+        files={f.path: f for f in files + backup_files + tls_files},
         directories=tuple(directories),
         firewall_ports=(server.ssh_port, *WEB_PORTS),
         swap_mb=server.swap_mb,
         backup_files=tuple(f.path for f in backup_files),
         backup_timers=tuple(backups.timers(inventory)) if inventory.database else (),
         offsite_key=backups.paths_of(inventory).offsite_key if offsite and offsite.sftp else None,
+        tls_files=tuple(f.path for f in tls_files),
     )
+
+
+def _tls_files(inventory: Inventory, template) -> list[ManagedFile]:
+    """What certbot's renewals need to reload nginx safely and record how they went."""
+    paths = tls.paths_of(inventory)
+    files = [ManagedFile(path, text, mode=0o755) for path, text in tls.script_texts().items()]
+    files += [ManagedFile(paths.conf, tls.conf_text(inventory)),
+              ManagedFile(paths.deploy_hook, tls.deploy_hook_text(inventory), mode=0o755)]
+    if inventory.tls.ca_bundle:
+        files.append(ManagedFile(paths.ca_bundle, inventory.tls.ca_bundle.read_text()))
+    files.append(ManagedFile(paths.certbot_drop_in, template(
+        "certbot-drop-in.conf", app=inventory.app.name, conf=paths.conf, record_script=tls.installed_script(
+            "tls_renew_result.sh"), ca_bundle=paths.ca_bundle if inventory.tls.ca_bundle else None)))
+    return files
 
 
 def _backup_files(inventory: Inventory, template, secret: Callable[[str], str]) -> list[ManagedFile]:
@@ -171,7 +190,11 @@ def managed_paths(inventory: Inventory) -> tuple[list[str], list[str]]:
         files += [*backups.script_texts(), paths.conf, *backups.unit_contexts(inventory)]
         files += [paths.secrets] if backups.secret_names(inventory) else []
         files += [paths.offsite_known_hosts] if offsite and offsite.sftp else []
+    if tls.uses_acme(inventory):
+        files += tls.installed_paths(inventory)
     directories = [f"{home}/.ssh"] + [str(p) for p in (base, base / "releases", base / "shared", base / "backups")]
+    if tls.uses_acme(inventory):
+        directories.append(tls.paths_of(inventory).record_dir)
     return files, directories
 
 
@@ -222,7 +245,7 @@ def probe_script(inventory: Inventory) -> str:
     """One shell script (run as root) that prints every fact provision needs, section by section."""
     files, directories = managed_paths(inventory)
     user = shlex.quote(inventory.server.deploy_user)
-    packages = " ".join(BASE_PACKAGES + tuple(ALL_DOCKER_PACKAGES) + backups.OFFSITE_PACKAGES)
+    packages = " ".join(dict.fromkeys(BASE_PACKAGES + tuple(ALL_DOCKER_PACKAGES) + backups.OFFSITE_PACKAGES + tls.PACKAGES))
     parts = [
         f'echo "{MARK} os"; . /etc/os-release; echo "$ID"; echo "$VERSION_ID"; echo "${{VERSION_CODENAME:-}}"; dpkg --print-architecture',
         f"echo '{MARK} packages'; dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}}\\n' {packages} 2>/dev/null || true",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..config import Deployment, Inventory
 from ..render import render
+from . import tls
 from .layout import Layout, image_refs, layout_of, mounts, web_services
 
 MASK = "********"
@@ -34,7 +35,9 @@ def env_value(value: str) -> str:
     return f"'{value}'"
 
 
-def release_files(deployment: Deployment, project_dir: Path, release_id: str, version: str) -> list[ReleaseFile]:
+def release_files(deployment: Deployment, project_dir: Path, release_id: str, version: str,
+                  certificate_ready: bool) -> list[ReleaseFile]:
+    """CERTIFICATE_READY: the server has a certificate nginx can serve (else HTTP only, ACME challenges answered)."""
     inventory = deployment.inventory
     layout = layout_of(inventory)
     refs = image_refs(inventory, version)
@@ -44,6 +47,7 @@ def release_files(deployment: Deployment, project_dir: Path, release_id: str, ve
     files = [ReleaseFile("compose.yaml", render(
         project_dir, "app/compose.yaml.j2", **common, services=inventory.services, database=inventory.database,
         nginx=inventory.nginx, images=refs, docker=inventory.server.docker, mounts=service_mounts,
+        nginx_mounts=tls.nginx_mounts(inventory),
         named_volumes=named_volumes, database_volume=layout.volume(inventory.database.volume) if inventory.database else None))]
     for name, service in inventory.services.items():
         variables = {**service.env, **{key: deployment.secret(key) for key in service.secrets}}
@@ -53,7 +57,7 @@ def release_files(deployment: Deployment, project_dir: Path, release_id: str, ve
         files.append(_env_file(project_dir, common, "db", {
             "POSTGRES_USER": database.user, "POSTGRES_PASSWORD": deployment.secret(database.password_secret),
             "POSTGRES_DB": database.name}, frozenset({"POSTGRES_PASSWORD"})))
-    files.append(ReleaseFile("nginx.conf", nginx_conf(inventory, project_dir, layout, release_id)))
+    files.append(ReleaseFile("nginx.conf", nginx_conf(inventory, project_dir, layout, release_id, certificate_ready)))
     return files
 
 
@@ -63,7 +67,7 @@ def _env_file(project_dir: Path, common: dict, service: str, variables: dict, se
     return ReleaseFile(f"env/{service}.env", content, 0o600, secret_keys)
 
 
-def nginx_conf(inventory: Inventory, project_dir: Path, layout: Layout, release_id: str) -> str:
+def nginx_conf(inventory: Inventory, project_dir: Path, layout: Layout, release_id: str, certificate_ready: bool) -> str:
     web = web_services(inventory)
     upstreams = {
         name: [f"{container}:{service.ports[0]}" for container in layout.containers(release_id, name, service.replicas)]
@@ -72,7 +76,24 @@ def nginx_conf(inventory: Inventory, project_dir: Path, layout: Layout, release_
     first = next(iter(web.items()), None)
     health = {"service": first[0], "path": first[1].healthcheck.path} if first else None
     return render(project_dir, "app/nginx.conf.j2", app=inventory.app, release_id=release_id, nginx=inventory.nginx,
-                  upstreams=upstreams, web_services=web, health=health)
+                  upstreams=upstreams, web_services=web, health=health, acme_webroot=_acme_webroot(inventory),
+                  tls=tls.nginx_context(inventory, certificate_ready))
+
+
+def maintenance_conf(inventory: Inventory, project_dir: Path, reason: str, retry_after_seconds: int,
+                     serving_conf: str) -> str:
+    """503 with Retry-After on every listener the serving config has (HTTPS too, once it serves HTTPS)."""
+    return render(project_dir, "app/maintenance.conf.j2", app=inventory.app, reason=reason,
+                  retry_after_seconds=retry_after_seconds, acme_webroot=_acme_webroot(inventory),
+                  tls=tls.nginx_context(inventory, serves_https(serving_conf)))
+
+
+def serves_https(conf: str) -> bool:
+    return any(line.strip().startswith("listen 443 ssl") for line in conf.splitlines())
+
+
+def _acme_webroot(inventory: Inventory) -> str | None:
+    return tls.CONTAINER_WEBROOT if tls.uses_acme(inventory) else None
 
 
 def shared_items(inventory: Inventory) -> list[str]:
@@ -86,6 +107,8 @@ def shared_items(inventory: Inventory) -> list[str]:
                 items.append(item)
     if inventory.database:
         items.append(f"volume:{layout.volume(inventory.database.volume)}")
+    # The deploy user's, before nginx mounts it (Docker would make a missing one root's).
+    items.append(f"dir:{tls.paths_of(inventory).webroot}")
     return list(dict.fromkeys(items))
 
 

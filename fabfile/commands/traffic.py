@@ -53,10 +53,11 @@ def failure_report_command(containers: list[str]) -> Argv:
     return script("failure_report", *containers)
 
 
-def switch_nginx_command(layout: Layout, release_id: str, nginx_image: str, nginx_running: bool) -> Argv:
-    """Install the new config (stdin) only if `nginx -t` passes; reload, or start nginx the first time."""
-    return script("switch_nginx", layout.live_nginx_conf, layout.nginx_container, int(nginx_running), layout.network,
-                  nginx_image, layout.infra_project, layout.compose_file(release_id))
+def switch_nginx_command(layout: Layout, release_id: str) -> Argv:
+    """Install the new config (stdin) only if `nginx -t` passes; reload, or (re-)create nginx when it is not
+    running or its service in RELEASE_ID's compose file changed."""
+    return script("switch_nginx", layout.live_nginx_conf, layout.nginx_container, layout.infra_project,
+                  layout.compose_file(release_id))
 
 
 def finish_command(layout: Layout, release_id: str, old_releases: list[str], worker_names: list[str],

@@ -1,4 +1,4 @@
-"""A bounded load loop: N clients hit a URL on loopback until told to stop (or a hard limit)."""
+"""A bounded load loop: N clients hit the lab site (HTTPS on loopback) until told to stop (or a hard limit)."""
 
 import http.client
 import threading
@@ -7,9 +7,11 @@ from collections import Counter
 
 
 class LoadLoop:
-    def __init__(self, port: int, path: str = "/version", clients: int = 20, max_seconds: float = 180,
-                 max_requests: int = 400_000):
-        self.port, self.path, self.clients = port, path, clients
+    def __init__(self, site, path: str = "/version", clients: int = 20, max_seconds: float = 180,
+                 max_requests: int = 400_000, keep_alive: bool = False):
+        """KEEP_ALIVE: each client keeps one connection and, as browsers do (RFC 9112 9.3.1), retries a
+        request once on a new connection when a reused one was closed before any response came."""
+        self.site, self.path, self.clients, self.keep_alive = site, path, clients, keep_alive
         self.max_seconds, self.max_requests = max_seconds, max_requests
         self.outcomes: Counter = Counter()
         self.bodies: Counter = Counter()
@@ -38,17 +40,35 @@ class LoadLoop:
     def failed(self) -> int:
         return self.total - self.outcomes["200"]
 
+    def _fetch(self, connection):
+        connection.request("GET", self.path, headers={"Host": self.site.domain})
+        response = connection.getresponse()
+        return str(response.status), response.read().decode(errors="replace")
+
     def _client(self):
+        connection, reused = None, False
         while not self._stop.is_set() and time.monotonic() < self._deadline and self.total < self.max_requests:
             try:
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                connection.request("GET", self.path)
-                response = connection.getresponse()
-                body = response.read().decode(errors="replace")
-                connection.close()
-                outcome = str(response.status)
+                if connection is None:
+                    connection, reused = self.site.connection(), False
+                try:
+                    outcome, body = self._fetch(connection)
+                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                    if not reused:
+                        raise
+                    connection.close()
+                    connection = self.site.connection()
+                    outcome, body = self._fetch(connection)
+                if self.keep_alive:
+                    reused = True
+                else:
+                    connection.close()
+                    connection = None
             except Exception as error:
                 outcome, body = type(error).__name__, str(error)
+                if connection is not None:
+                    connection.close()
+                connection = None
             with self._lock:
                 self.outcomes[outcome] += 1
                 if outcome == "200":

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from lab_site import Site
 from load import LoadLoop
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -24,13 +25,13 @@ SNAPSHOT_SQL = ("SELECT string_agg(format('%s=%s', c.relname, (xpath('/row/s/tex
 
 
 @pytest.fixture(scope="module")
-def port(provisioned, cli):
+def site(provisioned, cli):
     """The demo app serving (deployed here when this file runs on its own)."""
     result = cli("fab", "-H", "lab", "releases")
     if "*" not in result.stdout:
         deployed = cli("fab", "-H", "lab", "deploy")
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    return provisioned["http_port"]
+    return Site.of(provisioned)
 
 
 def psql(as_deploy, sql):
@@ -59,7 +60,7 @@ def taken_id(result):
     return re.search(r"backup (\d{8}-\d{6}):", result.stdout).group(1)
 
 
-def test_backup_then_restore_brings_every_row_back_with_503_never_a_connection_error(cli, as_deploy, port, capsys):
+def test_backup_then_restore_brings_every_row_back_with_503_never_a_connection_error(cli, as_deploy, site, capsys):
     psql(as_deploy, "CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text); "
                     "INSERT INTO notes (body) SELECT md5(n::text) FROM generate_series(1, 5000) n")
     before, beats = snapshot(as_deploy)
@@ -76,7 +77,7 @@ def test_backup_then_restore_brings_every_row_back_with_503_never_a_connection_e
 
     psql(as_deploy, "DROP TABLE notes; DELETE FROM items")
     assert snapshot(as_deploy, beats)[0] != before
-    with LoadLoop(port, clients=10) as load:
+    with LoadLoop(site, clients=10) as load:
         restored = cli("fab", "-H", "lab", "backup.restore", backup_id, "--yes")
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert snapshot(as_deploy, beats)[0] == before
@@ -246,7 +247,7 @@ def test_a_downloaded_backup_is_checked_here_and_restores_with_file(cli, as_depl
     assert snapshot(as_deploy, beats)[0] == before
 
 
-def test_a_restore_that_fails_leaves_the_database_as_it_was_and_the_app_serving(cli, as_deploy, port, tmp_path):
+def test_a_restore_that_fails_leaves_the_database_as_it_was_and_the_app_serving(cli, as_deploy, site, tmp_path):
     before, beats = snapshot(as_deploy)
     not_a_dump = tmp_path / "not-a-dump.dump"
     not_a_dump.write_bytes(b"PGDMP" + b"\0" * 4096)
@@ -255,7 +256,7 @@ def test_a_restore_that_fails_leaves_the_database_as_it_was_and_the_app_serving(
     assert "pg_restore failed, the database is as it was" in failed.stderr and "Traceback" not in failed.stderr
     assert snapshot(as_deploy, beats)[0] == before
     assert "maintenance off" in failed.stdout
-    with LoadLoop(port, clients=2, max_seconds=2) as load:
+    with LoadLoop(site, clients=2, max_seconds=2) as load:
         pass
     assert set(load.outcomes) == {"200"}, load.failures
 
@@ -320,7 +321,8 @@ def test_an_unreachable_offsite_host_fails_the_backup_in_one_line_and_keeps_it_l
     try:
         failed = backup(cli)
     finally:
-        subprocess.run(["docker", "network", "connect", network, target], check=True)
+        aliases = [arg for domain in lab_target["domains"] for arg in ("--alias", domain)]
+        subprocess.run(["docker", "network", "connect", *aliases, network, target], check=True)
     assert failed.returncode == 1, failed.stdout + failed.stderr
     errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "is good on the server, but its offsite copy failed" in errors[0], failed.stderr

@@ -4,7 +4,6 @@ These run after test_provision.py on the same target (see tests/conftest.py),
 in file order: each starts from the release the one before it left serving.
 """
 
-import http.client
 import json
 import re
 import shlex
@@ -14,25 +13,12 @@ import time
 
 import pytest
 from load import LoadLoop
-
-
-def get(port, path):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    connection.request("GET", path)
-    response = connection.getresponse()
-    return response.status, response.read().decode(), dict(response.getheaders())
-
-
-def post(port, path, payload):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    connection.request("POST", path, body=json.dumps(payload), headers={"Content-Type": "application/json"})
-    response = connection.getresponse()
-    return response.status, json.loads(response.read())
+from lab_site import Site, get, post
 
 
 @pytest.fixture(scope="module", autouse=True)
-def port(provisioned):
-    return provisioned["http_port"]
+def site(provisioned):
+    return Site.of(provisioned)
 
 
 @pytest.fixture
@@ -40,8 +26,8 @@ def deploy(cli):
     return lambda *args: cli("fab", "-H", "lab", "deploy", *args)
 
 
-def serving_version(port):
-    return json.loads(get(port, "/version")[1])["version"]
+def serving_version(site):
+    return json.loads(get(site, "/version")[1])["version"]
 
 
 def release_record(as_deploy, release_id):
@@ -57,17 +43,17 @@ def report(capsys, text):
         print(f"\n    {text}")
 
 
-def test_first_deploy_serves_v1_through_nginx_and_stores_data(deploy, port, as_deploy, lab_deployment):
+def test_first_deploy_serves_v1_through_nginx_and_stores_data(deploy, site, as_deploy, lab_deployment):
     result = deploy()
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"\(v1\) is live", result.stdout)
     secret = lab_deployment.secret("DATABASE_PASSWORD")
     assert secret not in result.stdout + result.stderr
 
-    status, body, headers = get(port, "/version")
+    status, body, headers = get(site, "/version")
     assert (status, json.loads(body)) == (200, {"version": "v1"})
     assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "DENY"
-    assert post(port, "/items", {"name": "written-through-nginx"})[0] == 201
+    assert post(site, "/items", {"name": "written-through-nginx"})[0] == 201
     rows = as_deploy.run("docker exec demo-db-1 psql -U demo -d demo -tAc 'SELECT name, version FROM items'").stdout
     assert "written-through-nginx|v1" in rows.splitlines()
 
@@ -92,15 +78,15 @@ def test_dry_run_shows_the_change_with_secrets_masked_and_changes_nothing(deploy
     assert as_deploy.run("ls /srv/demo/releases").stdout == releases_before
 
 
-def test_v2_under_load_fails_no_request_while_plain_compose_recreate_does(deploy, port, as_deploy, capsys):
-    with LoadLoop(port) as slipway_load:
+def test_v2_under_load_fails_no_request_while_plain_compose_recreate_does(deploy, site, as_deploy, capsys):
+    with LoadLoop(site) as slipway_load:
         result = deploy("--version", "v2")
         time.sleep(1)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert serving_version(port) == "v2"
+    assert serving_version(site) == "v2"
 
     release = live_release(as_deploy)
-    with LoadLoop(port) as compose_load:
+    with LoadLoop(site) as compose_load:
         as_deploy.run(f"cd /srv/demo/releases/{release} && docker compose -p demo-{release} -f compose.yaml "
                       "up -d --force-recreate --no-deps api")
         time.sleep(2)
@@ -117,8 +103,8 @@ def test_v2_under_load_fails_no_request_while_plain_compose_recreate_does(deploy
     assert compose_load.failed > 0
 
 
-def test_broken_release_never_gets_traffic(deploy, port, as_deploy, cli):
-    with LoadLoop(port) as load:
+def test_broken_release_never_gets_traffic(deploy, site, as_deploy, cli):
+    with LoadLoop(site) as load:
         result = deploy("--version", "broken")
     assert result.returncode == 1
     assert load.failed == 0, load.failures
@@ -126,7 +112,7 @@ def test_broken_release_never_gets_traffic(deploy, port, as_deploy, cli):
     assert "never became healthy, so it got no traffic" in result.stderr
     assert "last health checks" in result.stderr and "503" in result.stderr
     assert "Traceback (most recent call last)" not in result.stderr.split("last log lines")[0]
-    assert serving_version(port) == "v2"
+    assert serving_version(site) == "v2"
     assert as_deploy.run("docker ps -q --filter label=slipway.release --filter ancestor=slipway-demo/api:broken").stdout == ""
 
     listing = cli("fab", "-H", "lab", "releases").stdout
@@ -136,15 +122,15 @@ def test_broken_release_never_gets_traffic(deploy, port, as_deploy, cli):
     assert events[-1]["event"] == "deploy failed" and events[-1]["version"] == "broken"
 
 
-def test_rollback_returns_to_v1_without_pulling_or_building(cli, port, as_deploy, capsys):
+def test_rollback_returns_to_v1_without_pulling_or_building(cli, site, as_deploy, capsys):
     images_before = as_deploy.run("docker images -q --no-trunc | sort").stdout
-    with LoadLoop(port) as load:
+    with LoadLoop(site) as load:
         started = time.monotonic()
         result = cli("fab", "-H", "lab", "rollback")
         took = time.monotonic() - started
     assert result.returncode == 0, result.stdout + result.stderr
     assert load.failed == 0, load.failures
-    assert serving_version(port) == "v1"
+    assert serving_version(site) == "v1"
     assert "ship images" not in result.stdout and "pull images" not in result.stdout
     assert as_deploy.run("docker images -q --no-trunc | sort").stdout == images_before
     v1 = release_record(as_deploy, live_release(as_deploy))
@@ -154,7 +140,7 @@ def test_rollback_returns_to_v1_without_pulling_or_building(cli, port, as_deploy
     report(capsys, f"rollback to v1 took {took:.1f}s with {load.total} requests, {load.failed} failed")
 
 
-def test_two_deploys_at_once_exactly_one_runs(cli, port):
+def test_two_deploys_at_once_exactly_one_runs(cli, site):
     argv = [str(cli.__globals__["BIN"] / "fab"), "-H", "lab", "deploy", "--version", "v2"]
     first = subprocess.Popen(argv, cwd=cli.__globals__["PROJECT"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     second = subprocess.Popen(argv, cwd=cli.__globals__["PROJECT"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -162,10 +148,10 @@ def test_two_deploys_at_once_exactly_one_runs(cli, port):
     assert sorted(code for code, _, _ in outcomes) == [0, 1]
     refused = next(stderr for code, _, stderr in outcomes if code == 1)
     assert re.search(r"deploy lock is held by \S+@\S+ running `deploy v2` since \S+ \(pid \d+\)", refused)
-    assert serving_version(port) == "v2"
+    assert serving_version(site) == "v2"
 
 
-def test_stale_lock_is_shown_refused_and_released_only_with_force(cli, as_deploy, port):
+def test_stale_lock_is_shown_refused_and_released_only_with_force(cli, as_deploy, site):
     from fabfile.commands.layout import Layout
     from fabfile.commands.lock import lock_command
     from fabfile.commands.shell import line
@@ -192,10 +178,10 @@ def test_stale_lock_is_shown_refused_and_released_only_with_force(cli, as_deploy
 
 
 @pytest.mark.parametrize("kill_after", ["ship images", "start api", "switch nginx"])
-def test_lost_connection_mid_deploy_keeps_the_site_up_and_the_next_deploy_works(kill_after, cli, port, as_deploy):
-    version = "v1" if serving_version(port) == "v2" else "v2"
+def test_lost_connection_mid_deploy_keeps_the_site_up_and_the_next_deploy_works(kill_after, cli, site, as_deploy):
+    version = "v1" if serving_version(site) == "v2" else "v2"
     argv = [str(cli.__globals__["BIN"] / "fab"), "-H", "lab", "deploy", "--version", version]
-    with LoadLoop(port) as load:
+    with LoadLoop(site) as load:
         interrupted = subprocess.Popen(argv, cwd=cli.__globals__["PROJECT"], stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, text=True)
         seen = []
@@ -207,23 +193,23 @@ def test_lost_connection_mid_deploy_keeps_the_site_up_and_the_next_deploy_works(
         interrupted.wait(timeout=60)
         assert any(kill_after in line for line in seen), "".join(seen)
         time.sleep(1)
-        assert get(port, "/version")[0] == 200
+        assert get(site, "/version")[0] == 200
         result = cli("fab", "-H", "lab", "deploy", "--version", version)
         time.sleep(1)
     assert result.returncode == 0, result.stdout + result.stderr
     assert load.failed == 0, load.failures
-    assert serving_version(port) == version
+    assert serving_version(site) == version
     projects = as_deploy.run("docker ps -a --filter label=slipway.app=demo --format "
                              "'{{.Label \"com.docker.compose.project\"}}' | sort -u").stdout.split()
     assert projects == [f"demo-{live_release(as_deploy)}"]
     assert as_deploy.run("readlink /srv/demo/current").stdout.strip() == f"releases/{live_release(as_deploy)}"
 
 
-def test_ctrl_c_mid_deploy_undoes_the_attempt_and_frees_the_lock(cli, port, as_deploy):
+def test_ctrl_c_mid_deploy_undoes_the_attempt_and_frees_the_lock(cli, site, as_deploy):
     serving = live_release(as_deploy)
-    version = "v1" if serving_version(port) == "v2" else "v2"
+    version = "v1" if serving_version(site) == "v2" else "v2"
     argv = [str(cli.__globals__["BIN"] / "fab"), "-H", "lab", "deploy", "--version", version]
-    with LoadLoop(port) as load:
+    with LoadLoop(site) as load:
         deploying = subprocess.Popen(argv, cwd=cli.__globals__["PROJECT"], stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         for line in deploying.stdout:
@@ -242,7 +228,7 @@ def test_ctrl_c_mid_deploy_undoes_the_attempt_and_frees_the_lock(cli, port, as_d
     assert re.search(r"^  \S+ +" + version + r" .* failed$", cli("fab", "-H", "lab", "releases").stdout, re.M)
 
 
-def test_an_operator_lost_without_a_trace_frees_the_lock_within_a_minute(cli, port, as_deploy, lab_target):
+def test_an_operator_lost_without_a_trace_frees_the_lock_within_a_minute(cli, site, as_deploy, lab_target):
     """Every packet of the operator's SSH connections dropped both ways, then the client gone for good:
     no FIN or RST ever reaches the server; sshd's keep-alives end the session and the lock goes."""
     target = lab_target["container"]
@@ -250,7 +236,7 @@ def test_an_operator_lost_without_a_trace_frees_the_lock_within_a_minute(cli, po
     ssh_rules = [["INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"], ["OUTPUT", "-p", "tcp", "--sport", "22", "-j", "DROP"]]
     lock_free = [*in_target, "runuser", "-u", "deploy", "--", "flock", "-n", "/srv/demo/.slipway/deploy.lock", "true"]
     serving = live_release(as_deploy)
-    version = "v1" if serving_version(port) == "v2" else "v2"
+    version = "v1" if serving_version(site) == "v2" else "v2"
     deploying = subprocess.Popen([str(cli.__globals__["BIN"] / "fab"), "-H", "lab", "deploy", "--version", version],
                                  cwd=cli.__globals__["PROJECT"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -276,17 +262,17 @@ def test_an_operator_lost_without_a_trace_frees_the_lock_within_a_minute(cli, po
     # went down with the partition.)
     served = subprocess.run([*in_target, "sed", "-n", "s/^# slipway release: //p", "/srv/demo/shared/nginx/app.conf"],
                             capture_output=True, text=True, check=True).stdout.strip()
-    assert get(port, "/version")[0] == 200 and served == serving
+    assert get(site, "/version")[0] == 200 and served == serving
     result = cli("fab", "-H", "lab", "deploy", "--version", version)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert serving_version(port) == version
+    assert serving_version(site) == version
 
 
 REGISTRY = "127.0.0.1:5000"
 REGISTRY_PASSWORD = "lab-registry-password-7f3a"
 
 
-def test_images_pulled_from_a_private_registry_with_a_login_from_secrets(variant, as_deploy, port, cli):
+def test_images_pulled_from_a_private_registry_with_a_login_from_secrets(variant, as_deploy, site, cli):
     # A real registry (Debian's docker-registry, htpasswd auth) on the server, holding the images.
     as_deploy.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-registry apache2-utils "
                   ">/dev/null", root=True)
@@ -307,7 +293,7 @@ def test_images_pulled_from_a_private_registry_with_a_login_from_secrets(variant
         data["nginx"]["image"] = f"{REGISTRY}/{data['nginx']['image']}"
 
     fab = variant(from_registry, {"REGISTRY_PASSWORD": REGISTRY_PASSWORD})
-    with LoadLoop(port) as load:
+    with LoadLoop(site) as load:
         # The database's image reference changes too: only an explicit --restart-db re-creates it.
         result = fab("deploy", "--version", "v1", "--restart-db")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -315,7 +301,7 @@ def test_images_pulled_from_a_private_registry_with_a_login_from_secrets(variant
     assert "ship images" not in result.stdout
     assert REGISTRY_PASSWORD not in result.stdout + result.stderr
     assert load.failed == 0, load.failures
-    assert serving_version(port) == "v1"
+    assert serving_version(site) == "v1"
     running = as_deploy.run("docker ps --filter label=slipway.service=api --format '{{.Image}}' | sort -u").stdout.split()
     assert running == [f"{REGISTRY}/slipway-demo/api:v1"]
     # No credentials left behind on the server.
@@ -338,7 +324,7 @@ def test_only_the_last_releases_that_served_are_kept_and_failed_ones_never_push_
     assert sorted(r["id"] for r in records if r["outcome"] == "active") == targets_before
 
 
-def test_a_rotated_secret_never_shows_in_dry_run_or_deploy_output(variant, as_deploy, port):
+def test_a_rotated_secret_never_shows_in_dry_run_or_deploy_output(variant, as_deploy, site):
     def with_session_key(data):
         data["services"]["api"]["secrets"].append("SESSION_KEY")
     old, new = "old-session-key-4b1d", "new-session-key-9c2e"
@@ -357,7 +343,7 @@ def test_a_rotated_secret_never_shows_in_dry_run_or_deploy_output(variant, as_de
     assert f"SESSION_KEY='{new}'" in as_deploy.run(f"cat /srv/demo/releases/{live_release(as_deploy)}/env/api.env").stdout
 
 
-def test_a_hung_release_command_is_killed_at_its_limit_and_frees_the_lock(variant, as_deploy, port, cli):
+def test_a_hung_release_command_is_killed_at_its_limit_and_frees_the_lock(variant, as_deploy, site, cli):
     serving = live_release(as_deploy)
 
     def hanging_migration(data):
@@ -365,7 +351,7 @@ def test_a_hung_release_command_is_killed_at_its_limit_and_frees_the_lock(varian
         data["services"]["api"]["release_command_timeout_seconds"] = 5
     fab = variant(hanging_migration)
     started = time.monotonic()
-    with LoadLoop(port) as load:
+    with LoadLoop(site) as load:
         result = fab("deploy", "--version", "v1")
     took = time.monotonic() - started
     assert result.returncode == 1
@@ -381,7 +367,7 @@ def test_a_hung_release_command_is_killed_at_its_limit_and_frees_the_lock(varian
     assert last["event"] == "deploy failed" and last["step"] == "release command in a new api container"
 
 
-def test_a_failed_pull_ends_cleanly_recorded_and_audited(variant, as_deploy, port):
+def test_a_failed_pull_ends_cleanly_recorded_and_audited(variant, as_deploy, site):
     serving = live_release(as_deploy)
 
     def from_absent_registry(data):
@@ -399,7 +385,7 @@ def test_a_failed_pull_ends_cleanly_recorded_and_audited(variant, as_deploy, por
     assert last["event"] == "deploy failed" and last["step"] == "pull images from 127.0.0.1:5999"
 
 
-def test_named_volumes_and_shared_folders_persist_across_deploy_and_rollback(variant, as_deploy, port):
+def test_named_volumes_and_shared_folders_persist_across_deploy_and_rollback(variant, as_deploy, site):
     def with_volumes(data):
         data["services"]["api"]["volumes"] = ["uploads:/data/uploads", "./media:/data/media"]
     fab = variant(with_volumes)
@@ -431,7 +417,7 @@ def test_rollback_keeps_the_original_deployer(as_deploy, cli):
     assert serving["time"] <= started["time"]
 
 
-def test_a_health_command_gates_traffic_in_place_of_curl(variant, as_deploy, port):
+def test_a_health_command_gates_traffic_in_place_of_curl(variant, as_deploy, site):
     def probe(command):
         return lambda data: data["services"]["api"]["healthcheck"].update(command=command, timeout_seconds=8)
     before = live_release(as_deploy)
@@ -444,7 +430,7 @@ def test_a_health_command_gates_traffic_in_place_of_curl(variant, as_deploy, por
     serving = live_release(as_deploy)
     test = json.loads(as_deploy.run(f"docker inspect -f '{{{{json .Config.Healthcheck.Test}}}}' demo-{serving}-api-1").stdout)
     assert test[:3] == ["CMD", "python3", "-c"]
-    assert serving_version(port) == "v2"
+    assert serving_version(site) == "v2"
 
 
 def db_container(as_deploy):
@@ -455,7 +441,7 @@ def items(as_deploy):
     return as_deploy.run("docker exec demo-db-1 psql -U demo -d demo -tAc 'SELECT count(*) FROM items'").stdout.strip()
 
 
-def test_the_database_is_recreated_only_when_its_settings_change_and_the_operator_asks(variant, as_deploy, port):
+def test_the_database_is_recreated_only_when_its_settings_change_and_the_operator_asks(variant, as_deploy, site):
     subprocess.run(["docker", "tag", "slipway-demo/postgres:17", "slipway-demo/postgres:17-again"], check=True)
     before, rows = db_container(as_deploy), items(as_deploy)
     serving = live_release(as_deploy)
@@ -465,7 +451,7 @@ def test_the_database_is_recreated_only_when_its_settings_change_and_the_operato
     assert "the database's own settings differ from the running one's" in refused.stderr
     assert "--restart-db" in refused.stderr and "Traceback" not in refused.stderr
     assert db_container(as_deploy) == before and live_release(as_deploy) == serving
-    assert get(port, "/health")[0] == 200
+    assert get(site, "/health")[0] == 200
 
     restarted = fab("deploy", "--version", "v2", "--restart-db")
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
@@ -484,7 +470,7 @@ def test_the_database_is_recreated_only_when_its_settings_change_and_the_operato
     assert "slipway-demo/postgres:17\n" in as_deploy.run(f"grep -A1 '^  db:' /srv/demo/releases/{serving}/compose.yaml").stdout
 
 
-def test_a_major_postgresql_change_is_refused_with_the_way_to_upgrade(variant, as_deploy, port, cli):
+def test_a_major_postgresql_change_is_refused_with_the_way_to_upgrade(variant, as_deploy, site, cli):
     fake = ('FROM slipway-demo/postgres:17\nUSER root\nRUN mkdir /opt/fake && printf \'#!/bin/sh\\necho '
             '"postgres (PostgreSQL) 18.1"\\n\' > /opt/fake/postgres && chmod 755 /opt/fake/postgres\nENV PATH=/opt/fake:$PATH\n')
     subprocess.run(["docker", "build", "-q", "-t", "slipway-demo/postgres:18-fake", "-"], input=fake, text=True,
@@ -496,7 +482,7 @@ def test_a_major_postgresql_change_is_refused_with_the_way_to_upgrade(variant, a
     assert "cannot run on the data in volume demo_pgdata (image: 18, data: 17" in refused.stderr
     assert "pg_dumpall" in refused.stderr and "Traceback" not in refused.stderr
     assert db_container(as_deploy) == before
-    assert get(port, "/health")[0] == 200
+    assert get(site, "/health")[0] == 200
     back = cli("fab", "-H", "lab", "deploy", "--restart-db")
     assert back.returncode == 0, back.stdout + back.stderr
     assert db_container(as_deploy)[1] == "slipway-demo/postgres:17"

@@ -9,7 +9,7 @@ from conftest import connect, run_cli
 from fabfile import config
 from fabfile.remote import Remote
 from test_backup import psql, records, snapshot, taken_id
-from test_deploy import get
+from lab_site import Site, get
 
 
 def test_a_lost_server_is_rebuilt_from_nothing_and_its_data_restored_from_offsite(as_deploy, provisioned, capsys):
@@ -38,8 +38,8 @@ def test_a_lost_server_is_rebuilt_from_nothing_and_its_data_restored_from_offsit
         assert records(remote)[backup_id]["fetched"]
     finally:
         remote.close()
-    port = json.loads(run_cli("inv", "lab.status", "--json").stdout)["http_port"]
-    assert get(port, "/version")[0] == 200
+    site = Site.of(json.loads(run_cli("inv", "lab.status", "--json").stdout))
+    assert get(site, "/version")[0] == 200
     with capsys.disabled():
         print(f"\n    disaster recovery: new target in {fresh_target - began:.0f}s; from the fresh target to the site "
               f"serving the restored data (provision, deploy, restore --from-offsite) {restored - fresh_target:.0f}s")

@@ -5,19 +5,20 @@ import json
 import re
 
 import pytest
+from lab_site import Site
 from test_deploy import live_release, serving_version
 
 
 @pytest.fixture(scope="module")
-def port(provisioned):
-    return provisioned["http_port"]
+def site(provisioned):
+    return Site.of(provisioned)
 
 
 def server_image_id(as_deploy, ref):
     return as_deploy.run(f"docker image inspect -f '{{{{.Id}}}}' {ref}").stdout.strip()
 
 
-def test_images_ship_to_the_containerd_image_store_sending_only_missing_layers(variant, as_deploy, port):
+def test_images_ship_to_the_containerd_image_store_sending_only_missing_layers(variant, as_deploy, site):
     fab = variant(lambda data: data["server"].setdefault("docker", {}).update(containerd_image_store=True))
     refused = fab("provision")
     assert refused.returncode == 1 and "--switch-image-store" in refused.stderr
@@ -31,7 +32,7 @@ def test_images_ship_to_the_containerd_image_store_sending_only_missing_layers(v
     first = fab("deploy", "--version", "v1")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "an OCI layout for the containerd image store" in first.stdout
-    assert serving_version(port) == "v1"
+    assert serving_version(site) == "v1"
     v1 = live_release(as_deploy)
     record = json.loads(as_deploy.run(f"cat /srv/demo/releases/{v1}/release.json").stdout)
     assert record["images"]["api"]["id"] == server_image_id(as_deploy, "slipway-demo/api:v1")
@@ -41,7 +42,7 @@ def test_images_ship_to_the_containerd_image_store_sending_only_missing_layers(v
     shipped = re.search(r"ship images \(1 of 3 missing\).*sent ([\d.]+) MB of ([\d.]+) MB", second.stdout)
     assert shipped, second.stdout
     assert float(shipped.group(1)) < 5 < float(shipped.group(2))
-    assert serving_version(port) == "v2"
+    assert serving_version(site) == "v2"
 
     again = fab("deploy", "--version", "v2")
     assert again.returncode == 0, again.stdout + again.stderr
@@ -49,4 +50,4 @@ def test_images_ship_to_the_containerd_image_store_sending_only_missing_layers(v
 
     rolled = fab("rollback", "--to", v1)
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
-    assert serving_version(port) == "v1"
+    assert serving_version(site) == "v1"

@@ -166,7 +166,7 @@ def test_every_problem_is_reported_at_once(inventories):
         "inventories/prod.yaml: host.port: found 0; expected greater than or equal to 1",
         "inventories/prod.yaml: app.base_dir: found 'relative'; expected an absolute path of plain names "
         "(letters, digits, . _ -, no . or .. parts), like /srv/app",
-        "inventories/prod.yaml: surprise: unknown key; expected one of: app, backup, database, host, images, nginx, server, services",
+        "inventories/prod.yaml: surprise: unknown key; expected one of: app, backup, database, host, images, nginx, server, services, tls",
     ]
 
 
@@ -281,3 +281,62 @@ def test_secrets_problems_come_with_inventory_problems(inventories):
         "inventories/prod.env: DATABASE_PASSWORD: missing; expected a line DATABASE_PASSWORD=... because "
         "inventories/prod.yaml uses it at database.password_secret",
     ]
+
+
+@pytest.mark.parametrize("domains, enabled", [
+    (["shop.example.com", "www.shop.example.com"], True),
+    (["shop.test"], False),
+    (["localhost"], False),
+    (["shop.internal", "shop.example.com"], False),
+    (["10.0.0.5"], False),
+])
+def test_tls_is_on_by_default_only_for_public_names(inventories, domains, enabled):
+    write(inventories, changed("app.domains", domains))
+    assert config.load(inventories, "prod").inventory.tls_enabled is enabled
+
+
+def test_tls_settings_load_with_their_defaults(inventories):
+    (inventories / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    data = changed("app.domains", ["shop.example.com", "www.shop.example.com"])
+    data["tls"] = {"acme_directory": "staging", "ca_bundle": "ca.pem", "canonical_host": "shop.example.com"}
+    write(inventories, data)
+    tls = config.load(inventories, "prod").inventory.tls
+    assert tls.acme_url == "https://acme-staging-v02.api.letsencrypt.org/directory"
+    assert tls.ca_bundle == inventories / "ca.pem"
+    assert (tls.hsts.enabled, tls.hsts.max_age_seconds, tls.hsts.preload) == (True, 63072000, False)
+    assert tls.uses_acme and tls.email is None
+
+
+@pytest.mark.parametrize("tls, expected", [
+    ({"acme_dir": "staging"},
+     "inventories/prod.yaml: tls.acme_dir: unknown key (did you mean 'acme_directory'?); expected one of: "
+     "acme_directory, ca_bundle, canonical_host, certificate_file, email, enabled, hsts, key_file"),
+    ({"ca_bundle": "pebble.pem"},
+     "inventories/prod.yaml: tls.ca_bundle: found 'pebble.pem'; expected an existing file (looked at {dir}/pebble.pem)"),
+    ({"canonical_host": "www.shop.example.com"},
+     "inventories/prod.yaml: expected tls.canonical_host to be one of app.domains (shop.example.com); "
+     "found 'www.shop.example.com'"),
+    ({"acme_directory": "http://ca.example.com/dir"},
+     "inventories/prod.yaml: tls.acme_directory: found 'http://ca.example.com/dir'; expected letsencrypt, staging "
+     "or an https:// ACME directory URL"),
+    ({"hsts": {"preload": True}},
+     "inventories/prod.yaml: tls.hsts: expected include_subdomains: true and max_age_seconds of at least 31536000 "
+     "with preload (the preload list accepts nothing less)"),
+    ({"certificate_file": "id_test.pub"},
+     "inventories/prod.yaml: tls: expected both certificate_file and key_file (your own certificate), or neither (ACME)"),
+    ({"email": "ops"},
+     "inventories/prod.yaml: tls.email: found 'ops'; expected an email address for the CA's expiry notices"),
+], ids=lambda value: "" if isinstance(value, dict) else value.split(": ")[1])
+def test_each_bad_tls_setting_gets_one_precise_line(inventories, tls, expected):
+    data = changed("tls", tls)
+    write(inventories, data)
+    assert problems(inventories) == [expected.format(dir=inventories.resolve())]
+
+
+def test_acme_certificates_need_names_not_addresses(inventories):
+    data = changed("app.domains", ["203.0.113.7"])
+    data["tls"] = {"enabled": True}
+    write(inventories, data)
+    assert problems(inventories) == [
+        "inventories/prod.yaml: expected DNS names in app.domains when tls certificates come from ACME (HTTP-01 "
+        "validates names), or tls.enabled: false; found 203.0.113.7"]

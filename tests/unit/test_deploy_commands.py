@@ -26,8 +26,10 @@ HOSTILE = ["with space", "it's", 'dq"uote', "$(touch /tmp/slipway-pwned)", "`id`
 
 def lab_inventory(tmp_path, secrets=f"DATABASE_PASSWORD='{SECRET}'\n", edit=None):
     (tmp_path / "id.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDuptqmDfSXBQUmUGJh op@laptop\n")
+    (tmp_path / "pebble-api.pem").write_text("-----BEGIN CERTIFICATE-----\n")
     lab = {"address": "127.0.0.1", "ssh_port": 2222, "user": "root", "key_file": str(tmp_path / "id"),
-           "known_hosts": str(tmp_path / "id.pub")}
+           "known_hosts": str(tmp_path / "id.pub"),
+           "acme": {"directory": "https://pebble:14000/dir", "api_certificate": str(tmp_path / "pebble-api.pem")}}
     backup_host = {"address": "172.30.99.20", "user": "restic", "root": "/srv/restic",
                    "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBackupHost"}
     text = render.render(PROJECT, "lab/inventory.yaml.j2", lab=lab, backup_host=backup_host)
@@ -48,7 +50,7 @@ def deployment(tmp_path):
 
 @pytest.fixture
 def files(deployment):
-    return {f.path: f for f in release.release_files(deployment, PROJECT, "20261122-140000", "v2")}
+    return {f.path: f for f in release.release_files(deployment, PROJECT, "20261122-140000", "v2", False)}
 
 
 def test_release_id_is_sortable_utc_time():
@@ -66,7 +68,11 @@ def test_app_images_take_the_version_unless_pinned(deployment):
 def test_compose_file_runs_app_services_unpublished_with_health_limits_and_log_rotation(files):
     compose = yaml.safe_load(files["compose.yaml"].content)
     api, worker, nginx, db = (compose["services"][name] for name in ("api", "worker", "nginx", "db"))
-    assert nginx["ports"] == ["80:80"]
+    assert nginx["ports"] == ["80:80", "443:443"]
+    # Mounted from the first release on, so turning TLS on never re-creates nginx; live/ links into archive/.
+    assert nginx["volumes"] == ["/srv/demo/shared/nginx:/etc/nginx/conf.d:ro", "/etc/letsencrypt:/etc/letsencrypt:ro",
+                                "/srv/demo/shared/acme-challenge:/var/www/acme-challenge:ro",
+                                "/etc/slipway/demo/tls:/etc/slipway/tls:ro"]
     assert "ports" not in api and "ports" not in worker and "ports" not in db
     assert api["image"] == "slipway-demo/api:v2" and api["deploy"]["replicas"] == 2
     assert api["deploy"]["resources"]["limits"]["memory"] == "256M"
@@ -83,7 +89,7 @@ def test_compose_file_runs_app_services_unpublished_with_health_limits_and_log_r
 def test_a_health_command_replaces_curl_for_images_without_it(tmp_path):
     probe = "python3 -c 'import urllib.request as u; u.urlopen(\"http://127.0.0.1:8000/health\")'"
     deployment = lab_inventory(tmp_path, edit=lambda data: data["services"]["api"]["healthcheck"].update(command=probe))
-    compose = yaml.safe_load(release.release_files(deployment, PROJECT, "r1", "v1")[0].content)
+    compose = yaml.safe_load(release.release_files(deployment, PROJECT, "r1", "v1", False)[0].content)
     assert compose["services"]["api"]["healthcheck"]["test"] == [
         "CMD", "python3", "-c", 'import urllib.request as u; u.urlopen("http://127.0.0.1:8000/health")']
 
@@ -92,18 +98,19 @@ def test_volumes_are_the_same_for_every_release(tmp_path):
     def with_volumes(data):
         data["services"]["api"]["volumes"] = ["uploads:/data/uploads", "./media:/srv/media:ro", "/var/log/demo:/logs"]
     deployment = lab_inventory(tmp_path, edit=with_volumes)
-    renders = [yaml.safe_load(next(f for f in release.release_files(deployment, PROJECT, rid, "v1")
+    renders = [yaml.safe_load(next(f for f in release.release_files(deployment, PROJECT, rid, "v1", False)
                                    if f.path == "compose.yaml").content) for rid in ("r1", "r2")]
     assert renders[0]["services"]["api"]["volumes"] == renders[1]["services"]["api"]["volumes"] == [
         "demo_uploads:/data/uploads", "/srv/demo/shared/media:/srv/media:ro", "/var/log/demo:/logs"]
     assert renders[0]["volumes"] == {"demo_pgdata": {"external": True}, "demo_uploads": {"external": True}}
     assert release.shared_items(deployment.inventory) == [
-        "volume:demo_uploads", "dir:/srv/demo/shared/media", "volume:demo_pgdata"]
+        "volume:demo_uploads", "dir:/srv/demo/shared/media", "volume:demo_pgdata",
+        "dir:/srv/demo/shared/acme-challenge"]
 
 
 def test_stop_grace_is_the_services_own(tmp_path):
     deployment = lab_inventory(tmp_path, edit=lambda data: data["services"]["worker"].update(stop_grace_seconds=7))
-    compose = yaml.safe_load(release.release_files(deployment, PROJECT, "r1", "v1")[0].content)
+    compose = yaml.safe_load(release.release_files(deployment, PROJECT, "r1", "v1", False)[0].content)
     assert compose["services"]["worker"]["stop_grace_period"] == "7s"
     # Old containers are stopped with the timeout compose gave each of them, never a fixed one.
     assert "-t" not in shell.script_text("finish").split("docker stop")[1].split("\n")[0]
@@ -134,12 +141,12 @@ def test_diff_masks_every_secret_key_on_both_sides_without_knowing_old_values(tm
                             secrets="DATABASE_PASSWORD=old-rotated-away\n")
     new = lab_inventory(tmp_path / "new" if (tmp_path / "new").mkdir() is None else None,
                         secrets="DATABASE_PASSWORD=brand-new-value\n")
-    on_server = {f.path: f.content for f in release.release_files(serving, PROJECT, "r1", "v1")}
-    rendered = release.release_files(new, PROJECT, "r1", "v1")
+    on_server = {f.path: f.content for f in release.release_files(serving, PROJECT, "r1", "v1", False)}
+    rendered = release.release_files(new, PROJECT, "r1", "v1", False)
     diff = release.release_diff(rendered, on_server)
     assert "old-rotated-away" not in diff and "brand-new-value" not in diff
     assert diff == ""  # only secrets changed, and they are masked by key on both sides
-    bumped = release.release_files(new, PROJECT, "r1", "v2")
+    bumped = release.release_files(new, PROJECT, "r1", "v2", False)
     diff = release.release_diff(bumped, on_server)
     assert "-    image: slipway-demo/api:v1\n+    image: slipway-demo/api:v2" in diff
     assert "old-rotated-away" not in diff and "brand-new-value" not in diff

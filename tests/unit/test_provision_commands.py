@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from fabfile import config
-from fabfile.commands import provision, provision_plan, shell
+from fabfile.commands import provision, provision_plan, shell, tls
 from fabfile.errors import SlipwayError
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -75,12 +75,17 @@ def test_fresh_host_needs_every_step_in_a_safe_order(inventory):
         "user deploy (docker group)", "directory /home/deploy/.ssh", "file /home/deploy/.ssh/authorized_keys",
         "file /etc/sudoers.d/slipway-deploy", "directory /srv/shop", "directory /srv/shop/releases",
         "directory /srv/shop/shared", "directory /srv/shop/backups", "file /etc/apt/apt.conf.d/20auto-upgrades",
+        # shop.example.com is a public name, so TLS is on: certbot's renewals get their hook and record.
+        "directory /var/lib/slipway/shop",
+        *[f"file /usr/local/lib/slipway/{name}" for name in tls.INSTALLED_SCRIPTS],
+        "file /etc/slipway/shop/tls.conf", "file /etc/letsencrypt/renewal-hooks/deploy/slipway-shop",
+        "file /etc/systemd/system/certbot.service.d/slipway-shop.conf",
         "firewall allows only 22/tcp, 80/tcp, 443/tcp", "sshd: no root login, no passwords",
     ]
     packages = next(step for step in steps if step.name == "packages")
     assert packages.actions[0].command.endswith(
         "slipway-apt_install 600 ca-certificates curl sudo tzdata ufw unattended-upgrades certbot jq "
-        "docker.io docker-cli docker-compose")
+        "docker.io docker-cli docker-compose openssl")
 
 
 def test_converged_host_needs_nothing(inventory):
@@ -234,7 +239,7 @@ def test_repository_packages_add_the_apt_source_first(inventory):
     server = inventory.server.model_copy(update={"docker": docker})
     inventory = inventory.model_copy(update={"server": server})
     desired = desired_for(inventory, "debian", "12")
-    assert desired.packages[-4:] == ("docker-ce", "docker-ce-cli", "containerd.io", "docker-compose-plugin")
+    assert desired.packages[-5:-1] == ("docker-ce", "docker-ce-cli", "containerd.io", "docker-compose-plugin")
     state = provision.HostState(os_id="debian", os_version="12", codename="bookworm", architecture="amd64")
     steps = provision_plan.plan(desired, state)
     assert steps[0].name == "docker apt repository"

@@ -1,0 +1,128 @@
+"""TLS as data: the nginx config before and after the certificate, the files certbot's renewals use,
+and how a certificate's state reads."""
+
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from fabfile.commands import provision, release, tls
+from fabfile.commands.layout import layout_of
+from test_deploy_commands import PROJECT, lab_inventory
+
+
+def nginx(deployment, ready: bool) -> str:
+    inventory = deployment.inventory
+    return release.nginx_conf(inventory, PROJECT, layout_of(inventory), "r1", ready)
+
+
+def server_blocks(conf: str) -> list[str]:
+    return re.findall(r"^server \{\n.*?^\}", conf, re.S | re.M)
+
+
+def with_tls(**settings):
+    def edit(data):
+        data["app"]["domains"] = ["demo.slipway.test", "www.demo.slipway.test"]
+        data["tls"].update(settings)
+    return edit
+
+
+def test_before_the_certificate_the_site_serves_http_and_answers_acme_challenges(tmp_path):
+    conf = nginx(lab_inventory(tmp_path), ready=False)
+    (http,) = server_blocks(conf)
+    assert "listen 80 default_server;" in http and "443" not in conf
+    challenge = http[http.index("location ^~ /.well-known/acme-challenge/"):]
+    assert challenge.split("}")[0].split("{")[1].split() == [
+        "root", "/var/www/acme-challenge;", "default_type", "text/plain;", "try_files", "$uri", "=404;"]
+    assert "proxy_pass http://demo_api;" in http and "Strict-Transport-Security" not in conf
+
+
+def test_with_the_certificate_http_redirects_except_challenges_and_https_serves_the_intermediate_profile(tmp_path):
+    conf = nginx(lab_inventory(tmp_path), ready=True)
+    http, https = server_blocks(conf)
+    assert "location ^~ /.well-known/acme-challenge/" in http
+    assert "return 301 https://$host$request_uri;" in http and "proxy_pass" not in http
+    assert "listen 443 ssl default_server;" in https and "http2 on;" in https
+    assert "ssl_certificate /etc/letsencrypt/live/demo/fullchain.pem;" in https
+    assert "ssl_certificate_key /etc/letsencrypt/live/demo/privkey.pem;" in https
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in https
+    ciphers = re.search(r"ssl_ciphers (\S+);", https).group(1).split(":")
+    assert ciphers and all(c.startswith("ECDHE-") and ("GCM" in c or "CHACHA20" in c) for c in ciphers)
+    assert 'add_header Strict-Transport-Security "max-age=63072000" always;' in https
+    assert "proxy_pass http://demo_api;" in https and "stapling" not in conf
+
+
+def test_a_canonical_host_gets_the_site_and_the_other_names_a_301_to_it(tmp_path):
+    deployment = lab_inventory(tmp_path, edit=with_tls(canonical_host="demo.slipway.test",
+                                                         hsts={"include_subdomains": True, "preload": True}))
+    http, https, other = server_blocks(nginx(deployment, ready=True))
+    assert "return 301 https://demo.slipway.test$request_uri;" in http
+    assert "server_name demo.slipway.test;" in https and "proxy_pass" in https
+    assert "server_name www.demo.slipway.test;" in other and "return 301 https://demo.slipway.test$request_uri;" in other
+    assert "proxy_pass" not in other
+    assert '"max-age=63072000; includeSubDomains; preload"' in https
+
+
+def test_tls_off_renders_the_plain_http_site(tmp_path):
+    deployment = lab_inventory(tmp_path, edit=lambda data: data["tls"].update(enabled=False))
+    conf = nginx(deployment, ready=True)
+    assert len(server_blocks(conf)) == 1 and "acme-challenge" not in conf and "443" not in conf
+
+
+def test_maintenance_keeps_every_listener_the_serving_config_has(tmp_path):
+    deployment = lab_inventory(tmp_path)
+    inventory = deployment.inventory
+    for serving, listeners in ((nginx(deployment, ready=False), 1), (nginx(deployment, ready=True), 2)):
+        conf = release.maintenance_conf(inventory, PROJECT, "database restore", 15, serving)
+        blocks = server_blocks(conf)
+        assert len(blocks) == listeners
+        assert all('return 503 "demo is down for maintenance' in block for block in blocks)
+        assert "location ^~ /.well-known/acme-challenge/" in blocks[0]
+
+
+def test_renewal_files_hand_every_value_to_the_scripts_as_settings(tmp_path):
+    deployment = lab_inventory(tmp_path)
+    inventory = deployment.inventory
+    desired = provision.desired_state(inventory, PROJECT, "debian", "13", deployment.secret)
+    paths = tls.paths_of(inventory)
+    assert set(desired.tls_files) == set(tls.installed_paths(inventory))
+    conf = desired.files[paths.conf].content
+    assert "CERT_NAME=demo\n" in conf and "ACME_SERVER=https://pebble:14000/dir\n" in conf
+    assert f"CA_BUNDLE={paths.ca_bundle}\n" in conf and "NGINX_CONTAINER=demo-nginx-1\n" in conf
+    assert desired.files[paths.ca_bundle].content == (tmp_path / "pebble-api.pem").read_text()
+    drop_in = desired.files[paths.certbot_drop_in].content
+    assert f"Environment=REQUESTS_CA_BUNDLE={paths.ca_bundle}\n" in drop_in
+    assert f"ExecStopPost=/bin/sh /usr/local/lib/slipway/tls_renew_result.sh {paths.conf}\n" in drop_in
+    hook = desired.files[paths.deploy_hook]
+    assert hook.mode == 0o755 and hook.content.endswith(f"tls_renewed.sh {paths.conf}\n")
+    assert "openssl" in desired.packages
+
+
+def test_certbot_is_asked_once_for_every_domain_under_the_apps_lineage(tmp_path):
+    inventory = lab_inventory(tmp_path, edit=with_tls(email="ops@example.com")).inventory
+    assert tls.issue_argv(inventory) == ["sh", "/usr/local/lib/slipway/tls_issue.sh", "/etc/slipway/demo/tls.conf",
+                                         "ops@example.com", "demo.slipway.test", "www.demo.slipway.test"]
+    script = Path(tls.SCRIPTS_DIR / "tls_issue.sh").read_text()
+    for flag in ("--webroot", "--cert-name", "--keep-until-expiring", "--non-interactive"):
+        assert flag in script
+
+
+def test_a_certificate_covers_exactly_the_domains(tmp_path):
+    now = datetime(2026, 11, 23, tzinfo=timezone.utc)
+    text = json.dumps({"domains": ["demo.slipway.test"], "serial": "0A1B", "issuer": "CN=Pebble Intermediate CA 1f2e,O=x",
+                       "not_before": int(now.timestamp()), "not_after": int((now + timedelta(days=6)).timestamp())})
+    certificate = tls.parse_certificate(text)
+    assert certificate.covers(["DEMO.slipway.test"])
+    assert not certificate.covers(["demo.slipway.test", "www.demo.slipway.test"])
+    assert tls.parse_certificate("{}") is None
+    inventory = lab_inventory(tmp_path, edit=with_tls()).inventory
+    record = {"checked": {"at": "2026-11-23T03:00:00Z", "ok": False, "result": "exit-code", "exit_status": "1"}}
+    report = tls.status_report(inventory, certificate, record, "active\n", now + timedelta(days=1))
+    assert report["certificate"] == {"domains": ["demo.slipway.test"], "covers_domains": False,
+                                     "issuer": "Pebble Intermediate CA 1f2e", "serial": "0A1B",
+                                     "not_after": "2026-11-29T00:00:00+00:00", "days_left": 5.0}
+    shown = tls.format_status(report)
+    assert "expires      2026-11-29T00:00:00+00:00 (5.0 days left)" in shown
+    assert "(app.domains: demo.slipway.test, www.demo.slipway.test)" in shown
+    assert "last check   2026-11-23T03:00:00Z FAILED (exit-code, exit 1)" in shown
+    assert "timer        certbot.timer active" in shown
