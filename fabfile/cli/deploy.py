@@ -167,13 +167,13 @@ def deploy(c, version=None, dry_run=False, restart_db=False):
                       domains=inventory.app.domains, **({"reason": tls_problem} if tls_problem else {}))
     print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")
     print(f"[{deployment.name}] {release_id} ({version}) is live")
+    if safety:
+        print(f"[{deployment.name}] the database before its release command is backup {safety}; to go back: "
+              f"fab -H {deployment.name} rollback && fab -H {deployment.name} backup.restore {safety}")
     if tls_problem:
         serving = "HTTPS with the certificate it had" if certificate else "HTTP only"
         raise SlipwayError(f"{deployment.name}: no certificate for {', '.join(inventory.app.domains)}: {tls_problem}; "
                            f"the site keeps serving {serving}; the next deploy tries again")
-    if safety:
-        print(f"[{deployment.name}] the database before its release command is backup {safety}; to go back: "
-              f"fab -H {deployment.name} rollback && fab -H {deployment.name} backup.restore {safety}")
 
 
 def _certificate(remote, run: LockedRun, reporter: Reporter, deployment: Deployment):
@@ -181,10 +181,9 @@ def _certificate(remote, run: LockedRun, reporter: Reporter, deployment: Deploym
     inventory = deployment.inventory
     if not inventory.tls_enabled:
         return None
-    if inventory.tls.uses_acme:
-        tls_tasks.check_installed(remote, deployment, reporter)
-        return tls_tasks.read_certificate(run, reporter, deployment)
-    tls_tasks.install_own(run, reporter, deployment)
+    tls_tasks.check_installed(remote, deployment, reporter)
+    if not inventory.tls.uses_acme:
+        tls_tasks.install_own(run, reporter, deployment)
     return tls_tasks.read_certificate(run, reporter, deployment)
 
 

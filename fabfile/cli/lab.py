@@ -221,7 +221,7 @@ def target_status(c: Context) -> dict:
         "backup_host": {"container": lab.backup_host, "network": lab.network, "address": commands.BACKUP_HOST_ADDRESS,
                         "user": commands.BACKUP_USER, "root": commands.BACKUP_ROOT},
         "domains": list(commands.TARGET_DOMAINS),
-        "acme": {"container": lab.pebble, "directory": commands.PEBBLE_DIRECTORY,
+        "acme": {"container": lab.pebble, "address": commands.PEBBLE_ADDRESS, "directory": commands.PEBBLE_DIRECTORY,
                  "api_certificate": str(pebble_file(c, "api")), "root_certificate": str(pebble_file(c, "root"))},
     }
 

@@ -29,11 +29,7 @@ ISSUE_LIMIT_SECONDS = 300
 def check_installed(remote: Remote, deployment: Deployment, reporter: Reporter) -> None:
     """The server's TLS scripts and settings are the ones this slipway and inventory make."""
     inventory = deployment.inventory
-    paths = tls_commands.paths_of(inventory)
-    wanted = {**tls_commands.script_texts(), paths.conf: tls_commands.conf_text(inventory),
-              paths.deploy_hook: tls_commands.deploy_hook_text(inventory)}
-    if inventory.tls.ca_bundle:
-        wanted[paths.ca_bundle] = inventory.tls.ca_bundle.read_text()
+    wanted = tls_commands.installed_texts(inventory)
     with reporter.step("TLS scripts and certbot settings in place"):
         found = remote.run(["sha256sum", *wanted], root=True, check=False).stdout
         hashes = dict(reversed(line.split(None, 1)) for line in found.splitlines() if len(line.split(None, 1)) == 2)

@@ -123,7 +123,7 @@ def desired_state(inventory: Inventory, project_dir: Path, os_id: str, os_versio
         ManagedFile(SSHD_DROP_IN, template("sshd-hardening.conf"), check_installed="sshd -t"),
     ]
     backup_files = _backup_files(inventory, template, secret) if inventory.database else []
-    tls_files = _tls_files(inventory, template) if tls.uses_acme(inventory) else []
+    tls_files = _tls_files(inventory, template) if inventory.tls_enabled else []
     offsite = inventory.backup.offsite if inventory.database else None
     directories = [Directory(f"{home}/.ssh", user, user, 0o700)] + [
         Directory(str(path), user, user, 0o750)
@@ -148,13 +148,13 @@ def desired_state(inventory: Inventory, project_dir: Path, os_id: str, os_versio
 
 
 def _tls_files(inventory: Inventory, template) -> list[ManagedFile]:
-    """What certbot's renewals need to reload nginx safely and record how they went."""
+    """The TLS scripts; for ACME, what certbot's renewals need to reload nginx safely and record how they went."""
     paths = tls.paths_of(inventory)
-    files = [ManagedFile(path, text, mode=0o755) for path, text in tls.script_texts().items()]
-    files += [ManagedFile(paths.conf, tls.conf_text(inventory)),
-              ManagedFile(paths.deploy_hook, tls.deploy_hook_text(inventory), mode=0o755)]
-    if inventory.tls.ca_bundle:
-        files.append(ManagedFile(paths.ca_bundle, inventory.tls.ca_bundle.read_text()))
+    executable = {*tls.script_texts(), paths.deploy_hook}
+    files = [ManagedFile(path, text, mode=0o755 if path in executable else 0o644)
+             for path, text in tls.installed_texts(inventory).items()]
+    if not inventory.tls.uses_acme:
+        return files
     files.append(ManagedFile(paths.certbot_drop_in, template(
         "certbot-drop-in.conf", app=inventory.app.name, conf=paths.conf, record_script=tls.installed_script(
             "tls_renew_result.sh"), ca_bundle=paths.ca_bundle if inventory.tls.ca_bundle else None)))
@@ -190,10 +190,10 @@ def managed_paths(inventory: Inventory) -> tuple[list[str], list[str]]:
         files += [*backups.script_texts(), paths.conf, *backups.unit_contexts(inventory)]
         files += [paths.secrets] if backups.secret_names(inventory) else []
         files += [paths.offsite_known_hosts] if offsite and offsite.sftp else []
-    if tls.uses_acme(inventory):
+    if inventory.tls_enabled:
         files += tls.installed_paths(inventory)
     directories = [f"{home}/.ssh"] + [str(p) for p in (base, base / "releases", base / "shared", base / "backups")]
-    if tls.uses_acme(inventory):
+    if inventory.tls_enabled:
         directories.append(tls.paths_of(inventory).record_dir)
     return files, directories
 

@@ -152,11 +152,22 @@ def script_texts() -> dict[str, str]:
     return {installed_script(name): (SCRIPTS_DIR / name).read_text() for name in INSTALLED_SCRIPTS}
 
 
+def installed_texts(inventory: Inventory) -> dict[str, str]:
+    """The files provision installs for TLS, but systemd's drop-in: the scripts, and for ACME the
+    settings, the CA bundle and certbot's deploy hook."""
+    texts = script_texts()
+    if inventory.tls.uses_acme:
+        paths = paths_of(inventory)
+        texts[paths.conf] = conf_text(inventory)
+        texts[paths.deploy_hook] = deploy_hook_text(inventory)
+        if inventory.tls.ca_bundle:
+            texts[paths.ca_bundle] = inventory.tls.ca_bundle.read_text()
+    return texts
+
+
 def installed_paths(inventory: Inventory) -> list[str]:
-    """Every file provision installs for ACME renewals (the probe reads them before the OS is known)."""
-    paths = paths_of(inventory)
-    return [*script_texts(), paths.conf, paths.deploy_hook, *([paths.ca_bundle] if inventory.tls.ca_bundle else []),
-            paths.certbot_drop_in]
+    """Every file provision installs for TLS (the probe reads them before the OS is known)."""
+    return [*installed_texts(inventory), *([paths_of(inventory).certbot_drop_in] if inventory.tls.uses_acme else [])]
 
 
 def deploy_hook_text(inventory: Inventory) -> str:

@@ -3,6 +3,8 @@
 import json
 import re
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -55,6 +57,17 @@ def test_lab_status_json_has_what_scripts_read(lab_target, cli):
     assert status["ssh_port"] == lab_target["ssh_port"]
     for key in ("http_port", "https_port", "key_file", "known_hosts"):
         assert status[key]
+    # What a client of the lab's HTTPS site needs: the CA's root, read from the running CA.
+    root = Path(status["acme"]["root_certificate"]).read_text()
+    assert root.startswith("-----BEGIN CERTIFICATE-----")
+    assert status["domains"] == ["demo.slipway.test", "www.demo.slipway.test"]
+
+
+def test_the_acme_ca_resolves_the_apps_domains_to_the_target(lab_target):
+    for domain in lab_target["domains"]:
+        found = subprocess.run(["docker", "exec", lab_target["acme"]["container"], "getent", "hosts", domain],
+                               capture_output=True, text=True, timeout=30)
+        assert found.returncode == 0 and found.stdout.split()[0].startswith("172.30.99."), found.stdout
 
 
 def test_second_lab_up_reuses_everything(lab_target, cli):

@@ -173,3 +173,21 @@ def test_rollback_never_goes_back_to_a_release_that_would_turn_https_off(variant
     (error,) = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
     assert "would turn HTTPS off" in error and "deploy its version instead" in error
     assert get(site, "/version")[0] == 200
+
+
+def test_a_failed_scheduled_renewal_is_recorded_and_shown_and_the_certificate_keeps_serving(cli, as_deploy, site,
+                                                                                            lab_target):
+    pebble, network = lab_target["acme"]["container"], lab_target["backup_host"]["network"]
+    before = served_certificate(site)["serialNumber"]
+    as_deploy.run(f"sed -i '/^renew_before_expiry/d; 1i renew_before_expiry = 7 days' {RENEWAL_CONF}", root=True)
+    # The CA cut off the network (not restarted: Pebble would make a new root).
+    subprocess.run(["docker", "network", "disconnect", network, pebble], check=True)
+    try:
+        as_deploy.run("systemctl start certbot.service", root=True, check=False, timeout=300)
+    finally:
+        subprocess.run(["docker", "network", "connect", "--ip", lab_target["acme"]["address"], "--alias", "pebble",
+                        network, pebble], check=True)
+        as_deploy.run(f"sed -i '/^renew_before_expiry/d' {RENEWAL_CONF}", root=True)
+    shown = cli("fab", "-H", "lab", "tls.status")
+    assert re.search(r"^last check   \S+ FAILED \(exit-code, exit 1\)$", shown.stdout, re.M), shown.stdout
+    assert served_certificate(site)["serialNumber"] == before

@@ -37,3 +37,12 @@ def test_removal_takes_the_container_and_its_docker_volume():
         "docker rm --force --volumes slipway-lab-target",
         "docker volume rm --force slipway-lab-target-docker slipway-lab-target-containerd",
     ]
+
+
+def test_the_acme_ca_has_a_fixed_address_and_the_target_answers_as_the_apps_domains():
+    argv = shlex.split(lab.run_pebble_command(NAMES))
+    assert argv[argv.index("--ip") + 1] == lab.PEBBLE_ADDRESS and argv[argv.index("--network-alias") + 1] == "pebble"
+    assert argv[-1] == "slipway-lab/pebble:trixie"
+    assert lab.connect_command(NAMES, "slipway-lab-target", lab.TARGET_DOMAINS) == (
+        "docker network connect --alias demo.slipway.test --alias www.demo.slipway.test "
+        "slipway-lab-net slipway-lab-target")

@@ -126,3 +126,18 @@ def test_a_certificate_covers_exactly_the_domains(tmp_path):
     assert "(app.domains: demo.slipway.test, www.demo.slipway.test)" in shown
     assert "last check   2026-11-23T03:00:00Z FAILED (exit-code, exit 1)" in shown
     assert "timer        certbot.timer active" in shown
+
+
+def test_an_own_certificate_is_served_from_its_root_only_folder_and_needs_no_certbot_files(tmp_path):
+    (tmp_path / "fullchain.pem").write_text("chain\n")
+    (tmp_path / "privkey.pem").write_text("key\n")
+    deployment = lab_inventory(tmp_path, edit=with_tls(certificate_file=str(tmp_path / "fullchain.pem"),
+                                                         key_file=str(tmp_path / "privkey.pem")))
+    inventory = deployment.inventory
+    https = server_blocks(nginx(deployment, ready=True))[1]
+    assert "ssl_certificate /etc/slipway/tls/fullchain.pem;" in https
+    assert "ssl_certificate_key /etc/slipway/tls/privkey.pem;" in https
+    assert "acme-challenge" not in nginx(deployment, ready=True)
+    desired = provision.desired_state(inventory, PROJECT, "debian", "13", deployment.secret)
+    assert set(desired.tls_files) == {f"/usr/local/lib/slipway/{name}" for name in tls.INSTALLED_SCRIPTS}
+    assert tls.state_argv(inventory)[-1] == "/etc/slipway/demo/tls/fullchain.pem"
