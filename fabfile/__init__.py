@@ -5,12 +5,12 @@
 
 from invoke import Collection
 
-from .cli import backup, deploy, hostkeys, lab, lock, provision, runbook, verify
+from .cli import backup, deploy, hostkeys, lab, lock, provision, runbook, tls, verify
 
 ns = Collection(
     runbook.facts, hostkeys.trust, provision.provision, verify.verify,
     deploy.deploy, deploy.rollback, deploy.releases,
-    lab.namespace, lock.namespace, backup.namespace,
+    lab.namespace, lock.namespace, backup.namespace, tls.namespace,
 )
 ns.configure({
     "slipway": {

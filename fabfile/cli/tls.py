@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json as jsonlib
+import sys
 from datetime import datetime, timezone
 
 from invoke import Collection
@@ -112,7 +113,8 @@ def status(c, json=False):
     """The certificate's domains, issuer, serial and days left; the last renewal check and renewal; the timer."""
     deployment = load_deployment(c)
     inventory = deployment.inventory
-    reporter = Reporter(deployment.name)
+    # Step lines go to stderr: stdout is the status alone (JSON with --json).
+    reporter = Reporter(deployment.name, out=sys.stderr)
     with session(c, deployment, reporter, deploy_user_only=True) as remote:
         output = remote.run(tls_commands.status_argv(inventory), root=True).stdout
     certificate_text, record_text, timer = (output.splitlines() + ["", "", ""])[:3]

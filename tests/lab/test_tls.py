@@ -114,8 +114,11 @@ def test_a_domain_that_does_not_resolve_fails_in_one_line_and_the_site_keeps_ser
     assert load.failed == 0 and load.total > 0, load.failures
 
 
-def test_adding_a_domain_expands_the_certificate(variant, lab_target, site):
+def test_adding_a_domain_expands_the_certificate(variant, cli, lab_target, site):
     fab = variant(lambda data: data["app"].update(domains=["demo.slipway.test", "www.demo.slipway.test"]))
+    if names(served_certificate(site)) != {"demo.slipway.test"}:
+        # A rerun on a reused target: start from the lab inventory's one domain again.
+        assert cli("fab", "-H", "lab", "deploy").returncode == 0
     before = issued(lab_target)
     result = fab("deploy")
     assert result.returncode == 0, result.stdout + result.stderr
