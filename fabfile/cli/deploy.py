@@ -41,7 +41,7 @@ def checkout_commit(c) -> str:
 
 
 def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: ServerState, attempt: Attempt,
-             release_tar: bytes | None, nginx_conf: str, db_mode: str) -> None:
+             release_tar: bytes | None, nginx_conf: str, db_mode: str, nginx_mode: str) -> None:
     """Bring the attempt's release up beside the serving one, gate it on health, then move traffic to it.
 
     A new release (RELEASE_TAR given) runs its release commands first; a rollback does not
@@ -54,10 +54,16 @@ def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: 
 
     with reporter.step(f"{'upload release' if release_tar else 'reuse release'} {release_id}" +
                        (", db up" if inventory.database else "")) as step:
-        prepare = traffic.prepare_command(layout, inventory, release_id, release_tar is not None, db_mode)
+        prepare = traffic.prepare_command(layout, inventory, release_id, release_tar is not None, db_mode, nginx_mode)
         result = run(prepare, stdin=release_tar or b"", check=False)
         if result.exited in (traffic.DB_CHANGED_EXIT, traffic.DB_MAJOR_EXIT):
             raise SlipwayError(_database_refusal(deployment, state, result.exited, result.stdout.strip()))
+        if result.exited == traffic.NGINX_CHANGED_EXIT:
+            raise SlipwayError(
+                f"{deployment.name}: nginx's own service differs from the running nginx's ({result.stdout.strip()}; "
+                f"release: {inventory.nginx.image}; or its ports or mounts); it was left running as it is and "
+                f"{state.serving or 'nothing'} still serves. Deploy with --restart-nginx to re-create it "
+                "(open connections drop and new ones are refused for about a second)")
         if result.failed:
             raise RemoteCommandFailed(run.remote.label, shown(prepare), result.exited, result.stderr or result.stdout)
         step.changed = True
@@ -89,9 +95,9 @@ def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: 
                                    f"{(result.stderr or result.stdout).strip()}")
 
     with reporter.step(f"switch nginx to {release_id} (nginx -t, reload)") as step:
-        result = run(traffic.switch_nginx_command(layout, release_id), stdin=nginx_conf)
+        result = run(traffic.switch_nginx_command(layout, release_id, nginx_mode == traffic.RESTART), stdin=nginx_conf)
         attempt.switched = step.changed = True
-        step.detail = result.stderr.strip()
+        step.detail = "nginx re-created" if "nginx re-created" in result.stderr else ""
     old = sorted(rid for rid in state.projects if rid != release_id)
     with reporter.step("drain and stop old containers, start workers") as step:
         run(traffic.finish_command(layout, release_id, old, list(workers(inventory)), inventory.app.drain_seconds))
@@ -110,8 +116,10 @@ def _version(value: str) -> str:
     "dry-run": "render everything and show a diff against the serving release (secrets masked); change nothing",
     "restart-db": "re-create the database container when this release changes its settings (same PostgreSQL "
                   "major version only; a short outage for the app)",
+    "restart-nginx": "re-create nginx when this release changes its image, ports or mounts (about a second in "
+                     "which connections fail)",
 })
-def deploy(c, version=None, dry_run=False, restart_db=False):
+def deploy(c, version=None, dry_run=False, restart_db=False, restart_nginx=False):
     """Ship images, start the new release beside the old, health-gate it, move nginx to it, retire the old."""
     deployment = load_deployment(c)
     inventory = deployment.inventory
@@ -155,7 +163,8 @@ def deploy(c, version=None, dry_run=False, restart_db=False):
                 nginx_conf = next(f.content for f in files if f.path == "nginx.conf")
                 safety = _backup_before_migrations(remote, run, reporter, deployment, state)
                 activate(run, reporter, deployment, state, attempt, tar, nginx_conf,
-                         traffic.DB_RESTART if restart_db else traffic.DB_KEEP)
+                         traffic.RESTART if restart_db else traffic.KEEP,
+                         traffic.RESTART if restart_nginx else traffic.KEEP)
                 state.releases[release_id] = {"id": release_id, "images": attempt.images, "outcome": SERVED}
                 _prune(run, reporter, deployment, state, release_id)
             audit(run, layout, "deploy succeeded", release=release_id, version=version)
@@ -285,7 +294,7 @@ def rollback(c, to=None):
             remove_leftovers(run, reporter, layout, state)
             with reporter.step(f"images of {target} on the server (no pull, no build)"):
                 run(traffic.tag_images_command(record["images"]))
-            activate(run, reporter, deployment, state, attempt, None, nginx_conf, traffic.DB_LEAVE)
+            activate(run, reporter, deployment, state, attempt, None, nginx_conf, traffic.LEAVE, traffic.LEAVE)
         audit(run, layout, "rolled back", release=target, version=record["version"], previous=state.serving)
     print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")
     print(f"[{deployment.name}] rolled back to {target} ({record['version']})")

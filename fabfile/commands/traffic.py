@@ -15,19 +15,24 @@ UNHEALTHY_EXIT = 3
 HEALTH_MARGIN_SECONDS = 30
 DB_CHANGED_EXIT = 4
 DB_MAJOR_EXIT = 5
-# What prepare.sh may do to a database that already exists.
-DB_KEEP = "keep"  # refuse a release whose db settings differ from the running db's
-DB_RESTART = "restart"  # re-create it with the release's settings, same PostgreSQL major only
-DB_LEAVE = "leave"  # rollback: the db stays as it is, whatever the release says
+NGINX_CHANGED_EXIT = 6
+# What a deploy may do to a database or an nginx that already runs.
+KEEP = "keep"  # refuse a release whose settings for it differ from the running container's
+RESTART = "restart"  # re-create it with the release's settings (a database: same PostgreSQL major only)
+LEAVE = "leave"  # rollback: it stays as it is, whatever the release says
 
 
-def prepare_command(layout: Layout, inventory: Inventory, release_id: str, unpack: bool, db_mode: str) -> Argv:
-    """Unpack the release (tar on stdin, when UNPACK) beside the others; network, volumes, folders; db up if missing."""
+def prepare_command(layout: Layout, inventory: Inventory, release_id: str, unpack: bool, db_mode: str,
+                    nginx_mode: str) -> Argv:
+    """Unpack the release (tar on stdin, when UNPACK) beside the others; network, volumes, folders; db up if missing.
+
+    NGINX_MODE keep: refuse a release that would re-create the running nginx; restart or leave: go on."""
     database = inventory.database
     db = (layout.infra_project, db_mode, layout.db_container, database.image, layout.volume(database.volume)) \
         if database else ("", "", "", "", "")
     return script("prepare", layout.releases, release_id, int(unpack), layout.network, *db,
-                  DB_CHANGED_EXIT, DB_MAJOR_EXIT, *shared_items(inventory))
+                  DB_CHANGED_EXIT, DB_MAJOR_EXIT, layout.infra_project, layout.nginx_container, nginx_mode,
+                  NGINX_CHANGED_EXIT, *shared_items(inventory))
 
 
 def release_command_name(layout: Layout, release_id: str, service: str) -> str:
@@ -53,11 +58,11 @@ def failure_report_command(containers: list[str]) -> Argv:
     return script("failure_report", *containers)
 
 
-def switch_nginx_command(layout: Layout, release_id: str) -> Argv:
-    """Install the new config (stdin) only if `nginx -t` passes; reload, or (re-)create nginx when it is not
-    running or its service in RELEASE_ID's compose file changed."""
+def switch_nginx_command(layout: Layout, release_id: str, recreate: bool = False) -> Argv:
+    """Install the new config (stdin) only if `nginx -t` passes; reload, or create nginx when it is not
+    running (RECREATE: re-create it too when its service in RELEASE_ID's compose file changed)."""
     return script("switch_nginx", layout.live_nginx_conf, layout.nginx_container, layout.infra_project,
-                  layout.compose_file(release_id))
+                  layout.compose_file(release_id), int(recreate))
 
 
 def finish_command(layout: Layout, release_id: str, old_releases: list[str], worker_names: list[str],

@@ -10,13 +10,19 @@
 # nothing and exits DB_CHANGED_EXIT; `restart` re-creates it, unless the
 # image's PostgreSQL major version differs from the data's (DB_MAJOR_EXIT).
 # `leave` (rollback) never compares.
+# nginx is likewise never re-created unasked: when NGINX_MODE is `keep` and
+# compose would re-create the running nginx for the release (its image,
+# ports or mounts changed), nothing else happens and it exits
+# NGINX_CHANGED_EXIT; `restart` lets the nginx switch re-create it.
 # Usage: prepare.sh RELEASES_DIR RELEASE_ID UNPACK NETWORK DB_PROJECT DB_MODE
-#          DB_CONTAINER DB_IMAGE DB_VOLUME DB_CHANGED_EXIT DB_MAJOR_EXIT [volume:NAME|dir:PATH]...
+#          DB_CONTAINER DB_IMAGE DB_VOLUME DB_CHANGED_EXIT DB_MAJOR_EXIT
+#          INFRA_PROJECT NGINX_CONTAINER NGINX_MODE NGINX_CHANGED_EXIT [volume:NAME|dir:PATH]...
 set -eu
 releases=$1 release_id=$2 unpack=$3 network=$4 db_project=$5 db_mode=$6
 db_container=$7 db_image=$8 db_volume=$9
 db_changed_exit=${10} db_major_exit=${11}
-shift 11
+infra_project=${12} nginx_container=${13} nginx_mode=${14} nginx_changed_exit=${15}
+shift 15
 release_dir=$releases/$release_id
 mkdir -p "$releases"
 if [ "$unpack" = 1 ]; then
@@ -26,6 +32,17 @@ if [ "$unpack" = 1 ]; then
   tar -x -C "$incoming"
   chmod 750 "$incoming"
   mv -T "$incoming" "$release_dir"
+fi
+# Compose's own verdict on whether it would re-create CONTAINER for the release (the config-hash
+# label it puts on containers is not what `config --hash` prints, so the two cannot be compared).
+would_recreate() {
+  docker compose --progress plain --dry-run -p "$1" -f "$release_dir/compose.yaml" up -d --no-deps "$2" 2>&1 \
+    | grep -q "Container $3  Recreate\$"
+}
+if [ "$nginx_mode" = keep ] && docker inspect "$nginx_container" >/dev/null 2>&1 \
+    && would_recreate "$infra_project" nginx "$nginx_container"; then
+  echo "running: $(docker inspect -f '{{.Config.Image}}' "$nginx_container")"
+  exit "$nginx_changed_exit"
 fi
 docker network inspect "$network" >/dev/null 2>&1 || docker network create "$network" >/dev/null
 for item in "$@"; do
@@ -52,11 +69,7 @@ if ! docker inspect "$db_container" >/dev/null 2>&1; then
   db_up
   exit 0
 fi
-# Compose's own verdict on whether the release's db settings differ from
-# the running container's (its config-hash label is not what `config --hash`
-# prints, so the two cannot be compared directly).
-if [ "$db_mode" = leave ] || ! docker compose --progress plain --dry-run -p "$db_project" -f "$release_dir/compose.yaml" \
-    up -d --no-deps db 2>&1 | grep -q "Container $db_container  Recreate\$"; then
+if [ "$db_mode" = leave ] || ! would_recreate "$db_project" db "$db_container"; then
   db_started_as_it_is
   exit 0
 fi

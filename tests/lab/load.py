@@ -16,6 +16,7 @@ class LoadLoop:
         self.outcomes: Counter = Counter()
         self.bodies: Counter = Counter()
         self.failures: list[str] = []
+        self.failure_times: list[float] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
@@ -73,5 +74,7 @@ class LoadLoop:
                 self.outcomes[outcome] += 1
                 if outcome == "200":
                     self.bodies[body] += 1
-                elif len(self.failures) < 20:
-                    self.failures.append(f"{outcome}: {body[:120]}")
+                else:
+                    self.failure_times.append(time.monotonic())
+                    if len(self.failures) < 20:
+                        self.failures.append(f"{outcome}: {body[:120]}")
