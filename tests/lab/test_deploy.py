@@ -296,8 +296,8 @@ def test_images_pulled_from_a_private_registry_with_a_login_from_secrets(variant
     # nginx's image reference changes too: it is re-created only when the operator asks.
     refused = fab("deploy", "--version", "v1", "--restart-db")
     assert refused.returncode == 1
-    (error,) = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
-    assert "nginx's own service differs" in error and "--restart-nginx" in error, error
+    assert len([line for line in refused.stderr.splitlines() if line.startswith("error:")]) == 1, refused.stderr
+    assert "nginx's own service differs" in refused.stderr and "--restart-nginx" in refused.stderr, refused.stderr
     with LoadLoop(site) as load:
         # The database's image reference changes too: only an explicit --restart-db re-creates it.
         result = fab("deploy", "--version", "v1", "--restart-db", "--restart-nginx")

@@ -114,8 +114,13 @@ def test_a_domain_that_does_not_resolve_fails_in_one_line_and_the_site_keeps_ser
     assert load.failed == 0 and load.total > 0, load.failures
 
 
-def test_adding_a_domain_expands_the_certificate(variant, cli, lab_target, site):
-    fab = variant(lambda data: data["app"].update(domains=["demo.slipway.test", "www.demo.slipway.test"]))
+def test_adding_a_domain_expands_the_certificate_and_the_canonical_host_gets_the_others(variant, cli, lab_target,
+                                                                                       site):
+    def two_names(data):
+        data["app"]["domains"] = ["demo.slipway.test", "www.demo.slipway.test"]
+        data["tls"]["canonical_host"] = "demo.slipway.test"
+
+    fab = variant(two_names)
     if names(served_certificate(site)) != {"demo.slipway.test"}:
         # A rerun on a reused target: start from the lab inventory's one domain again.
         assert cli("fab", "-H", "lab", "deploy").returncode == 0
@@ -127,6 +132,10 @@ def test_adding_a_domain_expands_the_certificate(variant, cli, lab_target, site)
         assert names(served_certificate(site, domain)) == {"demo.slipway.test", "www.demo.slipway.test"}
     status = json.loads(fab("tls.status", "--json").stdout)
     assert status["certificate"]["covers_domains"] and status["renewal_timer"] == "active"
+    moved = get(site, "/version?x=1", domain="www.demo.slipway.test")
+    assert moved[0] == 301 and moved[2]["Location"] == "https://demo.slipway.test/version?x=1"
+    assert moved[2]["Strict-Transport-Security"] == "max-age=63072000"
+    assert get(site, "/version")[0] == 200
 
 
 def test_the_renewal_timers_unit_renews_a_due_certificate_under_load_with_no_nginx_restart(cli, as_deploy, site):
@@ -194,3 +203,37 @@ def test_a_failed_scheduled_renewal_is_recorded_and_shown_and_the_certificate_ke
     shown = cli("fab", "-H", "lab", "tls.status")
     assert re.search(r"^last check   \S+ FAILED \(exit-code, exit 1\)$", shown.stdout, re.M), shown.stdout
     assert served_certificate(site)["serialNumber"] == before
+
+
+def test_an_own_certificate_is_served_and_its_key_is_roots_alone(variant, as_deploy, site, tmp_path, cli):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    from datetime import datetime, timedelta, timezone
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "demo.slipway.test")])
+    now = datetime.now(timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=1))
+                   .not_valid_after(now + timedelta(days=30))
+                   .add_extension(x509.SubjectAlternativeName([x509.DNSName("demo.slipway.test")]), critical=False)
+                   .sign(key, hashes.SHA256()))
+    (tmp_path / "own.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "own.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    fab = variant(lambda data: data["tls"].update(certificate_file=str(tmp_path / "own.pem"),
+                                                   key_file=str(tmp_path / "own.key")))
+    try:
+        result = fab("deploy")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "BEGIN PRIVATE KEY" not in result.stdout + result.stderr
+        own = Site(site.http_port, site.https_port, site.domain, str(tmp_path / "own.pem"))
+        assert int(served_certificate(own)["serialNumber"], 16) == certificate.serial_number
+        assert as_deploy.run("stat -c '%a %U' /etc/slipway/demo/tls/privkey.pem", root=True).stdout.split() == ["600", "root"]
+        assert as_deploy.run("test -r /etc/slipway/demo/tls/privkey.pem", check=False).exited != 0
+    finally:
+        back = cli("fab", "-H", "lab", "deploy")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert issuer(served_certificate(site)).startswith("Pebble Intermediate CA")
