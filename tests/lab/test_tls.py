@@ -73,6 +73,7 @@ def test_http_redirects_to_https_except_the_acme_challenge_path(site, as_deploy)
         as_deploy.run("rm -f /srv/demo/shared/acme-challenge/.well-known/acme-challenge/lab-token")
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
 @pytest.mark.parametrize("version", ["TLSv1", "TLSv1_1"])
 def test_tls_1_0_and_1_1_are_refused_by_the_server(site, version):
     protocol = getattr(ssl.TLSVersion, version)
