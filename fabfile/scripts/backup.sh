@@ -106,6 +106,9 @@ IFS='|' read -r snapshot version <&4 || { echo "no snapshot from the database" >
   echo "$rc" >"$work/write.rc"
 ) | sha256sum >"$work/dump.sha256" &
 dump=$!
+# The roles are not in any snapshot: dumped beside the data, not after it.
+docker exec "$db" pg_dumpall --globals-only -U "$user" >"$incoming/$id.globals.sql" 2>"$work/globals.err" &
+globals=$!
 # Counted inside the exported snapshot's transaction while pg_dump reads the same snapshot.
 cat "$here/count_rows.sql" >&3
 read -r tables <&4 || { echo "the row counts could not be read" >"$work/counts.err"; exit 1; }
@@ -117,7 +120,7 @@ exec 3>&-
 wait "$session" || exit 1
 session=""
 
-docker exec "$db" pg_dumpall --globals-only -U "$user" >"$incoming/$id.globals.sql" 2>"$work/globals.err"
+wait "$globals" || exit 1
 sync "$incoming/$id.dump" "$incoming/$id.globals.sql" 2>"$work/sync.err"
 sha256=$(cut -d' ' -f1 "$work/dump.sha256")
 size=$(stat -c %s "$incoming/$id.dump")
