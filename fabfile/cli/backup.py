@@ -24,7 +24,7 @@ from ..commands.shell import limited, shown
 from ..config import Deployment
 from ..errors import RemoteCommandFailed, SlipwayError
 from ..remote import Remote, Reporter
-from .common import ask, load_deployment, operator_task, project_dir, session
+from .common import ask, load_deployment, operator_task, project_dir, require_installed, session
 from .locked import audit, deploy_lock, read_state
 
 # What clients are told to wait in maintenance.
@@ -50,12 +50,7 @@ def check_installed(remote: Remote, deployment: Deployment, reporter: Reporter) 
     if inventory.backup.offsite and inventory.backup.offsite.sftp:
         wanted[paths.offsite_known_hosts] = backups.offsite_known_hosts_text(inventory)
     with reporter.step("backup scripts and configuration in place"):
-        found = remote.run(["sha256sum", *wanted], check=False).stdout
-        hashes = dict(reversed(line.split(None, 1)) for line in found.splitlines() if len(line.split(None, 1)) == 2)
-        stale = [path for path, text in wanted.items() if hashes.get(path) != hashlib.sha256(text.encode()).hexdigest()]
-        if stale:
-            raise SlipwayError(f"{deployment.name}: {', '.join(stale)} on the server differ from what this slipway and "
-                               f"inventory make (or are missing); run `fab -H {deployment.name} provision` first")
+        require_installed(remote, deployment, wanted)
 
 
 def take(remote: Remote, reporter: Reporter, deployment: Deployment, trigger: str, run=None) -> dict:

@@ -22,7 +22,7 @@ from ..commands.shell import shown
 from ..config import Deployment
 from ..errors import RemoteCommandFailed, SlipwayError
 from ..remote import Remote, Reporter
-from .common import load_deployment, operator_task, session
+from .common import load_deployment, operator_task, require_installed, session
 
 ISSUE_LIMIT_SECONDS = 300
 
@@ -32,12 +32,8 @@ def check_installed(remote: Remote, deployment: Deployment, reporter: Reporter) 
     inventory = deployment.inventory
     wanted = tls_commands.installed_texts(inventory)
     with reporter.step("TLS scripts and certbot settings in place"):
-        found = remote.run(["sha256sum", *wanted], root=True, check=False).stdout
-        hashes = dict(reversed(line.split(None, 1)) for line in found.splitlines() if len(line.split(None, 1)) == 2)
-        stale = [path for path, text in wanted.items() if hashes.get(path) != hashlib.sha256(text.encode()).hexdigest()]
-        if stale:
-            raise SlipwayError(f"{deployment.name}: {', '.join(stale)} on the server differ from what this slipway and "
-                               f"inventory make (or are missing); run `fab -H {deployment.name} provision` first")
+        # Root's: the deploy hook's folder under /etc/letsencrypt is not readable by others.
+        require_installed(remote, deployment, wanted, root=True)
 
 
 def read_certificate(run, reporter: Reporter, deployment: Deployment) -> tls_commands.Certificate | None:
