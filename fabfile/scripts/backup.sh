@@ -95,10 +95,17 @@ BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;
 SELECT pg_export_snapshot() || '|' || current_setting('server_version');
 SQL
 IFS='|' read -r snapshot version <&4 || { echo "no snapshot from the database" >"$work/snapshot.err"; exit 1; }
+# zstd (PostgreSQL 16 and later) dumps about 2.5 times as fast as -Fc's default gzip, and smaller;
+# pg_restore reads either without being told.
+# (Before 16, --compress takes only a gzip level: the option stays out.)
+compression=gzip compress_option=
+if [ "${version%%.*}" -ge 16 ] 2>/dev/null; then compression=zstd compress_option=--compress=zstd; fi
 
 (
   rc=0
-  docker exec "$db" pg_dump -Fc --snapshot="$snapshot" -U "$user" -d "$name" 2>"$work/pg_dump.err" || rc=$?
+  # shellcheck disable=SC2086  # an option or nothing
+  docker exec "$db" pg_dump -Fc $compress_option --snapshot="$snapshot" -U "$user" -d "$name" \
+    2>"$work/pg_dump.err" || rc=$?
   echo "$rc" >"$work/pg_dump.rc"
 ) | (
   rc=0
@@ -127,9 +134,11 @@ size=$(stat -c %s "$incoming/$id.dump")
 mv -f "$incoming/$id.dump" "$incoming/$id.globals.sql" "$backups/"
 write_record "$backups/$id.json" --arg sha256 "$sha256" --argjson size "$size" --arg version "$version" \
   --argjson tables "$tables" --argjson seconds "$(( $(date +%s) - began ))" --arg ended "$(now_iso)" \
+  --arg compression "$compression" \
   --arg globals_sha256 "$(sha256sum "$backups/$id.globals.sql" | cut -d' ' -f1)" \
   '.outcome = "ok" | .ended = $ended | .size = $size | .sha256 = $sha256 | .globals_sha256 = $globals_sha256
-   | .postgres_version = $version | .seconds = $seconds | .tables = $tables | .verified = null | .offsite = false' \
+   | .postgres_version = $version | .compression = $compression | .seconds = $seconds | .tables = $tables
+   | .verified = null | .offsite = false' \
   "$backups/$id.json" 2>"$work/record.err"
 sync "$backups" 2>/dev/null || true
 finished=1
