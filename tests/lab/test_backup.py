@@ -69,6 +69,10 @@ def test_backup_then_restore_brings_every_row_back_with_503_never_a_connection_e
     assert re.search(rf"backup {backup_id}: [0-9.]+ [KMG]?B, sha256 [0-9a-f]{{64}}, \d+s", made.stdout), made.stdout
     record = records(as_deploy)[backup_id]
     assert record["outcome"] == "ok" and record["trigger"] == "manual"
+    # The lab's PostgreSQL is 17: zstd, which pg_dump names in the dump's header too.
+    assert record["compression"] == "zstd" and record["postgres_version"].startswith("17.")
+    assert "zstd" in as_deploy.run(f"docker exec -i demo-db-1 pg_restore -l < /srv/demo/backups/{backup_id}.dump "
+                                   "| grep -i compression").stdout
     assert record["tables"]["public.notes"] == int(psql(as_deploy, "SELECT count(*) FROM notes"))
     modes = as_deploy.run(f"stat -c '%a %U' /srv/demo/backups/{backup_id}.dump /srv/demo/backups/{backup_id}.globals.sql "
                           f"/srv/demo/backups/{backup_id}.json").stdout.split("\n")
