@@ -141,3 +141,34 @@ def test_an_own_certificate_is_served_from_its_root_only_folder_and_needs_no_cer
     desired = provision.desired_state(inventory, PROJECT, "debian", "13", deployment.secret)
     assert set(desired.tls_files) == {f"/usr/local/lib/slipway/{name}" for name in tls.INSTALLED_SCRIPTS}
     assert tls.state_argv(inventory)[-1] == "/etc/slipway/demo/tls/fullchain.pem"
+
+
+def test_preflight_names_each_domain_that_would_fail_validation_in_one_line(tmp_path):
+    """The real script on this machine: `localhost` with nothing on port 80, then with another server there."""
+    import socket
+    import subprocess
+    import threading
+    from http.server import HTTPServer, SimpleHTTPRequestHandler
+
+    argv = tls.preflight_argv(lab_inventory(tmp_path).inventory)
+    run = lambda *domains: subprocess.run([*argv[:4], str(tmp_path / "webroot"), argv[5], *domains],
+                                          capture_output=True, text=True, timeout=60)
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 80)) == 0:
+            import pytest
+            pytest.skip("something already listens on port 80 here")
+    result = run("nowhere.invalid", "localhost")
+    assert result.returncode == tls.PREFLIGHT_FAILED_EXIT
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("nowhere.invalid does not resolve")
+    assert lines[1].startswith("localhost (127.0.0.1) is unreachable on port 80 from the server")
+    (tmp_path / "elsewhere").mkdir()
+    handler = lambda *a: SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "elsewhere"))
+    server = HTTPServer(("127.0.0.1", 80), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run("localhost")
+    finally:
+        server.shutdown()
+    assert result.stdout.startswith("localhost (127.0.0.1) answers on port 80, but not with this server's challenge file")
+    assert not list((tmp_path / "webroot" / ".well-known" / "acme-challenge").iterdir())
