@@ -53,7 +53,17 @@ def nginx_started_at(as_deploy) -> str:
     return as_deploy.run("docker inspect -f '{{.State.StartedAt}}' demo-nginx-1").stdout.strip()
 
 
+def negotiated_protocol(site: Site) -> str | None:
+    """What ALPN settles on when the client offers HTTP/2 and HTTP/1.1, as browsers do."""
+    context = site.context()
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", site.https_port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=site.domain) as tls:
+            return tls.selected_alpn_protocol()
+
+
 def test_the_site_serves_https_with_a_certificate_from_the_acme_ca_for_every_domain(site, as_deploy):
+    assert negotiated_protocol(site) == "h2"
     certificate = served_certificate(site)
     assert issuer(certificate).startswith("Pebble Intermediate CA")
     assert names(certificate) == {"demo.slipway.test"}
