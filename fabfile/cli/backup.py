@@ -27,6 +27,8 @@ from ..remote import Remote, Reporter
 from .common import ask, load_deployment, operator_task, project_dir, require_installed, session
 from .locked import audit, deploy_lock, read_state
 
+# The longest the app's requests already in nginx's hands may take to finish once maintenance is on.
+MAINTENANCE_DRAIN_SECONDS = 10
 # What clients are told to wait in maintenance.
 RETRY_AFTER_SECONDS = 30
 
@@ -287,6 +289,8 @@ def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, pro
     maintenance = release.maintenance_conf(inventory, project, "database restore", RETRY_AFTER_SECONDS, serving_conf)
     with reporter.step("maintenance page on (503, Retry-After)") as step:
         run(traffic.switch_nginx_command(layout, serving), stdin=maintenance)
+        # Requests nginx was already proxying finish before the app stops (else they end in a 502).
+        run(traffic.nginx_drained_command(layout, max(inventory.app.drain_seconds, MAINTENANCE_DRAIN_SECONDS)))
         step.changed = True
     failure = None
     try:

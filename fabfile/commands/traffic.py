@@ -65,6 +65,15 @@ def switch_nginx_command(layout: Layout, release_id: str, recreate: bool = False
                   layout.compose_file(release_id), int(recreate))
 
 
+def nginx_drained_command(layout: Layout, seconds: int) -> Argv:
+    """Until nginx's workers of the previous config have finished what they were proxying (at most SECONDS):
+    a reload hands new connections to new workers, while the old ones still serve what they had."""
+    return ["docker", "exec", layout.nginx_container, "sh", "-c",
+            # [ ] keeps this shell's and grep's own command lines from matching.
+            'end=$(( $(date +%s) + $1 )); while grep -qs "worker process is shutting[ ]down" /proc/[0-9]*/cmdline '
+            '&& [ "$(date +%s)" -lt "$end" ]; do sleep 0.1; done', "slipway-nginx-drained", str(seconds)]
+
+
 def finish_command(layout: Layout, release_id: str, old_releases: list[str], worker_names: list[str],
                    drain_seconds: int) -> Argv:
     """After the switch: drain and stop old containers, start workers, point `current`."""
