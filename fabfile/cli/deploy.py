@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 import subprocess
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from ..commands import traffic
 from ..commands.layout import image_refs, layout_of, new_release_id, web_services, workers
 from ..commands import tls as tls_commands
-from ..commands.release import release_diff, release_files, release_tarball, serves_https
+from ..commands.release import nginx_conf as render_nginx_conf, release_diff, release_files, release_tarball, serves_https
 from ..commands.shell import shown
 from ..commands.state import (SERVED, ServerState, dump_files_command, format_releases, parse_file_dump,
                               previous_healthy, releases_to_prune, unused_images)
@@ -127,11 +128,12 @@ def deploy(c, version=None, dry_run=False, restart_db=False, restart_nginx=False
     layout = layout_of(inventory)
     started = datetime.now(timezone.utc)
     release_id = new_release_id(started)
-    # Rendered before any connection (with and without a certificate to serve), so a template error
-    # changes nothing; a dry run renders later, under the serving release's id, so its diff shows
-    # only what really changes.
-    renders = {} if dry_run else {ready: release_files(deployment, project_dir(c), release_id, version, ready)
-                                  for ready in ({False, True} if inventory.tls_enabled else {False})}
+    # Rendered before any connection (nginx's config with and without a certificate to serve), so a
+    # template error changes nothing; a dry run renders later, under the serving release's id, so its
+    # diff shows only what really changes.
+    files = None if dry_run else release_files(deployment, project_dir(c), release_id, version, False)
+    https_conf = render_nginx_conf(inventory, project_dir(c), layout, release_id, True) \
+        if inventory.tls_enabled and not dry_run else None
     refs = image_refs(inventory, version)
     shipping = inventory.images.source == "ship"
     local_ids = image_transfer.local_image_ids(refs) if shipping else {}
@@ -151,7 +153,8 @@ def deploy(c, version=None, dry_run=False, restart_db=False, restart_nginx=False
             state = recover(run, reporter, layout, list(refs.values()), deployment.name)
             remove_leftovers(run, reporter, layout, state)
             certificate = _certificate(remote, run, reporter, deployment)
-            files = renders[inventory.tls_enabled and (certificate is not None or not inventory.tls.uses_acme)]
+            if https_conf and (certificate is not None or not inventory.tls.uses_acme):
+                files = [replace(f, content=https_conf) if f.path == "nginx.conf" else f for f in files]
             attempt = Attempt("deploy", release_id, version, started, commit, deployer(), state.serving)
             with failing_cleanly(run, reporter, layout, attempt, deployment.name):
                 if shipping:
@@ -170,8 +173,7 @@ def deploy(c, version=None, dry_run=False, restart_db=False, restart_nginx=False
             audit(run, layout, "deploy succeeded", release=release_id, version=version)
             tls_problem = None
             if tls_commands.uses_acme(inventory) and not (certificate and certificate.covers(inventory.app.domains)):
-                tls_conf = next(f.content for f in renders[True] if f.path == "nginx.conf")
-                tls_problem = tls_tasks.obtain(run, reporter, deployment, release_id, tls_conf)
+                tls_problem = tls_tasks.obtain(run, reporter, deployment, release_id, https_conf)
                 audit(run, layout, "certificate failed" if tls_problem else "certificate issued",
                       domains=inventory.app.domains, **({"reason": tls_problem} if tls_problem else {}))
     print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")
