@@ -55,7 +55,8 @@ def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: 
 
     with reporter.step(f"{'upload release' if release_tar else 'reuse release'} {release_id}" +
                        (", db up" if inventory.database else "")) as step:
-        prepare = traffic.prepare_command(layout, inventory, release_id, release_tar is not None, db_mode, nginx_mode)
+        prepare = traffic.prepare_command(layout, inventory, release_id, release_tar is not None, db_mode, nginx_mode,
+                                          state.standby_slot)
         result = run(prepare, stdin=release_tar or b"", check=False)
         if result.exited in (traffic.DB_CHANGED_EXIT, traffic.DB_MAJOR_EXIT):
             raise SlipwayError(_database_refusal(deployment, state, result.exited, result.stdout.strip()))
@@ -95,10 +96,11 @@ def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: 
                 raise SlipwayError(f"{deployment.name}: waiting for health failed (exit {result.exited}): "
                                    f"{(result.stderr or result.stdout).strip()}")
 
-    with reporter.step(f"switch nginx to {release_id} (nginx -t, reload)") as step:
-        result = run(traffic.switch_nginx_command(layout, release_id, nginx_mode == traffic.RESTART), stdin=nginx_conf)
+    with reporter.step(f"move traffic to {release_id} (slot {state.standby_slot})") as step:
+        result = run(traffic.switch_nginx_command(layout, release_id, nginx_mode == traffic.RESTART, state.standby_slot),
+                     stdin=nginx_conf)
         attempt.switched = step.changed = True
-        step.detail = "nginx re-created" if "nginx re-created" in result.stderr else ""
+        step.detail = result.stdout.strip() or "no nginx reload"
     old = sorted(rid for rid in state.projects if rid != release_id)
     with reporter.step("drain and stop old containers, start workers") as step:
         run(traffic.finish_command(layout, release_id, old, list(workers(inventory)), inventory.app.drain_seconds))
@@ -132,7 +134,7 @@ def deploy(c, version=None, dry_run=False, restart_db=False, restart_nginx=False
     # template error changes nothing; a dry run renders later, under the serving release's id, so its
     # diff shows only what really changes.
     files = None if dry_run else release_files(deployment, project_dir(c), release_id, version, False)
-    https_conf = render_nginx_conf(inventory, project_dir(c), layout, release_id, True) \
+    https_conf = render_nginx_conf(inventory, project_dir(c), True) \
         if inventory.tls_enabled and not dry_run else None
     refs = image_refs(inventory, version)
     shipping = inventory.images.source == "ship"
@@ -285,6 +287,11 @@ def rollback(c, to=None):
                           record.get("commit", "unknown"), record.get("deployer", "?"), state.serving,
                           images=record["images"])
         nginx_conf = run(["cat", f"{layout.release_dir(target)}/nginx.conf"]).stdout
+        slotted = run(["grep", "-q", "SLIPWAY_SLOT", layout.compose_file(target)], check=False).ok
+        if web_services(inventory) and not slotted:
+            raise SlipwayError(f"{deployment.name}: {target} was deployed by a slipway that moved traffic by nginx "
+                               "reloads, and its containers have no slot name for nginx to find them by; deploy "
+                               f"its version instead: fab -H {deployment.name} deploy --version {record['version']}")
         live_conf = run(["cat", layout.live_nginx_conf], check=False).stdout
         if serves_https(live_conf) and not serves_https(nginx_conf):
             raise SlipwayError(f"{deployment.name}: {target} was deployed before the site had its certificate; "

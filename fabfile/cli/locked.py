@@ -167,12 +167,14 @@ def failing_cleanly(run: LockedRun, reporter: Reporter, layout: Layout, attempt:
         detail = "interrupted" if interrupted else str(error).splitlines()[0]
         step = reporter.failed_step or "?"
         if interrupted:
-            # The stopped step may have been the nginx switch: put back a half-done one, and
-            # trust the live config over what the client last heard about the switch.
+            # The stopped step may have been the switch: put back a half-done nginx config.
             run.stop_in_flight()
             run(traffic.recover_command(layout), check=False)
-            serving = run(traffic.serving_release_command(layout), check=False).stdout.strip()
-            attempt.switched = serving == attempt.release_id
+        # A switch that failed or was stopped may still have moved traffic: trust the server over
+        # what the client last heard.
+        serving = run(state_command(layout, []), check=False)
+        if not serving.failed:
+            attempt.switched = parse_state(serving.stdout, layout).serving == attempt.release_id
         if not attempt.switched:
             run(traffic.discard_release_command(layout, attempt.release_id), check=False)
         if attempt.kind == "deploy":

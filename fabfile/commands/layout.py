@@ -10,6 +10,20 @@ from pathlib import PurePosixPath
 from ..config import Inventory, Service
 
 
+# Two slots take turns: the serving release's web containers answer as the live slot's names, the
+# next release's as the other's; nginx picks the slot per request (see templates/app/nginx.conf.j2).
+SLOTS = ("blue", "green")
+# The slot whose marker file exists serves; without it, the first slot does.
+MARKED_SLOT = SLOTS[1]
+SLOT_MARKER = f"{MARKED_SLOT}-serves"
+# Where nginx sees the marker (the live config's folder is mounted as conf.d).
+CONTAINER_SLOT_MARKER = f"/etc/nginx/conf.d/traffic/{SLOT_MARKER}"
+
+
+def other_slot(slot: str) -> str:
+    return SLOTS[1 - SLOTS.index(slot)]
+
+
 def new_release_id(now: datetime) -> str:
     return now.astimezone(timezone.utc).strftime("%Y%m%d-%H%M%S")
 
@@ -40,6 +54,19 @@ class Layout:
     @property
     def live_nginx_conf(self) -> str:
         return f"{self.shared}/nginx/app.conf"
+
+    @property
+    def traffic_dir(self) -> str:
+        """Which slot serves (a marker file) and which release each slot holds (a file per slot)."""
+        return f"{self.shared}/nginx/traffic"
+
+    @property
+    def slot_marker(self) -> str:
+        return f"{self.traffic_dir}/{SLOT_MARKER}"
+
+    def slot_alias(self, slot: str, service: str) -> str:
+        """The DNS name (Docker's, on the app network) of SERVICE's containers in SLOT."""
+        return f"{self.app}-{slot}-{service}"
 
     @property
     def state_dir(self) -> str:

@@ -13,9 +13,11 @@ from pathlib import Path
 from ..config import Deployment, Inventory
 from ..render import render
 from . import tls
-from .layout import Layout, image_refs, layout_of, mounts, web_services
+from .layout import CONTAINER_SLOT_MARKER, SLOTS, image_refs, layout_of, mounts, web_services
 
 MASK = "********"
+# Compose fills it in from the release folder's .env (prepare.sh writes it before every start).
+SLOT_VARIABLE = "${SLIPWAY_SLOT:?the release folder's .env names no slot}"
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,8 @@ def release_files(deployment: Deployment, project_dir: Path, release_id: str, ve
     files = [ReleaseFile("compose.yaml", render(
         project_dir, "app/compose.yaml.j2", **common, services=inventory.services, database=inventory.database,
         nginx=inventory.nginx, images=refs, docker=inventory.server.docker, mounts=service_mounts,
-        nginx_mounts=tls.nginx_mounts(inventory),
+        nginx_mounts=tls.nginx_mounts(inventory), slot_aliases={
+            name: layout.slot_alias(SLOT_VARIABLE, name) for name in web_services(inventory)},
         named_volumes=named_volumes, database_volume=layout.volume(inventory.database.volume) if inventory.database else None))]
     for name, service in inventory.services.items():
         variables = {**service.env, **{key: deployment.secret(key) for key in service.secrets}}
@@ -57,7 +60,7 @@ def release_files(deployment: Deployment, project_dir: Path, release_id: str, ve
         files.append(_env_file(project_dir, common, "db", {
             "POSTGRES_USER": database.user, "POSTGRES_PASSWORD": deployment.secret(database.password_secret),
             "POSTGRES_DB": database.name}, frozenset({"POSTGRES_PASSWORD"})))
-    files.append(ReleaseFile("nginx.conf", nginx_conf(inventory, project_dir, layout, release_id, certificate_ready)))
+    files.append(ReleaseFile("nginx.conf", nginx_conf(inventory, project_dir, certificate_ready)))
     return files
 
 
@@ -67,16 +70,13 @@ def _env_file(project_dir: Path, common: dict, service: str, variables: dict, se
     return ReleaseFile(f"env/{service}.env", content, 0o600, secret_keys)
 
 
-def nginx_conf(inventory: Inventory, project_dir: Path, layout: Layout, release_id: str, certificate_ready: bool) -> str:
+def nginx_conf(inventory: Inventory, project_dir: Path, certificate_ready: bool) -> str:
+    """The same for every release while nginx's own settings stay: traffic moves by slot, not by config."""
     web = web_services(inventory)
-    upstreams = {
-        name: [f"{container}:{service.ports[0]}" for container in layout.containers(release_id, name, service.replicas)]
-        for name, service in web.items()
-    }
     first = next(iter(web.items()), None)
-    health = {"service": first[0], "path": first[1].healthcheck.path} if first else None
-    return render(project_dir, "app/nginx.conf.j2", app=inventory.app, release_id=release_id, nginx=inventory.nginx,
-                  upstreams=upstreams, web_services=web, health=health, acme_webroot=_acme_webroot(inventory),
+    health = {"service": first[0], "port": first[1].ports[0], "path": first[1].healthcheck.path} if first else None
+    return render(project_dir, "app/nginx.conf.j2", app=inventory.app, nginx=inventory.nginx, web_services=web,
+                  health=health, slots=SLOTS, slot_marker=CONTAINER_SLOT_MARKER, acme_webroot=_acme_webroot(inventory),
                   tls=tls.nginx_context(inventory, certificate_ready))
 
 

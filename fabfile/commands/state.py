@@ -7,7 +7,7 @@ import base64
 import json
 from dataclasses import dataclass, field
 
-from .layout import Layout
+from .layout import MARKED_SLOT, SLOTS, Layout, other_slot
 from .shell import Argv, script
 
 MARK = "@@slipway@@"
@@ -20,6 +20,7 @@ class ServerState:
     provisioned: bool = False
     current: str = ""
     serving: str = ""
+    serving_slot: str = SLOTS[0]
     releases: dict[str, dict] = field(default_factory=dict)
     image_ids: dict[str, str] = field(default_factory=dict)
     projects: dict[str, list[str]] = field(default_factory=dict)
@@ -33,13 +34,19 @@ class ServerState:
     shipped: dict[str, set[str]] = field(default_factory=dict)
 
     @property
+    def standby_slot(self) -> str:
+        """Where the next release goes: the slot that does not serve."""
+        return other_slot(self.serving_slot)
+
+    @property
     def layers(self) -> set[str]:
         return {chain[-1] for chain in self.layer_chains}
 
 
 def state_command(layout: Layout, refs: list[str]) -> Argv:
     return script("state", MARK, layout.base, layout.app, layout.nginx_container, layout.db_container,
-                  layout.shipped_images, *refs)
+                  layout.shipped_images, layout.traffic_dir, layout.slot_marker, MARKED_SLOT, other_slot(MARKED_SLOT),
+                  *refs)
 
 
 def parse_state(output: str, layout: Layout) -> ServerState:
@@ -57,7 +64,7 @@ def parse_state(output: str, layout: Layout) -> ServerState:
         elif section == "current":
             state.current = line.rstrip("/").rsplit("/", 1)[-1]
         elif section == "serving":
-            state.serving = line
+            state.serving_slot, _, state.serving = line.partition(" ")
         elif section == "releases":
             try:
                 record = json.loads(line)

@@ -6,7 +6,7 @@ Each runs a packaged script from fabfile/scripts/ with its values as arguments.
 from __future__ import annotations
 
 from ..config import Inventory
-from .layout import Layout
+from .layout import MARKED_SLOT, Layout
 from .release import shared_items
 from .shell import Argv, script
 
@@ -23,8 +23,9 @@ LEAVE = "leave"  # rollback: it stays as it is, whatever the release says
 
 
 def prepare_command(layout: Layout, inventory: Inventory, release_id: str, unpack: bool, db_mode: str,
-                    nginx_mode: str) -> Argv:
-    """Unpack the release (tar on stdin, when UNPACK) beside the others; network, volumes, folders; db up if missing.
+                    nginx_mode: str, slot: str) -> Argv:
+    """Unpack the release (tar on stdin, when UNPACK) beside the others, into SLOT; network, volumes, folders;
+    db up if missing.
 
     NGINX_MODE keep: refuse a release that would re-create the running nginx; restart or leave: go on."""
     database = inventory.database
@@ -32,7 +33,7 @@ def prepare_command(layout: Layout, inventory: Inventory, release_id: str, unpac
         if database else ("", "", "", "", "")
     return script("prepare", layout.releases, release_id, int(unpack), layout.network, *db,
                   DB_CHANGED_EXIT, DB_MAJOR_EXIT, layout.infra_project, layout.nginx_container, nginx_mode,
-                  NGINX_CHANGED_EXIT, *shared_items(inventory))
+                  NGINX_CHANGED_EXIT, slot, layout.traffic_dir, *shared_items(inventory))
 
 
 def release_command_name(layout: Layout, release_id: str, service: str) -> str:
@@ -58,11 +59,13 @@ def failure_report_command(containers: list[str]) -> Argv:
     return script("failure_report", *containers)
 
 
-def switch_nginx_command(layout: Layout, release_id: str, recreate: bool = False) -> Argv:
-    """Install the new config (stdin) only if `nginx -t` passes; reload, or create nginx when it is not
-    running (RECREATE: re-create it too when its service in RELEASE_ID's compose file changed)."""
+def switch_nginx_command(layout: Layout, release_id: str, recreate: bool = False, serve_slot: str | None = None) -> Argv:
+    """Move traffic to SERVE_SLOT (None: leave it), and install the config on stdin when it changed, only if
+    `nginx -t` passes, with a reload; create nginx when it is not running (RECREATE: re-create it too when
+    its service in RELEASE_ID's compose file changed). Prints what happened to nginx, if anything."""
+    mark = "" if serve_slot is None else str(int(serve_slot == MARKED_SLOT))
     return script("switch_nginx", layout.live_nginx_conf, layout.nginx_container, layout.infra_project,
-                  layout.compose_file(release_id), int(recreate))
+                  layout.compose_file(release_id), int(recreate), layout.slot_marker, mark)
 
 
 def nginx_drained_command(layout: Layout, seconds: int) -> Argv:
@@ -96,11 +99,6 @@ def discard_release_command(layout: Layout, release_id: str) -> Argv:
 
 def recover_command(layout: Layout) -> Argv:
     return script("recover", layout.live_nginx_conf, layout.nginx_container)
-
-
-def serving_release_command(layout: Layout) -> Argv:
-    """Print the release the live nginx config sends traffic to (its first-line marker)."""
-    return ["sed", "-n", "s/^# slipway release: //p", layout.live_nginx_conf]
 
 
 def write_file_command(path: str, mode: int = 0o644) -> Argv:

@@ -14,15 +14,19 @@
 # compose would re-create the running nginx for the release (its image,
 # ports or mounts changed), nothing else happens and it exits
 # NGINX_CHANGED_EXIT; `restart` lets the nginx switch re-create it.
+# The release goes into SLOT (the one not serving): its .env names the slot
+# for compose, and TRAFFIC_DIR/SLOT names the release.
 # Usage: prepare.sh RELEASES_DIR RELEASE_ID UNPACK NETWORK DB_PROJECT DB_MODE
 #          DB_CONTAINER DB_IMAGE DB_VOLUME DB_CHANGED_EXIT DB_MAJOR_EXIT
-#          INFRA_PROJECT NGINX_CONTAINER NGINX_MODE NGINX_CHANGED_EXIT [volume:NAME|dir:PATH]...
+#          INFRA_PROJECT NGINX_CONTAINER NGINX_MODE NGINX_CHANGED_EXIT
+#          SLOT TRAFFIC_DIR [volume:NAME|dir:PATH]...
 set -eu
 releases=$1 release_id=$2 unpack=$3 network=$4 db_project=$5 db_mode=$6
 db_container=$7 db_image=$8 db_volume=$9
 db_changed_exit=${10} db_major_exit=${11}
 infra_project=${12} nginx_container=${13} nginx_mode=${14} nginx_changed_exit=${15}
-shift 15
+slot=${16} traffic_dir=${17}
+shift 17
 release_dir=$releases/$release_id
 mkdir -p "$releases"
 if [ "$unpack" = 1 ]; then
@@ -33,6 +37,11 @@ if [ "$unpack" = 1 ]; then
   chmod 750 "$incoming"
   mv -T "$incoming" "$release_dir"
 fi
+# Each written beside and renamed into place: a cut-off run leaves the old file or the new one.
+replace() { printf '%s\n' "$2" > "$1.new" && mv -f "$1.new" "$1"; }
+mkdir -p "$traffic_dir"
+replace "$release_dir/.env" "SLIPWAY_SLOT=$slot"
+replace "$traffic_dir/$slot" "$release_id"
 # Compose's own verdict on whether it would re-create CONTAINER for the release (the config-hash
 # label it puts on containers is not what `config --hash` prints, so the two cannot be compared).
 would_recreate() {

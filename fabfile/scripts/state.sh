@@ -1,18 +1,23 @@
 #!/bin/sh
 # Print, section by section, everything a deploy needs to know about the
-# server, in one round trip: what `current` points at, which release nginx
-# serves, every release record, the image ID of each REF, the compose project
+# server, in one round trip: what `current` points at, which slot serves and
+# the release in it (MARKER exists: MARKED_SLOT; else UNMARKED_SLOT), every release record, the image ID of each REF, the compose project
 # of each of the app's containers, whether nginx and the database run,
 # Docker's image store,
 # which local images became which server images, and every image's layer
 # chain.
-# Usage: state.sh MARK BASE_DIR APP NGINX_CONTAINER DB_CONTAINER SHIPPED_FILE [REF]...
+# Usage: state.sh MARK BASE_DIR APP NGINX_CONTAINER DB_CONTAINER SHIPPED_FILE
+#          TRAFFIC_DIR MARKER MARKED_SLOT UNMARKED_SLOT [REF]...
 set -u
-mark=$1 base=$2 app=$3 nginx=$4 db=$5 shipped=$6
-shift 6
+mark=$1 base=$2 app=$3 nginx=$4 db=$5 shipped=$6 traffic=$7 marker=$8
+shift 8
+if [ -e "$marker" ]; then slot=$1; else slot=$2; fi
+shift 2
 echo "$mark base"; [ -d "$base/releases" ] && echo present
 echo "$mark current"; readlink "$base/current" || true
-echo "$mark serving"; sed -n 's/^# slipway release: //p' "$base/shared/nginx/app.conf" 2>/dev/null || true
+echo "$mark serving"
+# A release deployed by a slipway before slots named itself in nginx's config.
+echo "$slot $(cat "$traffic/$slot" 2>/dev/null || sed -n 's/^# slipway release: //p' "$base/shared/nginx/app.conf" 2>/dev/null)"
 echo "$mark releases"
 for record in "$base"/releases/*/release.json; do
   if [ -f "$record" ]; then head -n 1 "$record"; fi

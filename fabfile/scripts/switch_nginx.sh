@@ -1,45 +1,73 @@
 #!/bin/sh
-# Install the new nginx config (stdin) only if `nginx -t` passes, then
-# reload nginx. The previous config is kept as .previous until the switch is
-# done and put back if the test fails. nginx is (re-)created from
-# COMPOSE_FILE instead of reloaded when it is not running, or when RECREATE
-# is 1 and compose would re-create it (its image, ports or mounts changed):
-# then the config is tested in a throwaway container of the new service.
-# Usage: switch_nginx.sh CONF CONTAINER PROJECT COMPOSE_FILE RECREATE
+# Move traffic, and install nginx's config (stdin) when it changed.
+#
+# Traffic moves by the slot marker alone: MARK 1 creates MARKER (its slot
+# serves), 0 removes it (the other slot serves), empty leaves it. nginx reads
+# it per request, so moving traffic reloads nothing and closes no connection.
+#
+# A changed config is installed only if `nginx -t` passes; then the marker
+# moves and nginx reloads, so the old config's workers already send new
+# requests to the new slot (a config made by an older slipway names its
+# release's containers, which still run) and the new config's workers do too.
+# The previous config is kept as .previous until this is done and put back
+# if the test fails: a config nginx refuses stops the switch before any
+# traffic moved. nginx is (re-)created from COMPOSE_FILE instead of reloaded
+# when it is not running, or when RECREATE is 1 and compose would re-create
+# it (its image, ports or mounts changed): then the config is tested in a
+# throwaway container of the new service. What happened to nginx goes to
+# stdout.
+# Usage: switch_nginx.sh CONF CONTAINER PROJECT COMPOSE_FILE RECREATE MARKER MARK
 set -eu
-conf=$1 container=$2 project=$3 compose_file=$4 recreate=$5
+conf=$1 container=$2 project=$3 compose_file=$4 recreate=$5 marker=$6 mark=$7
 previous=$conf.previous
 nginx_dir=$(dirname "$conf")
-mkdir -p "$nginx_dir"
+mkdir -p "$nginx_dir" "$(dirname "$marker")"
 compose() { docker compose -p "$project" -f "$compose_file" "$@"; }
+move_traffic() {
+  case $mark in
+    1) : > "$marker" ;;
+    0) rm -f "$marker" ;;
+  esac
+}
 running=$(docker inspect -f '{{.State.Running}}' "$container" 2>/dev/null || true)
-reload=0
+mode=create
 if [ "$running" = true ]; then
-  reload=1
+  mode=reload
   if [ "$recreate" = 1 ] && compose --progress plain --dry-run up -d --no-deps nginx 2>&1 \
       | grep -q "Container $container  Recreate\$"; then
-    reload=0
+    mode=recreate
   fi
 fi
 tmp=$(mktemp "$nginx_dir/.app.conf.XXXXXX")
 cat > "$tmp"
 chmod 644 "$tmp"
+if [ "$mode" = reload ] && cmp -s "$tmp" "$conf"; then
+  rm -f "$tmp"
+  move_traffic
+  exit 0
+fi
 if [ -e "$conf" ]; then cp -p "$conf" "$previous"; else rm -f "$previous"; fi
 mv -f "$tmp" "$conf"
-if [ "$reload" = 1 ]; then
+if [ "$mode" = reload ]; then
   tested() { docker exec "$container" nginx -t -q; }
-  apply() { docker exec "$container" nginx -s reload; }
 else
   tested() { compose run --rm --no-deps -T --name "$container-test-$$" nginx nginx -t -q; }
-  apply() {
-    [ "$running" != true ] || echo "nginx re-created (its image, ports or mounts changed)" >&2
-    compose up -d --no-deps nginx
-  }
 fi
 if ! tested; then
   if [ -e "$previous" ]; then mv -f "$previous" "$conf"; else rm -f "$conf"; fi
   echo 'nginx -t rejected the new config; the previous one is back' >&2
   exit 1
 fi
-apply
+move_traffic
+case $mode in
+  reload)
+    docker exec "$container" nginx -s reload
+    echo "nginx reloaded: its config changed" ;;
+  recreate)
+    compose up -d --no-deps nginx
+    echo "nginx re-created: its image, ports or mounts changed" ;;
+  create)
+    compose up -d --no-deps nginx
+    echo "nginx started" ;;
+esac
 rm -f "$previous"

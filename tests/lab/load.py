@@ -8,10 +8,12 @@ from collections import Counter
 
 class LoadLoop:
     def __init__(self, site, path: str = "/version", clients: int = 20, max_seconds: float = 180,
-                 max_requests: int = 400_000, keep_alive: bool = False):
-        """KEEP_ALIVE: each client keeps one connection and, as browsers do (RFC 9112 9.3.1), retries a
-        request once on a new connection when a reused one was closed before any response came."""
+                 max_requests: int = 400_000, keep_alive: bool = False, retry_closed: bool = True):
+        """KEEP_ALIVE: each client keeps one connection. RETRY_CLOSED: as browsers do (RFC 9112 9.3.1), it
+        retries a request once on a new connection when a reused one was closed before any response came;
+        without it, that request fails, as it does for many API clients (Python's requests, for one)."""
         self.site, self.path, self.clients, self.keep_alive = site, path, clients, keep_alive
+        self.retry_closed = retry_closed
         self.max_seconds, self.max_requests = max_seconds, max_requests
         self.outcomes: Counter = Counter()
         self.bodies: Counter = Counter()
@@ -55,7 +57,7 @@ class LoadLoop:
                 try:
                     outcome, body = self._fetch(connection)
                 except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                    if not reused:
+                    if not (reused and self.retry_closed):
                         raise
                     connection.close()
                     connection = self.site.connection()
@@ -78,3 +80,9 @@ class LoadLoop:
                     self.failure_times.append(time.monotonic())
                     if len(self.failures) < 20:
                         self.failures.append(f"{outcome}: {body[:120]}")
+
+
+def strict_clients(site, clients: int = 20, **kwargs) -> LoadLoop:
+    """CLIENTS that each keep one connection alive and never retry: any connection nginx closes under
+    them (as a reload does to idle ones) costs a failed request."""
+    return LoadLoop(site, clients=clients, keep_alive=True, retry_closed=False, **kwargs)

@@ -124,16 +124,60 @@ def test_env_files_are_private_and_quote_values_literally(files):
     assert api_env.secret_keys == {"DATABASE_PASSWORD"} and files["env/db.env"].secret_keys == {"POSTGRES_PASSWORD"}
 
 
-def test_nginx_points_at_the_new_release_containers_only(files):
+def test_nginx_config_names_no_release_and_finds_the_serving_slot_per_request(files, deployment):
     conf = files["nginx.conf"].content
-    assert conf.startswith("# slipway release: 20261122-140000\n")
-    assert "server demo-20261122-140000-api-1:8000;\n    server demo-20261122-140000-api-2:8000;" in conf
+    later = release.release_files(deployment, PROJECT, "20270101-000000", "v9", False)
+    # Another release and version render the same config: a deploy has no reason to reload nginx.
+    assert next(f.content for f in later if f.path == "nginx.conf") == conf
+    assert "20261122-140000" not in conf and "\nupstream " not in conf
+    assert ("    set $slipway_slot blue;\n    if (-f /etc/nginx/conf.d/traffic/green-serves) {\n"
+            "        set $slipway_slot green;\n    }\n") in conf
+    assert "resolver 127.0.0.11 valid=1s ipv6=off;" in conf
     health = conf[conf.index("location = /health"):conf.index("}", conf.index("location = /health"))]
-    assert "limit_req" not in health and "proxy_pass http://demo_api/health;" in health
+    assert "limit_req" not in health and "proxy_pass http://demo-$slipway_slot-api:8000/health;" in health
+    assert "proxy_pass http://demo-$slipway_slot-api:8000;" in conf
+    assert "proxy_next_upstream error timeout http_502 http_503 http_504;" in conf
     assert "limit_req zone=demo_per_client burst=5000 nodelay;" in conf
     for header in ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy"):
         assert f"add_header {header}" in conf
     assert "gzip on;" in conf
+
+
+def test_web_containers_answer_as_their_slots_name_and_workers_as_none(files):
+    compose = yaml.safe_load(files["compose.yaml"].content)
+    assert compose["services"]["api"]["networks"] == {
+        "app": {"aliases": ["demo-${SLIPWAY_SLOT:?the release folder's .env names no slot}-api"]}}
+    assert compose["services"]["worker"]["networks"] == ["app"]
+    assert LAYOUT.slot_alias("green", "api") == "demo-green-api"
+
+
+def serving_seen(tmp_path, files: dict[str, str]) -> tuple[str, str]:
+    """What state.sh reports as the serving slot and release for a server holding FILES (docker absent)."""
+    base = tmp_path / "srv"
+    for name, text in files.items():
+        (base / name).parent.mkdir(parents=True, exist_ok=True)
+        (base / name).write_text(text)
+    (tmp_path / "bin").mkdir(exist_ok=True)
+    (tmp_path / "bin" / "docker").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "bin" / "docker").chmod(0o755)
+    layout = Layout("demo", str(base))
+    output = subprocess.run(state.state_command(layout, []), capture_output=True, text=True,
+                            env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"}).stdout
+    parsed = state.parse_state(output, layout)
+    return parsed.serving_slot, parsed.serving
+
+
+@pytest.mark.parametrize("files, seen", [
+    ({}, ("blue", "")),
+    ({"shared/nginx/traffic/green": "r2\n"}, ("blue", "")),
+    ({"shared/nginx/traffic/blue": "r1\n", "shared/nginx/traffic/green": "r2\n"}, ("blue", "r1")),
+    ({"shared/nginx/traffic/blue": "r1\n", "shared/nginx/traffic/green": "r2\n",
+      "shared/nginx/traffic/green-serves": ""}, ("green", "r2")),
+    ({"shared/nginx/app.conf": "# slipway release: r0\nupstream demo_api {\n"}, ("blue", "r0")),
+], ids=["nothing yet", "a first deploy cut off before its switch", "blue serves", "green serves",
+        "a release an older slipway deployed"])
+def test_the_serving_release_is_the_one_in_the_slot_the_marker_picks(tmp_path, files, seen):
+    assert serving_seen(tmp_path, files) == seen
 
 
 def test_diff_masks_every_secret_key_on_both_sides_without_knowing_old_values(tmp_path):
@@ -170,7 +214,7 @@ def test_state_is_parsed_from_one_round_trip():
     output = "\n".join([
         "@@slipway@@ base", "present",
         "@@slipway@@ current", "releases/20261122-120000",
-        "@@slipway@@ serving", "20261122-130000",
+        "@@slipway@@ serving", "green 20261122-130000",
         "@@slipway@@ releases", record("20261122-120000", "active"), record("20261122-130000", "active"), "{broken json",
         "@@slipway@@ images", "slipway-demo/api:v1 sha256:abc", "slipway-demo/api:v2 missing",
         "@@slipway@@ projects", "demo-20261122-130000 demo-20261122-130000-api-1", "other-x y",
@@ -180,6 +224,7 @@ def test_state_is_parsed_from_one_round_trip():
     parsed = state.parse_state(output, LAYOUT)
     assert parsed.provisioned
     assert parsed.current == "20261122-120000" and parsed.serving == "20261122-130000"
+    assert (parsed.serving_slot, parsed.standby_slot) == ("green", "blue")
     assert sorted(parsed.releases) == ["20261122-120000", "20261122-130000"]
     assert parsed.image_ids == {"slipway-demo/api:v1": "sha256:abc"}
     assert parsed.projects == {"20261122-130000": ["demo-20261122-130000-api-1"]}
