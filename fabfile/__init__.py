@@ -10,7 +10,7 @@ from .cli import backup, deploy, hostkeys, lab, lock, provision, runbook, tls, v
 ns = Collection(
     runbook.facts, hostkeys.trust, provision.provision, verify.verify,
     deploy.deploy, deploy.rollback, deploy.releases,
-    lab.namespace, lock.namespace, backup.namespace, tls.namespace,
+    lab.namespace, lock.namespace, backup.namespace, tls.namespace, runbook.maintenance,
 )
 ns.configure({
     "slipway": {

@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import json as jsonlib
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from ..commands import release
 from ..commands import backup as backups
 from ..commands import traffic
 from ..commands.layout import layout_of, web_services
@@ -26,11 +26,11 @@ from ..errors import RemoteCommandFailed, SlipwayError
 from ..remote import Remote, Reporter
 from .common import ask, load_deployment, operator_task, project_dir, require_installed, session
 from .locked import audit, deploy_lock, read_state
+from .runbook import maintenance_record, turn_maintenance_off, turn_maintenance_on
 
-# The longest the app's requests already in nginx's hands may take to finish once maintenance is on.
-MAINTENANCE_DRAIN_SECONDS = 10
-# What clients are told to wait in maintenance.
-RETRY_AFTER_SECONDS = 30
+# Once the maintenance page is up, a request that passed nginx's check just before is still on its
+# way to the app: it gets this long to arrive (the app finishes what it has when it stops).
+MAINTENANCE_SETTLE_SECONDS = 1
 
 
 def _database_deployment(c) -> Deployment:
@@ -285,13 +285,11 @@ def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, pro
     inventory = deployment.inventory
     layout, paths = layout_of(inventory), backups.paths_of(inventory)
     release_project, compose = layout.release_project(serving), layout.compose_file(serving)
-    serving_conf = run(["cat", f"{layout.release_dir(serving)}/nginx.conf"]).stdout
-    maintenance = release.maintenance_conf(inventory, project, "database restore", RETRY_AFTER_SECONDS, serving_conf)
-    with reporter.step("maintenance page on (503, Retry-After)") as step:
-        run(traffic.switch_nginx_command(layout, serving), stdin=maintenance)
-        # Requests nginx was already proxying finish before the app stops (else they end in a 502).
-        run(traffic.nginx_drained_command(layout, max(inventory.app.drain_seconds, MAINTENANCE_DRAIN_SECONDS)))
-        step.changed = True
+    # Maintenance an operator turned on before stays on afterwards.
+    already_on = maintenance_record(run, layout) is not None
+    if not already_on:
+        turn_maintenance_on(run, reporter, deployment, project, "The database is being restored.")
+    time.sleep(MAINTENANCE_SETTLE_SECONDS)
     failure = None
     try:
         with reporter.step(f"stop {', '.join(inventory.services)}") as step:
@@ -304,7 +302,7 @@ def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, pro
     except BaseException as error:
         failure = error
     try:
-        _bring_back(run, reporter, deployment, serving)
+        _bring_back(run, reporter, deployment, serving, end_maintenance=not already_on)
     except Exception as error:
         if failure is None:
             raise
@@ -315,8 +313,8 @@ def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, pro
         raise failure
 
 
-def _bring_back(run, reporter: Reporter, deployment: Deployment, serving: str) -> None:
-    """The serving release's services started and healthy, and its own nginx config back."""
+def _bring_back(run, reporter: Reporter, deployment: Deployment, serving: str, end_maintenance: bool) -> None:
+    """The serving release's services started and healthy, then (END_MAINTENANCE) maintenance off."""
     inventory = deployment.inventory
     layout = layout_of(inventory)
     with reporter.step(f"start {', '.join(inventory.services)}, wait until healthy") as step:
@@ -329,10 +327,8 @@ def _bring_back(run, reporter: Reporter, deployment: Deployment, serving: str) -
             timeout = max(service.healthcheck.timeout_seconds for service in web.values())
             run(traffic.wait_healthy_command(checks, timeout), limit=timeout + traffic.HEALTH_MARGIN_SECONDS)
         step.changed = True
-    with reporter.step(f"maintenance off: {serving}'s nginx config back") as step:
-        conf = run(["cat", f"{layout.release_dir(serving)}/nginx.conf"]).stdout
-        run(traffic.switch_nginx_command(layout, serving), stdin=conf)
-        step.changed = True
+    if end_maintenance:
+        turn_maintenance_off(run, reporter, deployment)
 
 
 namespace = Collection("backup")

@@ -16,8 +16,10 @@ SLOTS = ("blue", "green")
 # The slot whose marker file exists serves; without it, the first slot does.
 MARKED_SLOT = SLOTS[1]
 SLOT_MARKER = f"{MARKED_SLOT}-serves"
-# Where nginx sees the marker (the live config's folder is mounted as conf.d).
-CONTAINER_SLOT_MARKER = f"/etc/nginx/conf.d/traffic/{SLOT_MARKER}"
+# While this page is in the traffic folder, nginx answers the app's requests with it, as a 503.
+MAINTENANCE_PAGE = "maintenance.html"
+# Where nginx sees the traffic folder (the live config's folder is mounted as conf.d).
+CONTAINER_TRAFFIC_DIR = "/etc/nginx/conf.d/traffic"
 
 
 def other_slot(slot: str) -> str:
@@ -63,6 +65,10 @@ class Layout:
     @property
     def slot_marker(self) -> str:
         return f"{self.traffic_dir}/{SLOT_MARKER}"
+
+    @property
+    def maintenance_page(self) -> str:
+        return f"{self.traffic_dir}/{MAINTENANCE_PAGE}"
 
     def slot_alias(self, slot: str, service: str) -> str:
         """The DNS name (Docker's, on the app network) of SERVICE's containers in SLOT."""

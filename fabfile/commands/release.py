@@ -13,10 +13,12 @@ from pathlib import Path
 from ..config import Deployment, Inventory
 from ..render import render
 from . import tls
-from .layout import CONTAINER_SLOT_MARKER, SLOTS, image_refs, layout_of, mounts, web_services
+from .layout import CONTAINER_TRAFFIC_DIR, MAINTENANCE_PAGE, SLOT_MARKER, SLOTS, image_refs, layout_of, mounts, web_services
 
 MASK = "********"
 # Compose fills it in from the release folder's .env (prepare.sh writes it before every start).
+# What clients are told to wait while maintenance is on.
+MAINTENANCE_RETRY_AFTER_SECONDS = 30
 SLOT_VARIABLE = "${SLIPWAY_SLOT:?the release folder's .env names no slot}"
 
 
@@ -76,16 +78,14 @@ def nginx_conf(inventory: Inventory, project_dir: Path, certificate_ready: bool)
     first = next(iter(web.items()), None)
     health = {"service": first[0], "port": first[1].ports[0], "path": first[1].healthcheck.path} if first else None
     return render(project_dir, "app/nginx.conf.j2", app=inventory.app, nginx=inventory.nginx, web_services=web,
-                  health=health, slots=SLOTS, slot_marker=CONTAINER_SLOT_MARKER, acme_webroot=_acme_webroot(inventory),
+                  health=health, slots=SLOTS, traffic_dir=CONTAINER_TRAFFIC_DIR,
+                  slot_marker=SLOT_MARKER, maintenance_page=MAINTENANCE_PAGE,
+                  retry_after_seconds=MAINTENANCE_RETRY_AFTER_SECONDS, acme_webroot=_acme_webroot(inventory),
                   tls=tls.nginx_context(inventory, certificate_ready))
 
 
-def maintenance_conf(inventory: Inventory, project_dir: Path, reason: str, retry_after_seconds: int,
-                     serving_conf: str) -> str:
-    """503 with Retry-After on every listener the serving config has (HTTPS too, once it serves HTTPS)."""
-    return render(project_dir, "app/maintenance.conf.j2", app=inventory.app, reason=reason,
-                  retry_after_seconds=retry_after_seconds, acme_webroot=_acme_webroot(inventory),
-                  tls=tls.nginx_context(inventory, serves_https(serving_conf)))
+def maintenance_page(inventory: Inventory, project_dir: Path, message: str, until: str) -> str:
+    return render(project_dir, "app/maintenance.html.j2", app=inventory.app, message=message, until=until)
 
 
 def serves_https(conf: str) -> bool:

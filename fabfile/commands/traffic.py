@@ -5,6 +5,8 @@ Each runs a packaged script from fabfile/scripts/ with its values as arguments.
 
 from __future__ import annotations
 
+import json
+
 from ..config import Inventory
 from .layout import MARKED_SLOT, Layout
 from .release import shared_items
@@ -68,13 +70,13 @@ def switch_nginx_command(layout: Layout, release_id: str, recreate: bool = False
                   layout.compose_file(release_id), int(recreate), layout.slot_marker, mark)
 
 
-def nginx_drained_command(layout: Layout, seconds: int) -> Argv:
-    """Until nginx's workers of the previous config have finished what they were proxying (at most SECONDS):
-    a reload hands new connections to new workers, while the old ones still serve what they had."""
-    return ["docker", "exec", layout.nginx_container, "sh", "-c",
-            # [ ] keeps this shell's and grep's own command lines from matching.
-            'end=$(( $(date +%s) + $1 )); while grep -qs "worker process is shutting[ ]down" /proc/[0-9]*/cmdline '
-            '&& [ "$(date +%s)" -lt "$end" ]; do sleep 0.1; done', "slipway-nginx-drained", str(seconds)]
+def maintenance_on_command(layout: Layout, record: dict, allow: list[str]) -> Argv:
+    """Maintenance on: the page (stdin) answers the app's requests as a 503, except from ALLOW's addresses."""
+    return script("maintenance", layout.traffic_dir, "on", json.dumps(record, sort_keys=True), *allow)
+
+
+def maintenance_off_command(layout: Layout) -> Argv:
+    return script("maintenance", layout.traffic_dir, "off")
 
 
 def finish_command(layout: Layout, release_id: str, old_releases: list[str], worker_names: list[str],

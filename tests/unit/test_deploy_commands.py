@@ -475,3 +475,29 @@ def test_an_image_is_on_the_server_by_its_own_id_or_the_one_it_got_when_shipped(
     local = {"api:v1": "sha256:config-api1", "db:17": "sha256:config-db", "nginx:1": "sha256:config-nginx"}
     assert images.missing_on_server(refs, local, parsed) == ["nginx:1"]
     assert images.missing_on_server(refs, {**local, "api:v1": "sha256:config-api2"}, parsed) == ["api:v1", "nginx:1"]
+
+
+def test_maintenance_files_go_up_allow_list_first_and_come_down_page_first(tmp_path):
+    layout = Layout("demo", str(tmp_path))
+    traffic_dir = Path(layout.traffic_dir)
+
+    def run(argv, stdin=""):
+        subprocess.run(argv, input=stdin, text=True, check=True)
+
+    run(traffic.maintenance_on_command(layout, {"message": "m"}, ["203.0.113.7", "2001:db8::1"]), "<p>page</p>")
+    assert (traffic_dir / "maintenance.html").read_text() == "<p>page</p>"
+    assert json.loads((traffic_dir / "maintenance.json").read_text()) == {"message": "m"}
+    assert sorted(p.name for p in (traffic_dir / "allow").iterdir()) == ["2001:db8::1", "203.0.113.7"]
+    run(traffic.maintenance_on_command(layout, {"message": "n"}, ["198.51.100.2"]), "<p>new</p>")
+    assert [p.name for p in (traffic_dir / "allow").iterdir()] == ["198.51.100.2"]
+    assert (traffic_dir / "maintenance.html").read_text() == "<p>new</p>"
+    run(traffic.maintenance_off_command(layout))
+    assert list(traffic_dir.iterdir()) == []
+    script = shell.script_text("maintenance")
+    assert script.index('rm -f "$page"') < script.index('rm -rf "$allow"')
+    assert script.index(': > "$allow/$address"') < script.index('mv -f "$page.new" "$page"')
+
+
+def test_the_maintenance_page_escapes_what_the_operator_typed(deployment):
+    page = release.maintenance_page(deployment.inventory, PROJECT, "<script>x</script> & co", "03:30 UTC")
+    assert "&lt;script&gt;x&lt;/script&gt; &amp; co" in page and "Expected back by 03:30 UTC." in page

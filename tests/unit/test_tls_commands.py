@@ -67,15 +67,19 @@ def test_tls_off_renders_the_plain_http_site(tmp_path):
     assert len(server_blocks(conf)) == 1 and "acme-challenge" not in conf and "443" not in conf
 
 
-def test_maintenance_keeps_every_listener_the_serving_config_has(tmp_path):
+def test_maintenance_answers_every_app_location_on_every_listener_but_not_health_or_acme(tmp_path):
     deployment = lab_inventory(tmp_path)
-    inventory = deployment.inventory
-    for serving, listeners in ((nginx(deployment, ready=False), 1), (nginx(deployment, ready=True), 2)):
-        conf = release.maintenance_conf(inventory, PROJECT, "database restore", 15, serving)
-        blocks = server_blocks(conf)
-        assert len(blocks) == listeners
-        assert all('return 503 "demo is down for maintenance' in block for block in blocks)
-        assert "location ^~ /.well-known/acme-challenge/" in blocks[0]
+    for conf in (nginx(deployment, ready=False), nginx(deployment, ready=True)):
+        app_block = next(block for block in server_blocks(conf) if "location /version" in block or "location / {\n        if" in block)
+        assert 'if (-f /etc/nginx/conf.d/traffic/maintenance.html) {\n        set $slipway_maintenance on;' in app_block
+        assert 'if (-f /etc/nginx/conf.d/traffic/allow/$remote_addr) {\n        set $slipway_maintenance "";' in app_block
+        assert "error_page 503 @slipway_maintenance;" in app_block
+        named = app_block[app_block.index("location @slipway_maintenance"):]
+        assert "add_header Retry-After 30 always;" in named and "try_files /maintenance.html =503;" in named
+        locations = re.findall(r"^    location (.+?) \{\n(.*?)^    \}", app_block, re.S | re.M)
+        gated = {route for route, body in locations if "if ($slipway_maintenance)" in body}
+        ungated = {"= /health", "@slipway_maintenance", "^~ /.well-known/acme-challenge/"}
+        assert gated == {route for route, _ in locations} - ungated and gated
 
 
 def test_renewal_files_hand_every_value_to_the_scripts_as_settings(tmp_path):
