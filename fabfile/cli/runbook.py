@@ -1,13 +1,15 @@
-"""What an on-call engineer types: `fab -H NAME facts`, `maintenance.on|off`."""
+"""What an on-call engineer types: `fab -H NAME status`, `facts`, `maintenance.on|off`."""
 
 from __future__ import annotations
 
 import ipaddress
-import json
+import json as jsonlib
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 from invoke import Collection
+from invoke.exceptions import Exit
 
 from ..commands import runbook as commands
 from ..commands import traffic
@@ -31,6 +33,22 @@ def facts(c):
     print(commands.format_facts(commands.parse_facts(result.stdout)))
 
 
+@operator_task(help={"json": "print the status as JSON (for scripts and monitoring)"})
+def status(c, json=False):
+    """The site at a glance: serving release, containers, host, lock, deploys, certificate, backups (one round trip).
+
+    Exits 1 when something needs a human, so it doubles as a monitoring check."""
+    deployment = load_deployment(c)
+    # Step lines go to stderr: stdout is the status alone (JSON with --json).
+    reporter = Reporter(deployment.name, out=sys.stderr)
+    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+        output = remote.run(commands.status_command(deployment.inventory), check=False).stdout
+    report = commands.parse_status(output, deployment.inventory, datetime.now(timezone.utc))
+    print(jsonlib.dumps(report, indent=2, sort_keys=True) if json else commands.format_status(report, deployment.name))
+    if report["problems"]:
+        raise Exit(code=1)
+
+
 def maintenance_record(run, layout: Layout) -> dict | None:
     """The maintenance in force (who, since, message, until, allowed addresses), or None."""
     result = run(["sh", "-c", '[ -f "$1" ] && cat "$2"', "slipway-maintenance-state", layout.maintenance_page,
@@ -38,7 +56,7 @@ def maintenance_record(run, layout: Layout) -> dict | None:
     if result.failed:
         return None
     try:
-        return json.loads(result.stdout)
+        return jsonlib.loads(result.stdout)
     except ValueError:
         return {}
 

@@ -1,0 +1,48 @@
+#!/bin/sh
+# Facts for `status` that have no script of their own, section by section:
+# the serving slot and release (MARKER exists: MARKED_SLOT; else the other),
+# its record, the maintenance record, every container of the app (name,
+# compose project and service, state, health, start time, restarts, OOM-killed,
+# memory in bytes), Docker's own answer, and the host: each filesystem of
+# PATH (size, used, inodes), memory, load and CPU count.
+# Each part is bounded in time, so a hung Docker cannot hang the status.
+# Usage: status.sh MARK APP TRAFFIC_DIR MARKER MARKED_SLOT UNMARKED_SLOT RELEASES_DIR MAINTENANCE_PAGE [PATH]...
+set -u
+mark=$1 app=$2 traffic=$3 marker=$4 marked=$5 unmarked=$6 releases=$7 page=$8
+shift 8
+if [ -e "$marker" ]; then slot=$marked; else slot=$unmarked; fi
+release=$(cat "$traffic/$slot" 2>/dev/null)
+echo "$mark serving"; echo "$slot $release"
+echo "$mark record"; [ -n "$release" ] && head -n 1 "$releases/$release/release.json" 2>/dev/null
+echo "$mark maintenance"; [ -f "$page" ] && cat "$traffic/maintenance.json" 2>/dev/null
+echo "$mark docker"; timeout 5 docker version -f '{{.Server.Version}}' 2>&1 | tail -n 1
+# Memory in use by PID's cgroup as `docker stats` counts it (without page cache it can drop), read from
+# the cgroup itself: `docker stats` takes seconds. cgroup v1 names its memory controller; v2 has one tree.
+memory_in_use() {
+  group=$(sed -n 's/^[0-9]*:memory://p' "/proc/$1/cgroup" 2>/dev/null)
+  if [ -n "$group" ]; then
+    dir=/sys/fs/cgroup/memory$group used=memory.usage_in_bytes cache=total_inactive_file
+  else
+    dir=/sys/fs/cgroup$(sed -n 's/^0:://p' "/proc/$1/cgroup" 2>/dev/null) used=memory.current cache=inactive_file
+  fi
+  awk -v used="$(cat "$dir/$used" 2>/dev/null)" -v cache="$cache" \
+    'used == "" { exit } $1 == cache { used -= $2 } END { if (used != "") print used; else print "-" }' "$dir/memory.stat" 2>/dev/null \
+    || echo -
+}
+echo "$mark containers"
+ids=$(timeout 5 docker ps -aq --filter "name=^$app-" 2>/dev/null)
+if [ -n "$ids" ]; then
+  # shellcheck disable=SC2086 # container IDs: hex, no blanks
+  timeout 5 docker inspect -f '{{.Name}} {{index .Config.Labels "com.docker.compose.project"}} {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.State.StartedAt}} {{.RestartCount}} {{.State.OOMKilled}} {{.State.Pid}}' $ids \
+    | while read -r name project service state health started restarts oom pid; do
+        memory=-
+        [ "$pid" = 0 ] || memory=$(memory_in_use "$pid")
+        echo "$name $project $service $state $health $started $restarts $oom $memory"
+      done
+fi
+echo "$mark disk"; df -P -k "$@" 2>/dev/null | tail -n +2
+echo "$mark inodes"; df -P -i "$@" 2>/dev/null | tail -n +2
+echo "$mark host"
+grep -E '^(MemTotal|MemAvailable|SwapTotal|SwapFree):' /proc/meminfo
+echo "load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "cpus $(nproc)"
