@@ -69,17 +69,25 @@ STATUS_MARK = "@@status@@"
 FULL_PERCENT = 90
 LOW_MEMORY_PERCENT = 5
 STUCK_LOCK_SECONDS = 3600
+# Docker restarted a container this often since slipway created it: it crashes.
+CRASH_RESTARTS = 3
 # A certificate with less than this share of its lifetime left was not renewed when it should have been
 # (certbot renews at a third left): true for 90-day and 6-day certificates alike.
 CERTIFICATE_LEFT_SHARE = 1 / 6
 DEPLOY_EVENTS = ("deploy succeeded", "deploy failed", "rolled back", "rollback failed")
 
 
+def status_filesystems(inventory: Inventory) -> list[str]:
+    """Paths whose filesystems `status` watches: the root, Docker's images and volumes, the app, its backups."""
+    paths = ["/", "/var/lib/docker", str(inventory.app.base_dir)]
+    return paths + ([backups.paths_of(inventory).folder] if inventory.database else [])
+
+
 def status_command(inventory: Inventory) -> str:
     layout = layout_of(inventory)
     sections: list[tuple[str, str]] = [("", line(script(
         "status", STATUS_MARK, layout.app, layout.traffic_dir, layout.slot_marker, MARKED_SLOT, other_slot(MARKED_SLOT),
-        layout.releases, layout.maintenance_page, "/", layout.base)))]
+        layout.releases, layout.maintenance_page, *status_filesystems(inventory))))]
     sections.append(("lock", line(lock_status_command(layout))))
     sections.append(("audit", line(["tail", "-n", "200", layout.audit_log])))
     if inventory.database:
@@ -246,8 +254,10 @@ def problems(report: dict, inventory: Inventory, docker_up: bool) -> list[str]:
                                  f"{serving['release']} running and healthy")
         for container in containers:
             if container["state"] == "restarting" or container["health"] == "unhealthy":
-                found.append(f"{container['name']} is {container['health'] or container['state']}"
-                             f" ({container['restarts']} restarts)")
+                found.append(f"{container['name']} is {container['state'] if container['state'] == 'restarting' else 'unhealthy'}")
+            if container["restarts"] >= CRASH_RESTARTS:
+                found.append(f"{container['name']} restarted {container['restarts']} times: it keeps crashing "
+                             "(see its logs)")
             if container["oom_killed"]:
                 found.append(f"{container['name']} was killed for lack of memory (OOM)")
     for filesystem in report["host"]["filesystems"]:

@@ -80,3 +80,96 @@ def test_a_bad_allowed_address_is_one_line_and_changes_nothing(cli, as_deploy):
     assert refused.stderr.strip() == ("error: --allow: found '10.0.0.300'; expected a client IP address like "
                                       "203.0.113.7")
     assert refused.stdout == "" and as_deploy.run("ls -A /srv/demo/shared/nginx/traffic").stdout == before
+
+
+def status(cli) -> tuple[int, dict, str]:
+    result = cli("fab", "-H", "lab", "status", "--json")
+    assert "Traceback" not in result.stdout + result.stderr
+    return result.returncode, json.loads(result.stdout), result.stderr
+
+
+def test_status_on_a_healthy_host_shows_everything_and_exits_0(cli, as_deploy):
+    shown = cli("fab", "-H", "lab", "status")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert shown.stdout.rstrip().endswith("problems     none")
+    code, report, _ = status(cli)
+    serving = report["serving"]
+    live = as_deploy.run("cat /srv/demo/shared/nginx/traffic/$( [ -e /srv/demo/shared/nginx/traffic/green-serves ] "
+                         "&& echo green || echo blue)").stdout.strip()
+    assert serving["release"] == live and serving["version"] in ("v1", "v2")
+    api = [c for c in report["containers"] if c["release"] == live and c["service"] == "api"]
+    assert len(api) == 2 and all(c["health"] == "healthy" and c["memory_bytes"] > 2**20 for c in api)
+    assert {c["name"] for c in report["containers"]} >= {"demo-nginx-1", "demo-db-1"}
+    assert report["certificate"]["present"] and report["certificate"]["days_left"] > 0
+    assert report["backup"]["newest_good"] and report["lock"] == {"held": False}
+    assert report["last_deploys"][0]["event"] in ("deploy succeeded", "rolled back")
+    assert {f["mount"] for f in report["host"]["filesystems"]} >= {"/"} and report["host"]["cpus"] >= 1
+
+
+@pytest.mark.parametrize("break_it, mend, problem", [
+    ("docker stop demo-db-1", "docker start demo-db-1 && until docker exec demo-db-1 pg_isready -q; do sleep 0.5; done",
+     "demo-db-1 is exited"),
+    ("docker stop demo-nginx-1", "docker start demo-nginx-1", "demo-nginx-1 is exited"),
+], ids=["db stopped", "nginx stopped"])
+def test_status_names_a_stopped_container_and_exits_1(cli, as_deploy, break_it, mend, problem):
+    as_deploy.run(break_it)
+    try:
+        code, report, _ = status(cli)
+    finally:
+        as_deploy.run(mend)
+    assert code == 1 and problem in report["problems"], report["problems"]
+
+
+def test_status_names_a_crash_looping_container(cli, as_deploy):
+    worker = as_deploy.run("docker ps --filter label=slipway.service=worker --format '{{.Names}}'").stdout.split()[0]
+    # The worker's process dies three times (a crash to Docker: `docker kill` would be a manual stop, which
+    # its restart policy respects); Docker brings it back each time.
+    for restarts in range(1, 4):
+        as_deploy.run(f"kill -KILL $(docker inspect -f '{{{{.State.Pid}}}}' {worker}); "
+                      # Running comes before its process ID: never `kill 0`.
+                      f"until [ \"$(docker inspect -f '{{{{.RestartCount}}}} {{{{.State.Running}}}} "
+                      f"{{{{ne .State.Pid 0}}}}' {worker})\" = '{restarts} true true' ]; do sleep 0.2; done",
+                      root=True, timeout=60)
+    try:
+        code, report, _ = status(cli)
+    finally:  # a new worker container starts its restart count from 0
+        as_deploy.run("cd /srv/demo/current && docker compose -p \"demo-$(basename \"$(readlink -f .)\")\" "
+                      "-f compose.yaml up -d --force-recreate --no-deps worker")
+    assert code == 1 and f"{worker} restarted 3 times: it keeps crashing (see its logs)" in report["problems"]
+
+
+def test_status_names_a_nearly_full_filesystem(cli, as_deploy):
+    folder = "/srv/demo/backups"
+    as_deploy.run(f"set -e; rm -rf /run/backups-copy; cp -a {folder} /run/backups-copy; "
+                  f"mount -t tmpfs -o size=1m,mode=0750,uid=$(id -u deploy),gid=$(id -g deploy) slipway-full {folder}; "
+                  f"head -c 980k /dev/zero > {folder}/filler", root=True)
+    try:
+        code, report, _ = status(cli)
+    finally:
+        as_deploy.run(f"umount {folder}; rm -rf /run/backups-copy", root=True)
+    assert code == 1
+    assert any(p.startswith(f"{folder} is 9") and p.endswith("% full (space)") for p in report["problems"]), report
+
+
+def test_status_with_dockers_daemon_stopped_says_so_and_exits_1(cli, as_deploy):
+    as_deploy.run("systemctl stop docker.socket docker.service", root=True)
+    try:
+        code, report, _ = status(cli)
+    finally:
+        as_deploy.run("systemctl start docker.service && until docker info >/dev/null 2>&1; do sleep 0.5; done",
+                      root=True)
+    assert code == 1 and report["docker"].startswith("not answering")
+    assert report["problems"][0].startswith("Docker is not answering") and report["serving"]["release"]
+    for _ in range(60):  # containers come back with the daemon (live-restore keeps them running meanwhile)
+        if status(cli)[0] == 0:
+            break
+        time.sleep(1)
+    assert status(cli)[0] == 0
+
+
+def test_status_of_an_unreachable_host_is_one_line(variant):
+    fab = variant(lambda data: data["host"].update(port=1))
+    result = fab("status")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = [text for text in result.stderr.splitlines() if text.startswith("error:")]
+    assert len(errors) == 1 and "cannot connect to deploy@[127.0.0.1]:1" in errors[0], result.stderr
