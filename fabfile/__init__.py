@@ -8,7 +8,7 @@ from invoke import Collection
 from .cli import backup, deploy, hostkeys, lab, lock, provision, runbook, tls, verify
 
 ns = Collection(
-    runbook.status, runbook.facts, hostkeys.trust, provision.provision, verify.verify,
+    runbook.status, runbook.logs, runbook.facts, hostkeys.trust, provision.provision, verify.verify,
     deploy.deploy, deploy.rollback, deploy.releases,
     lab.namespace, lock.namespace, backup.namespace, tls.namespace, runbook.maintenance,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import shlex
 import sys
 import threading
@@ -108,6 +109,26 @@ class Remote:
             channel.close()
         return Result(stdout=stdout.decode(errors="replace"), stderr=stderr.decode(errors="replace"),
                       exited=exited, command=line)
+
+    def stream(self, command: list[str], out: BinaryIO, err: BinaryIO) -> int | None:
+        """Run COMMAND, copying its output to OUT and ERR as it comes, until it ends (its exit status)
+        or Ctrl-C (None): then the channel closes, and the remote side sees its stdin end."""
+        channel = self._exec(shlex.join(command))
+        self.round_trips += 1
+        try:
+            while not (channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready()):
+                if INTERRUPTED.is_set():
+                    INTERRUPTED.clear()
+                    return None
+                select.select([channel], [], [], INTERRUPT_POLL_SECONDS)
+                for ready, receive, into in ((channel.recv_ready, channel.recv, out),
+                                             (channel.recv_stderr_ready, channel.recv_stderr, err)):
+                    while ready():
+                        into.write(receive(STREAM_CHUNK_BYTES))
+                        into.flush()
+            return channel.recv_exit_status()
+        finally:
+            channel.close()
 
     def close(self) -> None:
         self.conn.close()

@@ -1,4 +1,4 @@
-"""What an on-call engineer types: `fab -H NAME status`, `facts`, `maintenance.on|off`."""
+"""What an on-call engineer types: `fab -H NAME status`, `logs`, `facts`, `maintenance.on|off`."""
 
 from __future__ import annotations
 
@@ -46,6 +46,25 @@ def status(c, json=False):
     report = commands.parse_status(output, deployment.inventory, datetime.now(timezone.utc))
     print(jsonlib.dumps(report, indent=2, sort_keys=True) if json else commands.format_status(report, deployment.name))
     if report["problems"]:
+        raise Exit(code=1)
+
+
+@operator_task(positional=["service"], help={
+    "service": "one service (an app service, nginx or db); default: all of them",
+    "follow": "keep printing new lines until Ctrl-C",
+    "since": "only lines since then: a duration like 10m or 2h, or a time like 2026-11-23T03:00:00Z",
+    "tail": "the last N lines of each container (or all)",
+    "grep": "only lines holding this text",
+})
+def logs(c, service=None, follow=False, since="", tail="100", grep=""):
+    """The serving release's containers' logs (every replica, prefixed), nginx's and the database's."""
+    deployment = load_deployment(c)
+    inventory = deployment.inventory
+    argv = commands.logs_command(inventory, commands.log_services(inventory, service), follow, since, str(tail), grep)
+    reporter = Reporter(deployment.name, out=sys.stderr)
+    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+        exited = remote.stream(argv, sys.stdout.buffer, sys.stderr.buffer)
+    if exited not in (0, None):
         raise Exit(code=1)
 
 

@@ -7,11 +7,12 @@ import re
 from datetime import datetime
 
 from ..config import Inventory
+from ..errors import ConfigError
 from . import backup as backups
 from . import tls
 from .layout import MARKED_SLOT, Layout, layout_of, other_slot, web_services
 from .lock import lock_status_command
-from .shell import line, script
+from .shell import Argv, line, script
 
 # One shell round trip gathers every fact; each line is `key=value`.
 FACT_PROBES = {
@@ -87,7 +88,7 @@ def status_command(inventory: Inventory) -> str:
     layout = layout_of(inventory)
     sections: list[tuple[str, str]] = [("", line(script(
         "status", STATUS_MARK, layout.app, layout.traffic_dir, layout.slot_marker, MARKED_SLOT, other_slot(MARKED_SLOT),
-        layout.releases, layout.maintenance_page, *status_filesystems(inventory))))]
+        layout.releases, layout.maintenance_page, *status_filesystems(inventory), uses=("serving",))))]
     sections.append(("lock", line(lock_status_command(layout))))
     sections.append(("audit", line(["tail", "-n", "200", layout.audit_log])))
     if inventory.database:
@@ -332,3 +333,30 @@ def format_status(report: dict, label: str) -> str:
                                         f"(at most {backup['max_age_hours']})" if backup["newest_good"] else "none good yet"))
     lines += [f"problem      {problem}" for problem in report["problems"]] or ["problems     none"]
     return "\n".join(lines)
+
+
+# `logs`
+NO_CONTAINERS_EXIT = 3
+SINCE_RULE = r"(\d+[smh])+|\d{4}-\d\d-\d\d(T\d\d:\d\d(:\d\d)?(Z|[+-]\d\d:\d\d)?)?"
+
+
+def log_services(inventory: Inventory, service: str | None) -> list[str]:
+    """The services `logs SERVICE` means (every one without SERVICE); a name that is none is refused."""
+    known = [*inventory.services, "nginx", *(["db"] if inventory.database else [])]
+    if service is None:
+        return known
+    if service not in known:
+        raise ConfigError([f"logs {service}: no such service; expected one of {', '.join(known)}"])
+    return [service]
+
+
+def logs_command(inventory: Inventory, services: list[str], follow: bool, since: str, tail: str, grep: str) -> Argv:
+    if since and not re.fullmatch(SINCE_RULE, since):
+        raise ConfigError([f"--since: found {since!r}; expected a duration like 10m or 2h30m, or a time like "
+                           "2026-11-23T03:00:00Z"])
+    if not (tail == "all" or tail.isdigit()):
+        raise ConfigError([f"--tail: found {tail!r}; expected a number of lines or all"])
+    layout = layout_of(inventory)
+    return script("logs", layout.app, layout.infra_project, layout.traffic_dir, layout.slot_marker, MARKED_SLOT,
+                  other_slot(MARKED_SLOT), int(follow), since, tail, grep, NO_CONTAINERS_EXIT, *services,
+                  uses=("serving",))

@@ -22,9 +22,12 @@ def script_text(name: str) -> str:
     return (SCRIPTS_DIR / f"{name}.sh").read_text()
 
 
-def script(name: str, *args: object) -> Argv:
-    """Run the packaged script NAME with ARGS as $1, $2, ...; $0 names it in process lists."""
-    return ["sh", "-c", script_text(name), f"slipway-{name}", *map(str, args)]
+def script(name: str, *args: object, uses: tuple[str, ...] = ()) -> Argv:
+    """Run the packaged script NAME with ARGS as $1, $2, ...; $0 names it in process lists.
+
+    USES names the lib_*.sh files whose functions go before it."""
+    text = "".join(script_text(f"lib_{lib}") for lib in uses) + script_text(name)
+    return ["sh", "-c", text, f"slipway-{name}", *map(str, args)]
 
 
 def limited(seconds: int, argv: Argv) -> Argv:

@@ -46,7 +46,7 @@ class ServerState:
 def state_command(layout: Layout, refs: list[str]) -> Argv:
     return script("state", MARK, layout.base, layout.app, layout.nginx_container, layout.db_container,
                   layout.shipped_images, layout.traffic_dir, layout.slot_marker, MARKED_SLOT, other_slot(MARKED_SLOT),
-                  *refs)
+                  *refs, uses=("serving",))
 
 
 def parse_state(output: str, layout: Layout) -> ServerState:

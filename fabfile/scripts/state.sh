@@ -1,7 +1,7 @@
 #!/bin/sh
 # Print, section by section, everything a deploy needs to know about the
 # server, in one round trip: what `current` points at, which slot serves and
-# the release in it (MARKER exists: MARKED_SLOT; else UNMARKED_SLOT), every release record, the image ID of each REF, the compose project
+# the release in it, every release record, the image ID of each REF, the compose project
 # of each of the app's containers, whether nginx and the database run,
 # Docker's image store,
 # which local images became which server images, and every image's layer
@@ -11,13 +11,15 @@
 set -u
 mark=$1 base=$2 app=$3 nginx=$4 db=$5 shipped=$6 traffic=$7 marker=$8
 shift 8
-if [ -e "$marker" ]; then slot=$1; else slot=$2; fi
+marked=$1 unmarked=$2
 shift 2
 echo "$mark base"; [ -d "$base/releases" ] && echo present
 echo "$mark current"; readlink "$base/current" || true
 echo "$mark serving"
+serving=$(serving_release "$traffic" "$marker" "$marked" "$unmarked")
 # A release deployed by a slipway before slots named itself in nginx's config.
-echo "$slot $(cat "$traffic/$slot" 2>/dev/null || sed -n 's/^# slipway release: //p' "$base/shared/nginx/app.conf" 2>/dev/null)"
+[ -n "${serving#* }" ] || serving="$serving$(sed -n 's/^# slipway release: //p' "$base/shared/nginx/app.conf" 2>/dev/null)"
+echo "$serving"
 echo "$mark releases"
 for record in "$base"/releases/*/release.json; do
   if [ -f "$record" ]; then head -n 1 "$record"; fi

@@ -10,9 +10,9 @@
 set -u
 mark=$1 app=$2 traffic=$3 marker=$4 marked=$5 unmarked=$6 releases=$7 page=$8
 shift 8
-if [ -e "$marker" ]; then slot=$marked; else slot=$unmarked; fi
-release=$(cat "$traffic/$slot" 2>/dev/null)
-echo "$mark serving"; echo "$slot $release"
+serving=$(serving_release "$traffic" "$marker" "$marked" "$unmarked")
+release=${serving#* }
+echo "$mark serving"; echo "$serving"
 echo "$mark record"; [ -n "$release" ] && head -n 1 "$releases/$release/release.json" 2>/dev/null
 echo "$mark maintenance"; [ -f "$page" ] && cat "$traffic/maintenance.json" 2>/dev/null
 echo "$mark docker"; timeout 5 docker version -f '{{.Server.Version}}' 2>&1 | tail -n 1

@@ -1,6 +1,9 @@
-"""The on-call commands on the provisioned lab target, with the app serving (after test_backup.py)."""
+"""The on-call commands on the provisioned lab target, with the app serving (after test_backup.py left it so)."""
 
 import json
+import re
+import signal
+import subprocess
 import time
 
 import pytest
@@ -9,9 +12,7 @@ from load import LoadLoop, strict_clients
 
 
 @pytest.fixture(scope="module", autouse=True)
-def site(provisioned, cli):
-    deployed = cli("fab", "-H", "lab", "deploy")
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+def site(provisioned):
     return Site.of(provisioned)
 
 
@@ -173,3 +174,36 @@ def test_status_of_an_unreachable_host_is_one_line(variant):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     errors = [text for text in result.stderr.splitlines() if text.startswith("error:")]
     assert len(errors) == 1 and "cannot connect to deploy@[127.0.0.1]:1" in errors[0], result.stderr
+
+
+def test_logs_show_every_replica_prefixed_filtered_and_in_time_order(cli, as_deploy, site):
+    for index in range(6):
+        get(site, f"/version?logs-probe={index}")
+    shown = cli("fab", "-H", "lab", "logs", "api", "--tail", "200", "--grep", "logs-probe")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert len(lines) == 6 and all("GET /version?logs-probe=" in text for text in lines)
+    replicas = {text.split(" | ")[0] for text in lines}
+    assert len(replicas) == 2 and all(re.fullmatch(r"demo-\d{8}-\d{6}-api-[12]", name) for name in replicas), replicas
+    stamps = [text.split(" | ")[1].split()[0] for text in lines]
+    assert stamps == sorted(stamps)
+    nginx = cli("fab", "-H", "lab", "logs", "nginx", "--since", "5m", "--grep", "logs-probe=5")
+    assert nginx.returncode == 0 and nginx.stdout.startswith("demo-nginx-1 | "), nginx.stdout + nginx.stderr
+
+
+def test_logs_follow_streams_until_ctrl_c_and_leaves_nothing_running(cli, as_deploy, site):
+    following = subprocess.Popen([str(cli.__globals__["BIN"] / "fab"), "-H", "lab", "logs", "api", "--follow",
+                                  "--tail", "0"], cwd=cli.__globals__["PROJECT"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)
+        get(site, "/version?followed=1")
+        line = following.stdout.readline()
+        assert "GET /version?followed=1" in line and re.match(r"demo-\d{8}-\d{6}-api-[12] \| ", line), line
+        following.send_signal(signal.SIGINT)
+        assert following.wait(timeout=10) == 0
+    finally:
+        following.kill()
+    assert "Traceback" not in following.stderr.read()
+    time.sleep(1)
+    assert as_deploy.run("pgrep -fa 'docker logs' || true").stdout == ""

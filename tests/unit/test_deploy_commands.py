@@ -276,6 +276,9 @@ def test_every_remote_script_starts_strict_and_documents_its_usage():
     for path in SCRIPTS:
         text = path.read_text()
         assert text.startswith("#!/bin/sh\n"), path.name
+        if path.name.startswith("lib_"):  # functions only, put before the scripts that use them
+            assert "\nset " not in text and "$1" not in text.split("() {")[0], path.name
+            continue
         assert "# Usage: " in text and ("set -eu" in text or "set -u" in text), path.name
 
 

@@ -4,7 +4,10 @@ import json
 import subprocess
 from datetime import datetime, timezone
 
+import pytest
+
 from fabfile.commands import runbook
+from fabfile.errors import ConfigError
 from fabfile.commands.runbook import STATUS_MARK
 from test_deploy_commands import lab_inventory
 
@@ -103,3 +106,65 @@ def test_the_status_line_runs_every_section_even_when_one_fails(tmp_path):
     for section in ("lock", "audit", "backups", "certificate"):
         assert f"echo {STATUS_MARK} {section};" in command
     assert subprocess.run(["sh", "-n", "-c", command]).returncode == 0
+
+
+FAKE_DOCKER = """#!/bin/sh
+# Docker as logs.sh sees it: two api replicas of release r2 (green serves), nginx in the app's project.
+case "$1" in
+  ps) case "$*" in
+        *project=demo-r2*service=api*) printf 'demo-r2-api-2\\ndemo-r2-api-1\\n' ;;
+        *project=demo\\ *service=nginx*) echo demo-nginx-1 ;;
+      esac ;;
+  logs) for last; do :; done
+        case $last in
+          demo-r2-api-1) printf '2026-11-23T10:00:01Z GET /a 200\\n2026-11-23T10:00:03Z GET /c 500\\n' ;;
+          demo-r2-api-2) printf '2026-11-23T10:00:02Z GET /b 200\\n' ;;
+          demo-nginx-1) printf '2026-11-23T10:00:00Z nginx started\\n' ;;
+        esac ;;
+esac
+"""
+
+
+def run_logs(tmp_path, services, grep=""):
+    from fabfile.commands.layout import Layout
+    base = tmp_path / "srv"
+    traffic = base / "shared" / "nginx" / "traffic"
+    traffic.mkdir(parents=True)
+    (traffic / "green").write_text("r2\n")
+    (traffic / "green-serves").write_text("")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "docker").write_text(FAKE_DOCKER)
+    (tmp_path / "bin" / "docker").chmod(0o755)
+    deployment = lab_inventory(tmp_path)
+    inventory = deployment.inventory.model_copy(update={"app": deployment.inventory.app.model_copy(update={"base_dir": base})})
+    argv = runbook.logs_command(inventory, services, False, "10m", "100", grep)
+    assert Layout("demo", str(base)).traffic_dir in argv
+    return subprocess.run(argv, capture_output=True, text=True, env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
+
+
+def test_logs_of_every_replica_come_prefixed_and_in_time_order(tmp_path):
+    result = run_logs(tmp_path, ["api", "nginx"])
+    assert result.stdout.splitlines() == [
+        "demo-nginx-1 | 2026-11-23T10:00:00Z nginx started",
+        "demo-r2-api-1 | 2026-11-23T10:00:01Z GET /a 200",
+        "demo-r2-api-2 | 2026-11-23T10:00:02Z GET /b 200",
+        "demo-r2-api-1 | 2026-11-23T10:00:03Z GET /c 500"]
+
+
+def test_logs_grep_keeps_the_lines_holding_the_text_and_no_match_is_an_exit_code(tmp_path):
+    assert run_logs(tmp_path, ["api"], grep=" 500").stdout == "demo-r2-api-1 | 2026-11-23T10:00:03Z GET /c 500\n"
+
+
+def test_logs_of_a_service_with_no_container_exit_with_their_own_code(tmp_path):
+    result = run_logs(tmp_path, ["worker"])
+    assert result.returncode == runbook.NO_CONTAINERS_EXIT and "no containers of r2 for worker" in result.stderr
+
+
+def test_bad_logs_arguments_are_one_line_each(tmp_path):
+    inventory = lab_inventory(tmp_path).inventory
+    with pytest.raises(ConfigError, match=r"--since: found 'yesterday'; expected a duration like 10m"):
+        runbook.logs_command(inventory, ["api"], False, "yesterday", "100", "")
+    with pytest.raises(ConfigError, match=r"--tail: found '-5'; expected a number of lines or all"):
+        runbook.logs_command(inventory, ["api"], False, "", "-5", "")
+    with pytest.raises(ConfigError, match=r"logs web: no such service; expected one of api, worker, nginx, db"):
+        runbook.log_services(inventory, "web")

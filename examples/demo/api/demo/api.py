@@ -1,4 +1,4 @@
-"""GET /health, GET /version, GET and POST /items, on port 8000.
+"""GET /health, GET /version, GET and POST /items, on port 8000; one log line per request.
 
 On SIGTERM it stops accepting and finishes the requests in flight, so a
 container being replaced never drops one.
@@ -61,9 +61,6 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
 
 
 class Server(ThreadingHTTPServer):

@@ -1,0 +1,45 @@
+#!/bin/sh
+# The logs of SERVICEs' containers: the serving release's for the app's own
+# services, the app project's for nginx and db. Each line is prefixed with
+# its container's name and Docker's timestamp; without FOLLOW the lines of
+# all containers come sorted by time, with it as they arrive, until stdin
+# ends (the operator's Ctrl-C closes the channel) or every log ends. GREP,
+# when not empty, keeps the lines holding it (fixed text). Exits
+# NO_CONTAINERS_EXIT when no container matches.
+# Usage: logs.sh APP INFRA_PROJECT TRAFFIC_DIR MARKER MARKED_SLOT UNMARKED_SLOT
+#          FOLLOW SINCE TAIL GREP NO_CONTAINERS_EXIT SERVICE...
+set -u
+app=$1 infra=$2 traffic=$3 marker=$4 marked=$5 unmarked=$6 follow=$7 since=$8 tail=$9 pattern=${10}
+none=${11}
+shift 11
+serving=$(serving_release "$traffic" "$marker" "$marked" "$unmarked")
+release=${serving#* }
+names=$(for service in "$@"; do
+  for project in "$app-$release" "$infra"; do
+    docker ps -a --filter "label=com.docker.compose.project=$project" \
+      --filter "label=com.docker.compose.service=$service" --format '{{.Names}}'
+  done
+done | sort)
+if [ -z "$names" ]; then
+  echo "no containers of ${release:-any release} for $*" >&2
+  exit "$none"
+fi
+set -- --timestamps --tail "$tail"
+[ -z "$since" ] || set -- "$@" --since "$since"
+[ "$follow" = 1 ] && set -- "$@" --follow
+keep() { if [ -n "$pattern" ]; then grep --line-buffered -F -e "$pattern"; else cat; fi; }
+collect() {
+  for name in $names; do
+    docker logs "$@" "$name" 2>&1 | awk -v name="$name" '{ print name " | " $0; fflush() }' | keep &
+  done
+  wait
+}
+if [ "$follow" = 1 ]; then
+  # The operator gone (stdin ends): stop every `docker logs -f` of this run.
+  (cat >/dev/null; kill 0) &
+  collect "$@"
+  kill 0
+else
+  # Sorted by Docker's timestamp, the third field, keeping each container's own order.
+  collect "$@" </dev/null | sort -s -k3,3
+fi
