@@ -9,7 +9,7 @@ from .cli import backup, deploy, hostkeys, lab, lock, provision, runbook, tls, v
 
 ns = Collection(
     runbook.status, runbook.logs, runbook.facts, hostkeys.trust, provision.provision, verify.verify,
-    deploy.deploy, deploy.rollback, deploy.releases,
+    deploy.deploy, deploy.rollback, deploy.restart, deploy.releases,
     lab.namespace, lock.namespace, backup.namespace, tls.namespace, runbook.maintenance,
 )
 ns.configure({

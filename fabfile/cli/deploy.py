@@ -309,6 +309,54 @@ def rollback(c, to=None):
     print(f"[{deployment.name}] rolled back to {target} ({record['version']})")
 
 
+@operator_task(positional=["service"], help={
+    "service": "an app service; default: all of them. A worker restarts in place; a service behind nginx by "
+               "starting the serving release afresh beside itself, health-gated, like a deploy",
+})
+def restart(c, service=None):
+    """Restart the app: the serving release started afresh (health-gated, no failed requests), or one worker in place."""
+    deployment = load_deployment(c)
+    inventory = deployment.inventory
+    if service is not None and service not in inventory.services:
+        raise ConfigError([f"restart {service}: no such service; expected one of {', '.join(inventory.services)}"])
+    layout = layout_of(inventory)
+    reporter = Reporter(deployment.name)
+    with session(c, deployment, reporter, deploy_user_only=True) as remote, \
+            deploy_lock(remote, layout, f"restart {service or ''}".strip(), inventory.app.step_timeout_seconds) as run:
+        state = recover(run, reporter, layout, [], deployment.name)
+        if not state.serving:
+            raise SlipwayError(f"{deployment.name}: no release serves, so there is nothing to restart; deploy first")
+        serving = state.releases[state.serving]
+        if service in workers(inventory):
+            with reporter.step(f"restart {service} in place (it takes no requests)") as step:
+                run(["docker", "compose", "-p", layout.release_project(state.serving), "-f",
+                     layout.compose_file(state.serving), "restart", service])
+                step.changed = True
+            audit(run, layout, "restarted", release=state.serving, service=service)
+            print(reporter.summary())
+            return
+        started = datetime.now(timezone.utc)
+        release_id = new_release_id(started)
+        if release_id <= state.serving:
+            raise SlipwayError(f"{deployment.name}: {state.serving} started less than a second ago; restart again")
+        attempt = Attempt("restart", release_id, serving["version"], started, serving.get("commit", "unknown"),
+                          deployer(), state.serving, images=serving["images"], restart_of=state.serving)
+        audit(run, layout, "restart started", release=release_id, restart_of=state.serving)
+        with failing_cleanly(run, reporter, layout, attempt, deployment.name):
+            remove_leftovers(run, reporter, layout, state)
+            with reporter.step(f"{release_id}: {state.serving}'s files, images and settings") as step:
+                run(traffic.copy_release_command(layout, state.serving, release_id), stdin=attempt.record("pending"))
+                run(traffic.tag_images_command(serving["images"]))
+                step.changed = True
+            nginx_conf = run(["cat", layout.live_nginx_conf]).stdout
+            activate(run, reporter, deployment, state, attempt, None, nginx_conf, traffic.LEAVE, traffic.LEAVE)
+            state.releases[release_id] = {"id": release_id, "images": serving["images"], "outcome": SERVED}
+            _prune(run, reporter, deployment, state, release_id)
+        audit(run, layout, "restarted", release=release_id, restart_of=attempt.restart_of)
+    print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")
+    print(f"[{deployment.name}] {attempt.restart_of} ({attempt.version}) restarted as {release_id}")
+
+
 @operator_task
 def releases(c):
     """List releases on the server: id, version, time, deployer, outcome, and which one serves."""

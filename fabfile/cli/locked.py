@@ -136,7 +136,7 @@ def remove_leftovers(run: LockedRun, reporter: Reporter, layout: Layout, state: 
 class Attempt:
     """One deploy or rollback of a release, and what its record says."""
 
-    kind: str  # "deploy" or "rollback"
+    kind: str  # "deploy", "rollback" or "restart"
     release_id: str
     version: str
     started: datetime
@@ -145,10 +145,16 @@ class Attempt:
     serving_before: str
     images: dict[str, dict] | None = None
     switched: bool = False
+    restart_of: str = ""
 
     def record(self, outcome: str, detail: str = "") -> str:
         return release_record(self.release_id, self.version, self.images or {}, self.commit, self.by, self.started,
-                              outcome, detail)
+                              outcome, detail, self.restart_of)
+
+    @property
+    def new_release(self) -> bool:
+        """A release made by this attempt (a deploy's or a restart's), recorded as failed if it never served."""
+        return self.kind in ("deploy", "restart")
 
 
 @contextmanager
@@ -177,7 +183,7 @@ def failing_cleanly(run: LockedRun, reporter: Reporter, layout: Layout, attempt:
             attempt.switched = parse_state(serving.stdout, layout).serving == attempt.release_id
         if not attempt.switched:
             run(traffic.discard_release_command(layout, attempt.release_id), check=False)
-        if attempt.kind == "deploy":
+        if attempt.new_release:
             # Once it passed its health checks and took traffic, it is a release that served.
             outcome = SERVED if attempt.switched else FAILED
             run(traffic.write_record_command(layout, attempt.release_id),

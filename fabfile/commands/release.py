@@ -113,11 +113,14 @@ def shared_items(inventory: Inventory) -> list[str]:
 
 
 def release_record(release_id: str, version: str, images: dict[str, dict], commit: str, deployer: str,
-                   started: datetime, outcome: str, detail: str = "") -> str:
+                   started: datetime, outcome: str, detail: str = "", restart_of: str = "") -> str:
+    """RESTART_OF: the release this one started afresh (same files and images)."""
     record = {"id": release_id, "version": version, "images": images, "commit": commit, "deployer": deployer,
               "time": started.astimezone(timezone.utc).isoformat(timespec="seconds"), "outcome": outcome}
     if detail:
         record["detail"] = detail
+    if restart_of:
+        record["restart_of"] = restart_of
     return json.dumps(record, sort_keys=True) + "\n"
 
 

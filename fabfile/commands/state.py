@@ -96,8 +96,14 @@ def parse_state(output: str, layout: Layout) -> ServerState:
 
 
 def previous_healthy(state: ServerState, before: str) -> str | None:
-    """The newest release older than BEFORE that once served successfully."""
-    candidates = sorted(rid for rid, record in state.releases.items() if rid < before and record.get("outcome") == SERVED)
+    """The newest release older than BEFORE that once served successfully, other than BEFORE
+    restarted (a restart is the same release started afresh: going back to it changes nothing)."""
+    def origin(rid: str) -> str:
+        while state.releases.get(rid, {}).get("restart_of") in state.releases:
+            rid = state.releases[rid]["restart_of"]
+        return rid
+    candidates = sorted(rid for rid, record in state.releases.items() if rid < before
+                        and record.get("outcome") == SERVED and origin(rid) != origin(before))
     return candidates[-1] if candidates else None
 
 
@@ -125,8 +131,9 @@ def format_releases(state: ServerState) -> str:
     for rid in sorted(state.releases, reverse=True):
         record = state.releases[rid]
         mark = "*" if rid == state.serving else " "
+        restart = f" (restart of {record['restart_of']})" if record.get("restart_of") else ""
         lines.append(f"{mark} {rid:<16} {record.get('version', '?'):<10} {record.get('time', '?'):<26} "
-                     f"{record.get('deployer', '?'):<24} {record.get('outcome', '?')}")
+                     f"{record.get('deployer', '?'):<24} {record.get('outcome', '?')}{restart}")
     return "\n".join(lines)
 
 

@@ -38,6 +38,13 @@ def prepare_command(layout: Layout, inventory: Inventory, release_id: str, unpac
                   NGINX_CHANGED_EXIT, slot, layout.traffic_dir, *shared_items(inventory))
 
 
+def copy_release_command(layout: Layout, source_id: str, release_id: str) -> Argv:
+    """A new release folder holding SOURCE_ID's files and the record on stdin, put in place by one rename."""
+    return ["sh", "-c", 'set -e; incoming="$1/.incoming-$3"; rm -rf "$incoming"; cp -a "$1/$2" "$incoming"; '
+            'cat > "$incoming/release.json"; mv -T "$incoming" "$1/$3"', "slipway-copy-release",
+            layout.releases, source_id, release_id]
+
+
 def release_command_name(layout: Layout, release_id: str, service: str) -> str:
     return f"{layout.release_project(release_id)}-{service}-release"
 

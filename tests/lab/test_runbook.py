@@ -207,3 +207,36 @@ def test_logs_follow_streams_until_ctrl_c_and_leaves_nothing_running(cli, as_dep
     assert "Traceback" not in following.stderr.read()
     time.sleep(1)
     assert as_deploy.run("pgrep -fa 'docker logs' || true").stdout == ""
+
+
+def serving_release(as_deploy) -> str:
+    return as_deploy.run("cat /srv/demo/shared/nginx/traffic/$( [ -e /srv/demo/shared/nginx/traffic/green-serves ] "
+                         "&& echo green || echo blue)").stdout.strip()
+
+
+def test_restart_starts_the_serving_release_afresh_with_no_failed_request(cli, as_deploy, site):
+    before, processes = serving_release(as_deploy), nginx_processes(as_deploy)
+    version = json.loads(get(site, "/version")[1])["version"]
+    with strict_clients(site) as load:
+        restarted = cli("fab", "-H", "lab", "restart")
+        time.sleep(1)
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert load.failed == 0 and load.total > 100, load.failures
+    now = serving_release(as_deploy)
+    assert now != before and f"{before} ({version}) restarted as {now}" in restarted.stdout
+    record = json.loads(as_deploy.run(f"cat /srv/demo/releases/{now}/release.json").stdout)
+    assert (record["restart_of"], record["version"], record["outcome"]) == (before, version, "active")
+    assert "release command" not in restarted.stdout and nginx_processes(as_deploy) == processes
+    assert re.search(rf"^\* {now} .* active \(restart of {before}\)$", cli("fab", "-H", "lab", "releases").stdout, re.M)
+    assert audit_events(as_deploy)[-1]["event"] == "restarted"
+
+
+def test_restart_of_a_worker_is_in_place_and_a_bad_name_is_one_line(cli, as_deploy):
+    worker = as_deploy.run("docker ps --filter label=slipway.service=worker --format '{{.Names}}'").stdout.strip()
+    started = as_deploy.run(f"docker inspect -f '{{{{.State.StartedAt}}}}' {worker}").stdout
+    restarted = cli("fab", "-H", "lab", "restart", "worker")
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert as_deploy.run(f"docker inspect -f '{{{{.State.StartedAt}}}}' {worker}").stdout != started
+    refused = cli("fab", "-H", "lab", "restart", "web")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "error: restart web: no such service; expected one of api, worker"

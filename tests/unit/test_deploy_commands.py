@@ -504,3 +504,28 @@ def test_maintenance_files_go_up_allow_list_first_and_come_down_page_first(tmp_p
 def test_the_maintenance_page_escapes_what_the_operator_typed(deployment):
     page = release.maintenance_page(deployment.inventory, PROJECT, "<script>x</script> & co", "03:30 UTC")
     assert "&lt;script&gt;x&lt;/script&gt; &amp; co" in page and "Expected back by 03:30 UTC." in page
+
+
+def test_rollback_skips_restarts_of_the_serving_release():
+    def served(rid, restart_of=None):
+        return {"id": rid, "outcome": "active", **({"restart_of": restart_of} if restart_of else {})}
+    parsed = state.ServerState(releases={"a1": served("a1"), "a2": served("a2"), "a3": served("a3", "a2"),
+                                         "a4": served("a4", "a3")})
+    # a4 restarted a3, which restarted a2: all three are a2 started afresh; going back means a1.
+    assert state.previous_healthy(parsed, "a4") == "a1"
+    assert state.previous_healthy(parsed, "a2") == "a1"
+
+
+def test_a_restart_copies_the_release_folder_and_puts_it_in_place_with_its_own_record(tmp_path):
+    layout = Layout("demo", str(tmp_path))
+    source = Path(layout.release_dir("r1"))
+    (source / "env").mkdir(parents=True)
+    (source / "env" / "api.env").write_text("KEY='v'\n")
+    (source / "env" / "api.env").chmod(0o600)
+    (source / "release.json").write_text('{"id": "r1"}\n')
+    subprocess.run(traffic.copy_release_command(layout, "r1", "r2"), input='{"id": "r2"}\n', text=True, check=True)
+    copy = Path(layout.release_dir("r2"))
+    assert (copy / "release.json").read_text() == '{"id": "r2"}\n'
+    assert (copy / "env" / "api.env").stat().st_mode & 0o777 == 0o600
+    assert (source / "release.json").read_text() == '{"id": "r1"}\n'
+    assert sorted(p.name for p in Path(layout.releases).iterdir()) == ["r1", "r2"]
