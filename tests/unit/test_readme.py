@@ -15,3 +15,20 @@ def test_the_task_table_lists_every_task_once_and_only_real_ones():
     # `backup` is how the README names backup's default task.
     tasks = {"backup" if name == "backup.take" else name for name in ns.task_names}
     assert sorted(named) == sorted(tasks)
+
+
+RUNBOOK = (Path(__file__).resolve().parents[2] / "RUNBOOK.md").read_text()
+
+
+def test_every_command_the_runbook_names_is_a_real_task_with_real_flags():
+    commands = re.findall(r"`(fab -H prod [^`]+)`", RUNBOOK) + re.findall(r"^(fab -H prod .+)$", RUNBOOK, re.M)
+    assert len(commands) > 30
+    for command in commands:
+        words = command.split()[3:]
+        name = {"backup": "backup.take"}.get(words[0], words[0])
+        assert name in ns.task_names, command
+        task = ns[name]
+        flags = {f"--{arg.name.replace('_', '-')}" for arg in task.get_arguments()}
+        for word in words[1:]:
+            if word.startswith("--"):
+                assert word in flags, f"{command}: {word} is not an option of {name} ({', '.join(sorted(flags))})"
