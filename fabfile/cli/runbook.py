@@ -1,4 +1,4 @@
-"""What an on-call engineer types: `fab -H NAME status`, `logs`, `facts`, `maintenance.on|off`."""
+"""What an on-call engineer types: `fab -H NAME status`, `logs`, `doctor`, `facts`, `maintenance.on|off`."""
 
 from __future__ import annotations
 
@@ -65,6 +65,20 @@ def logs(c, service=None, follow=False, since="", tail="100", grep=""):
     with session(c, deployment, reporter, deploy_user_only=True) as remote:
         exited = remote.stream(argv, sys.stdout.buffer, sys.stderr.buffer)
     if exited not in (0, None):
+        raise Exit(code=1)
+
+
+@operator_task(help={"json": "print the checks as JSON"})
+def doctor(c, json=False):
+    """Check the host (disk, memory, Docker, containers, clock, updates, lock, certificate, backups, sshd): a
+    verdict each and what to do. Exits 1 on any fail."""
+    deployment = load_deployment(c)
+    reporter = Reporter(deployment.name, out=sys.stderr)
+    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+        output = remote.run(commands.doctor_command(deployment.inventory), check=False, timeout=120).stdout
+    checks = commands.doctor_checks(output, deployment.inventory, datetime.now(timezone.utc), deployment.name)
+    print(jsonlib.dumps(checks, indent=2) if json else commands.format_doctor(checks))
+    if any(check["verdict"] == commands.FAIL for check in checks):
         raise Exit(code=1)
 
 

@@ -230,14 +230,19 @@ def _backup(lines: list[str] | None, inventory: Inventory, now: datetime) -> dic
 
 def problems(report: dict, inventory: Inventory, docker_up: bool) -> list[str]:
     """Each thing that needs a human, in one line; none means `status` exits 0."""
-    found = []
+    return [text for _, text in findings(report, inventory, docker_up)]
+
+
+def findings(report: dict, inventory: Inventory, docker_up: bool) -> list[tuple[str, str]]:
+    """(area, what needs a human) for everything in REPORT that does."""
+    found: list[tuple[str, str]] = []
     layout = layout_of(inventory)
     if not docker_up:
-        found.append(f"Docker is {report['docker']}: nothing runs or can be deployed until it answers "
-                     "(sudo systemctl status docker)")
+        found.append(("docker", f"Docker is {report['docker']}: nothing runs or can be deployed until it answers "
+                     "(sudo systemctl status docker)"))
     serving = report["serving"]
     if not serving:
-        found.append("no release serves: deploy one")
+        found.append(("containers", "no release serves: deploy one"))
     containers = report["containers"]
     by_name = {c["name"]: c for c in containers}
     if docker_up:
@@ -245,41 +250,43 @@ def problems(report: dict, inventory: Inventory, docker_up: bool) -> list[str]:
         for name in infra:
             container = by_name.get(name)
             if not container or container["state"] != "running":
-                found.append(f"{name} is {container['state'] if container else 'missing'}")
+                found.append(("containers", f"{name} is {container['state'] if container else 'missing'}"))
         if serving:
             for service_name, service in web_services(inventory).items():
                 ours = [c for c in containers if c["release"] == serving["release"] and c["service"] == service_name]
                 running = [c for c in ours if c["state"] == "running" and c["health"] in (None, "healthy")]
                 if len(running) < service.replicas:
-                    found.append(f"{service_name}: {len(running)} of {service.replicas} containers of "
-                                 f"{serving['release']} running and healthy")
+                    found.append(("containers", f"{service_name}: {len(running)} of {service.replicas} containers "
+                                                f"of {serving['release']} running and healthy"))
         for container in containers:
             if container["state"] == "restarting" or container["health"] == "unhealthy":
-                found.append(f"{container['name']} is {container['state'] if container['state'] == 'restarting' else 'unhealthy'}")
+                found.append(("containers", f"{container['name']} is "
+                                            f"{'restarting' if container['state'] == 'restarting' else 'unhealthy'}"))
             if container["restarts"] >= CRASH_RESTARTS:
-                found.append(f"{container['name']} restarted {container['restarts']} times: it keeps crashing "
-                             "(see its logs)")
+                found.append(("containers", f"{container['name']} restarted {container['restarts']} times: it "
+                                            "keeps crashing (see its logs)"))
             if container["oom_killed"]:
-                found.append(f"{container['name']} was killed for lack of memory (OOM)")
+                found.append(("memory", f"{container['name']} was killed for lack of memory (OOM)"))
     for filesystem in report["host"]["filesystems"]:
         for key, what in (("used_percent", "space"), ("inodes_used_percent", "inodes")):
             if filesystem.get(key, 0) >= FULL_PERCENT:
-                found.append(f"{filesystem['mount']} is {filesystem[key]}% full ({what})")
+                found.append(("disk", f"{filesystem['mount']} is {filesystem[key]}% full ({what})"))
     memory = report["host"]["memory_mb"]
     if memory["total"] and memory["available"] * 100 < memory["total"] * LOW_MEMORY_PERCENT:
-        found.append(f"memory: {memory['available']} MB available of {memory['total']} MB")
+        found.append(("memory", f"memory: {memory['available']} MB available of {memory['total']} MB"))
     lock = report["lock"]
     if lock["held"] and (lock.get("held_seconds") or 0) > STUCK_LOCK_SECONDS:
-        found.append(f"the deploy lock has been held by {lock['by']} (`{lock['command']}`) since {lock['since']}: "
-                     "see lock.status")
+        found.append(("deploy lock", f"the deploy lock has been held by {lock['by']} (`{lock['command']}`) since "
+                                     f"{lock['since']}: see lock.status"))
     certificate = report["certificate"]
     if certificate and certificate["present"] and \
             certificate["days_left"] < certificate["lifetime_days"] * CERTIFICATE_LEFT_SHARE:
-        found.append(f"the certificate expires in {certificate['days_left']} days and was not renewed: see tls.status")
+        found.append(("certificate", f"the certificate expires in {certificate['days_left']} days and was not "
+                                     "renewed: see tls.status"))
     backup = report["backup"]
     if backup and (backup["age_hours"] is None or backup["age_hours"] > backup["max_age_hours"]):
         age = "no good backup" if backup["age_hours"] is None else f"the newest good backup is {backup['age_hours']} hours old"
-        found.append(f"{age} (backup.max_age_hours {backup['max_age_hours']}): see backup.list")
+        found.append(("backups", f"{age} (backup.max_age_hours {backup['max_age_hours']}): see backup.list"))
     return found
 
 
@@ -360,3 +367,95 @@ def logs_command(inventory: Inventory, services: list[str], follow: bool, since:
     return script("logs", layout.app, layout.infra_project, layout.traffic_dir, layout.slot_marker, MARKED_SLOT,
                   other_slot(MARKED_SLOT), int(follow), since, tail, grep, NO_CONTAINERS_EXIT, *services,
                   uses=("serving",))
+
+
+# `doctor`: status's facts and three more, each area with a verdict and what to do.
+OK, WARN, FAIL = "ok", "warn", "fail"
+WARN_FULL_PERCENT = 80
+WARN_MEMORY_PERCENT = 10
+SSHD_HARDENING = {"permitrootlogin": "no", "passwordauthentication": "no", "kbdinteractiveauthentication": "no"}
+FIXES = {
+    "docker": "sudo systemctl restart docker on the server (containers come back by themselves)",
+    "containers": "fab -H NAME logs SERVICE; fab -H NAME restart (RUNBOOK.md: 502 or 503 errors)",
+    "disk": "RUNBOOK.md: Disk full",
+    "memory": "lower services' memory_mb or give the host more memory; fab -H NAME status shows who uses it",
+    "clock": "install and enable systemd-timesyncd (or chrony) on the server",
+    "security updates": "unattended-upgrades installs them daily; sudo apt-get upgrade on the server does it now",
+    "deploy lock": "fab -H NAME lock.status; lock.release --force if its holder is gone",
+    "certificate": "fab -H NAME tls.status; fab -H NAME tls.renew",
+    "backups": "fab -H NAME backup.list; fab -H NAME backup",
+    "ssh hardening": "fab -H NAME provision puts slipway's sshd settings back; fab -H NAME verify checks them",
+}
+
+
+def doctor_command(inventory: Inventory) -> str:
+    extra = [("clock", "timedatectl show -p NTPSynchronized --value"),
+             ("updates", "apt-get -s -o Debug::NoLocking=1 upgrade | grep -c '^Inst .*[Ss]ecurity'"),
+             ("sshd", "sudo -n sshd -T | grep -Ei '^(" + "|".join(SSHD_HARDENING) + ") '")]
+    return status_command(inventory) + "".join(f"; echo {STATUS_MARK} {name}; {command} 2>/dev/null"
+                                                for name, command in extra)
+
+
+def doctor_checks(output: str, inventory: Inventory, now: datetime, label: str) -> list[dict]:
+    """A check per area: its verdict, what was found and (unless ok) what to do, for inventory LABEL."""
+    report = parse_status(output, inventory, now)
+    found = _sections(output)
+    docker_up = not report["docker"].startswith("not answering")
+    failed: dict[str, list[str]] = {}
+    for area, text in findings(report, inventory, docker_up):
+        failed.setdefault(area, []).append(text)
+    host, checks = report["host"], []
+
+    def check(area: str, ok_detail: str, warning: str = "") -> None:
+        verdict, detail = (FAIL, "; ".join(failed[area])) if area in failed else \
+            (WARN, warning) if warning else (OK, ok_detail)
+        checks.append({"area": area, "verdict": verdict, "detail": detail,
+                       **({"fix": FIXES[area].replace("NAME", label)} if verdict != OK else {})})
+
+    check("docker", f"Docker {report['docker']} answers")
+    running = [c for c in report["containers"] if c["state"] == "running"]
+    check("containers", f"{len(running)} running, none unhealthy, restarting or crashing")
+    fullest = max(host["filesystems"], key=lambda f: max(f.get("used_percent", 0), f.get("inodes_used_percent", 0)),
+                  default=None)
+    usage = max(fullest.get("used_percent", 0), fullest.get("inodes_used_percent", 0)) if fullest else 0
+    check("disk", f"fullest: {fullest['mount']} at {usage}%" if fullest else "no filesystem read",
+          f"{fullest['mount']} is {usage}% full" if fullest and usage >= WARN_FULL_PERCENT else "")
+    memory = host["memory_mb"]
+    swap_used = memory["swap_total"] - memory["swap_free"]
+    low = memory["total"] and memory["available"] * 100 < memory["total"] * WARN_MEMORY_PERCENT
+    check("memory", f"{memory['available']} of {memory['total']} MB available, swap {swap_used} MB used",
+          f"{memory['available']} of {memory['total']} MB available" if low else
+          f"{swap_used} of {memory['swap_total']} MB of swap in use" if swap_used * 2 > memory["swap_total"] > 0 else "")
+    synchronized = (found.get("clock") or [""])[0]
+    check("clock", "synchronized (NTP)",
+          "" if synchronized == "yes" else "not synchronized (NTP)" if synchronized == "no" else "sync unknown")
+    pending = (found.get("updates") or ["0"])[0]
+    check("security updates", "none pending", f"{pending} pending" if pending.isdigit() and int(pending) else "")
+    lock = report["lock"]
+    check("deploy lock", f"held by {lock['by']} running `{lock['command']}`" if lock["held"] else "free")
+    certificate = report["certificate"]
+    if certificate:
+        renewal_due = certificate["present"] and certificate["days_left"] < certificate["lifetime_days"] / 3 - 1
+        check("certificate", f"{certificate['days_left']} days left" if certificate["present"] else "none yet",
+              f"{certificate['days_left']} days left: certbot should have renewed it" if renewal_due else "")
+    backup = report["backup"]
+    if backup:
+        old = backup["age_hours"] is not None and backup["age_hours"] * 2 > backup["max_age_hours"]
+        check("backups", f"newest good one {backup['age_hours']} hours old",
+              f"the newest good backup is {backup['age_hours']} hours old" if old else "")
+    sshd = dict(text.lower().split(None, 1) for text in found.get("sshd", []) if " " in text)
+    weak = [f"{key} {sshd.get(key, '?')}" for key, wanted in SSHD_HARDENING.items() if sshd.get(key) != wanted]
+    if sshd and weak:
+        failed["ssh hardening"] = [f"sshd allows more than slipway set: {', '.join(weak)}"]
+    check("ssh hardening", "root and password logins refused", "" if sshd else "sshd's settings unread (sudo)")
+    return checks
+
+
+def format_doctor(checks: list[dict]) -> str:
+    width = max(len(c["area"]) for c in checks)
+    lines = []
+    for c in checks:
+        lines.append(f"{c['verdict'].upper():<5} {c['area']:<{width}}  {c['detail']}")
+        if "fix" in c:
+            lines.append(f"{'':<5} {'':<{width}}  fix: {c['fix']}")
+    return "\n".join(lines)

@@ -240,3 +240,20 @@ def test_restart_of_a_worker_is_in_place_and_a_bad_name_is_one_line(cli, as_depl
     refused = cli("fab", "-H", "lab", "restart", "web")
     assert refused.returncode == 1
     assert refused.stderr.strip() == "error: restart web: no such service; expected one of api, worker"
+
+
+def test_doctor_gives_each_area_a_verdict_and_fails_on_a_stopped_database(cli, as_deploy):
+    healthy = cli("fab", "-H", "lab", "doctor", "--json")
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    checks = {check["area"]: check for check in json.loads(healthy.stdout)}
+    assert set(checks) == {"docker", "containers", "disk", "memory", "clock", "security updates", "deploy lock",
+                           "certificate", "backups", "ssh hardening"}
+    assert checks["ssh hardening"]["verdict"] == checks["docker"]["verdict"] == checks["containers"]["verdict"] == "ok"
+    as_deploy.run("docker stop demo-db-1")
+    try:
+        broken = cli("fab", "-H", "lab", "doctor")
+    finally:
+        as_deploy.run("docker start demo-db-1 && until docker exec demo-db-1 pg_isready -q; do sleep 0.5; done")
+    assert broken.returncode == 1 and "Traceback" not in broken.stderr
+    assert re.search(r"^FAIL  containers +demo-db-1 is exited\n +fix: fab -H lab logs SERVICE", broken.stdout, re.M), \
+        broken.stdout

@@ -168,3 +168,30 @@ def test_bad_logs_arguments_are_one_line_each(tmp_path):
         runbook.logs_command(inventory, ["api"], False, "", "-5", "")
     with pytest.raises(ConfigError, match=r"logs web: no such service; expected one of api, worker, nginx, db"):
         runbook.log_services(inventory, "web")
+
+
+def doctor(tmp_path, **overrides) -> dict:
+    checks = runbook.doctor_checks(output(**overrides), lab_inventory(tmp_path).inventory, NOW, "prod")
+    return {check["area"]: check for check in checks}
+
+
+def test_doctor_on_a_healthy_host_says_ok_everywhere_it_can(tmp_path):
+    checks = doctor(tmp_path, clock=["yes"], updates=["0"],
+                    sshd=["permitrootlogin no", "passwordauthentication no", "kbdinteractiveauthentication no"])
+    assert {area: check["verdict"] for area, check in checks.items()} == {
+        "docker": "ok", "containers": "ok", "disk": "ok", "memory": "ok", "clock": "ok", "security updates": "ok",
+        "deploy lock": "ok", "certificate": "ok", "backups": "ok", "ssh hardening": "ok"}
+    assert checks["disk"]["detail"] == "fullest: / at 28%" and "fix" not in checks["disk"]
+
+
+def test_doctor_warns_before_it_fails_and_says_what_to_do(tmp_path):
+    checks = doctor(tmp_path, clock=["no"], updates=["4"], disk=["/dev/vda 100 85 15 85% /"],
+                    sshd=["permitrootlogin yes", "passwordauthentication no", "kbdinteractiveauthentication no"])
+    assert (checks["disk"]["verdict"], checks["disk"]["detail"]) == ("warn", "/ is 85% full")
+    assert (checks["clock"]["verdict"], checks["security updates"]["detail"]) == ("warn", "4 pending")
+    assert checks["ssh hardening"] == {
+        "area": "ssh hardening", "verdict": "fail",
+        "detail": "sshd allows more than slipway set: permitrootlogin yes",
+        "fix": "fab -H prod provision puts slipway's sshd settings back; fab -H prod verify checks them"}
+    text = runbook.format_doctor(list(checks.values()))
+    assert "FAIL  ssh hardening     sshd allows more than slipway set: permitrootlogin yes\n" in text
