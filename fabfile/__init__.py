@@ -8,7 +8,8 @@ from invoke import Collection
 from .cli import backup, deploy, hostkeys, lab, lock, provision, runbook, tls, verify
 
 ns = Collection(
-    runbook.status, runbook.logs, runbook.doctor, runbook.facts, hostkeys.trust, provision.provision, verify.verify,
+    runbook.status, runbook.logs, runbook.doctor, runbook.exec_, runbook.shell, runbook.psql, runbook.facts,
+    hostkeys.trust, provision.provision, verify.verify,
     deploy.deploy, deploy.rollback, deploy.restart, deploy.releases,
     lab.namespace, lock.namespace, backup.namespace, tls.namespace, runbook.maintenance,
 )

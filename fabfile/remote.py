@@ -130,6 +130,12 @@ class Remote:
         finally:
             channel.close()
 
+    def interactive(self, command: list[str]) -> int:
+        """Run COMMAND in a terminal on the server, wired to this one (keys, Ctrl-C, window size: Fabric's
+        pty support); its exit status."""
+        self.round_trips += 1
+        return self.conn.run(shlex.join(command), pty=True, warn=True, hide=False).exited
+
     def close(self) -> None:
         self.conn.close()
 

@@ -1,9 +1,11 @@
-"""What an on-call engineer types: `fab -H NAME status`, `logs`, `doctor`, `facts`, `maintenance.on|off`."""
+"""What an on-call engineer types: `fab -H NAME status`, `logs`, `doctor`, `exec`, `shell`, `psql`, `facts`,
+`maintenance.on|off`."""
 
 from __future__ import annotations
 
 import ipaddress
 import json as jsonlib
+import shlex
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,7 +18,7 @@ from ..commands import traffic
 from ..commands.layout import Layout, layout_of
 from ..commands.release import maintenance_page
 from ..config import Deployment
-from ..errors import ConfigError
+from ..errors import ConfigError, SlipwayError
 from ..remote import Reporter
 from .common import load_deployment, operator_task, project_dir, session
 from .locked import audit, deployer, deploy_lock, read_state
@@ -80,6 +82,51 @@ def doctor(c, json=False):
     print(jsonlib.dumps(checks, indent=2) if json else commands.format_doctor(checks))
     if any(check["verdict"] == commands.FAIL for check in checks):
         raise Exit(code=1)
+
+
+def _one_off(c, task: str, service: str, command: list[str], terminal: bool) -> None:
+    deployment = load_deployment(c)
+    inventory = deployment.inventory
+    if service not in inventory.services:
+        raise ConfigError([f"{task} {service}: no such service; expected one of {', '.join(inventory.services)}"])
+    layout = layout_of(inventory)
+    reporter = Reporter(deployment.name, out=sys.stderr)
+    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+        serving = read_state(remote.run, layout, [], deployment.name).serving
+        if not serving:
+            raise SlipwayError(f"{deployment.name}: no release serves yet; deploy first")
+        argv = commands.one_off_command(layout, serving, service, command, terminal)
+        exited = remote.interactive(argv) if terminal else remote.stream(argv, sys.stdout.buffer, sys.stderr.buffer)
+    if exited != 0:
+        raise Exit(code=130 if exited is None else exited)
+
+
+@operator_task(name="exec", positional=["service", "command"], help={
+    "service": "the app service whose image, env and mounts the command gets",
+    "command": "the command and its arguments, quoted as one (run without a shell: say sh -c '...' for one)",
+})
+def exec_(c, service, command):
+    """Run a command in a one-off container of the serving release (like a release command); its exit status."""
+    _one_off(c, "exec", service, shlex.split(command), terminal=False)
+
+
+@operator_task(positional=["service"], help={"service": "the app service to open a shell in"})
+def shell(c, service):
+    """A shell (sh) in a one-off container of SERVICE of the serving release, in a real terminal."""
+    _one_off(c, "shell", service, ["sh"], terminal=True)
+
+
+@operator_task
+def psql(c):
+    """psql on the app's database, in a real terminal."""
+    deployment = load_deployment(c)
+    if not deployment.inventory.database:
+        raise ConfigError([f"{deployment.inventory_file}: database: missing; this app has no database"])
+    reporter = Reporter(deployment.name, out=sys.stderr)
+    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+        exited = remote.interactive(commands.psql_command(deployment.inventory))
+    if exited != 0:
+        raise Exit(code=exited)
 
 
 def maintenance_record(run, layout: Layout) -> dict | None:

@@ -459,3 +459,16 @@ def format_doctor(checks: list[dict]) -> str:
         if "fix" in c:
             lines.append(f"{'':<5} {'':<{width}}  fix: {c['fix']}")
     return "\n".join(lines)
+
+
+# `exec`, `shell`, `psql`
+def one_off_command(layout: Layout, release_id: str, service: str, command: list[str], terminal: bool) -> Argv:
+    """COMMAND in a new container of SERVICE from RELEASE_ID's compose file (its image, env and mounts),
+    removed when it ends; TERMINAL: attached to a terminal."""
+    return ["docker", "compose", "-p", layout.release_project(release_id), "-f", layout.compose_file(release_id),
+            "run", "--rm", "--no-deps", *([] if terminal else ["-T"]), service, *command]
+
+
+def psql_command(inventory: Inventory) -> Argv:
+    database = inventory.database
+    return ["docker", "exec", "-it", layout_of(inventory).db_container, "psql", "-U", database.user, "-d", database.name]

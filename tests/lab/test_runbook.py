@@ -1,9 +1,14 @@
 """The on-call commands on the provisioned lab target, with the app serving (after test_backup.py left it so)."""
 
+import fcntl
 import json
+import os
 import re
+import select
 import signal
+import struct
 import subprocess
+import termios
 import time
 
 import pytest
@@ -257,3 +262,45 @@ def test_doctor_gives_each_area_a_verdict_and_fails_on_a_stopped_database(cli, a
     assert broken.returncode == 1 and "Traceback" not in broken.stderr
     assert re.search(r"^FAIL  containers +demo-db-1 is exited\n +fix: fab -H lab logs SERVICE", broken.stdout, re.M), \
         broken.stdout
+
+
+def in_terminal(cli, args, keys: bytes, after: bytes, rows=40, cols=123, timeout=90) -> tuple[int, str]:
+    """`fab -H lab ARGS` in a terminal of ROWS x COLS; KEYS typed once the pattern AFTER shows up."""
+    master, terminal = os.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    process = subprocess.Popen([str(cli.__globals__["BIN"] / "fab"), "-H", "lab", *args], cwd=cli.__globals__["PROJECT"],
+                               stdin=terminal, stdout=terminal, stderr=terminal, start_new_session=True)
+    os.close(terminal)
+    seen, typed, deadline = b"", False, time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:  # the terminal's other side closed: fab ended
+                    break
+            if not typed and re.search(after, seen):
+                os.write(master, keys)
+                typed = True
+            if process.poll() is not None and not select.select([master], [], [], 0.2)[0]:
+                break
+        return process.wait(timeout=10), seen.decode(errors="replace")
+    finally:
+        process.kill()
+        os.close(master)
+
+
+def test_exec_runs_in_a_one_off_container_with_the_releases_env_and_passes_the_exit_status_back(cli, as_deploy, site):
+    version = json.loads(get(site, "/version")[1])["version"]
+    shown = cli("fab", "-H", "lab", "exec", "api", "sh -c 'echo version=$APP_VERSION; exit 7'")
+    assert shown.returncode == 7 and f"version={version}" in shown.stdout, shown.stdout + shown.stderr
+    assert as_deploy.run("docker ps -aq --filter label=com.docker.compose.oneoff=True").stdout == ""
+    refused = cli("fab", "-H", "lab", "exec", "web", "true")
+    assert refused.stderr.strip() == "error: exec web: no such service; expected one of api, worker"
+
+
+def test_shell_and_psql_are_real_terminals(cli):
+    code, seen = in_terminal(cli, ["shell", "api"], b"stty size; exit 5\n", rb"[#$] $")
+    assert code == 5 and "40 123" in seen, seen
+    code, seen = in_terminal(cli, ["psql"], b"select 40 + 2 as answer;\n\\q\n", rb"=# $")
+    assert code == 0 and re.search(r"answer\s*\r?\n-+\r?\n\s*42", seen), seen
