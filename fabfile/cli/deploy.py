@@ -65,7 +65,7 @@ def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: 
                 f"{deployment.name}: nginx's own service differs from the running nginx's ({result.stdout.strip()}; "
                 f"release: {inventory.nginx.image}; or its ports or mounts); it was left running as it is and "
                 f"{state.serving or 'nothing'} still serves. Deploy with --restart-nginx to re-create it "
-                "(open connections drop and new ones are refused for about a second)")
+                "(open connections drop and new ones are refused for a few seconds)")
         if result.failed:
             raise RemoteCommandFailed(run.remote.label, shown(prepare), result.exited, result.stderr or result.stdout)
         step.changed = True
@@ -119,7 +119,7 @@ def _version(value: str) -> str:
     "dry-run": "render everything and show a diff against the serving release (secrets masked); change nothing",
     "restart-db": "re-create the database container when this release changes its settings (same PostgreSQL "
                   "major version only; a short outage for the app)",
-    "restart-nginx": "re-create nginx when this release changes its image, ports or mounts (about a second in "
+    "restart-nginx": "re-create nginx when this release changes its image, ports or mounts (a few seconds in "
                      "which connections fail)",
 })
 def deploy(c, version=None, dry_run=False, restart_db=False, restart_nginx=False):
