@@ -134,7 +134,8 @@ class Remote:
         """Run COMMAND in a terminal on the server, wired to this one (keys, Ctrl-C, window size: Fabric's
         pty support); its exit status."""
         self.round_trips += 1
-        return self.conn.run(shlex.join(command), pty=True, warn=True, hide=False).exited
+        # slipway's connections read no stdin by default (ssh.connection): this one is the keyboard.
+        return self.conn.run(shlex.join(command), pty=True, warn=True, hide=False, in_stream=sys.stdin).exited
 
     def close(self) -> None:
         self.conn.close()

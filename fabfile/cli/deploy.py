@@ -310,19 +310,20 @@ def rollback(c, to=None):
 
 
 @operator_task(positional=["service"], help={
-    "service": "an app service; default: all of them. A worker restarts in place; a service behind nginx by "
+    "service": "an app service, or all. A worker restarts in place; all, or a service behind nginx, by "
                "starting the serving release afresh beside itself, health-gated, like a deploy",
 })
-def restart(c, service=None):
+def restart(c, service):
     """Restart the app: the serving release started afresh (health-gated, no failed requests), or one worker in place."""
     deployment = load_deployment(c)
     inventory = deployment.inventory
-    if service is not None and service not in inventory.services:
-        raise ConfigError([f"restart {service}: no such service; expected one of {', '.join(inventory.services)}"])
+    if service != "all" and service not in inventory.services:
+        raise ConfigError([f"restart {service}: no such service; expected one of {', '.join(inventory.services)}, "
+                           "or all"])
     layout = layout_of(inventory)
     reporter = Reporter(deployment.name)
     with session(c, deployment, reporter, deploy_user_only=True) as remote, \
-            deploy_lock(remote, layout, f"restart {service or ''}".strip(), inventory.app.step_timeout_seconds) as run:
+            deploy_lock(remote, layout, f"restart {service}", inventory.app.step_timeout_seconds) as run:
         state = recover(run, reporter, layout, [], deployment.name)
         if not state.serving:
             raise SlipwayError(f"{deployment.name}: no release serves, so there is nothing to restart; deploy first")

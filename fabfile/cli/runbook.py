@@ -52,13 +52,13 @@ def status(c, json=False):
 
 
 @operator_task(positional=["service"], help={
-    "service": "one service (an app service, nginx or db); default: all of them",
+    "service": "an app service, nginx, db, or all (Invoke's positional arguments cannot be left out)",
     "follow": "keep printing new lines until Ctrl-C",
     "since": "only lines since then: a duration like 10m or 2h, or a time like 2026-11-23T03:00:00Z",
     "tail": "the last N lines of each container (or all)",
     "grep": "only lines holding this text",
 })
-def logs(c, service=None, follow=False, since="", tail="100", grep=""):
+def logs(c, service, follow=False, since="", tail="100", grep=""):
     """The serving release's containers' logs (every replica, prefixed), nginx's and the database's."""
     deployment = load_deployment(c)
     inventory = deployment.inventory

@@ -347,13 +347,13 @@ NO_CONTAINERS_EXIT = 3
 SINCE_RULE = r"(\d+[smh])+|\d{4}-\d\d-\d\d(T\d\d:\d\d(:\d\d)?(Z|[+-]\d\d:\d\d)?)?"
 
 
-def log_services(inventory: Inventory, service: str | None) -> list[str]:
-    """The services `logs SERVICE` means (every one without SERVICE); a name that is none is refused."""
+def log_services(inventory: Inventory, service: str) -> list[str]:
+    """The services `logs SERVICE` means (every one for `all`); a name that is none is refused."""
     known = [*inventory.services, "nginx", *(["db"] if inventory.database else [])]
-    if service is None:
+    if service == "all":
         return known
     if service not in known:
-        raise ConfigError([f"logs {service}: no such service; expected one of {', '.join(known)}"])
+        raise ConfigError([f"logs {service}: no such service; expected one of {', '.join(known)}, or all"])
     return [service]
 
 
@@ -376,7 +376,7 @@ WARN_MEMORY_PERCENT = 10
 SSHD_HARDENING = {"permitrootlogin": "no", "passwordauthentication": "no", "kbdinteractiveauthentication": "no"}
 FIXES = {
     "docker": "sudo systemctl restart docker on the server (containers come back by themselves)",
-    "containers": "fab -H NAME logs SERVICE; fab -H NAME restart (RUNBOOK.md: 502 or 503 errors)",
+    "containers": "fab -H NAME logs all; fab -H NAME restart all (RUNBOOK.md: 502 or 503 errors)",
     "disk": "RUNBOOK.md: Disk full",
     "memory": "lower services' memory_mb or give the host more memory; fab -H NAME status shows who uses it",
     "clock": "install and enable systemd-timesyncd (or chrony) on the server",

@@ -16,7 +16,7 @@ serving=$(serving_release "$traffic" "$marker" "$marked" "$unmarked")
 release=${serving#* }
 names=$(for service in "$@"; do
   for project in "$app-$release" "$infra"; do
-    docker ps -a --filter "label=com.docker.compose.project=$project" \
+    docker ps -a --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.oneoff=False" \
       --filter "label=com.docker.compose.service=$service" --format '{{.Names}}'
   done
 done | sort)
@@ -30,13 +30,17 @@ set -- --timestamps --tail "$tail"
 keep() { if [ -n "$pattern" ]; then grep --line-buffered -F -e "$pattern"; else cat; fi; }
 collect() {
   for name in $names; do
-    docker logs "$@" "$name" 2>&1 | awk -v name="$name" '{ print name " | " $0; fflush() }' | keep &
+    # sed -u passes each line on at once (mawk would wait for a full input buffer); container
+    # names hold no / or & (Docker allows [a-zA-Z0-9_.-]).
+    docker logs "$@" "$name" 2>&1 | sed -u "s/^/$name | /" | keep &
   done
   wait
 }
 if [ "$follow" = 1 ]; then
-  # The operator gone (stdin ends): stop every `docker logs -f` of this run.
-  (cat >/dev/null; kill 0) &
+  # The operator gone (stdin ends): stop every `docker logs -f` of this run. (A background job's
+  # stdin is /dev/null unless redirected: hand it ours through fd 3.)
+  exec 3<&0
+  (cat <&3 >/dev/null; kill 0) &
   collect "$@"
   kill 0
 else

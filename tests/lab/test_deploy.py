@@ -325,8 +325,7 @@ def test_images_pulled_from_a_private_registry_with_a_login_from_secrets(variant
                   ">/dev/null", root=True)
     as_deploy.run("htpasswd -Bi -c /etc/docker/registry/htpasswd slipway 2>/dev/null && systemctl restart docker-registry",
                   root=True, stdin=REGISTRY_PASSWORD + "\n")
-    # The database keeps the lab's local image: re-creating it is test_the_database_is_recreated_only_when...'s.
-    refs = ["slipway-demo/api:v1", "slipway-demo/nginx:1"]
+    refs = ["slipway-demo/api:v1", "slipway-demo/postgres:17", "slipway-demo/nginx:1"]
     as_deploy.run(f"for i in 1 2 3 4 5; do curl -s -o /dev/null http://{REGISTRY}/v2/ && break; sleep 1; done; "
                   f"docker login -u slipway --password-stdin {REGISTRY} >/dev/null", stdin=REGISTRY_PASSWORD)
     for ref in refs:
@@ -337,17 +336,19 @@ def test_images_pulled_from_a_private_registry_with_a_login_from_secrets(variant
         data["images"] = {"source": "registry", "registry": REGISTRY, "username": "slipway", "password_secret": "REGISTRY_PASSWORD"}
         for service in data["services"].values():
             service["image"] = f"{REGISTRY}/{service['image']}"
+        data["database"]["image"] = f"{REGISTRY}/{data['database']['image']}"
         data["nginx"]["image"] = f"{REGISTRY}/{data['nginx']['image']}"
 
     fab = variant(from_registry, {"REGISTRY_PASSWORD": REGISTRY_PASSWORD})
     try:
         # nginx's image reference changes too: it is re-created only when the operator asks.
-        refused = fab("deploy", "--version", "v1")
+        refused = fab("deploy", "--version", "v1", "--restart-db")
         assert refused.returncode == 1
         assert len([line for line in refused.stderr.splitlines() if line.startswith("error:")]) == 1, refused.stderr
         assert "nginx's own service differs" in refused.stderr and "--restart-nginx" in refused.stderr, refused.stderr
         with LoadLoop(site) as load:
-            result = fab("deploy", "--version", "v1", "--restart-nginx")
+            # The database's image reference changes too: only an explicit --restart-db re-creates it.
+            result = fab("deploy", "--version", "v1", "--restart-db", "--restart-nginx")
         assert result.returncode == 0, result.stdout + result.stderr
         assert re.search(r"pull images from 127\.0\.0\.1:5000 +changed", result.stdout)
         assert re.search(r"move traffic to .* changed .*nginx re-created", result.stdout), result.stdout
@@ -362,7 +363,7 @@ def test_images_pulled_from_a_private_registry_with_a_login_from_secrets(variant
         # No credentials left behind on the server.
         assert REGISTRY not in as_deploy.run("cat ~/.docker/config.json 2>/dev/null || true").stdout
     finally:  # the lab's own images again, whatever happened: later tests deploy from them
-        back = cli("fab", "-H", "lab", "deploy", "--version", "v1", "--restart-nginx")
+        back = cli("fab", "-H", "lab", "deploy", "--version", "v1", "--restart-db", "--restart-nginx")
         assert back.returncode == 0, back.stdout + back.stderr
 
 

@@ -223,7 +223,7 @@ def test_restart_starts_the_serving_release_afresh_with_no_failed_request(cli, a
     before, processes = serving_release(as_deploy), nginx_processes(as_deploy)
     version = json.loads(get(site, "/version")[1])["version"]
     with strict_clients(site) as load:
-        restarted = cli("fab", "-H", "lab", "restart")
+        restarted = cli("fab", "-H", "lab", "restart", "all")
         time.sleep(1)
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     assert load.failed == 0 and load.total > 100, load.failures
@@ -244,7 +244,7 @@ def test_restart_of_a_worker_is_in_place_and_a_bad_name_is_one_line(cli, as_depl
     assert as_deploy.run(f"docker inspect -f '{{{{.State.StartedAt}}}}' {worker}").stdout != started
     refused = cli("fab", "-H", "lab", "restart", "web")
     assert refused.returncode == 1
-    assert refused.stderr.strip() == "error: restart web: no such service; expected one of api, worker"
+    assert refused.stderr.strip() == "error: restart web: no such service; expected one of api, worker, or all"
 
 
 def test_doctor_gives_each_area_a_verdict_and_fails_on_a_stopped_database(cli, as_deploy):
@@ -260,7 +260,7 @@ def test_doctor_gives_each_area_a_verdict_and_fails_on_a_stopped_database(cli, a
     finally:
         as_deploy.run("docker start demo-db-1 && until docker exec demo-db-1 pg_isready -q; do sleep 0.5; done")
     assert broken.returncode == 1 and "Traceback" not in broken.stderr
-    assert re.search(r"^FAIL  containers +demo-db-1 is exited\n +fix: fab -H lab logs SERVICE", broken.stdout, re.M), \
+    assert re.search(r"^FAIL  containers +demo-db-1 is exited(;.*)?\n +fix: fab -H lab logs all", broken.stdout, re.M), \
         broken.stdout
 
 
@@ -268,8 +268,10 @@ def in_terminal(cli, args, keys: bytes, after: bytes, rows=40, cols=123, timeout
     """`fab -H lab ARGS` in a terminal of ROWS x COLS; KEYS typed once the pattern AFTER shows up."""
     master, terminal = os.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    # A session of its own whose controlling terminal this is, as in a terminal window.
     process = subprocess.Popen([str(cli.__globals__["BIN"] / "fab"), "-H", "lab", *args], cwd=cli.__globals__["PROJECT"],
-                               stdin=terminal, stdout=terminal, stderr=terminal, start_new_session=True)
+                               stdin=terminal, stdout=terminal, stderr=terminal, start_new_session=True,
+                               preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
     os.close(terminal)
     seen, typed, deadline = b"", False, time.monotonic() + timeout
     try:
@@ -300,7 +302,7 @@ def test_exec_runs_in_a_one_off_container_with_the_releases_env_and_passes_the_e
 
 
 def test_shell_and_psql_are_real_terminals(cli):
-    code, seen = in_terminal(cli, ["shell", "api"], b"stty size; exit 5\n", rb"[#$] $")
+    code, seen = in_terminal(cli, ["shell", "api"], b"stty size; exit 5\r", rb"[#$] $")
     assert code == 5 and "40 123" in seen, seen
-    code, seen = in_terminal(cli, ["psql"], b"select 40 + 2 as answer;\n\\q\n", rb"=# $")
-    assert code == 0 and re.search(r"answer\s*\r?\n-+\r?\n\s*42", seen), seen
+    code, seen = in_terminal(cli, ["psql"], b"select 40 + 2 as answer;\r\\q\r", rb"=# $")
+    assert code == 0 and re.search(r"answer\s+-+\s+42\s", seen), seen

@@ -29,6 +29,8 @@ def test_every_command_the_runbook_names_is_a_real_task_with_real_flags():
         assert name in ns.task_names, command
         task = ns[name]
         flags = {f"--{arg.name.replace('_', '-')}" for arg in task.get_arguments()}
+        if task.positional:  # Invoke cannot leave a positional argument out
+            assert len(words) > 1 and not words[1].startswith("--"), f"{command}: {name} needs {task.positional}"
         for word in words[1:]:
             if word.startswith("--"):
                 assert word in flags, f"{command}: {word} is not an option of {name} ({', '.join(sorted(flags))})"

@@ -166,7 +166,7 @@ def test_bad_logs_arguments_are_one_line_each(tmp_path):
         runbook.logs_command(inventory, ["api"], False, "yesterday", "100", "")
     with pytest.raises(ConfigError, match=r"--tail: found '-5'; expected a number of lines or all"):
         runbook.logs_command(inventory, ["api"], False, "", "-5", "")
-    with pytest.raises(ConfigError, match=r"logs web: no such service; expected one of api, worker, nginx, db"):
+    with pytest.raises(ConfigError, match=r"logs web: no such service; expected one of api, worker, nginx, db, or all"):
         runbook.log_services(inventory, "web")
 
 
