@@ -198,7 +198,7 @@ def test_logs_show_every_replica_prefixed_filtered_and_in_time_order(cli, as_dep
 
 def test_logs_follow_streams_until_ctrl_c_and_leaves_nothing_running(cli, as_deploy, site):
     following = subprocess.Popen([str(cli.__globals__["BIN"] / "fab"), "-H", "lab", "logs", "api", "--follow",
-                                  "--tail", "0"], cwd=cli.__globals__["PROJECT"], stdout=subprocess.PIPE,
+                                  "--tail", "0", "--grep", "followed="], cwd=cli.__globals__["PROJECT"], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(2)
@@ -211,7 +211,7 @@ def test_logs_follow_streams_until_ctrl_c_and_leaves_nothing_running(cli, as_dep
         following.kill()
     assert "Traceback" not in following.stderr.read()
     time.sleep(1)
-    assert as_deploy.run("pgrep -fa 'docker logs' || true").stdout == ""
+    assert as_deploy.run("pgrep -fa '[d]ocker logs' || true").stdout == ""
 
 
 def serving_release(as_deploy) -> str:
