@@ -1,0 +1,51 @@
+"""How fast the on-call commands answer, as whole commands (Python start-up included).
+
+    .venv/bin/python benchmarks/runbook.py [--runs 7]
+
+Needs a provisioned lab target with the app deployed. Prints, per command,
+the median and the fastest of RUNS runs of `fab -H lab status` and
+`fab -H lab logs all --tail 100`, next to what every `fab` command pays
+before it does anything (`fab --version`: Python, Invoke, Fabric, paramiko)
+and slipway's own import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+COMMANDS = {
+    "fab --version (start-up only)": [str(BIN / "fab"), "--version"],
+    "python -c 'import fabfile'": [sys.executable, "-c", "import fabfile"],
+    "fab -H lab status": [str(BIN / "fab"), "-H", "lab", "status"],
+    "fab -H lab logs all --tail 100": [str(BIN / "fab"), "-H", "lab", "logs", "all", "--tail", "100"],
+}
+
+
+def timed(argv: list[str]) -> float:
+    started = time.monotonic()
+    result = subprocess.run(argv, cwd=PROJECT, capture_output=True)
+    elapsed = time.monotonic() - started
+    if result.returncode not in (0, 1):  # status exits 1 when something needs a human; still an answer
+        sys.exit(f"{' '.join(argv)} failed:\n{result.stderr.decode(errors='replace')}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    for name, argv in COMMANDS.items():
+        timed(argv)  # warm the page cache
+        times = [timed(argv) for _ in range(args.runs)]
+        print(f"{name:<34} median {statistics.median(times):5.2f} s   fastest {min(times):5.2f} s")
+
+
+if __name__ == "__main__":
+    main()
