@@ -13,6 +13,7 @@ import time
 
 import pytest
 from load import LoadLoop, strict_clients
+from lab_server import SERVING, live_release, nginx_processes, restart_nginx
 from lab_site import Site, get, post
 
 
@@ -32,19 +33,6 @@ def serving_version(site):
 
 def release_record(as_deploy, release_id):
     return json.loads(as_deploy.run(f"cat /srv/demo/releases/{release_id}/release.json").stdout)
-
-
-SERVING = ("if [ -e /srv/demo/shared/nginx/traffic/green-serves ]; then slot=green; else slot=blue; fi; "
-           "cat /srv/demo/shared/nginx/traffic/$slot")
-
-
-def live_release(as_deploy):
-    return as_deploy.run(SERVING).stdout.strip()
-
-
-def nginx_processes(as_deploy) -> str:
-    """nginx's master and workers with their start times: a reload or restart changes them."""
-    return as_deploy.run("docker top demo-nginx-1 -o pid,lstart,args").stdout
 
 
 # nginx's processes when the deploy of v2 began; the rollback after it checks them.
@@ -161,14 +149,7 @@ def test_rollback_returns_to_v1_without_pulling_or_building(cli, site, as_deploy
 
 def test_a_restarted_nginx_serves_the_release_recorded_as_serving(site, as_deploy):
     serving = live_release(as_deploy)
-    as_deploy.run("docker restart demo-nginx-1")
-    for _ in range(50):
-        try:
-            if get(site, "/version")[0] == 200:
-                break
-        except OSError:  # still starting
-            pass
-        time.sleep(0.2)
+    restart_nginx(as_deploy, lambda: get(site, "/version"))
     assert serving_version(site) == release_record(as_deploy, serving)["version"] == "v1"
 
 

@@ -12,6 +12,7 @@ import termios
 import time
 
 import pytest
+from lab_server import live_release, nginx_processes, restart_nginx
 from lab_site import Site, get
 from load import LoadLoop, strict_clients
 
@@ -19,10 +20,6 @@ from load import LoadLoop, strict_clients
 @pytest.fixture(scope="module", autouse=True)
 def site(provisioned):
     return Site.of(provisioned)
-
-
-def nginx_processes(as_deploy) -> str:
-    return as_deploy.run("docker top demo-nginx-1 -o pid,lstart,args").stdout
 
 
 def audit_events(as_deploy) -> list[dict]:
@@ -57,14 +54,7 @@ def test_maintenance_survives_an_nginx_restart_and_a_deploy_and_lets_allowed_add
     address = as_deploy.run("docker logs --tail 1 demo-nginx-1 2>/dev/null").stdout.split()[0]
     assert cli("fab", "-H", "lab", "maintenance.on").returncode == 0
     try:
-        as_deploy.run("docker restart demo-nginx-1")
-        for _ in range(50):
-            try:
-                if get(site, "/version")[0] == 503:
-                    break
-            except OSError:  # still starting
-                pass
-            time.sleep(0.2)
+        restart_nginx(as_deploy, lambda: get(site, "/version"))
         assert get(site, "/version")[0] == 503
         deployed = cli("fab", "-H", "lab", "deploy", "--version", "v2")
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
@@ -100,8 +90,7 @@ def test_status_on_a_healthy_host_shows_everything_and_exits_0(cli, as_deploy):
     assert shown.stdout.rstrip().endswith("problems     none")
     code, report, _ = status(cli)
     serving = report["serving"]
-    live = as_deploy.run("cat /srv/demo/shared/nginx/traffic/$( [ -e /srv/demo/shared/nginx/traffic/green-serves ] "
-                         "&& echo green || echo blue)").stdout.strip()
+    live = live_release(as_deploy)
     assert serving["release"] == live and serving["version"] in ("v1", "v2")
     api = [c for c in report["containers"] if c["release"] == live and c["service"] == "api"]
     assert len(api) == 2 and all(c["health"] == "healthy" and c["memory_bytes"] > 2**20 for c in api)
@@ -214,20 +203,15 @@ def test_logs_follow_streams_until_ctrl_c_and_leaves_nothing_running(cli, as_dep
     assert as_deploy.run("pgrep -fa '[d]ocker logs' || true").stdout == ""
 
 
-def serving_release(as_deploy) -> str:
-    return as_deploy.run("cat /srv/demo/shared/nginx/traffic/$( [ -e /srv/demo/shared/nginx/traffic/green-serves ] "
-                         "&& echo green || echo blue)").stdout.strip()
-
-
 def test_restart_starts_the_serving_release_afresh_with_no_failed_request(cli, as_deploy, site):
-    before, processes = serving_release(as_deploy), nginx_processes(as_deploy)
+    before, processes = live_release(as_deploy), nginx_processes(as_deploy)
     version = json.loads(get(site, "/version")[1])["version"]
     with strict_clients(site) as load:
         restarted = cli("fab", "-H", "lab", "restart", "all")
         time.sleep(1)
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     assert load.failed == 0 and load.total > 100, load.failures
-    now = serving_release(as_deploy)
+    now = live_release(as_deploy)
     assert now != before and f"{before} ({version}) restarted as {now}" in restarted.stdout
     record = json.loads(as_deploy.run(f"cat /srv/demo/releases/{now}/release.json").stdout)
     assert (record["restart_of"], record["version"], record["outcome"]) == (before, version, "active")
