@@ -290,3 +290,15 @@ def test_shell_and_psql_are_real_terminals(cli):
     assert code == 5 and "40 123" in seen, seen
     code, seen = in_terminal(cli, ["psql"], b"select 40 + 2 as answer;\r\\q\r", rb"=# $")
     assert code == 0 and re.search(r"answer\s+-+\s+42\s", seen), seen
+
+
+def test_a_command_after_a_double_dash_runs_on_the_host_as_the_deploy_user_and_passes_its_exit_status_back(cli, variant):
+    shown = cli("fab", "-H", "lab", "--", "id -un; test -w /srv/demo && echo can-write-the-app; exit 3")
+    assert shown.returncode == 3 and shown.stdout.split() == ["deploy", "can-write-the-app"], shown.stdout + shown.stderr
+    assert "Traceback" not in shown.stderr
+    # The inventory's connection, not ~/.ssh/config's idea of a host called "lab".
+    unreachable = variant(lambda data: data["host"].update(port=1))("--", "true")
+    assert unreachable.returncode == 1 and unreachable.stderr.strip().endswith(
+        "error: lab: cannot connect to deploy@[127.0.0.1]:1: [Errno None] Unable to connect to port 1 on 127.0.0.1"), unreachable.stderr
+    no_host = cli("fab", "--", "true")
+    assert no_host.returncode == 1 and no_host.stderr.strip() == "error: fab -- CMD: name the inventory to run it on: fab -H NAME -- CMD"

@@ -41,6 +41,8 @@ def test_a_plain_install_holds_every_template_and_script(installed):
     assert packaged == shipped
     scripts = {p.name for p in (installed / "fabfile" / "scripts").glob("*.sh")}
     assert scripts == {p.name for p in (CHECKOUT / "fabfile" / "scripts").glob("*.sh")}
+    # Beside the packages, so that site-packages runs it: `fab -H NAME -- CMD` then goes through slipway.
+    assert (installed / "slipway-fab.pth").read_text() == (CHECKOUT / "slipway-fab.pth").read_text()
 
 
 def test_the_project_is_where_inv_found_tasks_and_its_templates_win(installed, tmp_path):
