@@ -18,7 +18,7 @@ from ..commands import traffic
 from ..commands.layout import Layout, layout_of
 from ..commands.release import maintenance_page
 from ..config import Deployment
-from ..errors import ConfigError, SlipwayError
+from ..errors import ConfigError
 from ..remote import Reporter
 from .common import load_deployment, operator_task, project_dir, session
 from .locked import audit, deployer, deploy_lock, read_state
@@ -89,13 +89,9 @@ def _one_off(c, task: str, service: str, command: list[str], terminal: bool) -> 
     inventory = deployment.inventory
     if service not in inventory.services:
         raise ConfigError([f"{task} {service}: no such service; expected one of {', '.join(inventory.services)}"])
-    layout = layout_of(inventory)
+    argv = commands.one_off_command(inventory, service, command, terminal, commands.one_off_name(inventory, service))
     reporter = Reporter(deployment.name, out=sys.stderr)
     with session(c, deployment, reporter, deploy_user_only=True) as remote:
-        serving = read_state(remote.run, layout, [], deployment.name).serving
-        if not serving:
-            raise SlipwayError(f"{deployment.name}: no release serves yet; deploy first")
-        argv = commands.one_off_command(layout, serving, service, command, terminal)
         exited = remote.interactive(argv) if terminal else remote.stream(argv, sys.stdout.buffer, sys.stderr.buffer)
     if exited != 0:
         raise Exit(code=130 if exited is None else exited)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from datetime import datetime
 
 from ..config import Inventory
@@ -462,11 +463,17 @@ def format_doctor(checks: list[dict]) -> str:
 
 
 # `exec`, `shell`, `psql`
-def one_off_command(layout: Layout, release_id: str, service: str, command: list[str], terminal: bool) -> Argv:
-    """COMMAND in a new container of SERVICE from RELEASE_ID's compose file (its image, env and mounts),
-    removed when it ends; TERMINAL: attached to a terminal."""
-    return ["docker", "compose", "-p", layout.release_project(release_id), "-f", layout.compose_file(release_id),
-            "run", "--rm", "--no-deps", *([] if terminal else ["-T"]), service, *command]
+def one_off_command(inventory: Inventory, service: str, command: list[str], terminal: bool, name: str) -> Argv:
+    """COMMAND in a new container NAME of SERVICE from the serving release's compose file (its image, env and
+    mounts), removed when it ends or the operator goes; TERMINAL: attached to a terminal."""
+    layout = layout_of(inventory)
+    return script("one_off", layout.app, layout.releases, layout.traffic_dir, layout.slot_marker, MARKED_SLOT,
+                  other_slot(MARKED_SLOT), name, int(terminal), service, *command, uses=("serving",))
+
+
+def one_off_name(inventory: Inventory, service: str) -> str:
+    """Unique, so that removing a run's container when its operator goes can never hit another's."""
+    return f"{inventory.app.name}-{service}-run-{secrets.token_hex(4)}"
 
 
 def psql_command(inventory: Inventory) -> Argv:

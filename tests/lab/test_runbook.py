@@ -248,8 +248,9 @@ def test_doctor_gives_each_area_a_verdict_and_fails_on_a_stopped_database(cli, a
         broken.stdout
 
 
-def in_terminal(cli, args, keys: bytes, after: bytes, rows=40, cols=123, timeout=90) -> tuple[int, str]:
-    """`fab -H lab ARGS` in a terminal of ROWS x COLS; KEYS typed once the pattern AFTER shows up."""
+def in_terminal(cli, args, keys: bytes | None, after: bytes, rows=40, cols=123, timeout=90) -> tuple[int, str]:
+    """`fab -H lab ARGS` in a terminal of ROWS x COLS; KEYS typed once the pattern AFTER shows up (None: fab is
+    SIGKILLed then, as when the operator's laptop dies)."""
     master, terminal = os.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     # A session of its own whose controlling terminal this is, as in a terminal window.
@@ -266,6 +267,9 @@ def in_terminal(cli, args, keys: bytes, after: bytes, rows=40, cols=123, timeout
                 except OSError:  # the terminal's other side closed: fab ended
                     break
             if not typed and re.search(after, seen):
+                if keys is None:
+                    process.kill()
+                    break
                 os.write(master, keys)
                 typed = True
             if process.poll() is not None and not select.select([master], [], [], 0.2)[0]:
@@ -302,3 +306,24 @@ def test_a_command_after_a_double_dash_runs_on_the_host_as_the_deploy_user_and_p
         "error: lab: cannot connect to deploy@[127.0.0.1]:1: [Errno None] Unable to connect to port 1 on 127.0.0.1"), unreachable.stderr
     no_host = cli("fab", "--", "true")
     assert no_host.returncode == 1 and no_host.stderr.strip() == "error: fab -- CMD: name the inventory to run it on: fab -H NAME -- CMD"
+
+
+def one_off_containers(as_deploy) -> str:
+    return as_deploy.run("docker ps -aq --filter label=com.docker.compose.oneoff=True").stdout.strip()
+
+
+def test_a_one_off_whose_operator_is_killed_is_removed_with_a_terminal_or_without(cli, as_deploy):
+    process = subprocess.Popen([str(cli.__globals__["BIN"] / "fab"), "-H", "lab", "exec", "api", "sleep 300"],
+                               cwd=cli.__globals__["PROJECT"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not one_off_containers(as_deploy) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert one_off_containers(as_deploy), "exec's container never started"
+    process.kill()
+    process.wait()
+    code, seen = in_terminal(cli, ["shell", "api"], None, rb"[#$] $")
+    assert code == -signal.SIGKILL, seen
+    deadline = time.monotonic() + 30
+    while one_off_containers(as_deploy) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert one_off_containers(as_deploy) == ""

@@ -195,3 +195,48 @@ def test_doctor_warns_before_it_fails_and_says_what_to_do(tmp_path):
         "fix": "fab -H prod provision puts slipway's sshd settings back; fab -H prod verify checks them"}
     text = runbook.format_doctor(list(checks.values()))
     assert "FAIL  ssh hardening     sshd allows more than slipway set: permitrootlogin yes\n" in text
+
+
+FAKE_COMPOSE = """#!/bin/sh
+# Docker as one_off.sh sees it: says what it was asked and exits with the command's last word.
+echo "docker $*"
+for last; do :; done
+exit "$last"
+"""
+
+
+def run_one_off(tmp_path, serving: bool, terminal=False):
+    base = tmp_path / "srv"
+    traffic = base / "shared" / "nginx" / "traffic"
+    traffic.mkdir(parents=True)
+    if serving:
+        (traffic / "blue").write_text("r7\n")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "docker").write_text(FAKE_COMPOSE)
+    (tmp_path / "bin" / "docker").chmod(0o755)
+    deployment = lab_inventory(tmp_path)
+    inventory = deployment.inventory.model_copy(update={"app": deployment.inventory.app.model_copy(update={"base_dir": base})})
+    argv = runbook.one_off_command(inventory, "api", ["sh", "-c", "exit 5", "5"], terminal, "demo-api-run-1a2b3c4d")
+    return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
+
+
+@pytest.mark.parametrize("terminal, tty_flag", [(False, " -T"), (True, "")])
+def test_a_one_off_runs_in_the_serving_releases_project_under_its_own_name_and_passes_the_status_back(
+        tmp_path, terminal, tty_flag):
+    result = run_one_off(tmp_path, serving=True, terminal=terminal)
+    assert result.returncode == 5, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        f"docker compose -p demo-r7 -f {tmp_path}/srv/releases/r7/compose.yaml run --rm --no-deps{tty_flag} "
+        "--name demo-api-run-1a2b3c4d api sh -c exit 5 5")
+
+
+def test_a_one_off_without_a_serving_release_is_one_line(tmp_path):
+    result = run_one_off(tmp_path, serving=False)
+    assert result.returncode == 1 and result.stderr == "error: no release serves yet; deploy first\n"
+
+
+def test_one_off_names_differ_from_run_to_run(tmp_path):
+    inventory = lab_inventory(tmp_path).inventory
+    names = {runbook.one_off_name(inventory, "api") for _ in range(20)}
+    assert len(names) == 20 and all(name.startswith("demo-api-run-") for name in names)
