@@ -5,13 +5,13 @@
 
 from invoke import Collection
 
-from .cli import backup, deploy, hostkeys, lab, lock, provision, runbook, tls, verify
+from .cli import backup, database, deploy, hostkeys, lab, lock, provision, runbook, tls, verify
 
 ns = Collection(
     runbook.status, runbook.logs, runbook.doctor, runbook.exec_, runbook.shell, runbook.psql, runbook.facts,
     hostkeys.trust, provision.provision, verify.verify,
     deploy.deploy, deploy.rollback, deploy.restart, deploy.releases,
-    lab.namespace, lock.namespace, backup.namespace, tls.namespace, runbook.maintenance,
+    lab.namespace, lock.namespace, backup.namespace, tls.namespace, database.namespace, runbook.maintenance,
 )
 ns.configure({
     "slipway": {

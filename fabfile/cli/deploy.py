@@ -12,6 +12,7 @@ import subprocess
 from dataclasses import replace
 from datetime import datetime, timezone
 
+from ..commands import database as db_commands
 from ..commands import traffic
 from ..commands.layout import image_refs, layout_of, new_release_id, web_services, workers
 from ..commands import tls as tls_commands
@@ -152,6 +153,12 @@ def deploy(c, version=None, dry_run=False, restart_db=False, restart_nginx=False
             return
         with deploy_lock(remote, layout, f"deploy {version}", inventory.app.step_timeout_seconds) as run:
             audit(run, layout, "deploy started", release=release_id, version=version)
+            try:
+                _check_database_password(run, reporter, deployment)
+            except SlipwayError as refusal:
+                audit(run, layout, "deploy failed", release=release_id, version=version, step=reporter.failed_step,
+                      detail=str(refusal))
+                raise
             state = recover(run, reporter, layout, list(refs.values()), deployment.name)
             remove_leftovers(run, reporter, layout, state)
             certificate = _certificate(remote, run, reporter, deployment)
@@ -171,7 +178,7 @@ def deploy(c, version=None, dry_run=False, restart_db=False, restart_nginx=False
                          traffic.RESTART if restart_db else traffic.KEEP,
                          traffic.RESTART if restart_nginx else traffic.KEEP)
                 state.releases[release_id] = {"id": release_id, "images": attempt.images, "outcome": SERVED}
-                _prune(run, reporter, deployment, state, release_id)
+                prune(run, reporter, deployment, state, release_id)
             audit(run, layout, "deploy succeeded", release=release_id, version=version)
             tls_problem = None
             if tls_commands.uses_acme(inventory) and not (certificate and certificate.covers(inventory.app.domains)):
@@ -187,6 +194,23 @@ def deploy(c, version=None, dry_run=False, restart_db=False, restart_nginx=False
         serving = "HTTPS with the certificate it had" if certificate else "HTTP only"
         raise SlipwayError(f"{deployment.name}: no certificate for {', '.join(inventory.app.domains)}: {tls_problem}; "
                            f"the site keeps serving {serving}; the next deploy tries again")
+
+
+def _check_database_password(run: LockedRun, reporter: Reporter, deployment: Deployment) -> None:
+    """A password changed in the secrets file would reach the app but not PostgreSQL, which keeps the one
+    it was created with: the release could never get healthy. Stop before anything changes."""
+    database = deployment.inventory.database
+    if not database:
+        return
+    with reporter.step(f"{database.password_secret} opens the database") as step:
+        opens = run(db_commands.check_password_command(deployment.inventory),
+                    stdin=f"{deployment.secret(database.password_secret)}\n", check=False)
+        if opens.exited == db_commands.WRONG_PASSWORD_EXIT:
+            raise SlipwayError(
+                f"{deployment.name}: {database.password_secret} in {deployment.secrets_file.name} does not open the "
+                f"database (PostgreSQL keeps the password it was created with); nothing was changed. To change it: "
+                f"fab -H {deployment.name} db.rotate-password (no failed request); to keep it, put the old value back")
+        step.detail = "yes" if opens.ok else "no database running yet"
 
 
 def _certificate(remote, run: LockedRun, reporter: Reporter, deployment: Deployment):
@@ -233,7 +257,7 @@ def _database_refusal(deployment: Deployment, state: ServerState, exited: int, d
             f"`docker exec -i {layout.db_container} psql -U {database.user} -d postgres < all.sql`")
 
 
-def _prune(run: LockedRun, reporter: Reporter, deployment: Deployment, state: ServerState, serving: str) -> None:
+def prune(run: LockedRun, reporter: Reporter, deployment: Deployment, state: ServerState, serving: str) -> None:
     """Drop releases past `keep_releases` (never the serving one) and images only they used."""
     keep = deployment.inventory.app.keep_releases
     remove = releases_to_prune(state, keep, {serving})
@@ -352,7 +376,7 @@ def restart(c, service):
             nginx_conf = run(["cat", layout.live_nginx_conf]).stdout
             activate(run, reporter, deployment, state, attempt, None, nginx_conf, traffic.LEAVE, traffic.LEAVE)
             state.releases[release_id] = {"id": release_id, "images": serving["images"], "outcome": SERVED}
-            _prune(run, reporter, deployment, state, release_id)
+            prune(run, reporter, deployment, state, release_id)
         audit(run, layout, "restarted", release=release_id, restart_of=attempt.restart_of)
     print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")
     print(f"[{deployment.name}] {attempt.restart_of} ({attempt.version}) restarted as {release_id}")

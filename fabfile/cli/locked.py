@@ -136,7 +136,7 @@ def remove_leftovers(run: LockedRun, reporter: Reporter, layout: Layout, state: 
 class Attempt:
     """One deploy or rollback of a release, and what its record says."""
 
-    kind: str  # "deploy", "rollback" or "restart"
+    kind: str  # "deploy", "rollback", "restart" or "password rotation"
     release_id: str
     version: str
     started: datetime
@@ -153,8 +153,8 @@ class Attempt:
 
     @property
     def new_release(self) -> bool:
-        """A release made by this attempt (a deploy's or a restart's), recorded as failed if it never served."""
-        return self.kind in ("deploy", "restart")
+        """A release made by this attempt (not a rollback), recorded as failed if it never served."""
+        return self.kind in ("deploy", "restart", "password rotation")
 
 
 @contextmanager

@@ -54,6 +54,12 @@ class Layout:
         return f"{self.base}/shared"
 
     @property
+    def db_password_file(self) -> str:
+        """The password a new database is created with (PostgreSQL keeps its own afterwards): a file, so
+        that the database container's settings do not change when the password does."""
+        return f"{self.shared}/db/password"
+
+    @property
     def live_nginx_conf(self) -> str:
         return f"{self.shared}/nginx/app.conf"
 

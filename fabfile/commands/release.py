@@ -20,6 +20,9 @@ MASK = "********"
 # What clients are told to wait while maintenance is on.
 MAINTENANCE_RETRY_AFTER_SECONDS = 30
 SLOT_VARIABLE = "${SLIPWAY_SLOT:?the release folder's .env names no slot}"
+# In the release folder; prepare.sh installs it as Layout.db_password_file, which the database container reads here.
+DB_PASSWORD_FILE = "db-password"
+DB_PASSWORD_MOUNT = "/run/slipway/db-password"
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,14 @@ class ReleaseFile:
     mode: int = 0o644
     # Keys whose values are secrets: shown as MASK wherever this file is shown, whatever the value.
     secret_keys: frozenset[str] = frozenset()
+    # The whole file is one secret (shown as MASK).
+    secret: bool = False
+
+    def shown(self, text: str) -> str:
+        """TEXT (this file's content, new or on the server) as it may be shown."""
+        if self.secret:
+            return f"{MASK}\n" if text else ""
+        return masked_env(text, self.secret_keys)
 
 
 def env_value(value: str) -> str:
@@ -53,15 +64,17 @@ def release_files(deployment: Deployment, project_dir: Path, release_id: str, ve
         nginx=inventory.nginx, images=refs, docker=inventory.server.docker, mounts=service_mounts,
         nginx_mounts=tls.nginx_mounts(inventory), slot_aliases={
             name: layout.slot_alias(SLOT_VARIABLE, name) for name in web_services(inventory)},
-        named_volumes=named_volumes, database_volume=layout.volume(inventory.database.volume) if inventory.database else None))]
+        named_volumes=named_volumes, database_volume=layout.volume(inventory.database.volume) if inventory.database else None,
+        database_password_file=layout.db_password_file, database_password_mount=DB_PASSWORD_MOUNT))]
     for name, service in inventory.services.items():
         variables = {**service.env, **{key: deployment.secret(key) for key in service.secrets}}
         files.append(_env_file(project_dir, common, name, variables, frozenset(service.secrets)))
     if inventory.database:
         database = inventory.database
         files.append(_env_file(project_dir, common, "db", {
-            "POSTGRES_USER": database.user, "POSTGRES_PASSWORD": deployment.secret(database.password_secret),
-            "POSTGRES_DB": database.name}, frozenset({"POSTGRES_PASSWORD"})))
+            "POSTGRES_USER": database.user, "POSTGRES_PASSWORD_FILE": DB_PASSWORD_MOUNT, "POSTGRES_DB": database.name},
+            frozenset()))
+        files.append(ReleaseFile(DB_PASSWORD_FILE, deployment.secret(database.password_secret), 0o600, secret=True))
     files.append(ReleaseFile("nginx.conf", nginx_conf(inventory, project_dir, certificate_ready)))
     return files
 
@@ -154,8 +167,8 @@ def release_diff(files: list[ReleaseFile], on_server: dict[str, str]) -> str:
     for release_file in files:
         before = on_server.get(release_file.path)
         chunks.extend(difflib.unified_diff(
-            masked_env(before or "", release_file.secret_keys).splitlines(keepends=True),
-            masked_env(release_file.content, release_file.secret_keys).splitlines(keepends=True),
+            release_file.shown(before or "").splitlines(keepends=True),
+            release_file.shown(release_file.content).splitlines(keepends=True),
             fromfile=f"{release_file.path} (serving)" if before is not None else "/dev/null",
             tofile=f"{release_file.path} (new)",
         ))

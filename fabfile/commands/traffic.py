@@ -9,7 +9,7 @@ import json
 
 from ..config import Inventory
 from .layout import MARKED_SLOT, Layout
-from .release import shared_items
+from .release import DB_PASSWORD_FILE, shared_items
 from .shell import Argv, script
 
 UNHEALTHY_EXIT = 3
@@ -35,7 +35,8 @@ def prepare_command(layout: Layout, inventory: Inventory, release_id: str, unpac
         if database else ("", "", "", "", "")
     return script("prepare", layout.releases, release_id, int(unpack), layout.network, *db,
                   DB_CHANGED_EXIT, DB_MAJOR_EXIT, layout.infra_project, layout.nginx_container, nginx_mode,
-                  NGINX_CHANGED_EXIT, slot, layout.traffic_dir, *shared_items(inventory))
+                  NGINX_CHANGED_EXIT, slot, layout.traffic_dir, DB_PASSWORD_FILE, layout.db_password_file,
+                  *shared_items(inventory))
 
 
 def copy_release_command(layout: Layout, source_id: str, release_id: str) -> Argv:

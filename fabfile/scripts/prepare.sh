@@ -15,18 +15,20 @@
 # ports or mounts changed), nothing else happens and it exits
 # NGINX_CHANGED_EXIT; `restart` lets the nginx switch re-create it.
 # The release goes into SLOT (the one not serving): its .env names the slot
-# for compose, and TRAFFIC_DIR/SLOT names the release.
+# for compose, and TRAFFIC_DIR/SLOT names the release. The release's file
+# DB_PASSWORD_NAME (the password a new database gets) is installed as
+# DB_PASSWORD_FILE, which the database container mounts.
 # Usage: prepare.sh RELEASES_DIR RELEASE_ID UNPACK NETWORK DB_PROJECT DB_MODE
 #          DB_CONTAINER DB_IMAGE DB_VOLUME DB_CHANGED_EXIT DB_MAJOR_EXIT
 #          INFRA_PROJECT NGINX_CONTAINER NGINX_MODE NGINX_CHANGED_EXIT
-#          SLOT TRAFFIC_DIR [volume:NAME|dir:PATH]...
+#          SLOT TRAFFIC_DIR DB_PASSWORD_NAME DB_PASSWORD_FILE [volume:NAME|dir:PATH]...
 set -eu
 releases=$1 release_id=$2 unpack=$3 network=$4 db_project=$5 db_mode=$6
 db_container=$7 db_image=$8 db_volume=$9
 db_changed_exit=${10} db_major_exit=${11}
 infra_project=${12} nginx_container=${13} nginx_mode=${14} nginx_changed_exit=${15}
-slot=${16} traffic_dir=${17}
-shift 17
+slot=${16} traffic_dir=${17} db_password_name=${18} db_password_file=${19}
+shift 19
 release_dir=$releases/$release_id
 mkdir -p "$releases"
 if [ "$unpack" = 1 ]; then
@@ -62,6 +64,15 @@ for item in "$@"; do
   esac
 done
 [ -n "$db_project" ] || exit 0
+if [ -f "$release_dir/$db_password_name" ]; then
+  # Readable in the database container, whose entrypoint reads it as its own postgres user; the
+  # folder (mode 700) keeps everyone else on this host out.
+  mkdir -p "${db_password_file%/*}"
+  chmod 700 "${db_password_file%/*}"
+  cp "$release_dir/$db_password_name" "$db_password_file.new"
+  chmod 644 "$db_password_file.new"
+  mv -f "$db_password_file.new" "$db_password_file"
+fi
 
 db_up() {
   docker compose -p "$db_project" -f "$release_dir/compose.yaml" up -d --no-deps --wait --wait-timeout 120 db

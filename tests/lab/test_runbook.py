@@ -4,6 +4,8 @@ import fcntl
 import json
 import os
 import re
+import secrets
+import shlex
 import select
 import signal
 import struct
@@ -327,3 +329,51 @@ def test_a_one_off_whose_operator_is_killed_is_removed_with_a_terminal_or_withou
     while one_off_containers(as_deploy) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert one_off_containers(as_deploy) == ""
+
+
+def opens_the_database(as_deploy, password: str) -> bool:
+    """PASSWORD logs in as the app does: over the app network, with a password."""
+    address = as_deploy.run("docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' demo-db-1").stdout.strip()
+    return as_deploy.run(f"docker exec -e PGPASSWORD={shlex.quote(password)} demo-db-1 psql -X -h {address} -U demo -d demo "
+                         "-Atc 'SELECT 1'", check=False).ok
+
+
+def passwordless_lines(as_deploy) -> int:
+    return int(as_deploy.run("docker exec demo-db-1 sh -c 'grep -c slipway \"$(psql -U demo -Atc \"SHOW hba_file\")\"'", check=False).stdout.strip())
+
+
+def test_a_new_database_password_is_refused_by_deploy_and_rotated_with_no_failed_request(cli, variant, as_deploy, site,
+                                                                                          lab_deployment):
+    old, new = lab_deployment.secret("DATABASE_PASSWORD"), f"rotated-{secrets.token_hex(8)}"
+    serving = live_release(as_deploy)
+
+    def never_healthy(data):
+        data["services"]["api"]["healthcheck"].update(path="/nope", timeout_seconds=5)
+    failed = variant(never_healthy, extra_secrets={"DATABASE_PASSWORD": new})("db.rotate-password")
+    assert failed.returncode == 1 and "password rotation failed at 'wait until every new container is healthy'" in failed.stderr
+    assert "put the old password back" in failed.stdout and "Traceback" not in failed.stderr
+    assert opens_the_database(as_deploy, old) and not opens_the_database(as_deploy, new)
+    assert live_release(as_deploy) == serving and passwordless_lines(as_deploy) == 0
+    assert audit_events(as_deploy)[-1]["event"] == "password rotation failed"
+
+    fab = variant(lambda data: None, extra_secrets={"DATABASE_PASSWORD": new})
+    refused = fab("deploy")
+    assert refused.returncode == 1 and "DATABASE_PASSWORD in lab.env does not open the database" in refused.stderr
+    assert "db.rotate-password" in refused.stderr and live_release(as_deploy) == serving
+    assert audit_events(as_deploy)[-1]["event"] == "deploy failed"
+
+    with strict_clients(site, clients=20, path="/items") as load:
+        time.sleep(1)
+        rotated = fab("db.rotate-password")
+        time.sleep(1)
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    assert load.failures == [] and load.outcomes["200"] > 100, load.outcomes
+    assert opens_the_database(as_deploy, new) and not opens_the_database(as_deploy, old)
+    assert passwordless_lines(as_deploy) == 0 and live_release(as_deploy) != serving
+    assert new not in rotated.stdout + rotated.stderr and old not in rotated.stdout + rotated.stderr
+    assert fab("db.rotate-password").stdout.strip().endswith("nothing to rotate")
+    assert get(site, "/items")[0] == 200
+
+    back = cli("fab", "-H", "lab", "db.rotate-password")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert opens_the_database(as_deploy, old) and get(site, "/items")[0] == 200

@@ -120,8 +120,17 @@ def test_env_files_are_private_and_quote_values_literally(files):
     api_env = files["env/api.env"]
     assert api_env.mode == 0o600
     assert f"DATABASE_PASSWORD='{SECRET}'" in api_env.content.splitlines()
-    assert "POSTGRES_PASSWORD='" in files["env/db.env"].content
-    assert api_env.secret_keys == {"DATABASE_PASSWORD"} and files["env/db.env"].secret_keys == {"POSTGRES_PASSWORD"}
+    assert api_env.secret_keys == {"DATABASE_PASSWORD"}
+
+
+def test_the_database_container_gets_its_password_from_a_file_so_a_new_password_never_re_creates_it(files):
+    db_env = files["env/db.env"].content
+    assert SECRET not in db_env and "POSTGRES_PASSWORD_FILE='/run/slipway/db-password'" in db_env.splitlines()
+    password = files["db-password"]
+    assert password.content == SECRET and password.mode == 0o600 and password.secret
+    assert password.shown(password.content) == "********\n"
+    compose = yaml.safe_load(files["compose.yaml"].content)
+    assert "/srv/demo/shared/db/password:/run/slipway/db-password:ro" in compose["services"]["db"]["volumes"]
 
 
 def test_nginx_config_names_no_release_and_finds_the_serving_slot_per_request(files, deployment):

@@ -6,7 +6,12 @@ chown postgres:postgres "$PGDATA" /run/postgresql
 chmod 700 "$PGDATA"
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   pwfile=$(mktemp)
-  printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
+  # Like the official image: the password from POSTGRES_PASSWORD_FILE when it is set.
+  if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+    cat "$POSTGRES_PASSWORD_FILE" > "$pwfile"
+  else
+    printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
+  fi
   chown postgres "$pwfile"
   runuser -u postgres -- initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 >/dev/null
   rm -f "$pwfile"

@@ -1,0 +1,103 @@
+"""`fab -H NAME db.rotate-password`: the database's password changed to the one in the secrets file, with no
+failed request."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from invoke import Collection
+
+from ..commands import database as commands
+from ..commands import traffic
+from ..commands.layout import layout_of, new_release_id
+from ..commands.release import ReleaseFile, release_tarball
+from ..commands.state import SERVED, dump_files_command, parse_file_dump
+from ..errors import ConfigError, RemoteCommandFailed, SlipwayError
+from ..remote import Reporter
+from .common import load_deployment, operator_task, session
+from .deploy import activate, prune
+from .locked import Attempt, audit, deploy_lock, deployer, failing_cleanly, recover, remove_leftovers
+
+
+@operator_task(name="rotate-password")
+def rotate_password(c):
+    """Change the database's password to the one now in the secrets file, and start the serving release afresh
+    with it (health-gated, traffic moved like a deploy: no failed request)."""
+    deployment = load_deployment(c)
+    inventory = deployment.inventory
+    database = inventory.database
+    if not database:
+        raise ConfigError([f"{deployment.inventory_file}: database: missing; this app has no database"])
+    key = database.password_secret
+    password = deployment.secret(key)
+    layout = layout_of(inventory)
+    reporter = Reporter(deployment.name)
+    with session(c, deployment, reporter, deploy_user_only=True) as remote, \
+            deploy_lock(remote, layout, "db.rotate-password", inventory.app.step_timeout_seconds) as run:
+        state = recover(run, reporter, layout, [], deployment.name)
+        if not state.serving or not state.db_running:
+            raise SlipwayError(f"{deployment.name}: {'no release serves' if not state.serving else 'the database is not running'}"
+                               "; the password is rotated in a running site (a new database takes the secrets file's)")
+        serving = state.releases[state.serving]
+        with reporter.step(f"check {key} against the database and {state.serving}") as step:
+            folder = layout.release_dir(state.serving)
+            dumped = parse_file_dump(run(dump_files_command([f"{folder}/env/{name}.env" for name in inventory.services])).stdout)
+            on_server = {path.removeprefix(f"{folder}/"): text for path, text in dumped.items()}
+            files = commands.rotated_files(on_server, key, password)
+            check = commands.check_password_command(inventory)
+            opens = run(check, stdin=f"{password}\n", check=False)
+            if opens.exited not in (0, commands.WRONG_PASSWORD_EXIT):
+                raise RemoteCommandFailed(run.remote.label, "db_access.sh check", opens.exited, opens.stderr)
+            in_use = all(on_server.get(path) == text for path, text in files.items() if path.startswith("env/"))
+            step.detail = f"opens it: {'yes' if opens.ok else 'no'}; in use: {'yes' if in_use else 'no'}"
+        if opens.ok and in_use:
+            print(reporter.summary())
+            print(f"[{deployment.name}] the database's password is already the one in {deployment.secrets_file.name}, "
+                  f"and {state.serving} uses it: nothing to rotate")
+            return
+        started = datetime.now(timezone.utc)
+        release_id = new_release_id(started)
+        attempt = Attempt("password rotation", release_id, serving["version"], started, serving.get("commit", "unknown"),
+                          deployer(), state.serving, images=serving["images"])
+        audit(run, layout, "password rotation started", release=release_id, serving=state.serving)
+        old_verifier = ""
+        try:
+            with failing_cleanly(run, reporter, layout, attempt, deployment.name):
+                remove_leftovers(run, reporter, layout, state)
+                with reporter.step(f"{release_id}: {state.serving}'s files, images and settings, the new password") as step:
+                    run(traffic.copy_release_command(layout, state.serving, release_id), stdin=attempt.record("pending"))
+                    secrets = [ReleaseFile(path, text, 0o600, secret=True) for path, text in files.items()]
+                    run(["tar", "-x", "-C", layout.release_dir(release_id)], stdin=release_tarball(secrets, {}))
+                    run(traffic.tag_images_command(serving["images"]))
+                    step.changed = True
+                with reporter.step(f"let {state.serving}'s containers in without a password") as step:
+                    step.detail = run(commands.trust_serving_command(inventory)).stdout.strip()
+                    step.changed = True
+                with reporter.step("set the new password (a SCRAM verifier made here)") as step:
+                    old_verifier = run(commands.access_command(inventory, "verifier")).stdout.strip()
+                    run(commands.access_command(inventory, "set"),
+                        stdin=commands.set_password_sql(database.user, commands.scram_verifier(password)))
+                    step.changed = True
+                activate(run, reporter, deployment, state, attempt, None, run(["cat", layout.live_nginx_conf]).stdout,
+                         traffic.LEAVE, traffic.LEAVE)
+                state.releases[release_id] = {"id": release_id, "images": serving["images"], "outcome": SERVED}
+                prune(run, reporter, deployment, state, release_id)
+        except BaseException:
+            if old_verifier and not attempt.switched:
+                with reporter.step(f"put the old password back ({state.serving} still serves)") as step:
+                    run(commands.access_command(inventory, "set"),
+                        stdin=commands.set_password_sql(database.user, old_verifier))
+                    step.changed = True
+            raise
+        finally:
+            with reporter.step("the database takes passwords only again") as step:
+                run(commands.access_command(inventory, "untrust"))
+                step.changed = True
+        audit(run, layout, "password rotated", release=release_id, previous=state.serving)
+    print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")
+    print(f"[{deployment.name}] the database's password is the one in {deployment.secrets_file.name}; "
+          f"{release_id} ({attempt.version}) uses it")
+
+
+namespace = Collection("db")
+namespace.add_task(rotate_password)
