@@ -17,10 +17,14 @@ release=${serving#* }
 names=$(for service in "$@"; do
   for project in "$app-$release" "$infra"; do
     docker ps -a --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.oneoff=False" \
-      --filter "label=com.docker.compose.service=$service" --format '{{.Names}}'
+      --filter "label=com.docker.compose.service=$service" --format '{{.Names}}' 2>/dev/null
   done
 done | sort)
 if [ -z "$names" ]; then
+  if ! docker version >/dev/null 2>&1; then
+    echo "Docker is not answering on the server (docker version failed): no logs to read" >&2
+    exit 1
+  fi
   echo "no containers of ${release:-any release} for $*" >&2
   exit "$none"
 fi

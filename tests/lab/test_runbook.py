@@ -103,6 +103,16 @@ def test_status_on_a_healthy_host_shows_everything_and_exits_0(cli, as_deploy):
     assert {f["mount"] for f in report["host"]["filesystems"]} >= {"/"} and report["host"]["cpus"] >= 1
 
 
+def doctor_and_logs(cli) -> tuple[int, dict, subprocess.CompletedProcess]:
+    """`doctor --json` (its exit status and checks by area) and `logs all`, as on-call runs them on a broken
+    host: each answers, and neither prints a traceback."""
+    doctor = cli("fab", "-H", "lab", "doctor", "--json")
+    logs = cli("fab", "-H", "lab", "logs", "all", "--tail", "20")
+    for result in (doctor, logs):
+        assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    return doctor.returncode, {check["area"]: check for check in json.loads(doctor.stdout)}, logs
+
+
 @pytest.mark.parametrize("break_it, mend, problem", [
     ("docker stop demo-db-1", "docker start demo-db-1 && until docker exec demo-db-1 pg_isready -q; do sleep 0.5; done",
      "demo-db-1 is exited"),
@@ -112,9 +122,13 @@ def test_status_names_a_stopped_container_and_exits_1(cli, as_deploy, break_it, 
     as_deploy.run(break_it)
     try:
         code, report, _ = status(cli)
+        doctor, checks, logs = doctor_and_logs(cli)
     finally:
         as_deploy.run(mend)
     assert code == 1 and problem in report["problems"], report["problems"]
+    assert doctor == 1 and checks["containers"]["verdict"] == "fail" and problem in checks["containers"]["detail"]
+    # A stopped container's log is still there to read.
+    assert logs.returncode == 0 and f"\n{problem.split()[0]} | " in f"\n{logs.stdout}", logs.stdout + logs.stderr
 
 
 def test_status_names_a_crash_looping_container(cli, as_deploy):
@@ -129,10 +143,13 @@ def test_status_names_a_crash_looping_container(cli, as_deploy):
                       root=True, timeout=60)
     try:
         code, report, _ = status(cli)
+        doctor, checks, logs = doctor_and_logs(cli)
     finally:  # a new worker container starts its restart count from 0
         as_deploy.run("cd /srv/demo/current && docker compose -p \"demo-$(basename \"$(readlink -f .)\")\" "
                       "-f compose.yaml up -d --force-recreate --no-deps worker")
     assert code == 1 and f"{worker} restarted 3 times: it keeps crashing (see its logs)" in report["problems"]
+    assert doctor == 1 and f"{worker} restarted 3 times" in checks["containers"]["detail"]
+    assert logs.returncode == 0 and f"\n{worker} | " in f"\n{logs.stdout}"
 
 
 def test_status_names_a_nearly_full_filesystem(cli, as_deploy):
@@ -142,21 +159,30 @@ def test_status_names_a_nearly_full_filesystem(cli, as_deploy):
                   f"head -c 980k /dev/zero > {folder}/filler", root=True)
     try:
         code, report, _ = status(cli)
+        doctor, checks, logs = doctor_and_logs(cli)
     finally:
         as_deploy.run(f"umount {folder}; rm -rf /run/backups-copy", root=True)
     assert code == 1
     assert any(p.startswith(f"{folder} is 9") and p.endswith("% full (space)") for p in report["problems"]), report
+    assert doctor == 1 and checks["disk"]["verdict"] == "fail" and f"{folder} is 9" in checks["disk"]["detail"]
+    assert logs.returncode == 0
 
 
 def test_status_with_dockers_daemon_stopped_says_so_and_exits_1(cli, as_deploy):
     as_deploy.run("systemctl stop docker.socket docker.service", root=True)
     try:
         code, report, _ = status(cli)
+        doctor, checks, logs = doctor_and_logs(cli)
+        run = cli("fab", "-H", "lab", "exec", "api", "true")
     finally:
         as_deploy.run("systemctl start docker.service && until docker info >/dev/null 2>&1; do sleep 0.5; done",
                       root=True)
     assert code == 1 and report["docker"].startswith("not answering")
     assert report["problems"][0].startswith("Docker is not answering") and report["serving"]["release"]
+    assert doctor == 1 and checks["docker"]["verdict"] == "fail"
+    assert logs.returncode == 1 and logs.stderr.strip().endswith(
+        "Docker is not answering on the server (docker version failed): no logs to read"), logs.stderr
+    assert run.returncode != 0 and "Traceback" not in run.stderr and "docker" in run.stderr.lower(), run.stderr
     for _ in range(60):  # containers come back with the daemon (live-restore keeps them running meanwhile)
         if status(cli)[0] == 0:
             break

@@ -125,7 +125,7 @@ esac
 """
 
 
-def run_logs(tmp_path, services, grep=""):
+def run_logs(tmp_path, services, grep="", docker=FAKE_DOCKER):
     from fabfile.commands.layout import Layout
     base = tmp_path / "srv"
     traffic = base / "shared" / "nginx" / "traffic"
@@ -133,7 +133,7 @@ def run_logs(tmp_path, services, grep=""):
     (traffic / "green").write_text("r2\n")
     (traffic / "green-serves").write_text("")
     (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "docker").write_text(FAKE_DOCKER)
+    (tmp_path / "bin" / "docker").write_text(docker)
     (tmp_path / "bin" / "docker").chmod(0o755)
     deployment = lab_inventory(tmp_path)
     inventory = deployment.inventory.model_copy(update={"app": deployment.inventory.app.model_copy(update={"base_dir": base})})
@@ -158,6 +158,12 @@ def test_logs_grep_keeps_the_lines_holding_the_text_and_no_match_is_an_exit_code
 def test_logs_of_a_service_with_no_container_exit_with_their_own_code(tmp_path):
     result = run_logs(tmp_path, ["worker"])
     assert result.returncode == runbook.NO_CONTAINERS_EXIT and "no containers of r2 for worker" in result.stderr
+
+
+def test_logs_with_docker_not_answering_say_so(tmp_path):
+    result = run_logs(tmp_path, ["api"], docker="#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n")
+    assert result.returncode == 1
+    assert result.stderr == "Docker is not answering on the server (docker version failed): no logs to read\n"
 
 
 def test_bad_logs_arguments_are_one_line_each(tmp_path):
