@@ -148,6 +148,7 @@ def deploy(c, version=None, dry_run=False, restart_db=False, restart_nginx=False
             with reporter.step("read server state (one round trip)") as step:
                 state = read_state(remote.run, layout, list(refs.values()), deployment.name)
                 step.detail = f"serving {state.serving or 'nothing yet'}"
+            _check_database_password(remote.run, reporter, deployment)
             _show_dry_run(remote, reporter, deployment, project_dir(c), state, version, refs, local_ids)
             print(reporter.summary())
             return
@@ -196,7 +197,7 @@ def deploy(c, version=None, dry_run=False, restart_db=False, restart_nginx=False
                            f"the site keeps serving {serving}; the next deploy tries again")
 
 
-def _check_database_password(run: LockedRun, reporter: Reporter, deployment: Deployment) -> None:
+def _check_database_password(run, reporter: Reporter, deployment: Deployment) -> None:
     """A password changed in the secrets file would reach the app but not PostgreSQL, which keeps the one
     it was created with: the release could never get healthy. Stop before anything changes."""
     database = deployment.inventory.database
