@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import select
 import shlex
+import signal
 import sys
 import threading
 import time
@@ -134,8 +135,14 @@ class Remote:
         """Run COMMAND in a terminal on the server, wired to this one (keys, Ctrl-C, window size: Fabric's
         pty support); its exit status."""
         self.round_trips += 1
-        # slipway's connections read no stdin by default (ssh.connection): this one is the keyboard.
-        return self.conn.run(shlex.join(command), pty=True, warn=True, hide=False, in_stream=sys.stdin).exited
+        # Ctrl-C belongs to the program on the server: Invoke's own handling sends it there (as \x03), where
+        # slipway's tasks would otherwise take it for stopping slipway.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            # slipway's connections read no stdin by default (ssh.connection): this one is the keyboard.
+            return self.conn.run(shlex.join(command), pty=True, warn=True, hide=False, in_stream=sys.stdin).exited
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def close(self) -> None:
         self.conn.close()

@@ -286,9 +286,14 @@ def test_doctor_gives_each_area_a_verdict_and_fails_on_a_stopped_database(cli, a
         broken.stdout
 
 
-def in_terminal(cli, args, keys: bytes | None, after: bytes, rows=40, cols=123, timeout=90) -> tuple[int, str]:
-    """`fab -H lab ARGS` in a terminal of ROWS x COLS; KEYS typed once the pattern AFTER shows up (None: fab is
-    SIGKILLed then, as when the operator's laptop dies)."""
+KILL = "kill"  # a step's action: SIGKILL fab, as when the operator's laptop dies
+
+
+def in_terminal(cli, args, steps, rows=40, cols=123, timeout=90) -> tuple[int, str, list[float]]:
+    """`fab -H lab ARGS` in a terminal of ROWS x COLS, driven by STEPS, (pattern, action) pairs taken in turn:
+    once PATTERN shows up in what fab printed since the previous step, ACTION runs: bytes are typed, a
+    (rows, cols) pair resizes the terminal, KILL ends fab. Returns fab's exit status, what it printed, and
+    when each step ran."""
     master, terminal = os.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     # A session of its own whose controlling terminal this is, as in a terminal window.
@@ -296,7 +301,8 @@ def in_terminal(cli, args, keys: bytes | None, after: bytes, rows=40, cols=123, 
                                stdin=terminal, stdout=terminal, stderr=terminal, start_new_session=True,
                                preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
     os.close(terminal)
-    seen, typed, deadline = b"", False, time.monotonic() + timeout
+    seen, since, times, deadline = b"", 0, [], time.monotonic() + timeout
+    pending = list(steps)
     try:
         while time.monotonic() < deadline:
             if select.select([master], [], [], 0.2)[0]:
@@ -304,15 +310,21 @@ def in_terminal(cli, args, keys: bytes | None, after: bytes, rows=40, cols=123, 
                     seen += os.read(master, 65536)
                 except OSError:  # the terminal's other side closed: fab ended
                     break
-            if not typed and re.search(after, seen):
-                if keys is None:
+            if pending and (found := re.search(pending[0][0], seen[since:])):
+                since += found.end()
+                action = pending.pop(0)[1]
+                times.append(time.monotonic())
+                if action == KILL:
                     process.kill()
                     break
-                os.write(master, keys)
-                typed = True
+                if isinstance(action, tuple):
+                    # The kernel tells fab (SIGWINCH), and fab the server.
+                    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", *action, 0, 0))
+                else:
+                    os.write(master, action)
             if process.poll() is not None and not select.select([master], [], [], 0.2)[0]:
                 break
-        return process.wait(timeout=10), seen.decode(errors="replace")
+        return process.wait(timeout=10), seen.decode(errors="replace"), times
     finally:
         process.kill()
         os.close(master)
@@ -328,9 +340,14 @@ def test_exec_runs_in_a_one_off_container_with_the_releases_env_and_passes_the_e
 
 
 def test_shell_and_psql_are_real_terminals(cli):
-    code, seen = in_terminal(cli, ["shell", "api"], b"stty size; exit 5\r", rb"[#$] $")
-    assert code == 5 and "40 123" in seen, seen
-    code, seen = in_terminal(cli, ["psql"], b"select 40 + 2 as answer;\r\\q\r", rb"=# $")
+    prompt = rb"[#$] $"
+    code, seen, times = in_terminal(cli, ["shell", "api"], [
+        (prompt, b"stty size; sleep 60\r"), (rb"40 123\r+\n", b"\x03"), (prompt, (50, 100)),
+        (rb"", b"sleep 1; stty size; exit 5\r")])
+    assert code == 5 and len(times) == 4, seen
+    # Ctrl-C stopped the sleep in the container at once, and the new window size reached it.
+    assert times[2] - times[1] < 10 and re.search(r"\b50 100\r+\n", seen), seen
+    code, seen, _ = in_terminal(cli, ["psql"], [(rb"=# $", b"select 40 + 2 as answer;\r\\q\r")])
     assert code == 0 and re.search(r"answer\s+-+\s+42\s", seen), seen
 
 
@@ -359,7 +376,7 @@ def test_a_one_off_whose_operator_is_killed_is_removed_with_a_terminal_or_withou
     assert one_off_containers(as_deploy), "exec's container never started"
     process.kill()
     process.wait()
-    code, seen = in_terminal(cli, ["shell", "api"], None, rb"[#$] $")
+    code, seen, _ = in_terminal(cli, ["shell", "api"], [(rb"[#$] $", KILL)])
     assert code == -signal.SIGKILL, seen
     deadline = time.monotonic() + 30
     while one_off_containers(as_deploy) and time.monotonic() < deadline:
