@@ -3,20 +3,16 @@ failed request."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from invoke import Collection
 
 from ..commands import database as commands
-from ..commands import traffic
-from ..commands.layout import layout_of, new_release_id
-from ..commands.release import ReleaseFile, release_tarball
-from ..commands.state import SERVED, dump_files_command, parse_file_dump
+from ..commands.layout import layout_of
+from ..commands.state import dump_files_command, parse_file_dump
 from ..errors import ConfigError, RemoteCommandFailed, SlipwayError
 from ..remote import Reporter
 from .common import load_deployment, operator_task, session
-from .deploy import activate, prune
-from .locked import Attempt, audit, deploy_lock, deployer, failing_cleanly, recover, remove_leftovers
+from .deploy import copy_attempt, copy_serving, serve_copy
+from .locked import audit, deploy_lock, failing_cleanly, recover, remove_leftovers
 
 
 @operator_task(name="rotate-password")
@@ -38,7 +34,6 @@ def rotate_password(c):
         if not state.serving or not state.db_running:
             raise SlipwayError(f"{deployment.name}: {'no release serves' if not state.serving else 'the database is not running'}"
                                "; the password is rotated in a running site (a new database takes the secrets file's)")
-        serving = state.releases[state.serving]
         with reporter.step(f"check {key} against the database and {state.serving}") as step:
             folder = layout.release_dir(state.serving)
             dumped = parse_file_dump(run(dump_files_command([f"{folder}/env/{name}.env" for name in inventory.services])).stdout)
@@ -55,21 +50,13 @@ def rotate_password(c):
             print(f"[{deployment.name}] the database's password is already the one in {deployment.secrets_file.name}, "
                   f"and {state.serving} uses it: nothing to rotate")
             return
-        started = datetime.now(timezone.utc)
-        release_id = new_release_id(started)
-        attempt = Attempt("password rotation", release_id, serving["version"], started, serving.get("commit", "unknown"),
-                          deployer(), state.serving, images=serving["images"])
-        audit(run, layout, "password rotation started", release=release_id, serving=state.serving)
+        attempt = copy_attempt(deployment, state, "password rotation")
+        audit(run, layout, "password rotation started", release=attempt.release_id, serving=state.serving)
         old_verifier = ""
         try:
             with failing_cleanly(run, reporter, layout, attempt, deployment.name):
                 remove_leftovers(run, reporter, layout, state)
-                with reporter.step(f"{release_id}: {state.serving}'s files, images and settings, the new password") as step:
-                    run(traffic.copy_release_command(layout, state.serving, release_id), stdin=attempt.record("pending"))
-                    secrets = [ReleaseFile(path, text, 0o600, secret=True) for path, text in files.items()]
-                    run(["tar", "-x", "-C", layout.release_dir(release_id)], stdin=release_tarball(secrets, {}))
-                    run(traffic.tag_images_command(serving["images"]))
-                    step.changed = True
+                copy_serving(run, reporter, layout, state, attempt, replaced=files)
                 with reporter.step(f"let {state.serving}'s containers in without a password") as step:
                     step.detail = run(commands.trust_serving_command(inventory)).stdout.strip()
                     step.changed = True
@@ -78,10 +65,7 @@ def rotate_password(c):
                     run(commands.access_command(inventory, "set"),
                         stdin=commands.set_password_sql(database.user, commands.scram_verifier(password)))
                     step.changed = True
-                activate(run, reporter, deployment, state, attempt, None, run(["cat", layout.live_nginx_conf]).stdout,
-                         traffic.LEAVE, traffic.LEAVE)
-                state.releases[release_id] = {"id": release_id, "images": serving["images"], "outcome": SERVED}
-                prune(run, reporter, deployment, state, release_id)
+                serve_copy(run, reporter, deployment, state, attempt)
         except BaseException:
             if old_verifier and not attempt.switched:
                 with reporter.step(f"put the old password back ({state.serving} still serves)") as step:
@@ -93,10 +77,10 @@ def rotate_password(c):
             with reporter.step("the database takes passwords only again") as step:
                 run(commands.access_command(inventory, "untrust"))
                 step.changed = True
-        audit(run, layout, "password rotated", release=release_id, previous=state.serving)
+        audit(run, layout, "password rotated", release=attempt.release_id, previous=state.serving)
     print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")
     print(f"[{deployment.name}] the database's password is the one in {deployment.secrets_file.name}; "
-          f"{release_id} ({attempt.version}) uses it")
+          f"{attempt.release_id} ({attempt.version}) uses it")
 
 
 namespace = Collection("db")

@@ -14,9 +14,10 @@ from datetime import datetime, timezone
 
 from ..commands import database as db_commands
 from ..commands import traffic
-from ..commands.layout import image_refs, layout_of, new_release_id, web_services, workers
+from ..commands.layout import Layout, image_refs, layout_of, new_release_id, web_services, workers
 from ..commands import tls as tls_commands
-from ..commands.release import nginx_conf as render_nginx_conf, release_diff, release_files, release_tarball, serves_https
+from ..commands.release import (ReleaseFile, nginx_conf as render_nginx_conf, release_diff, release_files,
+                               release_tarball, serves_https)
 from ..commands.shell import shown
 from ..commands.state import (SERVED, ServerState, dump_files_command, format_releases, parse_file_dump,
                               previous_healthy, releases_to_prune, unused_images)
@@ -352,7 +353,6 @@ def restart(c, service):
         state = recover(run, reporter, layout, [], deployment.name)
         if not state.serving:
             raise SlipwayError(f"{deployment.name}: no release serves, so there is nothing to restart; deploy first")
-        serving = state.releases[state.serving]
         if service in workers(inventory):
             with reporter.step(f"restart {service} in place (it takes no requests)") as step:
                 run(["docker", "compose", "-p", layout.release_project(state.serving), "-f",
@@ -361,26 +361,49 @@ def restart(c, service):
             audit(run, layout, "restarted", release=state.serving, service=service)
             print(reporter.summary())
             return
-        started = datetime.now(timezone.utc)
-        release_id = new_release_id(started)
-        if release_id <= state.serving:
-            raise SlipwayError(f"{deployment.name}: {state.serving} started less than a second ago; restart again")
-        attempt = Attempt("restart", release_id, serving["version"], started, serving.get("commit", "unknown"),
-                          deployer(), state.serving, images=serving["images"], restart_of=state.serving)
-        audit(run, layout, "restart started", release=release_id, restart_of=state.serving)
+        attempt = copy_attempt(deployment, state, "restart", restart_of=state.serving)
+        audit(run, layout, "restart started", release=attempt.release_id, restart_of=state.serving)
         with failing_cleanly(run, reporter, layout, attempt, deployment.name):
             remove_leftovers(run, reporter, layout, state)
-            with reporter.step(f"{release_id}: {state.serving}'s files, images and settings") as step:
-                run(traffic.copy_release_command(layout, state.serving, release_id), stdin=attempt.record("pending"))
-                run(traffic.tag_images_command(serving["images"]))
-                step.changed = True
-            nginx_conf = run(["cat", layout.live_nginx_conf]).stdout
-            activate(run, reporter, deployment, state, attempt, None, nginx_conf, traffic.LEAVE, traffic.LEAVE)
-            state.releases[release_id] = {"id": release_id, "images": serving["images"], "outcome": SERVED}
-            prune(run, reporter, deployment, state, release_id)
-        audit(run, layout, "restarted", release=release_id, restart_of=attempt.restart_of)
+            copy_serving(run, reporter, layout, state, attempt)
+            serve_copy(run, reporter, deployment, state, attempt)
+        audit(run, layout, "restarted", release=attempt.release_id, restart_of=attempt.restart_of)
     print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")
-    print(f"[{deployment.name}] {attempt.restart_of} ({attempt.version}) restarted as {release_id}")
+    print(f"[{deployment.name}] {attempt.restart_of} ({attempt.version}) restarted as {attempt.release_id}")
+
+
+def copy_attempt(deployment: Deployment, state: ServerState, kind: str, **fields) -> Attempt:
+    """An attempt to serve the serving release again as a new release: its version, commit and images."""
+    started = datetime.now(timezone.utc)
+    release_id = new_release_id(started)
+    if release_id <= state.serving:
+        raise SlipwayError(f"{deployment.name}: {state.serving} started less than a second ago; try again")
+    serving = state.releases[state.serving]
+    return Attempt(kind, release_id, serving["version"], started, serving.get("commit", "unknown"), deployer(),
+                   state.serving, images=serving["images"], **fields)
+
+
+def copy_serving(run: LockedRun, reporter: Reporter, layout: Layout, state: ServerState, attempt: Attempt,
+                 replaced: dict[str, str] | None = None) -> None:
+    """The attempt's release folder: a copy of the serving one's, with REPLACED files (path: secret content)
+    written over; the serving release's images tagged as its own."""
+    detail = ", with its new " + ", ".join(replaced) if replaced else ""
+    with reporter.step(f"{attempt.release_id}: {state.serving}'s files, images and settings{detail}") as step:
+        run(traffic.copy_release_command(layout, state.serving, attempt.release_id), stdin=attempt.record("pending"))
+        if replaced:
+            files = [ReleaseFile(path, text, 0o600, secret=True) for path, text in replaced.items()]
+            run(["tar", "-x", "-C", layout.release_dir(attempt.release_id)], stdin=release_tarball(files, {}))
+        run(traffic.tag_images_command(attempt.images))
+        step.changed = True
+
+
+def serve_copy(run: LockedRun, reporter: Reporter, deployment: Deployment, state: ServerState, attempt: Attempt) -> None:
+    """Start the copied release beside the serving one, health-gate it and move traffic to it (nginx's config as
+    it is), then keep the last releases."""
+    nginx_conf = run(["cat", layout_of(deployment.inventory).live_nginx_conf]).stdout
+    activate(run, reporter, deployment, state, attempt, None, nginx_conf, traffic.LEAVE, traffic.LEAVE)
+    state.releases[attempt.release_id] = {"id": attempt.release_id, "images": attempt.images, "outcome": SERVED}
+    prune(run, reporter, deployment, state, attempt.release_id)
 
 
 @operator_task

@@ -330,11 +330,15 @@ def in_terminal(cli, args, steps, rows=40, cols=123, timeout=90) -> tuple[int, s
         os.close(master)
 
 
+def one_off_containers(as_deploy) -> str:
+    return as_deploy.run("docker ps -aq --filter label=com.docker.compose.oneoff=True").stdout.strip()
+
+
 def test_exec_runs_in_a_one_off_container_with_the_releases_env_and_passes_the_exit_status_back(cli, as_deploy, site):
     version = json.loads(get(site, "/version")[1])["version"]
     shown = cli("fab", "-H", "lab", "exec", "api", "sh -c 'echo version=$APP_VERSION; exit 7'")
     assert shown.returncode == 7 and f"version={version}" in shown.stdout, shown.stdout + shown.stderr
-    assert as_deploy.run("docker ps -aq --filter label=com.docker.compose.oneoff=True").stdout == ""
+    assert one_off_containers(as_deploy) == ""
     refused = cli("fab", "-H", "lab", "exec", "web", "true")
     assert refused.stderr.strip() == "error: exec web: no such service; expected one of api, worker"
 
@@ -361,10 +365,6 @@ def test_a_command_after_a_double_dash_runs_on_the_host_as_the_deploy_user_and_p
         "error: lab: cannot connect to deploy@[127.0.0.1]:1: [Errno None] Unable to connect to port 1 on 127.0.0.1"), unreachable.stderr
     no_host = cli("fab", "--", "true")
     assert no_host.returncode == 1 and no_host.stderr.strip() == "error: fab -- CMD: name the inventory to run it on: fab -H NAME -- CMD"
-
-
-def one_off_containers(as_deploy) -> str:
-    return as_deploy.run("docker ps -aq --filter label=com.docker.compose.oneoff=True").stdout.strip()
 
 
 def test_a_one_off_whose_operator_is_killed_is_removed_with_a_terminal_or_without(cli, as_deploy):

@@ -125,21 +125,30 @@ esac
 """
 
 
-def run_logs(tmp_path, services, grep="", docker=FAKE_DOCKER):
-    from fabfile.commands.layout import Layout
+def fake_server(tmp_path, docker: str, slots: dict[str, str], green_serves: bool = False):
+    """The lab inventory with its app folder under TMP_PATH, whose SLOTS hold those releases, and the environment
+    to run its scripts in, where `docker` is the script DOCKER."""
     base = tmp_path / "srv"
     traffic = base / "shared" / "nginx" / "traffic"
     traffic.mkdir(parents=True)
-    (traffic / "green").write_text("r2\n")
-    (traffic / "green-serves").write_text("")
+    for slot, release in slots.items():
+        (traffic / slot).write_text(f"{release}\n")
+    if green_serves:
+        (traffic / "green-serves").write_text("")
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "docker").write_text(docker)
     (tmp_path / "bin" / "docker").chmod(0o755)
     deployment = lab_inventory(tmp_path)
     inventory = deployment.inventory.model_copy(update={"app": deployment.inventory.app.model_copy(update={"base_dir": base})})
+    return inventory, {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"}
+
+
+def run_logs(tmp_path, services, grep="", docker=FAKE_DOCKER):
+    from fabfile.commands.layout import Layout
+    inventory, env = fake_server(tmp_path, docker, {"green": "r2"}, green_serves=True)
     argv = runbook.logs_command(inventory, services, False, "10m", "100", grep)
-    assert Layout("demo", str(base)).traffic_dir in argv
-    return subprocess.run(argv, capture_output=True, text=True, env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
+    assert Layout("demo", str(tmp_path / "srv")).traffic_dir in argv
+    return subprocess.run(argv, capture_output=True, text=True, env=env)
 
 
 def test_logs_of_every_replica_come_prefixed_and_in_time_order(tmp_path):
@@ -212,19 +221,9 @@ exit "$last"
 
 
 def run_one_off(tmp_path, serving: bool, terminal=False):
-    base = tmp_path / "srv"
-    traffic = base / "shared" / "nginx" / "traffic"
-    traffic.mkdir(parents=True)
-    if serving:
-        (traffic / "blue").write_text("r7\n")
-    (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "docker").write_text(FAKE_COMPOSE)
-    (tmp_path / "bin" / "docker").chmod(0o755)
-    deployment = lab_inventory(tmp_path)
-    inventory = deployment.inventory.model_copy(update={"app": deployment.inventory.app.model_copy(update={"base_dir": base})})
+    inventory, env = fake_server(tmp_path, FAKE_COMPOSE, {"blue": "r7"} if serving else {})
     argv = runbook.one_off_command(inventory, "api", ["sh", "-c", "exit 5", "5"], terminal, "demo-api-run-1a2b3c4d")
-    return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
+    return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env)
 
 
 @pytest.mark.parametrize("terminal, tty_flag", [(False, " -T"), (True, "")])
