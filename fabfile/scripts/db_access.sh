@@ -53,7 +53,8 @@ case $mode in
     fi
     exit "$wrong" ;;
   verifier) sql -c "SELECT rolpassword FROM pg_authid WHERE rolname = current_user" ;;
-  set) docker exec -i "$db" psql -X -q -v ON_ERROR_STOP=1 -U "$user" -d "$name" ;;
+  # Terse: an error names no line of the statement (its verifier).
+  set) docker exec -i "$db" psql -X -q -v ON_ERROR_STOP=1 -v VERBOSITY=terse -U "$user" -d "$name" ;;
   trust)
     app=$1 traffic=$2 marker=$3 marked=$4 unmarked=$5
     serving=$(serving_release "$traffic" "$marker" "$marked" "$unmarked")

@@ -426,6 +426,12 @@ def test_a_new_database_password_is_refused_by_deploy_and_rotated_with_no_failed
     assert passwordless_lines(as_deploy) == 0 and live_release(as_deploy) != serving
     assert new not in rotated.stdout + rotated.stderr and old not in rotated.stdout + rotated.stderr
     assert fab("db.rotate-password").stdout.strip().endswith("nothing to rotate")
+    # Neither password reached PostgreSQL's log; a database made anew later gets the new one, from a file
+    # only the deploy user's folder leads to.
+    db_log = as_deploy.run("docker logs demo-db-1 2>&1").stdout
+    assert new not in db_log and old not in db_log
+    assert as_deploy.run("stat -c '%a %U' /srv/demo/shared/db /srv/demo/shared/db/password").stdout == "700 deploy\n644 deploy\n"
+    assert as_deploy.run("cat /srv/demo/shared/db/password").stdout == new
     assert get(site, "/items")[0] == 200
 
     back = cli("fab", "-H", "lab", "db.rotate-password")

@@ -58,3 +58,12 @@ def test_the_project_is_where_inv_found_tasks_and_its_templates_win(installed, t
     assert folder == str(project)
     assert builtin == str(installed / "fabfile" / "templates" / "server" / "daemon.json.j2")
     assert rendered.strip() == "# shop's own env file for api"
+
+
+def test_setup_compiled_slipways_modules_so_fab_never_compiles_them_at_start():
+    """With PYTHONDONTWRITEBYTECODE set, Python would compile an editable install's modules on every run."""
+    import importlib.util
+    stale = [str(source.relative_to(CHECKOUT)) for source in (CHECKOUT / "fabfile").rglob("*.py")
+             if not Path(importlib.util.cache_from_source(str(source))).exists()
+             or Path(importlib.util.cache_from_source(str(source))).stat().st_mtime < source.stat().st_mtime]
+    assert stale == [], "run ./scripts/setup"
