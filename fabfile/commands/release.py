@@ -35,19 +35,53 @@ class ReleaseFile:
     # The whole file is one secret (shown as MASK).
     secret: bool = False
 
-    def shown(self, text: str) -> str:
-        """TEXT (this file's content, new or on the server) as it may be shown."""
+    def shown(self, text: str, keys: frozenset[str] | None = None) -> str:
+        """TEXT (this file's content, new or on the server) as it may be shown, KEYS (default: this file's
+        secret keys) masked."""
         if self.secret:
             return f"{MASK}\n" if text else ""
-        return masked_env(text, self.secret_keys)
+        return masked_env(text, self.secret_keys if keys is None else keys)
+
+    def keys_secret_on_either_side(self, on_server: str) -> frozenset[str]:
+        """This file's secret keys and those of its copy ON_SERVER, so a key that stopped being a secret
+        never shows its old value. A copy that records no secret keys (rendered by a slipway before it
+        recorded them) shows only the lines this file has too."""
+        recorded = recorded_secret_keys(on_server)
+        if recorded is None:
+            same = set(self.content.splitlines())
+            recorded = frozenset(line.partition("=")[0] for line in on_server.splitlines()
+                                 if "=" in line and not line.startswith("#") and line not in same)
+        return self.secret_keys | recorded
+
+
+SECRET_KEYS_LINE = "# secret keys, masked wherever slipway shows this file:"
+
+
+def recorded_secret_keys(text: str) -> frozenset[str] | None:
+    for line in text.splitlines():
+        if line.startswith(SECRET_KEYS_LINE):
+            return frozenset(line[len(SECRET_KEYS_LINE):].split())
+    return None
 
 
 def env_value(value: str) -> str:
-    """A value for a compose env file: single-quoted, so `$` and `#` stay literal.
+    """VALUE as a compose env file writes it so that compose reads back exactly VALUE.
 
+    Single quotes keep `$`, `#` and backslashes literal, except that compose takes a backslash right
+    before the closing quote as escaping it (a value `x\\` would swallow the next line). So a value with
+    a backslash is double-quoted, with `\\`, `"` and `$` escaped (compose turns `\\$` into a literal `$`).
     The config model refuses values with a single quote or a newline.
     """
-    return f"'{value}'"
+    if "\\" not in value:
+        return f"'{value}'"
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def compose_literal(value: str | list[str]) -> str | list[str]:
+    """VALUE as compose.yaml writes it so that compose does not interpolate it: `$` doubled."""
+    if isinstance(value, list):
+        return [item.replace("$", "$$") for item in value]
+    return value.replace("$", "$$")
 
 
 def release_files(deployment: Deployment, project_dir: Path, release_id: str, version: str,
@@ -62,6 +96,7 @@ def release_files(deployment: Deployment, project_dir: Path, release_id: str, ve
     files = [ReleaseFile("compose.yaml", render(
         project_dir, "app/compose.yaml.j2", **common, services=inventory.services, database=inventory.database,
         nginx=inventory.nginx, images=refs, docker=inventory.server.docker, mounts=service_mounts,
+        compose_literal=compose_literal,
         nginx_mounts=tls.nginx_mounts(inventory), slot_aliases={
             name: layout.slot_alias(SLOT_VARIABLE, name) for name in web_services(inventory)},
         named_volumes=named_volumes, database_volume=layout.volume(inventory.database.volume) if inventory.database else None,
@@ -82,6 +117,8 @@ def release_files(deployment: Deployment, project_dir: Path, release_id: str, ve
 def _env_file(project_dir: Path, common: dict, service: str, variables: dict, secret_keys: frozenset[str]) -> ReleaseFile:
     quoted = {key: env_value(value) for key, value in variables.items()}
     content = render(project_dir, "app/service.env.j2", **common, service=service, variables=quoted)
+    # Written here, not in the template, so that an overridden template still records them.
+    content += f"{SECRET_KEYS_LINE} {' '.join(sorted(secret_keys))}\n"
     return ReleaseFile(f"env/{service}.env", content, 0o600, secret_keys)
 
 
@@ -166,9 +203,10 @@ def release_diff(files: list[ReleaseFile], on_server: dict[str, str]) -> str:
     chunks = []
     for release_file in files:
         before = on_server.get(release_file.path)
+        keys = release_file.keys_secret_on_either_side(before or "")
         chunks.extend(difflib.unified_diff(
-            release_file.shown(before or "").splitlines(keepends=True),
-            release_file.shown(release_file.content).splitlines(keepends=True),
+            release_file.shown(before or "", keys).splitlines(keepends=True),
+            release_file.shown(release_file.content, keys).splitlines(keepends=True),
             fromfile=f"{release_file.path} (serving)" if before is not None else "/dev/null",
             tofile=f"{release_file.path} (new)",
         ))

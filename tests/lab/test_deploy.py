@@ -383,6 +383,40 @@ def test_a_rotated_secret_never_shows_in_dry_run_or_deploy_output(variant, as_de
     assert f"SESSION_KEY='{new}'" in as_deploy.run(f"cat /srv/demo/releases/{live_release(as_deploy)}/env/api.env").stdout
 
 
+def test_a_secret_that_leaves_secrets_keeps_its_old_value_masked_in_the_dry_run(variant):
+    def with_api_key(data):
+        data["services"]["api"]["secrets"].append("API_KEY")
+    old = "api-key-that-was-secret-31f0"
+    deployed = variant(with_api_key, {"API_KEY": old})("deploy", "--version", "v2")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    now_plain = variant(lambda data: data["services"]["api"]["env"].update(API_KEY="plain-now"))
+    dry = now_plain("deploy", "--version", "v2", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert old not in dry.stdout + dry.stderr
+    assert "API_KEY=********" in dry.stdout
+
+
+# Each reaches the container exactly as written: `x\` once swallowed the line after it.
+TRICKY_ENV = {"ENDS_IN_BACKSLASH": "x\\", "AFTER_IT": "still-here", "DOLLARS": "$HOME ${PATH} $$ #not-a-comment",
+              "QUOTES_AND_ESCAPES": 'say "hi" \\n \\$HOME \\\\'}
+
+
+def test_values_and_commands_reach_the_container_verbatim_through_compose(variant, as_deploy, site):
+    def tricky(data):
+        data["services"]["worker"]["env"].update(TRICKY_ENV)
+        data["services"]["worker"]["command"] = ["sh", "-c", 'echo "$HOSTNAME $(id -u)" >/tmp/seen; exec python3 -m demo.worker']
+    deployed = variant(tricky)("deploy", "--version", "v1")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    worker = f"demo-{live_release(as_deploy)}-worker-1"
+    config = json.loads(as_deploy.run(f"docker inspect -f '{{{{json .Config}}}}' {worker}").stdout)
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert {key: env.get(key) for key in TRICKY_ENV} == TRICKY_ENV
+    assert config["Cmd"] == ["sh", "-c", 'echo "$HOSTNAME $(id -u)" >/tmp/seen; exec python3 -m demo.worker']
+    # The container's shell expanded them, not compose from the deploy user's environment.
+    hostname, uid = as_deploy.run(f"docker exec {worker} cat /tmp/seen").stdout.split()
+    assert hostname == config["Hostname"] and uid == "65534"
+
+
 def test_a_hung_release_command_is_killed_at_its_limit_and_frees_the_lock(variant, as_deploy, site, cli):
     serving = live_release(as_deploy)
 

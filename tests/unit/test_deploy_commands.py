@@ -538,3 +538,45 @@ def test_a_restart_copies_the_release_folder_and_puts_it_in_place_with_its_own_r
     assert (copy / "env" / "api.env").stat().st_mode & 0o777 == 0o600
     assert (source / "release.json").read_text() == '{"id": "r1"}\n'
     assert sorted(p.name for p in Path(layout.releases).iterdir()) == ["r1", "r2"]
+
+
+def test_dollar_signs_in_commands_reach_the_container_as_written(tmp_path):
+    def with_shell_commands(data):
+        data["services"]["worker"]["command"] = ["sh", "-c", 'exec python3 -m demo.worker --workers "$WORKERS" $(id -u)']
+        data["services"]["api"]["healthcheck"]["command"] = ["sh", "-c", "test -n \"$HOSTNAME\""]
+    deployment = lab_inventory(tmp_path, edit=with_shell_commands)
+    compose = yaml.safe_load(release.release_files(deployment, PROJECT, "r1", "v1", False)[0].content)
+    # Compose reads `$$` as one literal `$`: what it hands Docker is what the inventory says.
+    assert compose["services"]["worker"]["command"] == [
+        "sh", "-c", 'exec python3 -m demo.worker --workers "$$WORKERS" $$(id -u)']
+    assert compose["services"]["api"]["healthcheck"]["test"] == ["CMD", "sh", "-c", 'test -n "$$HOSTNAME"']
+
+
+@pytest.mark.parametrize("value, written", [
+    ("plain", "'plain'"),
+    ("$HOME ${PATH} #no-comment", "'$HOME ${PATH} #no-comment'"),
+    ("x\\", '"x\\\\"'),
+    ('a\\b "q" $HOME', '"a\\\\b \\"q\\" \\$HOME"'),
+])
+def test_env_values_are_quoted_so_compose_reads_them_back_verbatim(value, written):
+    assert release.env_value(value) == written
+
+
+def test_a_key_that_stops_being_secret_never_shows_its_old_value_in_a_dry_run(tmp_path):
+    def with_session_key(data):
+        data["services"]["api"]["secrets"].append("SESSION_KEY")
+    old = lab_inventory(tmp_path, secrets=f"DATABASE_PASSWORD='{SECRET}'\nSESSION_KEY=old-secret-4b1d\n",
+                        edit=with_session_key)
+    on_server = {f.path: f.content for f in release.release_files(old, PROJECT, "r1", "v1", False)}
+    plain = lab_inventory(tmp_path, edit=lambda data: data["services"]["api"]["env"].update(SESSION_KEY="now-plain"))
+    diff = release.release_diff(release.release_files(plain, PROJECT, "r1", "v1", False), on_server)
+    assert "old-secret-4b1d" not in diff and SECRET not in diff
+    assert "-SESSION_KEY=********" in diff and "+SESSION_KEY=********" in diff
+
+
+def test_a_release_that_recorded_no_secret_keys_shows_only_lines_that_stay_the_same(deployment):
+    api_env = next(f for f in release.release_files(deployment, PROJECT, "r1", "v1", False) if f.path == "env/api.env")
+    legacy = "DATABASE_NAME='demo'\nDATABASE_USER='demo'\nFORMER_SECRET='was-secret-77'\n"
+    diff = release.release_diff([api_env], {"env/api.env": legacy})
+    assert "was-secret-77" not in diff and "-FORMER_SECRET=********" in diff
+    assert "DATABASE_NAME='demo'" in diff
