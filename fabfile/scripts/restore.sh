@@ -13,7 +13,9 @@ set -eu
 conf=$1 dump=$2 globals=$3
 setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
 backups=$(setting BACKUPS_DIR) db=$(setting DB_CONTAINER) user=$(setting DB_USER) name=$(setting DB_NAME)
-incoming=${name}__slipway_restore before=${name}__slipway_before_restore
+# Names no database.name can take (the config allows lowercase, digits, - and _ only) and that fit
+# PostgreSQL's 63 bytes: a name derived from the live one could be truncated into the live one.
+incoming=slipway.restore.incoming before=slipway.restore.before
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 exec 9>"$backups/.lock"

@@ -36,10 +36,13 @@ def test_maintenance_on_and_off_under_load_answers_200_or_503_never_a_connection
         time.sleep(2)
         status, page, headers = get(site, "/version")
         health = get(site, "/health")[0]
+        posted, posted_page, posted_headers = site.request("POST", "/items", body="{}")
         off = cli("fab", "-H", "lab", "maintenance.off")
         time.sleep(1)
     assert on.returncode == 0 and off.returncode == 0, on.stdout + on.stderr + off.stdout + off.stderr
     assert (status, headers["Retry-After"], health) == (503, "30", 200)
+    # Every method gets the page: a POST once got nginx's 405.
+    assert (posted, posted_headers["Retry-After"], posted_page) == (503, "30", page)
     assert "Moving to &lt;new&gt; disks" in page and "Expected back by 03:30 UTC." in page
     for load in (fresh, kept):
         assert set(load.outcomes) == {"200", "503"}, load.failures

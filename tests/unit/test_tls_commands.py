@@ -73,12 +73,13 @@ def test_maintenance_answers_every_app_location_on_every_listener_but_not_health
         app_block = next(block for block in server_blocks(conf) if "location /version" in block or "location / {\n        if" in block)
         assert 'if (-f /etc/nginx/conf.d/traffic/maintenance.html) {\n        set $slipway_maintenance on;' in app_block
         assert 'if (-f /etc/nginx/conf.d/traffic/allow/$remote_addr) {\n        set $slipway_maintenance "";' in app_block
-        assert "error_page 503 @slipway_maintenance;" in app_block
-        named = app_block[app_block.index("location @slipway_maintenance"):]
-        assert "add_header Retry-After 30 always;" in named and "try_files /maintenance.html =503;" in named
+        # To a URI, so nginx serves the page as a GET whatever the method (a POST got a 405 from a named location).
+        assert "error_page 503 /.slipway-maintenance;" in app_block
+        page = app_block[app_block.index("location = /.slipway-maintenance {\n        internal;"):]
+        assert "add_header Retry-After 30 always;" in page and "try_files /maintenance.html =503;" in page
         locations = re.findall(r"^    location (.+?) \{\n(.*?)^    \}", app_block, re.S | re.M)
         gated = {route for route, body in locations if "if ($slipway_maintenance)" in body}
-        ungated = {"= /health", "@slipway_maintenance", "^~ /.well-known/acme-challenge/"}
+        ungated = {"= /health", "= /.slipway-maintenance", "^~ /.well-known/acme-challenge/"}
         assert gated == {route for route, _ in locations} - ungated and gated
 
 
