@@ -58,6 +58,7 @@ def rotate_password(c):
                 remove_leftovers(run, reporter, layout, state)
                 copy_serving(run, reporter, layout, state, attempt, replaced=files)
                 with reporter.step(f"let {state.serving}'s containers in without a password") as step:
+                    run(commands.untrust_when_the_run_ends_command(inventory, attempt.release_id))
                     step.detail = run(commands.trust_serving_command(inventory)).stdout.strip()
                     step.changed = True
                 with reporter.step("set the new password (a SCRAM verifier made here)") as step:

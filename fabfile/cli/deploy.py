@@ -149,7 +149,7 @@ def deploy(c, version=None, dry_run=False, restart_db=False, restart_nginx=False
             with reporter.step("read server state (one round trip)") as step:
                 state = read_state(remote.run, layout, list(refs.values()), deployment.name)
                 step.detail = f"serving {state.serving or 'nothing yet'}"
-            _check_database_password(remote.run, reporter, deployment)
+            _check_database_password(remote.run, reporter, deployment, locked=False)
             _show_dry_run(remote, reporter, deployment, project_dir(c), state, version, refs, local_ids)
             print(reporter.summary())
             return
@@ -198,14 +198,15 @@ def deploy(c, version=None, dry_run=False, restart_db=False, restart_nginx=False
                            f"the site keeps serving {serving}; the next deploy tries again")
 
 
-def _check_database_password(run, reporter: Reporter, deployment: Deployment) -> None:
+def _check_database_password(run, reporter: Reporter, deployment: Deployment, locked: bool = True) -> None:
     """A password changed in the secrets file would reach the app but not PostgreSQL, which keeps the one
-    it was created with: the release could never get healthy. Stop before anything changes."""
+    it was created with: the release could never get healthy. Stop before anything changes. LOCKED: under
+    the deploy lock, where password-less lines left by an interrupted rotation are removed first."""
     database = deployment.inventory.database
     if not database:
         return
     with reporter.step(f"{database.password_secret} opens the database") as step:
-        opens = run(db_commands.check_password_command(deployment.inventory),
+        opens = run(db_commands.check_password_command(deployment.inventory, clean=locked),
                     stdin=f"{deployment.secret(database.password_secret)}\n", check=False)
         if opens.exited == db_commands.WRONG_PASSWORD_EXIT:
             raise SlipwayError(
@@ -213,6 +214,8 @@ def _check_database_password(run, reporter: Reporter, deployment: Deployment) ->
                 f"database (PostgreSQL keeps the password it was created with); nothing was changed. To change it: "
                 f"fab -H {deployment.name} db.rotate-password (no failed request); to keep it, put the old value back")
         step.detail = "yes" if opens.ok else "no database running yet"
+        if "password-less lines" in opens.stderr:
+            step.changed, step.detail = True, f"{step.detail}; removed the password-less lines of an interrupted rotation"
 
 
 def _certificate(remote, run: LockedRun, reporter: Reporter, deployment: Deployment):

@@ -23,9 +23,19 @@ def access_command(inventory: Inventory, mode: str, *args: object) -> Argv:
                   mode, *args, uses=("serving",))
 
 
-def check_password_command(inventory: Inventory) -> Argv:
-    """Exits 0 when the password on stdin opens the database as the app connects, else WRONG_PASSWORD_EXIT."""
-    return access_command(inventory, "check")
+def check_password_command(inventory: Inventory, clean: bool = False) -> Argv:
+    """Exits 0 when the password on stdin opens the database as the app connects, else WRONG_PASSWORD_EXIT.
+    CLEAN (under the deploy lock): first remove the password-less lines an interrupted rotation left."""
+    return access_command(inventory, "check", int(clean))
+
+
+def untrust_when_the_run_ends_command(inventory: Inventory, release_id: str) -> Argv:
+    """A watcher outside the SSH session (a transient systemd unit) that removes the password-less lines as
+    soon as the deploy lock is free again: however the rotation ended, its client killed or cut off too."""
+    layout = layout_of(inventory)
+    return ["sudo", "-n", "systemd-run", "--quiet", "--collect", "--no-block",
+            f"--unit=slipway-{inventory.app.name}-untrust-{release_id}", f"--uid={inventory.server.deploy_user}",
+            "flock", layout.lock_file, *access_command(inventory, "untrust")]
 
 
 def trust_serving_command(inventory: Inventory) -> Argv:

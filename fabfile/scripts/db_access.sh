@@ -1,9 +1,12 @@
 #!/bin/sh
 # Who may log in to the app's database, for a password rotation. DB is the
 # database container, USER and NAME the app's role and database; MODE is one of:
-#   check    does the password on stdin open the database the way the app
+#   check [CLEAN]
+#            does the password on stdin open the database the way the app
 #            connects (over the network, with a password)? Exits 0, or
-#            WRONG_EXIT when it does not.
+#            WRONG_EXIT when it does not. CLEAN 1 (under the deploy lock,
+#            so no rotation runs) first removes password-less lines an
+#            interrupted rotation left.
 #   verifier print USER's stored password verifier (to put back on failure).
 #   set      run the ALTER ROLE statement on stdin (the statement, not the
 #            password, travels: a verifier made by slipway).
@@ -41,9 +44,19 @@ rules() {
   # The postmaster reads the file again on its next turn, not before pg_reload_conf returns.
   sleep 1
 }
+# How many password-less network lines name USER (only a rotation writes such lines).
+leftovers() {
+  docker exec -i "$db" psql -X -A -t -q -v ON_ERROR_STOP=1 -U "$user" -d "$name" -v role="$user" <<'SQL'
+SELECT count(*) FROM pg_hba_file_rules WHERE type = 'host' AND auth_method = 'trust' AND user_name = ARRAY[:'role'];
+SQL
+}
 case $mode in
   check)
     sql -c 'SELECT 1' >/dev/null
+    if [ "${1:-0}" = 1 ] && [ "$(leftovers)" != 0 ]; then
+      rules
+      echo "removed the password-less lines of an interrupted password rotation" >&2
+    fi
     IFS= read -r PGPASSWORD || true
     export PGPASSWORD
     address=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$db")

@@ -14,6 +14,8 @@ import termios
 import time
 
 import pytest
+from fabfile.commands import database as db_commands
+from fabfile.commands import shell
 from lab_server import live_release, nginx_processes, restart_nginx
 from lab_site import Site, get
 from load import LoadLoop, strict_clients
@@ -440,3 +442,34 @@ def test_a_new_database_password_is_refused_by_deploy_and_rotated_with_no_failed
     back = cli("fab", "-H", "lab", "db.rotate-password")
     assert back.returncode == 0, back.stdout + back.stderr
     assert opens_the_database(as_deploy, old) and get(site, "/items")[0] == 200
+
+
+def test_password_less_lines_go_when_a_rotation_is_killed_and_a_deploy_removes_any_left(cli, variant, as_deploy, site,
+                                                                                          lab_deployment, tmp_path):
+    variant(lambda data: None, extra_secrets={"DATABASE_PASSWORD": f"rotated-{secrets.token_hex(8)}"})
+    argv = [str(cli.__globals__["BIN"] / "fab"), "-H", "lab", "db.rotate-password"]
+    process = subprocess.Popen(argv, cwd=cli.__globals__["PROJECT"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=dict(os.environ, FABRIC_SLIPWAY_INVENTORY_DIR=str(tmp_path / "inventories")))
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if "without a password" in line:
+            process.kill()  # the SSH connection dies with the process; no finally of slipway's runs
+            break
+    process.wait(timeout=60)
+    assert any("without a password" in line for line in seen), "".join(seen)
+    deadline = time.monotonic() + 90
+    while passwordless_lines(as_deploy) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert passwordless_lines(as_deploy) == 0
+    # Back to the lab's own password, whichever step the kill met.
+    back = cli("fab", "-H", "lab", "db.rotate-password")
+    assert back.returncode == 0, back.stdout + back.stderr
+
+    # Lines left some other way (a watcher that never ran): the next deploy finds and removes them.
+    as_deploy.run(shell.line(db_commands.trust_serving_command(lab_deployment.inventory)))
+    assert passwordless_lines(as_deploy) > 0
+    deployed = cli("fab", "-H", "lab", "deploy")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert "removed the password-less lines of an interrupted rotation" in deployed.stdout
+    assert passwordless_lines(as_deploy) == 0 and get(site, "/items")[0] == 200
