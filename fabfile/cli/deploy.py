@@ -16,8 +16,8 @@ from ..commands import database as db_commands
 from ..commands import traffic
 from ..commands.layout import Layout, image_refs, layout_of, new_release_id, web_services, workers
 from ..commands import tls as tls_commands
-from ..commands.release import (ReleaseFile, nginx_conf as render_nginx_conf, release_diff, release_files,
-                               release_tarball, serves_https)
+from ..commands.release import (ReleaseFile, env_file_value, nginx_conf as render_nginx_conf, release_diff,
+                               release_files, release_tarball, serves_https)
 from ..commands.shell import shown
 from ..commands.state import (SERVED, ServerState, dump_files_command, format_releases, parse_file_dump,
                               previous_healthy, releases_to_prune, unused_images)
@@ -218,6 +218,28 @@ def _check_database_password(run, reporter: Reporter, deployment: Deployment, lo
             step.changed, step.detail = True, f"{step.detail}; removed the password-less lines of an interrupted rotation"
 
 
+def _check_release_password(run, reporter: Reporter, deployment: Deployment, release_id: str, version: str) -> None:
+    """A release from before a password rotation holds a password the database no longer takes: it could not
+    log in, whether or not its health path notices. Refuse before anything changes."""
+    inventory = deployment.inventory
+    if not inventory.database:
+        return
+    key = inventory.database.password_secret
+    folder = layout_of(inventory).release_dir(release_id)
+    dumped = parse_file_dump(run(dump_files_command([f"{folder}/env/{name}.env" for name in inventory.services])).stdout)
+    password = next((value for text in dumped.values() if (value := env_file_value(text, key)) is not None), None)
+    if password is None:
+        return
+    with reporter.step(f"{release_id}'s {key} opens the database") as step:
+        opens = run(db_commands.check_password_command(inventory, clean=True), stdin=f"{password}\n", check=False)
+        if opens.exited == db_commands.WRONG_PASSWORD_EXIT:
+            raise SlipwayError(
+                f"{deployment.name}: {release_id} ({version}) has a database password that no longer opens the "
+                f"database (it was rotated since); it could not log in, so nothing was changed. Deploy its version "
+                f"instead: fab -H {deployment.name} deploy --version {version}")
+        step.detail = "yes" if opens.ok else "no database running"
+
+
 def _certificate(remote, run: LockedRun, reporter: Reporter, deployment: Deployment):
     """The certificate nginx can serve: the ACME one on the server (None before the first), or the user's own."""
     inventory = deployment.inventory
@@ -327,6 +349,7 @@ def rollback(c, to=None):
                                "rolling back to it would turn HTTPS off (browsers that saw HSTS could not reach "
                                f"the site); deploy its version instead: fab -H {deployment.name} deploy "
                                f"--version {record['version']}")
+        _check_release_password(run, reporter, deployment, target, record["version"])
         audit(run, layout, "rollback started", release=target, version=record["version"], serving=state.serving)
         with failing_cleanly(run, reporter, layout, attempt, deployment.name):
             remove_leftovers(run, reporter, layout, state)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import io
 import json
+import re
 import tarfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -75,6 +76,17 @@ def env_value(value: str) -> str:
     if "\\" not in value:
         return f"'{value}'"
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def env_file_value(text: str, key: str) -> str | None:
+    """KEY's value in an env file slipway rendered (the inverse of env_value), or None when it has none."""
+    for line in text.splitlines():
+        name, equals, written = line.partition("=")
+        if equals and name == key:
+            if written[:1] == '"':
+                return re.sub(r"\\(.)", r"\1", written[1:-1])
+            return written[1:-1] if written[:1] == "'" else written
+    return None
 
 
 def compose_literal(value: str | list[str]) -> str | list[str]:

@@ -444,6 +444,22 @@ def test_a_new_database_password_is_refused_by_deploy_and_rotated_with_no_failed
     assert opens_the_database(as_deploy, old) and get(site, "/items")[0] == 200
 
 
+def test_a_rollback_to_a_release_from_before_a_rotation_is_refused_with_nothing_changed(cli, variant, as_deploy, site):
+    fab = variant(lambda data: None, extra_secrets={"DATABASE_PASSWORD": f"rotated-{secrets.token_hex(8)}"})
+    rotated = fab("db.rotate-password")
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    serving = live_release(as_deploy)
+    try:
+        refused = fab("rollback")
+        assert refused.returncode == 1
+        assert "has a database password that no longer opens the database" in refused.stderr
+        assert "fab -H lab deploy --version" in refused.stderr and "Traceback" not in refused.stderr
+        assert live_release(as_deploy) == serving and get(site, "/items")[0] == 200
+    finally:
+        back = cli("fab", "-H", "lab", "db.rotate-password")
+        assert back.returncode == 0, back.stdout + back.stderr
+
+
 def test_password_less_lines_go_when_a_rotation_is_killed_and_a_deploy_removes_any_left(cli, variant, as_deploy, site,
                                                                                           lab_deployment, tmp_path):
     variant(lambda data: None, extra_secrets={"DATABASE_PASSWORD": f"rotated-{secrets.token_hex(8)}"})

@@ -580,3 +580,10 @@ def test_a_release_that_recorded_no_secret_keys_shows_only_lines_that_stay_the_s
     diff = release.release_diff([api_env], {"env/api.env": legacy})
     assert "was-secret-77" not in diff and "-FORMER_SECRET=********" in diff
     assert "DATABASE_NAME='demo'" in diff
+
+
+@pytest.mark.parametrize("value", ["plain", "x\\", 'a\\b "q" $HOME ${X} \\$', "#hash", ""])
+def test_a_value_read_back_from_an_env_file_is_the_one_written(value):
+    text = f"# comment\nOTHER='1'\nKEY={release.env_value(value)}\n"
+    assert release.env_file_value(text, "KEY") == value
+    assert release.env_file_value(text, "MISSING") is None
