@@ -12,7 +12,7 @@ import difflib
 import re
 import types
 import typing
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -27,10 +27,29 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .errors import ConfigError
-from .fields import (ENV_KEY_RULE, NAME_RULE, AppDir, Calendar, Command, EnvKey, EnvValue, HealthPath, Hostname, Image, LocalFile,
-                     Name, Port, Route, Version, Volume, local_file, matching)
+from .fields import (ENV_KEY_RULE, NAME_RULE, AppDir, Calendar, Command, DatabaseName, DatabaseUser, DeployUser, EnvKey,
+                     EnvValue, HealthPath, Hostname, Image, LocalFile, Name, Port, Route, Version, Volume, local_file,
+                     matching)
+
+# (key path below the model, the value found there, what was expected)
+Problem = tuple[tuple[str | int, ...], Any, str]
+
+
+def refuse(model: str, problems: list[Problem]) -> None:
+    """Raise every problem a model validator found, each at its own key (a ValueError would name only the model)."""
+    if problems:
+        raise ValidationError.from_exception_data(model, [
+            InitErrorDetails(type=PydanticCustomError("refused", "{expected}", {"expected": expected}), loc=loc, input=found)
+            for loc, found, expected in problems])
+
+
+def _repeats(values: list) -> list[int]:
+    """The index of every value that an earlier one already had."""
+    return [index for index, value in enumerate(values) if value in values[:index]]
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
@@ -53,6 +72,13 @@ class App(Section):
     drain_seconds: int = Field(3, ge=0, le=300, description="how long old containers keep serving requests already sent to them")
     step_timeout_seconds: int = Field(300, ge=10, le=86400, description="the longest any one remote step may run before it is killed")
     ship_timeout_seconds: int = Field(1800, ge=10, le=86400, description="the longest shipping or pulling images may take")
+
+    @model_validator(mode="after")
+    def _domains_are_distinct(self) -> App:
+        lowered = [domain.lower() for domain in self.domains]
+        refuse("App", [(("domains", index), self.domains[index], "expected each domain once (DNS names ignore case)")
+                       for index in _repeats(lowered)])
+        return self
 
 
 class HealthCheck(Section):
@@ -78,7 +104,8 @@ class Service(Section):
     release_command: Command | None = Field(None, description="a command run once in a new container of this service before traffic moves (migrations)")
     release_command_timeout_seconds: int = Field(600, ge=1, le=86400, description="how long the release command may run before it is killed")
     memory_mb: int | None = Field(None, ge=16, le=1048576)
-    cpus: float | None = Field(None, gt=0, le=256)
+    # Docker's smallest CPU quota is 0.01 CPUs.
+    cpus: float | None = Field(None, ge=0.01, le=256)
     stop_grace_seconds: int = Field(30, ge=1, le=3600)
 
     @model_validator(mode="after")
@@ -89,11 +116,21 @@ class Service(Section):
             raise ValueError("expected at least one port for a service behind nginx")
         return self
 
+    @model_validator(mode="after")
+    def _ports_and_mounts_are_distinct(self) -> Service:
+        # Compose refuses a port listed twice and two volumes on one container path.
+        targets = [volume.split(":")[1] for volume in self.volumes]
+        refuse("Service", [(("ports", index), self.ports[index], "expected each port once")
+                           for index in _repeats(self.ports)]
+               + [(("volumes", index), self.volumes[index], f"expected one volume per container path; "
+                   f"{targets[index]} is mounted already") for index in _repeats(targets)])
+        return self
+
 
 class Database(Section):
     image: Image = Field(description="a PostgreSQL image reference like postgres:16")
-    name: Name = Field(description="the database name")
-    user: Name = Field(description="the database user")
+    name: DatabaseName = Field(description="the database name")
+    user: DatabaseUser = Field(description="the database user")
     password_secret: EnvKey = Field(description="the name of the secret holding the database password")
     volume: Name = "pgdata"
 
@@ -117,7 +154,9 @@ class OffsiteS3(Section):
     """A restic repository in an S3-compatible store."""
 
     endpoint: Annotated[str, matching(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?", "a URL like https://s3.example.com")]
-    bucket: Annotated[str, matching(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name")]
+    bucket: Annotated[str, matching(r"(?!.*\.\.)(?![0-9]+(\.[0-9]+){3}$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+                                    "an S3 bucket name (3 to 63 lowercase letters, digits, . and -; no .., not "
+                                    "like an IP address)")]
     prefix: Annotated[str, matching(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", "a folder in the bucket, like shop")]
     access_key_secret: EnvKey = Field(description="the secret holding the access key id")
     secret_key_secret: EnvKey = Field(description="the secret holding the secret access key")
@@ -187,7 +226,7 @@ class Docker(Section):
     packages: Literal["distro", "repository"] = Field(
         "distro", description="distro (the distribution's docker.io) or repository (docker-ce from Docker's apt repository)")
     repository_url: Annotated[str, matching(r"https://\S+", "an https:// URL of Docker's apt repository for this OS")] | None = None
-    log_max_size: Annotated[str, matching(r"[0-9]+[kmg]", "a size like 10m")] = "10m"
+    log_max_size: Annotated[str, matching(r"[1-9][0-9]*[kmg]", "a size like 10m")] = "10m"
     log_max_file: int = Field(3, ge=1, le=100)
     containerd_image_store: bool | None = Field(
         None, description="true or false to choose Docker's image store; unset: the Docker version's default "
@@ -200,14 +239,25 @@ class Docker(Section):
         return self
 
 
+# nginx publishes these on the server.
+WEB_PORTS = (80, 443)
+
+
 class Server(Section):
-    deploy_user: Name = "deploy"
+    deploy_user: DeployUser = "deploy"
     authorized_keys: list[Annotated[AuthorizedKey, BeforeValidator(_read_public_key)]] = Field(
         min_length=1, description="a list of public key files (like ~/.ssh/id_ed25519.pub) for the deploy user")
     ssh_port: Port = Field(22, description="the port sshd listens on, on the server (the firewall lets it in)")
     timezone: Annotated[str, matching(TIMEZONE_RULE, "a zone name like Etc/UTC or Europe/Berlin")] = "Etc/UTC"
     swap_mb: int = Field(0, ge=0, le=262144)
     docker: Docker = Docker()
+
+    @model_validator(mode="after")
+    def _ssh_keeps_off_the_web_ports(self) -> Server:
+        if self.ssh_port in WEB_PORTS:
+            refuse("Server", [(("ssh_port",), self.ssh_port, "expected a port other than 80 and 443 (nginx listens "
+                                                              "on those)")])
+        return self
 
 
 class Nginx(Section):
@@ -284,14 +334,23 @@ class Images(Section):
     source: Literal["ship", "registry"] = Field(
         "ship", description="ship (docker save | docker load over SSH) or registry (docker pull on the server)")
     registry: Annotated[str, matching(r"[A-Za-z0-9.-]+(:[0-9]+)?", "a registry address like registry.example.com or 127.0.0.1:5000")] | None = None
-    username: str | None = None
+    # HTTP basic auth ends the user name at the first colon.
+    username: Annotated[str, matching(r"[!-9;-~]+", "a registry user name of visible characters, without spaces "
+                                      "or colons")] | None = None
     password_secret: EnvKey | None = None
 
     @model_validator(mode="after")
     def _registry_needs_an_address(self) -> Images:
         if self.source == "registry" and not self.registry:
             raise ValueError("expected registry (host[:port]) when source is registry")
+        if (self.username is None) != (self.password_secret is None):
+            raise ValueError("expected both username and password_secret (for docker login), or neither")
         return self
+
+
+DNS_LABEL_MAX = 63
+# What the step that stops old containers keeps for starting the new workers after them.
+WORKER_START_SECONDS = 30
 
 
 class Inventory(Section):
@@ -332,6 +391,71 @@ class Inventory(Section):
             raise ValueError(f"expected each service behind nginx to have its own route; {', '.join(duplicates)} is used twice")
         if "db" in self.services or "nginx" in self.services:
             raise ValueError("expected service names other than db and nginx (slipway runs those itself)")
+        return self
+
+    @model_validator(mode="after")
+    def _app_folder_is_not_the_deploy_home(self) -> Inventory:
+        home = f"/home/{self.server.deploy_user}"
+        if str(self.app.base_dir) == home:
+            refuse("Inventory", [(("app", "base_dir"), home, f"expected a folder of its own, like {home}/{self.app.name}, "
+                                  f"not the home of server.deploy_user ({self.server.deploy_user}) itself")])
+        return self
+
+    @model_validator(mode="after")
+    def _network_names_are_labels_of_their_own(self) -> Inventory:
+        from .commands.layout import SLOTS, Layout  # layout is built on this module's models
+
+        app = self.app.name
+        layout = Layout(app, str(self.app.base_dir))
+        # The names slipway gives on the app network, which Docker's DNS answers to: slot aliases, the db's and
+        # nginx's containers, and the containers of a release project (APP-<release id>, see new_release_id).
+        slipway_names = re.compile(rf"{re.escape(app)}-(({'|'.join(SLOTS)})-.+|(db|nginx)-[0-9]+"
+                                   r"|[0-9]{8}-[0-9]{6}(-.*)?)")
+        problems: list[Problem] = []
+        for name, service in self.services.items():
+            longest = max((layout.slot_alias(slot, name) for slot in SLOTS), key=len)
+            if service.behind_nginx and len(longest) > DNS_LABEL_MAX:
+                problems.append((("services", name), name, (
+                    f"expected a shorter name: nginx finds this service as {longest}, {len(longest)} characters, and "
+                    f"a DNS label holds at most {DNS_LABEL_MAX} (app.name and the service name together at most "
+                    f"{DNS_LABEL_MAX - len(longest) + len(app) + len(name)})")))
+            if slipway_names.fullmatch(name):
+                problems.append((("services", name), name, (
+                    f"expected a name unlike those slipway gives on the app network ({app}-blue-*, {app}-green-*, "
+                    f"{app}-db-N, {app}-nginx-N, {app}-<release id>-*), so no name there answers for two containers")))
+        refuse("Inventory", problems)
+        return self
+
+    @model_validator(mode="after")
+    def _old_containers_stop_within_the_step(self) -> Inventory:
+        # The step after the switch waits app.drain_seconds, stops the old containers (each gets its
+        # stop_grace_seconds) and only then starts the new workers: killed at app.step_timeout_seconds, it
+        # would leave no worker running.
+        app = self.app
+        longest_grace = app.step_timeout_seconds - app.drain_seconds - WORKER_START_SECONDS
+        refuse("Inventory", [
+            (("services", name, "stop_grace_seconds"), service.stop_grace_seconds, (
+                f"expected at most {longest_grace}: app.step_timeout_seconds ({app.step_timeout_seconds}) minus "
+                f"app.drain_seconds ({app.drain_seconds}) minus {WORKER_START_SECONDS} s to start the new workers, "
+                "or the step that stops the old containers is killed before the new workers start"))
+            for name, service in self.services.items() if service.stop_grace_seconds > longest_grace])
+        return self
+
+    @model_validator(mode="after")
+    def _volumes_keep_off_slipways_own(self) -> Inventory:
+        base = self.app.base_dir
+        problems: list[Problem] = []
+        for name, service in self.services.items():
+            for index, volume in enumerate(service.volumes):
+                source = volume.split(":")[0]
+                if self.database and source == self.database.volume:
+                    problems.append((("services", name, "volumes", index), volume, (
+                        f"expected a volume other than database.volume ({source}): it holds the database's files")))
+                elif source.startswith("/") and (base == PurePosixPath(source) or base in PurePosixPath(source).parents):
+                    problems.append((("services", name, "volumes", index), volume, (
+                        f"expected a host folder outside app.base_dir ({base}), which holds slipway's releases, "
+                        "state and secrets; ./folder is a folder of the app's own there (in shared/)")))
+        refuse("Inventory", problems)
         return self
 
 

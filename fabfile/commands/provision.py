@@ -33,6 +33,9 @@ ALL_DOCKER_PACKAGES = sorted({p for ps in DISTRO_DOCKER_PACKAGES.values() for p 
 DOCKER_SOURCES = "/etc/apt/sources.list.d/docker.list"
 SSHD_DROP_IN = "/etc/ssh/sshd_config.d/00-slipway-hardening.conf"
 SWAP_FILE = "/swapfile"
+# Provision's own in the deploy user's home, wherever the server has that home.
+SSH_DIR = ".ssh"
+AUTHORIZED_KEYS = f"{SSH_DIR}/authorized_keys"
 # systemd itself judges a timer's OnCalendar before the timer is installed.
 TIMER_CHECK = "systemd-analyze calendar \"$(sed -n 's/^OnCalendar=//p' {path})\" >/dev/null"
 WEB_PORTS = (80, 443)
@@ -102,11 +105,13 @@ def docker_packages(inventory: Inventory, os_id: str, os_version: str) -> tuple[
 
 
 def desired_state(inventory: Inventory, project_dir: Path, os_id: str, os_version: str,
-                  secret: Callable[[str], str]) -> Desired:
-    """SECRET: a secret's value by name (the offsite repository's password goes to the server)."""
+                  secret: Callable[[str], str], home: str | None = None) -> Desired:
+    """SECRET: a secret's value by name (the offsite repository's password goes to the server). HOME: the
+    deploy user's home on the server (its passwd entry's); None: the user is still to be made, and useradd
+    makes it /home/NAME."""
     server = inventory.server
     user = server.deploy_user
-    home = f"/home/{user}"
+    home = home or f"/home/{user}"
     base = inventory.app.base_dir
 
     def template(name: str, **context) -> str:
@@ -115,7 +120,7 @@ def desired_state(inventory: Inventory, project_dir: Path, os_id: str, os_versio
     files = [
         ManagedFile("/etc/docker/daemon.json", template("daemon.json", docker=server.docker),
                     check_candidate="if dockerd --help 2>&1 | grep -q -- --validate; then dockerd --validate --config-file {path} >/dev/null; fi"),
-        ManagedFile(f"{home}/.ssh/authorized_keys", template("authorized_keys", keys=server.authorized_keys),
+        ManagedFile(f"{home}/{AUTHORIZED_KEYS}", template("authorized_keys", keys=server.authorized_keys),
                     mode=0o600, owner=user, group=user),
         ManagedFile(f"/etc/sudoers.d/slipway-{user}", template("sudoers-deploy", user=user),
                     mode=0o440, check_candidate="visudo -cqf {path}"),
@@ -125,7 +130,7 @@ def desired_state(inventory: Inventory, project_dir: Path, os_id: str, os_versio
     backup_files = _backup_files(inventory, template, secret) if inventory.database else []
     tls_files = _tls_files(inventory, template) if inventory.tls_enabled else []
     offsite = inventory.backup.offsite if inventory.database else None
-    directories = [Directory(f"{home}/.ssh", user, user, 0o700)] + [
+    directories = [Directory(f"{home}/{SSH_DIR}", user, user, 0o700)] + [
         Directory(str(path), user, user, 0o750)
         for path in (base, base / "releases", base / "shared", base / "backups")
     ] + ([Directory(tls.paths_of(inventory).record_dir, "root", "root", 0o755)] if tls_files else [])
@@ -179,11 +184,11 @@ def _backup_files(inventory: Inventory, template, secret: Callable[[str], str]) 
 
 
 def managed_paths(inventory: Inventory) -> tuple[list[str], list[str]]:
-    """The files and folders the probe reads: known before the OS is, so one round trip does."""
+    """The files and folders outside the deploy user's home the probe reads: known before the OS is, so one
+    round trip does."""
     user = inventory.server.deploy_user
-    home = f"/home/{user}"
     base = inventory.app.base_dir
-    files = ["/etc/docker/daemon.json", f"{home}/.ssh/authorized_keys", f"/etc/sudoers.d/slipway-{user}",
+    files = ["/etc/docker/daemon.json", f"/etc/sudoers.d/slipway-{user}",
              "/etc/apt/apt.conf.d/20auto-upgrades", SSHD_DROP_IN, DOCKER_SOURCES]
     if inventory.database:
         paths, offsite = backups.paths_of(inventory), inventory.backup.offsite
@@ -192,7 +197,7 @@ def managed_paths(inventory: Inventory) -> tuple[list[str], list[str]]:
         files += [paths.offsite_known_hosts] if offsite and offsite.sftp else []
     if inventory.tls_enabled:
         files += tls.installed_paths(inventory)
-    directories = [f"{home}/.ssh"] + [str(p) for p in (base, base / "releases", base / "shared", base / "backups")]
+    directories = [str(p) for p in (base, base / "releases", base / "shared", base / "backups")]
     if inventory.tls_enabled:
         directories.append(tls.paths_of(inventory).record_dir)
     return files, directories
@@ -260,14 +265,33 @@ def probe_script(inventory: Inventory) -> str:
         if inventory.database else f"echo '{MARK} timers'",
         f"echo '{MARK} offsite_key'; cat {shlex.quote(backups.paths_of(inventory).offsite_key)}.pub 2>/dev/null || true",
         f"echo '{MARK} app_state'; [ -d {shlex.quote(str(inventory.app.base_dir) + '/.slipway')} ] && echo present || true",
+        # The home its passwd entry names (a user still to be made has no files in it yet).
+        f'home=$({deploy_home_command(inventory)}); if [ -n "$home" ]; then '
+        f'{_probe_file(_in_home(f"{MARK} file ", AUTHORIZED_KEYS), _in_home("", AUTHORIZED_KEYS))}; '
+        f'{_probe_directory(_in_home(f"{MARK} dir ", SSH_DIR), _in_home("", SSH_DIR))}; fi',
     ]
-    for path in files:
-        q = shlex.quote(path)
-        parts.append(f"echo '{MARK} file {path}'; if [ -f {q} ]; then stat -c '%a %U %G' {q}; base64 -w0 {q}; echo; fi")
-    for path in directories:
-        q = shlex.quote(path)
-        parts.append(f"echo '{MARK} dir {path}'; if [ -d {q} ]; then stat -c '%a %U %G' {q}; fi")
+    parts += [_probe_file(shlex.quote(f"{MARK} file {path}"), shlex.quote(path)) for path in files]
+    parts += [_probe_directory(shlex.quote(f"{MARK} dir {path}"), shlex.quote(path)) for path in directories]
     return "\n".join(parts)
+
+
+def deploy_home_command(inventory: Inventory) -> str:
+    """Print the deploy user's home (nothing when there is no such user)."""
+    return f"getent passwd {shlex.quote(inventory.server.deploy_user)} | cut -d: -f6"
+
+
+def _in_home(prefix: str, relative: str) -> str:
+    """A shell word: PREFIX, the probe's $home, then RELATIVE below it."""
+    return f'"{prefix}$home"{shlex.quote("/" + relative)}'
+
+
+def _probe_file(header: str, path: str) -> str:
+    """HEADER, then the mode, owner, group and base64 content of the file at PATH, if there is one (shell words both)."""
+    return f"echo {header}; if [ -f {path} ]; then stat -c '%a %U %G' {path}; base64 -w0 {path}; echo; fi"
+
+
+def _probe_directory(header: str, path: str) -> str:
+    return f"echo {header}; if [ -d {path} ]; then stat -c '%a %U %G' {path}; fi"
 
 
 def parse_probe(output: str) -> HostState:

@@ -37,11 +37,14 @@ def test_docker_daemon_rotates_logs_and_live_restores(host, server):
     assert effective == ["json-file", "true"]
 
 
-def test_deploy_user_and_groups(host, server):
+def test_deploy_user_and_groups(host, server, desired):
     user = host.user(server.deploy_user)
     assert user.exists
     assert "docker" in user.groups
-    assert user.home == f"/home/{server.deploy_user}"
+    assert user.home == desired.deploy_home, "provision's authorized_keys are not in the home sshd reads"
+    home = host.file(user.home)
+    # sshd (StrictModes) takes no key from a home others may write to.
+    assert home.is_directory and home.user == server.deploy_user and not home.mode & 0o022
 
 
 def test_managed_file(host, managed_file):

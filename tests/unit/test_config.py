@@ -1,11 +1,13 @@
 """The inventory model: one precise line per problem, all at once, before any SSH."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from fabfile import config
+from fabfile.commands import provision
 from fabfile.errors import ConfigError
 
 VALID = {
@@ -340,3 +342,300 @@ def test_acme_certificates_need_names_not_addresses(inventories):
     assert problems(inventories) == [
         "inventories/prod.yaml: expected DNS names in app.domains when tls certificates come from ACME (HTTP-01 "
         "validates names), or tls.enabled: false; found 203.0.113.7"]
+
+
+def with_service(name):
+    """VALID with one more service NAME, a worker."""
+    return changed(f"services.{name}", {"image": "registry.example.com/shop/api"})
+
+
+# --- the database's names: PostgreSQL's rules --------------------------------------------------------
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("database.name", "postgres", "expected a database of the app's own, not one of PostgreSQL's (postgres, "
+                                  "template0, template1)"),
+    ("database.name", "template0", "expected a database of the app's own"),
+    ("database.name", "template1", "expected a database of the app's own"),
+    ("database.user", "postgres", "expected a user of the app's own: not postgres (PostgreSQL's default superuser) "
+                                  "and not starting with pg_ (PostgreSQL reserves those)"),
+    ("database.user", "pg_shop", "expected a user of the app's own"),
+])
+def test_database_names_postgresql_keeps_for_itself_are_refused(inventories, key, value, expected):
+    write(inventories, changed(key, value))
+    (line,) = problems(inventories)
+    assert line.startswith(f"inventories/prod.yaml: {key}: found {value!r}; {expected}")
+
+
+@pytest.mark.parametrize("key", ["database.name", "database.user"])
+def test_database_names_fit_a_postgresql_identifier(inventories, key):
+    write(inventories, changed(key, "s" * 63))
+    config.load(inventories, "prod")
+    write(inventories, changed(key, "s" * 64))
+    (line,) = problems(inventories)
+    assert line.startswith(f"inventories/prod.yaml: {key}: found 'sss")
+
+
+def test_database_names_may_look_like_postgresql_ones_when_they_are_not(inventories):
+    data = changed("database.name", "postgres_app")
+    data["database"]["user"] = "shop_pg"
+    write(inventories, data)
+    database = config.load(inventories, "prod").inventory.database
+    assert (database.name, database.user) == ("postgres_app", "shop_pg")
+
+
+# --- the deploy user: an account of its own that useradd takes ---------------------------------------
+
+@pytest.mark.parametrize("user", ["root", "daemon", "www-data", "nobody", "sshd", "messagebus", "postgres", "docker",
+                                  "sudo", "users", "systemd-network", "systemd-timesync", "_apt", "_chrony"])
+def test_deploy_user_is_not_a_system_account(inventories, user):
+    write(inventories, changed("server.deploy_user", user))
+    assert problems(inventories) == [f"inventories/prod.yaml: server.deploy_user: found {user!r}; expected an "
+                                     f"account of its own, not the system account or group {user}"]
+
+
+@pytest.mark.parametrize("user", ["d" * 33, "Deploy", "1deploy", "de.ploy", "deploy$", "-deploy", ""])
+def test_deploy_user_is_a_name_useradd_takes(inventories, user):
+    write(inventories, changed("server.deploy_user", user))
+    assert problems(inventories) == [
+        f"inventories/prod.yaml: server.deploy_user: found {user!r}; expected a user name useradd takes: at most 32 "
+        "lowercase letters, digits, - and _, starting with a letter or _"]
+
+
+@pytest.mark.parametrize("user", ["deploy", "ubuntu", "admin", "debian", "ops-2", "d" * 32])
+def test_ordinary_deploy_users_are_accepted(inventories, user):
+    write(inventories, changed("server.deploy_user", user))
+    assert config.load(inventories, "prod").inventory.server.deploy_user == user
+
+
+def test_provision_puts_the_deploy_users_ssh_files_in_its_real_home(inventories):
+    write(inventories)
+    inventory = config.load(inventories, "prod").inventory
+    project = Path(__file__).resolve().parents[2]
+    desired = provision.desired_state(inventory, project, "debian", "13", {}.__getitem__, home="/var/lib/deploy")
+    assert desired.deploy_home == "/var/lib/deploy"
+    assert desired.files["/var/lib/deploy/.ssh/authorized_keys"].owner == "deploy"
+    assert desired.directories[0] == provision.Directory("/var/lib/deploy/.ssh", "deploy", "deploy", 0o700)
+    assert not any(path.startswith("/home/") for path in desired.files)
+    # A user provision is still to make gets its home where useradd puts it.
+    assert provision.desired_state(inventory, project, "debian", "13", {}.__getitem__).deploy_home == "/home/deploy"
+
+
+def test_the_probe_reads_the_ssh_files_in_the_home_the_passwd_entry_names(inventories, tmp_path):
+    write(inventories)
+    probe = provision.probe_script(config.load(inventories, "prod").inventory)
+    assert "/home/" not in probe
+    home = tmp_path / "srv home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "authorized_keys").write_text("ssh-ed25519 AAAA op@laptop\n")
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    (shims / "getent").write_text(f"#!/bin/sh\n[ \"$2\" = deploy ] && echo 'deploy:x:1000:1000::{home}:/bin/bash'\n")
+    (shims / "getent").chmod(0o755)
+    home_part = next(part for part in probe.splitlines() if part.startswith("home="))
+    result = subprocess.run(["sh", "-c", home_part], capture_output=True, text=True,
+                            env={"PATH": f"{shims}:/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    state = provision.parse_probe(result.stdout)
+    assert state.files[f"{home}/.ssh/authorized_keys"].content == "ssh-ed25519 AAAA op@laptop\n"
+    assert state.directories[f"{home}/.ssh"] is not None
+    (shims / "getent").write_text("#!/bin/sh\nexit 2\n")
+    assert subprocess.run(["sh", "-c", home_part], capture_output=True, text=True,
+                          env={"PATH": f"{shims}:/usr/bin:/bin"}).stdout == ""
+
+
+# --- the app's folder: one of its own ----------------------------------------------------------------
+
+@pytest.mark.parametrize("base_dir", ["/var", "/home", "/opt", "/srv", "/mnt", "/media", "/var/log", "/var/lib",
+                                      "/var/cache", "/var/backups", "/var/spool", "/var/tmp", "/var/mail", "/var/www"])
+def test_app_folder_is_not_a_folder_that_holds_other_things(inventories, base_dir):
+    write(inventories, changed("app.base_dir", base_dir))
+    assert problems(inventories) == [
+        f"inventories/prod.yaml: app.base_dir: found {base_dir!r}; expected a folder of its own below {base_dir}, "
+        f"like {base_dir}/app, not {base_dir} itself (provision makes the app's folder the deploy user's, mode 750)"]
+
+
+@pytest.mark.parametrize("base_dir", ["/var/lib/slipway", "/var/lib/slipway/shop"])
+def test_app_folder_is_not_in_slipways_own_state(inventories, base_dir):
+    write(inventories, changed("app.base_dir", base_dir))
+    assert problems(inventories) == [
+        f"inventories/prod.yaml: app.base_dir: found {base_dir!r}; expected a folder of its own, like /srv/app, not "
+        "inside the system folder /var/lib/slipway"]
+
+
+@pytest.mark.parametrize("user", ["deploy", "admin"])
+def test_app_folder_is_not_the_deploy_users_home(inventories, user):
+    data = changed("app.base_dir", f"/home/{user}")
+    data["server"]["deploy_user"] = user
+    write(inventories, data)
+    assert problems(inventories) == [
+        f"inventories/prod.yaml: app.base_dir: found '/home/{user}'; expected a folder of its own, like "
+        f"/home/{user}/shop, not the home of server.deploy_user ({user}) itself"]
+
+
+@pytest.mark.parametrize("base_dir", ["/srv/shop", "/opt/shop", "/var/www/shop", "/home/deploy/shop",
+                                      "/var/lib/shop", "/mnt/data/shop"])
+def test_a_folder_below_a_shared_one_is_the_apps_own(inventories, base_dir):
+    write(inventories, changed("app.base_dir", base_dir))
+    assert str(config.load(inventories, "prod").inventory.app.base_dir) == base_dir
+
+
+# --- names on the app network: DNS labels, each answering for one thing ----------------------------------
+
+def test_a_web_services_slot_alias_fits_a_dns_label(inventories):
+    # APP-green-api: an app name of 53 characters makes it 63, one more 64.
+    write(inventories, changed("app.name", "s" * 53))
+    config.load(inventories, "prod")
+    write(inventories, changed("app.name", "s" * 54))
+    assert problems(inventories) == [
+        f"inventories/prod.yaml: services.api: found 'api'; expected a shorter name: nginx finds this service as "
+        f"{'s' * 54}-green-api, 64 characters, and a DNS label holds at most 63 (app.name and the service name "
+        "together at most 56)"]
+
+
+def test_a_worker_gets_no_slot_alias_so_its_name_may_be_long(inventories):
+    write(inventories, with_service("w" * 60))
+    assert "w" * 60 in config.load(inventories, "prod").inventory.services
+
+
+@pytest.mark.parametrize("name", ["shop-blue-api", "shop-green-api", "shop-green-admin", "shop-db-1", "shop-nginx-1",
+                                  "shop-20260101-120000", "shop-20260101-120000-api-1"])
+def test_a_service_is_not_named_like_what_slipway_names_on_the_network(inventories, name):
+    write(inventories, with_service(name))
+    assert problems(inventories) == [
+        f"inventories/prod.yaml: services.{name}: found {name!r}; expected a name unlike those slipway gives on the "
+        "app network (shop-blue-*, shop-green-*, shop-db-N, shop-nginx-N, shop-<release id>-*), so no name there "
+        "answers for two containers"]
+
+
+@pytest.mark.parametrize("name", ["shop-api", "shop", "blue-api", "shop-db", "shop-2026"])
+def test_service_names_that_only_start_like_the_app_are_fine(inventories, name):
+    write(inventories, with_service(name))
+    assert name in config.load(inventories, "prod").inventory.services
+
+
+# --- stopping old containers fits in the step that does it ------------------------------------------
+
+def test_stop_grace_leaves_the_stop_step_time_to_start_the_new_workers(inventories):
+    write(inventories, changed("services.worker.stop_grace_seconds", 267))
+    config.load(inventories, "prod")
+    write(inventories, changed("services.worker.stop_grace_seconds", 268))
+    assert problems(inventories) == [
+        "inventories/prod.yaml: services.worker.stop_grace_seconds: found 268; expected at most 267: "
+        "app.step_timeout_seconds (300) minus app.drain_seconds (3) minus 30 s to start the new workers, or the "
+        "step that stops the old containers is killed before the new workers start"]
+
+
+def test_a_short_step_timeout_names_every_service_whose_grace_does_not_fit(inventories):
+    data = changed("app.step_timeout_seconds", 60)
+    data["app"]["drain_seconds"] = 10
+    write(inventories, data)
+    assert [line.split(": found")[0] for line in problems(inventories)] == [
+        "inventories/prod.yaml: services.api.stop_grace_seconds",
+        "inventories/prod.yaml: services.worker.stop_grace_seconds"]
+    assert "expected at most 20: app.step_timeout_seconds (60) minus app.drain_seconds (10)" in problems(inventories)[0]
+
+
+# --- what else the server and its tools would refuse ---------------------------------------------------
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("host.address", "999.1.1.1", "found '999.1.1.1'; expected a DNS name or IPv4 address"),
+    ("host.address", "10.1", "found '10.1'; expected a DNS name or IPv4 address"),
+    ("host.address", "010.0.0.1", "found '010.0.0.1'; expected a DNS name or IPv4 address"),
+    ("app.domains", ["shop.example.com", "Shop.Example.com"],
+     "found 'Shop.Example.com'; expected each domain once (DNS names ignore case)"),
+    ("app.domains", ["a" * 64 + ".example.com"], "expected a DNS name or IPv4 address"),
+    ("server.ssh_port", 443, "found 443; expected a port other than 80 and 443 (nginx listens on those)"),
+    ("server.ssh_port", 80, "found 80; expected a port other than 80 and 443"),
+    ("server.docker", {"log_max_size": "0m"}, "found '0m'; expected a size like 10m"),
+    ("services.api.ports", [8000, 8000], "found 8000; expected each port once"),
+    ("services.api.volumes", ["uploads:/data", "media:/data"],
+     "found 'media:/data'; expected one volume per container path; /data is mounted already"),
+    ("services.api.volumes", ["uploads:/.."],
+     "found 'uploads:/..'; expected paths without . or .. parts (they would mount another folder, or /)"),
+    ("services.api.volumes", ["./.:/data"], "expected paths without . or .. parts"),
+    ("services.api.volumes", ["/srv/./x:/data"], "expected paths without . or .. parts"),
+    ("services.api.volumes", ["./nginx/traffic:/data"],
+     "found './nginx/traffic:/data'; expected a folder other than ./nginx (db, nginx, acme-challenge in shared/ are "
+     "slipway's own)"),
+    ("services.api.volumes", ["./db:/data"], "expected a folder other than ./db"),
+    ("services.api.volumes", ["pgdata:/data"],
+     "found 'pgdata:/data'; expected a volume other than database.volume (pgdata): it holds the database's files"),
+    ("services.api.volumes", ["/srv/shop/shared/db:/data"],
+     "found '/srv/shop/shared/db:/data'; expected a host folder outside app.base_dir (/srv/shop), which holds "
+     "slipway's releases, state and secrets; ./folder is a folder of the app's own there (in shared/)"),
+    ("services.api.volumes", ["/srv/shop:/data:ro"], "expected a host folder outside app.base_dir (/srv/shop)"),
+    ("services.api.command", "", "found ''; expected a command: a string or a list of words, not an empty one"),
+    ("services.api.command", [], "found []; expected a command: a string or a list of words, not an empty one"),
+    ("services.api.release_command", "  ", "expected a command: a string or a list of words, not an empty one"),
+    ("services.api.command", "gunicorn 'shop.wsgi",
+     "found \"gunicorn 'shop.wsgi\"; expected a command line with balanced quotes, or a list of words"),
+    ("services.api.cpus", 0.001, "found 0.001; expected greater than or equal to 0.01"),
+    ("services.api.env", {"TOKEN": "a\rb"}, "found 'a\\rb'; expected a value without control characters (a tab is fine)"),
+    ("services.api.env", {"TOKEN": "a\x00b"}, "expected a value without control characters"),
+    ("images", {"username": "ci bot", "password_secret": "DATABASE_PASSWORD"},
+     "found 'ci bot'; expected a registry user name of visible characters, without spaces or colons"),
+    ("images", {"username": "ci:bot", "password_secret": "DATABASE_PASSWORD"}, "without spaces or colons"),
+    ("images", {"username": "ci\nbot", "password_secret": "DATABASE_PASSWORD"}, "without spaces or colons"),
+    ("images", {"username": "ci"}, "images: expected both username and password_secret (for docker login), or neither"),
+    ("images", {"password_secret": "DATABASE_PASSWORD"}, "images: expected both username and password_secret"),
+])
+def test_values_the_server_would_refuse_are_refused_first(inventories, key, value, expected):
+    write(inventories, changed(key, value))
+    (line,) = problems(inventories)
+    assert line.startswith(f"inventories/prod.yaml: {key.split('.')[0]}")
+    assert expected in line
+
+
+@pytest.mark.parametrize("image", ["shop/api:", "shop//api", "Shop/api", "shop/api:v1:v2", "-shop/api", "shop-/api",
+                                   "shop..api", "shop/api/", "shop/api@sha256:abc", "registry:port/api",
+                                   "a" * 256 + ":v1"])
+def test_image_references_follow_dockers_grammar(inventories, image):
+    write(inventories, changed("services.api.image", image))
+    (line,) = problems(inventories)
+    assert line.startswith("inventories/prod.yaml: services.api.image: found ")
+    assert line.endswith("; expected an image reference like registry.example.com/team/api (lowercase) or "
+                         "postgres:16, its name at most 255 characters")
+
+
+@pytest.mark.parametrize("image", ["registry.example.com/shop/api", "postgres:16", "localhost:5000/api",
+                                   "127.0.0.1:5000/team/api:V1.2_rc", "ghcr.io/o/r__x/a-b--c.d:1",
+                                   "shop/api@sha256:" + "0" * 64, "a" * 255 + ":v1"])
+def test_image_references_docker_takes(inventories, image):
+    write(inventories, changed("services.api.image", image))
+    assert config.load(inventories, "prod").inventory.services["api"].image == image
+
+
+@pytest.mark.parametrize("bucket", ["shop..backups", "192.168.1.10", "ab"])
+def test_s3_buckets_follow_s3s_naming_rules(inventories, bucket):
+    data = changed("backup", {"offsite": {"password_secret": "DATABASE_PASSWORD", "s3": {
+        "endpoint": "https://s3.example.net", "bucket": bucket, "prefix": "prod",
+        "access_key_secret": "DATABASE_PASSWORD", "secret_key_secret": "DATABASE_PASSWORD"}}})
+    write(inventories, data)
+    (line,) = problems(inventories)
+    assert line.startswith(f"inventories/prod.yaml: backup.offsite.s3.bucket: found {bucket!r}; expected an S3 bucket name")
+
+
+def test_values_right_at_the_servers_limits_are_accepted(inventories):
+    data = changed("host.address", "203.0.113.7")
+    data["app"]["domains"] = ["shop.example.com", "www.shop.example.com", "10.0.0.5"]
+    data["tls"] = {"enabled": False}
+    data["server"].update(ssh_port=2222, timezone="America/Argentina/Buenos_Aires")
+    data["services"]["api"].update(cpus=0.01, ports=[8000, 8001], volumes=["./media:/srv/media", "uploads:/data",
+                                                                           "/srv/shop-media:/media"],
+                                   env={"TABS": "a\tb"})
+    data["images"] = {"source": "registry", "registry": "registry.example.com", "username": "robot$ci+shop",
+                      "password_secret": "DATABASE_PASSWORD"}
+    write(inventories, data)
+    inventory = config.load(inventories, "prod").inventory
+    assert inventory.images.username == "robot$ci+shop" and inventory.services["api"].env == {"TABS": "a\tb"}
+
+
+def test_problems_a_model_finds_across_its_keys_are_each_named_at_their_own_key(inventories):
+    data = changed("services.api.ports", [8000, 8000])
+    data["services"]["api"]["volumes"] = ["a:/x", "b:/x"]
+    data["server"]["ssh_port"] = 80
+    write(inventories, data)
+    assert [line.split(": found")[0] for line in problems(inventories)] == [
+        "inventories/prod.yaml: server.ssh_port",
+        "inventories/prod.yaml: services.api.ports[1]",
+        "inventories/prod.yaml: services.api.volumes[1]"]
