@@ -99,8 +99,15 @@ def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: 
                                    f"{(result.stderr or result.stdout).strip()}")
 
     with reporter.step(f"move traffic to {release_id} (slot {state.standby_slot})") as step:
-        result = run(traffic.switch_nginx_command(layout, release_id, nginx_mode == traffic.RESTART, state.standby_slot),
-                     stdin=nginx_conf)
+        switch = traffic.switch_nginx_command(layout, release_id, nginx_mode == traffic.RESTART, state.standby_slot,
+                                              _probe(inventory, nginx_conf) if web else ("", ""))
+        result = run(switch, stdin=nginx_conf, check=False)
+        if result.exited == traffic.MISROUTED_EXIT:
+            raise SlipwayError(f"{deployment.name}: release {release_id} ({attempt.version}) was healthy, but "
+                               f"{traffic.NGINX_HEALTH_PATH} did not answer through nginx once traffic moved to it "
+                               f"({result.stderr.strip()}); {state.serving or 'nothing'} serves again")
+        if result.failed:
+            raise RemoteCommandFailed(run.remote.label, shown(switch), result.exited, result.stderr or result.stdout)
         attempt.switched = step.changed = True
         step.detail = result.stdout.strip() or "no nginx reload"
     old = sorted(rid for rid in state.projects if rid != release_id)
@@ -108,6 +115,13 @@ def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: 
         run(traffic.finish_command(layout, release_id, old, list(workers(inventory)), inventory.app.drain_seconds))
         step.changed, step.detail = True, f"retired {', '.join(old)}" if old else ""
     run(traffic.write_record_command(layout, release_id), stdin=attempt.record(SERVED))
+
+
+def _probe(inventory, nginx_conf: str) -> tuple[str, str]:
+    """How the switch reaches the site through nginx: the scheme the config serves, and the name it answers to."""
+    if serves_https(nginx_conf):
+        return "https", inventory.tls.canonical_host or inventory.app.domains[0]
+    return "http", inventory.app.domains[0]
 
 
 def _version(value: str) -> str:

@@ -18,6 +18,9 @@ HEALTH_MARGIN_SECONDS = 30
 DB_CHANGED_EXIT = 4
 DB_MAJOR_EXIT = 5
 NGINX_CHANGED_EXIT = 6
+MISROUTED_EXIT = 7
+# The location nginx.conf.j2 gives the first web service's health path: monitors and the switch poll it.
+NGINX_HEALTH_PATH = "/health"
 # What a deploy may do to a database or an nginx that already runs.
 KEEP = "keep"  # refuse a release whose settings for it differ from the running container's
 RESTART = "restart"  # re-create it with the release's settings (a database: same PostgreSQL major only)
@@ -69,13 +72,17 @@ def failure_report_command(containers: list[str]) -> Argv:
     return script("failure_report", *containers)
 
 
-def switch_nginx_command(layout: Layout, release_id: str, recreate: bool = False, serve_slot: str | None = None) -> Argv:
+def switch_nginx_command(layout: Layout, release_id: str, recreate: bool = False, serve_slot: str | None = None,
+                         probe: tuple[str, str] = ("", "")) -> Argv:
     """Move traffic to SERVE_SLOT (None: leave it), and install the config on stdin when it changed, only if
     `nginx -t` passes, with a reload; create nginx when it is not running (RECREATE: re-create it too when
-    its service in RELEASE_ID's compose file changed). Prints what happened to nginx, if anything."""
+    its service in RELEASE_ID's compose file changed). Prints what happened to nginx, if anything.
+    PROBE (scheme, host): once traffic moved, the health path must answer through nginx, or traffic moves
+    back and the command exits MISROUTED_EXIT."""
     mark = "" if serve_slot is None else str(int(serve_slot == MARKED_SLOT))
     return script("switch_nginx", layout.live_nginx_conf, layout.nginx_container, layout.infra_project,
-                  layout.compose_file(release_id), int(recreate), layout.slot_marker, mark)
+                  layout.compose_file(release_id), int(recreate), layout.slot_marker, mark, *probe,
+                  NGINX_HEALTH_PATH, MISROUTED_EXIT)
 
 
 def maintenance_on_command(layout: Layout, record: dict, allow: list[str]) -> Argv:

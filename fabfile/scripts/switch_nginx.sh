@@ -16,9 +16,18 @@
 # it (its image, ports or mounts changed): then the config is tested in a
 # throwaway container of the new service. What happened to nginx goes to
 # stdout.
-# Usage: switch_nginx.sh CONF CONTAINER PROJECT COMPOSE_FILE RECREATE MARKER MARK
+#
+# Once traffic moved, HEALTH_PATH must answer 2xx through nginx itself (its
+# published port, as SCHEME://HOST): a slot name nginx cannot resolve, or
+# one that reaches something else, is caught before the old containers
+# stop. If it does not within a few seconds, the marker moves back and the
+# script exits MISROUTED_EXIT. An empty SCHEME skips the check.
+# Usage: switch_nginx.sh CONF CONTAINER PROJECT COMPOSE_FILE RECREATE MARKER MARK SCHEME HOST HEALTH_PATH MISROUTED_EXIT
 set -eu
 conf=$1 container=$2 project=$3 compose_file=$4 recreate=$5 marker=$6 mark=$7
+scheme=$8 host=$9
+shift 9
+health_path=$1 misrouted_exit=$2
 previous=$conf.previous
 nginx_dir=$(dirname "$conf")
 mkdir -p "$nginx_dir" "$(dirname "$marker")"
@@ -28,6 +37,28 @@ move_traffic() {
     1) : > "$marker" ;;
     0) rm -f "$marker" ;;
   esac
+}
+through_nginx() {
+  case $scheme in
+    https) curl -sk -o /dev/null -w '%{http_code}' --max-time 3 --resolve "$host:443:127.0.0.1" "https://$host$health_path" ;;
+    *) curl -s -o /dev/null -w '%{http_code}' --max-time 3 -H "Host: $host" "http://127.0.0.1$health_path" ;;
+  esac
+}
+answers_through_nginx() {
+  [ -n "$scheme" ] && [ -n "$mark" ] || return 0
+  tries=0
+  while [ "$tries" -lt 10 ]; do
+    code=$(through_nginx || true)
+    case $code in 2??) return 0 ;; esac
+    tries=$((tries + 1))
+    sleep 0.5
+  done
+  case $mark in
+    1) rm -f "$marker" ;;
+    0) : > "$marker" ;;
+  esac
+  echo "$health_path answered ${code:-nothing} through nginx on the new slot; traffic is back on the slot that served" >&2
+  exit "$misrouted_exit"
 }
 running=$(docker inspect -f '{{.State.Running}}' "$container" 2>/dev/null || true)
 mode=create
@@ -44,6 +75,7 @@ chmod 644 "$tmp"
 if [ "$mode" = reload ] && cmp -s "$tmp" "$conf"; then
   rm -f "$tmp"
   move_traffic
+  answers_through_nginx
   exit 0
 fi
 if [ -e "$conf" ]; then cp -p "$conf" "$previous"; else rm -f "$previous"; fi
@@ -71,3 +103,4 @@ case $mode in
     echo "nginx started" ;;
 esac
 rm -f "$previous"
+answers_through_nginx

@@ -14,6 +14,7 @@ import time
 import pytest
 from load import LoadLoop, strict_clients
 from lab_server import SERVING, live_release, nginx_processes, restart_nginx
+from conftest import PROJECT, run_cli
 from lab_site import Site, get, post
 
 
@@ -415,6 +416,28 @@ def test_values_and_commands_reach_the_container_verbatim_through_compose(varian
     # The container's shell expanded them, not compose from the deploy user's environment.
     hostname, uid = as_deploy.run(f"docker exec {worker} cat /tmp/seen").stdout.split()
     assert hostname == config["Hostname"] and uid == "65534"
+
+
+def test_a_healthy_release_nginx_cannot_reach_gets_its_traffic_moved_back(variant, as_deploy, site, tmp_path):
+    """Healthy containers under names nginx does not look up (here an overridden template's typo): the
+    check through nginx after the switch moves traffic back before the old containers stop."""
+    serving = live_release(as_deploy)
+    builtin = (PROJECT / "templates" / "app" / "compose.yaml.j2").read_text()
+    typo = builtin.replace("aliases: [{{ slot_aliases[name] | tojson }}]", "aliases: [{{ (slot_aliases[name] ~ '-typo') | tojson }}]")
+    assert typo != builtin
+    (tmp_path / "project" / "templates" / "app").mkdir(parents=True)
+    (tmp_path / "project" / "templates" / "app" / "compose.yaml.j2").write_text(typo)
+    variant(lambda data: None)
+    result = run_cli("fab", "-H", "lab", "deploy", "--version", "v2", env_extra={
+        "FABRIC_SLIPWAY_INVENTORY_DIR": str(tmp_path / "inventories"),
+        "FABRIC_SLIPWAY_PROJECT_DIR": str(tmp_path / "project")})
+    assert result.returncode == 1
+    assert "was healthy, but /health did not answer through nginx once traffic moved to it" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert live_release(as_deploy) == serving and get(site, "/version")[0] == 200
+    projects = as_deploy.run("docker ps -a --filter label=slipway.app=demo --format "
+                             "'{{.Label \"com.docker.compose.project\"}}' | sort -u").stdout.split()
+    assert projects == [f"demo-{serving}"]
 
 
 def test_a_hung_release_command_is_killed_at_its_limit_and_frees_the_lock(variant, as_deploy, site, cli):
