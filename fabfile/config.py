@@ -8,14 +8,18 @@ the network, so bad input is refused before any SSH connection opens.
 
 from __future__ import annotations
 
+import base64
 import difflib
+import hashlib
 import re
 import types
 import typing
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
+import paramiko
 import yaml
+from cryptography.exceptions import UnsupportedAlgorithm
 from dotenv import dotenv_values
 from pydantic import (
     BaseModel,
@@ -87,7 +91,8 @@ class HealthCheck(Section):
     interval_seconds: int = Field(2, ge=1, le=300)
     timeout_seconds: int = Field(60, ge=1, le=3600)
     command: Command | None = Field(None, description="a command run inside the container that exits 0 when healthy; "
-                                    "default: curl the health path, which needs curl in the image")
+                                    "default: none; slipway probes the path over HTTP from the host, "
+                                    "which needs nothing in the image")
 
 
 class Service(Section):
@@ -217,6 +222,28 @@ def _read_public_key(value: Any, info: ValidationInfo) -> Any:
     if len(fields) < 2 or not (fields[0].startswith("ssh-") or fields[0].startswith("ecdsa-") or fields[0].startswith("sk-")):
         raise ValueError(f"expected an OpenSSH public key file like id_ed25519.pub (read {path})")
     return {"source": path, "line": " ".join(fields[:3])}
+
+
+def public_half(key_file: Path) -> tuple[str, str] | None:
+    """(type, base64 body) of the private key KEY_FILE's public key, else of KEY_FILE.pub beside it (an encrypted
+    key cannot be read without its passphrase, which is never asked for here); None when neither can be read."""
+    try:
+        key = paramiko.PKey.from_path(key_file)
+        return key.get_name(), key.get_base64()
+    except (paramiko.SSHException, paramiko.UnknownKeyType, UnsupportedAlgorithm, ValueError, TypeError, OSError):
+        pass
+    try:
+        key_type, body = Path(f"{key_file}.pub").read_text().split()[:2]
+        base64.b64decode(body, validate=True)
+    except (OSError, ValueError):
+        return None
+    return key_type, body
+
+
+def fingerprint(key_type: str, body: str) -> str:
+    """The key as `ssh-keygen -l` shows it: TYPE SHA256:..."""
+    digest = base64.b64encode(hashlib.sha256(base64.b64decode(body)).digest()).decode().rstrip("=")
+    return f"{key_type} SHA256:{digest}"
 
 
 TIMEZONE_RULE = r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*"
@@ -399,6 +426,18 @@ class Inventory(Section):
         if str(self.app.base_dir) == home:
             refuse("Inventory", [(("app", "base_dir"), home, f"expected a folder of its own, like {home}/{self.app.name}, "
                                   f"not the home of server.deploy_user ({self.server.deploy_user}) itself")])
+        return self
+
+    @model_validator(mode="after")
+    def _operator_key_is_authorized(self) -> Inventory:
+        # Every task after provision logs in as the deploy user with host.key_file: without that key among
+        # the deploy user's, provision would shut them all out.
+        operator_key = public_half(self.host.key_file) if self.host.key_file else None
+        keys = self.server.authorized_keys
+        if operator_key and operator_key not in [tuple(key.line.split()[:2]) for key in keys]:
+            refuse("Inventory", [(("server", "authorized_keys"), [key.source.name for key in keys], (
+                f"expected the public half of host.key_file ({self.host.key_file}: {fingerprint(*operator_key)}) "
+                f"among them: every task after provision logs in as {self.server.deploy_user} with that key"))])
         return self
 
     @model_validator(mode="after")

@@ -119,6 +119,7 @@ DEMO_IMAGES = (
     DemoImage("slipway-demo/api:v1", "demo/api", (("VERSION", "v1"),)),
     DemoImage("slipway-demo/api:v2", "demo/api", (("VERSION", "v2"),)),
     DemoImage("slipway-demo/api:broken", "demo/api", (("VERSION", "broken"), ("BROKEN", "1"))),
+    DemoImage("slipway-demo/api:bare", "demo/api", (("VERSION", "bare"), ("BARE", "1"))),
     DemoImage("slipway-demo/postgres:17", "demo/postgres"),
     DemoImage("slipway-demo/nginx:1", "nginx"),
 )

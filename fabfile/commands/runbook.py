@@ -85,11 +85,18 @@ def status_filesystems(inventory: Inventory) -> list[str]:
     return paths + ([backups.paths_of(inventory).folder] if inventory.database else [])
 
 
+def health_paths(inventory: Inventory) -> str:
+    """SERVICE|PORT|PATH for each web service: status probes those that Docker does not check."""
+    return " ".join(f"{name}|{service.healthcheck.port}|{service.healthcheck.path}"
+                    for name, service in web_services(inventory).items())
+
+
 def status_command(inventory: Inventory) -> str:
     layout = layout_of(inventory)
     sections: list[tuple[str, str]] = [("", line(script(
         "status", STATUS_MARK, layout.app, layout.traffic_dir, layout.slot_marker, MARKED_SLOT, other_slot(MARKED_SLOT),
-        layout.releases, layout.maintenance_page, *status_filesystems(inventory), uses=("serving",))))]
+        layout.releases, layout.maintenance_page, health_paths(inventory), *status_filesystems(inventory),
+        uses=("serving",))))]
     sections.append(("lock", line(lock_status_command(layout))))
     sections.append(("audit", line(["tail", "-n", "200", layout.audit_log])))
     if inventory.database:

@@ -5,11 +5,14 @@
 # compose project and service, state, health, start time, restarts, OOM-killed,
 # memory in bytes), Docker's own answer, and the host: each filesystem of
 # PATH (size, used, inodes), memory, load and CPU count.
+# A serving web container with no Docker health check of its own is probed
+# on its health path from here instead (HEALTH_PATHS: SERVICE|PORT|PATH
+# words), and reported healthy when it answers 2xx, else unhealthy.
 # Each part is bounded in time, so a hung Docker cannot hang the status.
-# Usage: status.sh MARK APP TRAFFIC_DIR MARKER MARKED_SLOT UNMARKED_SLOT RELEASES_DIR MAINTENANCE_PAGE [PATH]...
+# Usage: status.sh MARK APP TRAFFIC_DIR MARKER MARKED_SLOT UNMARKED_SLOT RELEASES_DIR MAINTENANCE_PAGE HEALTH_PATHS [PATH]...
 set -u
-mark=$1 app=$2 traffic=$3 marker=$4 marked=$5 unmarked=$6 releases=$7 page=$8
-shift 8
+mark=$1 app=$2 traffic=$3 marker=$4 marked=$5 unmarked=$6 releases=$7 page=$8 health_paths=$9
+shift 9
 serving=$(serving_release "$traffic" "$marker" "$marked" "$unmarked")
 release=${serving#* }
 echo "$mark serving"; echo "$serving"
@@ -29,14 +32,27 @@ memory_in_use() {
     'used == "" { exit } $1 == cache { used -= $2 } END { if (used != "") print used; else print "-" }' "$dir/memory.stat" 2>/dev/null \
     || echo -
 }
+# HEALTH for a container of SERVICE in PROJECT at address IP: Docker's own, or the health path's answer.
+probed_health() {
+  if [ "$1" != - ] || [ "$2" != running ] || [ "$3" != "$app-$release" ]; then echo "$1"; return; fi
+  for check in $health_paths; do
+    [ "${check%%|*}" = "$4" ] || continue
+    rest=${check#*|}
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://${5%%,*}:${rest%%|*}${rest#*|}" || true)
+    case $code in 2??) echo healthy ;; *) echo unhealthy ;; esac
+    return
+  done
+  echo "$1"
+}
 echo "$mark containers"
 ids=$(timeout 5 docker ps -aq --filter "name=^$app-" 2>/dev/null)
 if [ -n "$ids" ]; then
   # shellcheck disable=SC2086 # container IDs: hex, no blanks
-  timeout 5 docker inspect -f '{{.Name}} {{index .Config.Labels "com.docker.compose.project"}} {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.State.StartedAt}} {{.RestartCount}} {{.State.OOMKilled}} {{.State.Pid}}' $ids \
-    | while read -r name project service state health started restarts oom pid; do
+  timeout 5 docker inspect -f '{{.Name}} {{index .Config.Labels "com.docker.compose.project"}} {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.State.StartedAt}} {{.RestartCount}} {{.State.OOMKilled}} {{.State.Pid}} {{range .NetworkSettings.Networks}}{{.IPAddress}},{{end}}' $ids \
+    | while read -r name project service state health started restarts oom pid addresses; do
         memory=-
         [ "$pid" = 0 ] || memory=$(memory_in_use "$pid")
+        health=$(probed_health "$health" "$state" "$project" "$service" "$addresses")
         echo "$name $project $service $state $health $started $restarts $oom $memory"
       done
 fi

@@ -1,7 +1,9 @@
 #!/bin/sh
-# Poll until every container is Docker-healthy and answers HTTP 2xx on its
-# health path from the host. Prints one status word per container; exits
-# UNHEALTHY_EXIT when the time is up, or at once when a container has stopped.
+# Poll until every container is running, Docker-healthy when it has a Docker
+# health check (a healthcheck.command, or the image's own), and answers HTTP
+# 2xx on its health path from the host. Prints one status word per
+# container; exits UNHEALTHY_EXIT when the time is up, or at once when a
+# container has stopped.
 # Usage: wait_healthy.sh TIMEOUT_SECONDS UNHEALTHY_EXIT CONTAINER|PORT|PATH...
 set -eu
 timeout_seconds=$1 unhealthy_exit=$2
@@ -15,7 +17,7 @@ while :; do
     status=$(docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$name" 2>/dev/null || echo "missing/-")
     probe=-
     case $status in
-      running/healthy)
+      running/healthy|running/none)
         ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$name")
         probe=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$ip:$port$path" || true)
         case $probe in 2??) ;; *) ready=0 ;; esac ;;

@@ -530,6 +530,32 @@ def test_a_health_command_gates_traffic_in_place_of_curl(variant, as_deploy, sit
     assert serving_version(site) == "v2"
 
 
+def test_an_image_with_neither_curl_nor_a_shell_is_health_gated_from_outside(cli, deploy, as_deploy, site):
+    """Like most official Go, Rust and distroless images: the default health check needs nothing inside."""
+    with strict_clients(site, clients=10) as load:
+        deployed = deploy("--version", "bare")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert load.failed == 0, load.failures
+    assert serving_version(site) == "bare"
+    api = f"demo-{live_release(as_deploy)}-api-1"
+    for missing in ("sh", "curl"):
+        assert as_deploy.run(f"docker exec {api} {missing} --version", check=False).failed
+    assert as_deploy.run(f"docker inspect -f '{{{{.State.Health}}}}' {api}").stdout.strip() == "<nil>"
+    status = cli("fab", "-H", "lab", "status", "--json")
+    containers = {c["name"]: c for c in json.loads(status.stdout)["containers"]}
+    assert containers[api]["health"] == "healthy", status.stdout
+    # A container that runs but stops answering is seen from outside too: status names it.
+    pid = as_deploy.run(f"docker inspect -f '{{{{.State.Pid}}}}' {api}").stdout.strip()
+    as_deploy.run(["kill", "-STOP", pid], root=True)
+    try:
+        paused = cli("fab", "-H", "lab", "status")
+    finally:
+        as_deploy.run(["kill", "-CONT", pid], root=True)
+    assert paused.returncode == 1 and f"{api} is unhealthy" in paused.stdout + paused.stderr
+    back = deploy("--version", "v2")
+    assert back.returncode == 0, back.stdout + back.stderr
+
+
 def db_container(as_deploy):
     return as_deploy.run("docker inspect -f '{{.Id}} {{.Config.Image}}' demo-db-1").stdout.split()
 

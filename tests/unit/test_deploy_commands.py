@@ -76,7 +76,8 @@ def test_compose_file_runs_app_services_unpublished_with_health_limits_and_log_r
     assert "ports" not in api and "ports" not in worker and "ports" not in db
     assert api["image"] == "slipway-demo/api:v2" and api["deploy"]["replicas"] == 2
     assert api["deploy"]["resources"]["limits"]["memory"] == "256M"
-    assert api["healthcheck"]["test"] == ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8000/health"]
+    # No Docker health check by default: slipway probes the health path from the host, needing nothing in the image.
+    assert "healthcheck" not in api
     assert api["labels"] == {"slipway.app": "demo", "slipway.release": "20261122-140000", "slipway.service": "api"}
     assert api["restart"] == "unless-stopped"
     assert api["stop_grace_period"] == "30s"
@@ -86,7 +87,7 @@ def test_compose_file_runs_app_services_unpublished_with_health_limits_and_log_r
     assert compose["volumes"]["demo_pgdata"] == {"external": True}
 
 
-def test_a_health_command_replaces_curl_for_images_without_it(tmp_path):
+def test_a_health_command_is_dockers_own_check_run_inside_the_container(tmp_path):
     probe = "python3 -c 'import urllib.request as u; u.urlopen(\"http://127.0.0.1:8000/health\")'"
     deployment = lab_inventory(tmp_path, edit=lambda data: data["services"]["api"]["healthcheck"].update(command=probe))
     compose = yaml.safe_load(release.release_files(deployment, PROJECT, "r1", "v1", False)[0].content)
