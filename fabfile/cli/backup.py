@@ -1,4 +1,4 @@
-"""`fab -H NAME backup[.list|.verify|.restore|.download]`: the database's backups.
+"""`fab -H NAME backup[.list|.verify|.restore|.download|.prune]`: the database's backups.
 
 Every task runs the scripts provision installed on the server, the same ones
 its systemd timers run; a server whose installed copy differs from this
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json as jsonlib
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -45,7 +46,7 @@ def check_installed(remote: Remote, deployment: Deployment, reporter: Reporter) 
     """The server's backup scripts and configuration are the ones this slipway and inventory make."""
     inventory = deployment.inventory
     paths = backups.paths_of(inventory)
-    wanted = {**backups.script_texts(), paths.conf: backups.conf_text(inventory)}
+    wanted = {**backups.script_texts(), paths.conf: backups.conf_text(inventory, deployment.name)}
     secrets = backups.secrets_text(inventory, deployment.secret)
     if secrets:
         wanted[paths.secrets] = secrets
@@ -109,17 +110,19 @@ def _records(remote: Remote, deployment: Deployment) -> list[backups.Record]:
 @operator_task(name="list", help={"json": "print the records as JSON", "check": "exit 1 when the newest good backup "
                                   "is older than backup.max_age_hours (or there is none)"})
 def list_backups(c, json=False, check=False):
-    """Every backup attempt: id, trigger, size, verified, offsite, outcome; and the newest good one's age."""
+    """Every backup attempt in sequence order: seq, id, trigger, size, verified, offsite, outcome; the newest good
+    and newest verified ones."""
     deployment = _database_deployment(c)
     reporter = Reporter(deployment.name, out=sys.stderr)
     with session(c, deployment, reporter, deploy_user_only=True) as remote:
         records = _records(remote, deployment)
     now = datetime.now(timezone.utc)
-    newest = backups.newest_good(records)
+    newest, verified = backups.newest_good(records), backups.newest_verified(records)
     age = backups.age_hours(newest, now) if newest else None
     if json:
         print(jsonlib.dumps({"backups": [r.data for r in records], "newest_good": newest.id if newest else None,
-                             "newest_good_age_hours": round(age, 2) if age is not None else None}, indent=2))
+                             "newest_good_age_hours": round(age, 2) if age is not None else None,
+                             "newest_verified": verified.id if verified else None}, indent=2))
     else:
         print(backups.format_records(records, now))
     limit = deployment.inventory.backup.max_age_hours
@@ -127,9 +130,10 @@ def list_backups(c, json=False, check=False):
         raise Exit(f"error: {deployment.name}: no good backup in the last {limit} hours (backup.max_age_hours)", code=1)
 
 
-@operator_task(positional=["backup_id"], help={"backup_id": "the backup to verify, or latest"})
+@operator_task(positional=["backup_id"], help={"backup_id": "the backup to verify, or latest (the newest good one)"})
 def verify(c, backup_id):
-    """Restore a backup into a throwaway PostgreSQL on the server and prove every table's row count."""
+    """Restore a backup into a throwaway PostgreSQL on the server and prove every table's row count (refused in
+    one line when Docker's data root has not the room)."""
     deployment = _database_deployment(c)
     reporter = Reporter(deployment.name)
     paths = backups.paths_of(deployment.inventory)
@@ -139,7 +143,7 @@ def verify(c, backup_id):
             seconds = deployment.inventory.backup.timeout_seconds
             argv = limited(seconds, backups.verify_argv(paths, backup_id))
             result = remote.run(argv, timeout=seconds + 60, check=False)
-            if result.exited in (backups.NO_SUCH_BACKUP_EXIT, backups.FAILED_VERIFICATION_EXIT):
+            if result.exited in (backups.NO_SUCH_BACKUP_EXIT, backups.FAILED_VERIFICATION_EXIT, backups.NO_SPACE_EXIT):
                 raise SlipwayError(f"{deployment.name}: {result.stderr.strip().splitlines()[-1]}")
             if result.failed:
                 raise RemoteCommandFailed(deployment.name, shown(argv), result.exited, result.stderr or result.stdout)
@@ -148,26 +152,30 @@ def verify(c, backup_id):
     print(f"[{deployment.name}] backup {result.stdout.strip()}")
 
 
-@operator_task(positional=["backup_id"], help={"backup_id": "the backup to copy, or latest",
-                     "to": "the local folder (default: backups/NAME in the project)"})
+@operator_task(positional=["backup_id"], help={"backup_id": "the backup to copy, latest (the newest verified one) "
+                                                             "or latest-unverified",
+                     "to": f"the local folder (default: {backups.DOWNLOADS_DIR}/NAME in the project)"})
 def download(c, backup_id, to=None):
-    """Copy a backup (dump, roles, record) to this machine; the dump's sha256 is checked here."""
+    """Copy a backup (dump, roles, record) to this machine, files 0600 in a 0700 folder; the dump's sha256 is
+    checked here."""
     deployment = _database_deployment(c)
     reporter = Reporter(deployment.name)
     paths = backups.paths_of(deployment.inventory)
-    folder = Path(to) if to else project_dir(c) / "backups" / deployment.name
+    project = project_dir(c)
+    folder = Path(to).expanduser() if to else backups.download_folder(project, deployment.name)
     with session(c, deployment, reporter, deploy_user_only=True) as remote:
         record = _chosen(_records(remote, deployment), backup_id, deployment)
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_folder(folder, within=None if to else project)
         with reporter.step(f"copy {record.id} to {folder}") as step:
             sftp = remote.conn.sftp()
             for remote_path in (paths.dump(record.id), paths.globals(record.id)):
                 local = folder / Path(remote_path).name
                 partial = local.with_name(local.name + ".partial")
-                sftp.get(remote_path, str(partial))
+                with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as stream:
+                    sftp.getfo(remote_path, stream)
                 partial.chmod(0o600)
                 partial.replace(local)
-            (folder / f"{record.id}.json").write_text(jsonlib.dumps(record.data, sort_keys=True) + "\n")
+            write_private(folder / f"{record.id}.json", jsonlib.dumps(record.data, sort_keys=True) + "\n")
             digest = _sha256(folder / f"{record.id}.dump")
             if digest != record.data.get("sha256"):
                 raise SlipwayError(f"{deployment.name}: the copy of {record.id}.dump has sha256 {digest}, the record "
@@ -175,6 +183,58 @@ def download(c, backup_id, to=None):
             step.changed, step.detail = True, f"{backups.human_size(record.data['size'])}, sha256 checked"
     print(reporter.summary())
     print(f"[{deployment.name}] {folder / (record.id + '.dump')}")
+
+
+@operator_task(help={"dry-run": "list what retention would delete; delete nothing"})
+def prune(c, dry_run=False):
+    """Apply retention now, without taking a backup: it only deletes, so it works on a full disk."""
+    deployment = _database_deployment(c)
+    reporter = Reporter(deployment.name)
+    paths, seconds = backups.paths_of(deployment.inventory), deployment.inventory.backup.timeout_seconds
+    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+        check_installed(remote, deployment, reporter)
+        with reporter.step("retention over the backups on the server" + (" (dry run)" if dry_run else "")) as step:
+            argv = limited(seconds, backups.prune_argv(paths, dry_run))
+            result = remote.run(argv, timeout=seconds + 60, check=False)
+            if result.failed:
+                raise RemoteCommandFailed(deployment.name, shown(argv), result.exited, result.stderr or result.stdout)
+            pruned = backups.parse_prune(result.stdout)
+            freed = sum(size for _, size in pruned.backups)
+            step.changed = not dry_run and bool(pruned.backups or pruned.records or pruned.leftovers)
+            step.detail = f"{len(pruned.backups)} backups ({backups.human_size(freed)}), {pruned.kept} kept"
+    print(reporter.summary())
+    verb = "would delete" if dry_run else "deleted"
+    for backup_id, size in pruned.backups:
+        print(f"[{deployment.name}] {verb} backup {backup_id} ({backups.human_size(size)})")
+    for backup_id in pruned.records:
+        print(f"[{deployment.name}] {verb} the record of failed attempt {backup_id}")
+    for name in pruned.leftovers:
+        print(f"[{deployment.name}] {verb} {name}, left by an attempt that died")
+    print(f"[{deployment.name}] {verb} {len(pruned.backups)} backups ({backups.human_size(freed)}); "
+          f"{pruned.kept} backups kept")
+
+
+def private_folder(folder: Path, within: Path | None = None) -> None:
+    """FOLDER made if missing, mode 0700. With WITHIN (the project, for the default folder), every folder
+    below WITHIN down to FOLDER is made 0700 too, whether it was there or not; a folder given with --to that
+    exists keeps its mode (its files are 0600 all the same)."""
+    if within is None:
+        if not folder.is_dir():
+            folder.mkdir(parents=True, mode=0o700)
+            folder.chmod(0o700)
+        return
+    for path in [*(p for p in reversed(folder.parents) if within in p.parents), folder]:
+        path.mkdir(mode=0o700, exist_ok=True)
+        path.chmod(0o700)
+
+
+def write_private(path: Path, text: str) -> None:
+    """PATH holds TEXT, mode 0600 from its first byte (written beside it, then renamed)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as stream:
+        stream.write(text)
+    partial.replace(path)
 
 
 def _sha256(path: Path) -> str:
@@ -186,16 +246,14 @@ def _sha256(path: Path) -> str:
 
 
 def _chosen(records: list[backups.Record], backup_id: str, deployment: Deployment) -> backups.Record:
-    """BACKUP_ID's record, or the newest good one's for `latest`."""
-    good = [r for r in records if r.good]
-    if backup_id == "latest":
-        record = good[-1] if good else None
-    else:
-        record = next((r for r in good if r.id == backup_id), None)
-    if not record:
-        known = ", ".join(r.id for r in good[-5:]) or "none"
+    """BACKUP_ID's record (see backups.choose for what latest and latest-unverified mean), its note printed."""
+    choice = backups.choose(records, backup_id)
+    if not choice.record:
+        known = ", ".join([r.id for r in records if r.good][-5:]) or "none"
         raise SlipwayError(f"{deployment.name}: no good backup {backup_id} on the server (newest good: {known})")
-    return record
+    if choice.note:
+        print(f"[{deployment.name}] {choice.note}")
+    return choice.record
 
 
 def _fetch_from_offsite(remote: Remote, reporter: Reporter, deployment: Deployment, backup_id: str) -> str:
@@ -214,7 +272,8 @@ def _fetch_from_offsite(remote: Remote, reporter: Reporter, deployment: Deployme
     return result.stdout.strip()
 
 
-@operator_task(positional=["backup_id"], help={"backup_id": "the backup to put back, or latest; with --file: file",
+@operator_task(positional=["backup_id"], help={"backup_id": "the backup to put back, latest (the newest verified "
+                                                             "one) or latest-unverified; with --file: file",
                      "file": "restore this local pg_dump -Fc file instead (from another server or a managed database)",
                      "from-offsite": "fetch the backup from the offsite repository first (a rebuilt server has "
                                      "no local backups)",
@@ -236,7 +295,9 @@ def restore(c, backup_id, file=None, yes=False, from_offsite=False):
     with session(c, deployment, reporter, deploy_user_only=True) as remote:
         check_installed(remote, deployment, reporter)
         if from_offsite:
-            backup_id = _fetch_from_offsite(remote, reporter, deployment, backup_id)
+            # The offsite copies' records are from before any verify: its latest is the newest backup there.
+            wanted = backups.LATEST if backup_id == backups.LATEST_UNVERIFIED else backup_id
+            backup_id = _fetch_from_offsite(remote, reporter, deployment, wanted)
         if local:
             source, globals_file, sha256 = f"{paths.uploads}/{local.name}", "", _sha256(local)
             what = f"{local} (sha256 {sha256[:12]}…)"
@@ -261,8 +322,9 @@ def restore(c, backup_id, file=None, yes=False, from_offsite=False):
                     raise SlipwayError(f"{deployment.name}: refused: {source} has sha256 {found}, its record says "
                                        f"{sha256}: the dump is damaged; nothing was changed")
             audit(run, layout, "restore started", source=source)
-            safety = take(remote, reporter, deployment, "pre-restore", run=run)
-            _restore_in_maintenance(run, reporter, deployment, project_dir(c), state.serving, source, globals_file)
+            safety = _restore_in_maintenance(run, reporter, deployment, project_dir(c), state.serving, source,
+                                             globals_file, lambda: take(remote, reporter, deployment, "pre-restore",
+                                                                        run=run))
             audit(run, layout, "restored", source=source, safety_backup=safety["id"])
     print(reporter.summary())
     print(f"[{deployment.name}] restored from {what}; the database as it was before is backup {safety['id']}")
@@ -270,8 +332,8 @@ def restore(c, backup_id, file=None, yes=False, from_offsite=False):
 
 def _confirm(deployment: Deployment, what: str) -> None:
     app = deployment.inventory.app.name
-    print(f"[{deployment.name}] restore will: take a safety backup; put {app} in maintenance (503); stop its "
-          f"services; replace database {deployment.inventory.database.name} with {what}; start the services and "
+    print(f"[{deployment.name}] restore will: put {app} in maintenance (503); stop its services; take a safety "
+          f"backup; replace database {deployment.inventory.database.name} with {what}; start the services and "
           "check their health; end maintenance.")
     if not sys.stdin.isatty():
         raise SlipwayError(f"{deployment.name}: restore needs --yes when nobody is at the terminal to confirm")
@@ -280,8 +342,9 @@ def _confirm(deployment: Deployment, what: str) -> None:
 
 
 def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, project: Path, serving: str,
-                            source: str, globals_file: str) -> None:
-    """Maintenance page on, app stopped, database swapped; app and traffic back whatever happened."""
+                            source: str, globals_file: str, take_safety_backup) -> dict:
+    """Maintenance page on, app stopped, safety backup taken, database swapped; app and traffic back whatever
+    happened. The safety backup comes after the app stopped, so no write it acknowledged is missing from it."""
     inventory = deployment.inventory
     layout, paths = layout_of(inventory), backups.paths_of(inventory)
     release_project, compose = layout.release_project(serving), layout.compose_file(serving)
@@ -295,6 +358,7 @@ def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, pro
         with reporter.step(f"stop {', '.join(inventory.services)}") as step:
             run(["docker", "compose", "-p", release_project, "-f", compose, "stop", *inventory.services])
             step.changed = True
+        safety = take_safety_backup()
         with reporter.step("restore into a new database, swap it in") as step:
             limit = inventory.backup.timeout_seconds
             run(backups.restore_argv(paths, source, globals_file), limit=limit)
@@ -311,6 +375,7 @@ def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, pro
                            f"too: {error}") from None
     if failure is not None:
         raise failure
+    return safety
 
 
 def _bring_back(run, reporter: Reporter, deployment: Deployment, serving: str, end_maintenance: bool) -> None:
@@ -332,5 +397,5 @@ def _bring_back(run, reporter: Reporter, deployment: Deployment, serving: str, e
 
 
 namespace = Collection("backup")
-for _task in (take_now, list_backups, verify, download, restore):
+for _task in (take_now, list_backups, verify, download, restore, prune):
     namespace.add_task(_task, default=_task is take_now)

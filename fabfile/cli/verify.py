@@ -28,7 +28,7 @@ def verify(c):
         os_id, os_version = remote.run(". /etc/os-release && echo \"$ID $VERSION_ID\"").stdout.split()
         home = remote.run(commands.deploy_home_command(deployment.inventory)).stdout.strip()
         desired = commands.desired_state(deployment.inventory, project_dir(c), os_id, os_version, deployment.secret,
-                                         home=home or None)
+                                         home=home or None, inventory_name=deployment.name)
         host = deployment.inventory.host
         infra = testinfra.get_host(f"paramiko://{remote.user}@{host.address}:{host.port}")
         infra.backend.client = remote.conn.client

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 from datetime import datetime, timezone
 
@@ -19,10 +20,20 @@ from .layout import layout_of
 from .shell import SCRIPTS_DIR, Argv
 
 INSTALL_DIR = "/usr/local/lib/slipway"
-INSTALLED_SCRIPTS = ("backup.sh", "retention.sh", "verify_backup.sh", "restore.sh", "count_rows.sql", "offsite.sh",
-                     "metrics.sh")
+INSTALLED_SCRIPTS = ("backup.sh", "retention.sh", "prune.sh", "verify_backup.sh", "restore.sh", "count_rows.sql",
+                     "offsite.sh", "metrics.sh")
 NO_SUCH_BACKUP_EXIT = 2
 FAILED_VERIFICATION_EXIT = 3
+# verify refused before restoring anything: Docker's data root has not the room for the restored copy.
+NO_SPACE_EXIT = 5
+# What verify finds room for on Docker's data root (where the throwaway database's volume lives, beside the
+# running database): the restored size and a quarter more (WAL, index builds' sort files), plus 1 GB that stays
+# free for the running database. The restored size is the database's size when the backup was taken; a record
+# from before slipway recorded that counts as five times its dump (a -Fc dump of the benchmark's database is a
+# third of it, and indexes are rebuilt on restore).
+VERIFY_SPACE_PERCENT = 125
+VERIFY_RESERVE_MB = 1024
+VERIFY_DUMP_EXPANSION = 5
 # The backup itself is good and in place on the server; its offsite copy failed.
 OFFSITE_FAILED_EXIT = 4
 # The restic packages every supported system has (0.12 on Ubuntu 22.04, 0.14 on Debian 12); ssh for SFTP.
@@ -31,6 +42,12 @@ OFFSITE_PACKAGES = ("restic", "openssh-client")
 LOCK_WAIT_SECONDS = 600
 VERIFY_READY_SECONDS = 120
 GOOD = "ok"
+# What restore and download mean by `latest` (the newest verified backup) and by this (the newest good one,
+# verified or not); see choose. verify's `latest` is the newest good one (verify_backup.sh).
+LATEST = "latest"
+LATEST_UNVERIFIED = "latest-unverified"
+# Where `backup.download` puts copies by default, in the project (.gitignore covers `.slipway/`).
+DOWNLOADS_DIR = ".slipway/backups"
 
 
 @dataclass(frozen=True)
@@ -91,8 +108,11 @@ def paths_of(inventory: Inventory) -> BackupPaths:
     return BackupPaths(inventory.app.name, str(inventory.app.base_dir))
 
 
-def conf_text(inventory: Inventory) -> str:
-    """backup.conf: KEY=VALUE lines the scripts read with sed (never sourced: values stay data)."""
+def conf_text(inventory: Inventory, inventory_name: str | None = None) -> str:
+    """backup.conf: KEY=VALUE lines the scripts read with sed (never sourced: values stay data).
+
+    INVENTORY_NAME (the inventory's file name, prod for inventories/prod.yaml) tags the offsite snapshots,
+    so that inventories sharing a repository and an app name keep apart."""
     layout, paths, database, backup = layout_of(inventory), paths_of(inventory), inventory.database, inventory.backup
     settings = {
         "BACKUPS_DIR": paths.folder,
@@ -106,27 +126,37 @@ def conf_text(inventory: Inventory) -> str:
         "LOCK_WAIT_SECONDS": LOCK_WAIT_SECONDS,
         "VERIFY_CONTAINER": paths.verify_container,
         "VERIFY_READY_SECONDS": VERIFY_READY_SECONDS,
+        "VERIFY_SPACE_PERCENT": VERIFY_SPACE_PERCENT,
+        "VERIFY_RESERVE_MB": VERIFY_RESERVE_MB,
+        "VERIFY_DUMP_EXPANSION": VERIFY_DUMP_EXPANSION,
         "OFFSITE_FAILED_EXIT": OFFSITE_FAILED_EXIT,
         "SECRETS_FILE": paths.secrets,
         "APP": inventory.app.name,
         "METRICS_DIR": backup.metrics_dir,
-        **offsite_settings(inventory),
+        **offsite_settings(inventory, inventory_name),
     }
     header = f"# Managed by slipway provision for {inventory.app.name}; read by {INSTALL_DIR}/*.sh.\n"
     return header + "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
-def offsite_settings(inventory: Inventory) -> dict[str, object]:
+def offsite_settings(inventory: Inventory, inventory_name: str | None = None) -> dict[str, object]:
     """backup.conf's offsite keys: none without an offsite repository."""
     offsite, paths = inventory.backup.offsite, paths_of(inventory)
     if not offsite:
         return {}
     settings: dict[str, object] = {"OFFSITE_REPOSITORY": repository(inventory), "OFFSITE_HOST": paths.offsite_host,
                                    "OFFSITE_CHECK_SUBSET": offsite.check_subset}
+    if inventory_name:
+        settings["OFFSITE_TAG"] = offsite_tag(inventory_name)
     if offsite.sftp:
         settings |= {"OFFSITE_SSH": f"{offsite.sftp.user}@{offsite.sftp.host}", "OFFSITE_SSH_PORT": offsite.sftp.port,
                      "OFFSITE_SSH_KEY": paths.offsite_key, "OFFSITE_KNOWN_HOSTS": paths.offsite_known_hosts}
     return settings
+
+
+def offsite_tag(inventory_name: str) -> str:
+    """The restic tag of an inventory's snapshots (an inventory name is lowercase letters, digits, - and _)."""
+    return f"inventory-{inventory_name}"
 
 
 def repository(inventory: Inventory) -> str:
@@ -186,6 +216,10 @@ def verify_argv(paths: BackupPaths, backup_id: str) -> Argv:
     return ["sh", installed_script("verify_backup.sh"), paths.conf, backup_id]
 
 
+def prune_argv(paths: BackupPaths, dry_run: bool = False) -> Argv:
+    return ["sh", installed_script("prune.sh"), paths.conf, *(["--dry-run"] if dry_run else [])]
+
+
 def restore_argv(paths: BackupPaths, dump: str, globals_file: str) -> Argv:
     return ["sh", installed_script("restore.sh"), paths.conf, dump, globals_file]
 
@@ -234,8 +268,36 @@ class Record:
         return self.data.get("id", "?")
 
     @property
-    def good(self) -> bool:
+    def ok(self) -> bool:
+        """The attempt finished: its dump, roles and record are in place."""
         return self.data.get("outcome") == GOOD
+
+    @property
+    def verification(self) -> str | None:
+        """ok or failed: what backup.verify found; None: not verified."""
+        verified = self.data.get("verified")
+        return verified.get("outcome") if isinstance(verified, dict) else None
+
+    @property
+    def good(self) -> bool:
+        """A backup to count on: finished, and its verify (if any) did not fail."""
+        return self.ok and self.verification != "failed"
+
+    @property
+    def verified(self) -> bool:
+        return self.ok and self.verification == GOOD
+
+    @property
+    def seq(self) -> int | None:
+        """The backup's sequence number on its server; None for a record from before them."""
+        value = self.data.get("seq")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def order(self) -> tuple:
+        """Oldest first: by sequence number, records from before them first, in the order of their ids
+        (an id is the server's clock, which can step back; prune.sh and verify_backup.sh sort the same way)."""
+        return (1, self.seq, self.id) if self.seq is not None else (0, 0, self.id)
 
     @property
     def time(self) -> datetime | None:
@@ -246,7 +308,7 @@ class Record:
 
 
 def parse_records(output: str) -> list[Record]:
-    """Records, oldest first; a line that is not JSON (a record being replaced) is skipped."""
+    """Records, oldest first (see Record.order); a line that is not JSON (a record being replaced) is skipped."""
     records = []
     for line in output.splitlines():
         try:
@@ -255,11 +317,54 @@ def parse_records(output: str) -> list[Record]:
             continue
         if isinstance(data, dict):
             records.append(Record(data))
-    return sorted(records, key=lambda record: record.id)
+    return sorted(records, key=lambda record: record.order)
 
 
 def newest_good(records: list[Record]) -> Record | None:
     return next((record for record in reversed(records) if record.good), None)
+
+
+def newest_verified(records: list[Record]) -> Record | None:
+    return next((record for record in reversed(records) if record.verified), None)
+
+
+@dataclass(frozen=True)
+class Choice:
+    record: Record | None
+    note: str  # one line on why this backup, or a warning; "" when there is nothing to say
+
+
+def choose(records: list[Record], wanted: str) -> Choice:
+    """The backup WANTED names for restore and download (RECORDS oldest first).
+
+    An id names that backup, if it finished (one whose verify failed too, with a warning). `latest` is the
+    newest verified backup (the newest good one, with a line saying so, when none is verified yet) and
+    `latest-unverified` the newest good one: neither is ever a backup whose verify failed. (verify_backup.sh
+    resolves verify's own `latest` on the server, for its timer: the newest good backup.)"""
+    newest = newest_good(records)
+    if wanted == LATEST_UNVERIFIED:
+        if not newest:
+            return Choice(None, "")
+        state = "verified" if newest.verified else "not verified yet"
+        return Choice(newest, f"{wanted} is {newest.id}, the newest good backup ({state})")
+    if wanted == LATEST:
+        verified = newest_verified(records)
+        if not verified:
+            if not newest:
+                return Choice(None, "")
+            return Choice(newest, f"latest: no backup is verified yet, so it is the newest good one, {newest.id} "
+                                  "(not verified)")
+        newer = [r for r in records if r.good and r.order > verified.order]
+        note = f"latest is {verified.id}, the newest verified backup (verified {verified.data['verified'].get('at', '?')})"
+        if newer:
+            note += (f"; {len(newer)} newer not verified yet, the newest {newer[-1].id} (name it, or "
+                     f"{LATEST_UNVERIFIED}, for that one)")
+        return Choice(verified, note)
+    record = next((r for r in records if r.ok and r.id == wanted), None)
+    if record and record.verification == "failed":
+        detail = record.data["verified"].get("detail", "")
+        return Choice(record, f"warning: backup {record.id} FAILED verification ({detail}); used because it was named")
+    return Choice(record, "")
 
 
 def age_hours(record: Record, now: datetime) -> float:
@@ -282,18 +387,30 @@ def offsite_state(offsite: dict | bool | None) -> str:
     return "FAILED"
 
 
+def verification_state(record: Record) -> str:
+    """backup.list's VERIFIED column: ok or FAILED with when, `not yet`, or - for an attempt that did not finish."""
+    if not record.ok:
+        return "-"
+    if record.verification is None:
+        return "not yet"
+    at = record.data["verified"].get("at", "")
+    return f"{'ok' if record.verified else 'FAILED'} {at}".strip()
+
+
 def format_records(records: list[Record], now: datetime) -> str:
-    rows = [("ID", "TRIGGER", "SIZE", "VERIFIED", "OFFSITE", "OUTCOME")]
+    rows = [("SEQ", "ID", "TRIGGER", "SIZE", "VERIFIED", "OFFSITE", "OUTCOME")]
     for record in records:
         data = record.data
-        verified = data.get("verified") or {}
+        verify_failed = record.ok and record.verification == "failed"
         rows.append((
+            str(record.seq) if record.seq is not None else "-",
             record.id,
             data.get("trigger", "?"),
             human_size(data["size"]) if "size" in data else "-",
-            f"{verified.get('outcome')} {verified.get('at', '')}" if verified else "no",
+            verification_state(record),
             offsite_state(data.get("offsite")),
             data.get("outcome", "?") + (f": {data['error']}" if data.get("error") else "")
+            + (f"; verify failed: {data['verified'].get('detail', '')}" if verify_failed else "")
             + (f"; offsite copy failed: {data['offsite']['error']}" if offsite_state(data.get("offsite")) == "FAILED" else ""),
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
@@ -301,4 +418,40 @@ def format_records(records: list[Record], now: datetime) -> str:
     newest = newest_good(records)
     lines.append(f"newest good backup: {newest.id}, {age_hours(newest, now):.1f} hours old" if newest
                  else "newest good backup: none")
+    verified = newest_verified(records)
+    if verified:
+        lines.append(f"newest verified backup: {verified.id}, {age_hours(verified, now):.1f} hours old "
+                     "(what backup.restore latest puts back)")
+    else:
+        lines.append("newest verified backup: none" + (f" (backup.restore latest puts back {newest.id}, not verified)"
+                                                      if newest else ""))
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Pruned:
+    backups: list[tuple[str, int]]  # (id, dump size) of each backup deleted
+    records: list[str]  # failed attempts' records deleted
+    leftovers: list[str]  # what dead attempts left
+    kept: int
+
+
+def parse_prune(output: str) -> Pruned:
+    """prune.sh's lines: `backup ID SIZE`, `record ID`, `leftover NAME`, `kept N`."""
+    backups, records, leftovers, kept = [], [], [], 0
+    for line in output.splitlines():
+        words = line.split()
+        if len(words) == 3 and words[0] == "backup" and words[2].isdigit():
+            backups.append((words[1], int(words[2])))
+        elif len(words) == 2 and words[0] == "record":
+            records.append(words[1])
+        elif len(words) == 2 and words[0] == "leftover":
+            leftovers.append(words[1])
+        elif len(words) == 2 and words[0] == "kept" and words[1].isdigit():
+            kept = int(words[1])
+    return Pruned(backups, records, leftovers, kept)
+
+
+def download_folder(project: Path, inventory_name: str) -> Path:
+    """backup.download's default folder: in the project, under .slipway/ (which .gitignore covers)."""
+    return project / DOWNLOADS_DIR / inventory_name

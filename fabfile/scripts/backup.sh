@@ -10,7 +10,11 @@
 # and renamed into place with the roles (pg_dumpall --globals-only) and a
 # JSON record. The record says `ok` last: a failed or interrupted attempt
 # leaves only a record saying so, never a file that looks like a backup.
-# Retention runs only after a good backup, over good backups only.
+# Each attempt's record gets the next sequence number (`seq`: one more than
+# BACKUPS_DIR/.sequence and than any record's, written under the lock), which
+# orders backups where the server's clock, and so the id, may not; and the
+# database's size at dump time (`database_size`, what verify must find room
+# for). After a good backup, prune.sh applies retention.
 # With an offsite repository, the new backup is copied there last (still
 # under the lock); if that fails, the backup stays good and in place and the
 # script exits OFFSITE_FAILED_EXIT.
@@ -79,11 +83,21 @@ for dump in "$backups"/*.dump; do
   jq -e '.outcome == "ok"' "${dump%.dump}.json" >/dev/null 2>&1 || rm -f "$dump" "${dump%.dump}.globals.sql"
 done
 
+# The sequence number: after the counter and after every record (records fetched from offsite included).
+counted=$(cat "$backups/.sequence" 2>/dev/null || true)
+case $counted in '' | *[!0-9]*) counted=0 ;; esac
+recorded=$(for record in "$backups"/*.json; do [ -e "$record" ] && cat "$record"; done \
+  | jq -R 'fromjson? | objects | .seq | select(type == "number" and . >= 0 and . == floor)' | sort -n | tail -n 1)
+recorded=${recorded:-0}
+seq=$(( (recorded > counted ? recorded : counted) + 1 ))
+printf '%s\n' "$seq" >"$backups/.sequence.tmp"
+mv -f "$backups/.sequence.tmp" "$backups/.sequence"
+
 id=$(date -u +%Y%m%d-%H%M%S)
 while [ -e "$backups/$id.json" ]; do sleep 1; id=$(date -u +%Y%m%d-%H%M%S); done
 began=$(date +%s)
-write_record "$backups/$id.json" -n --arg id "$id" --arg time "$(now_iso)" --arg trigger "$trigger" \
-  '{id: $id, time: $time, trigger: $trigger, outcome: "running"}'
+write_record "$backups/$id.json" -n --arg id "$id" --argjson seq "$seq" --arg time "$(now_iso)" --arg trigger "$trigger" \
+  '{id: $id, seq: $seq, time: $time, trigger: $trigger, outcome: "running"}'
 
 mkfifo "$work/to_psql" "$work/from_psql"
 docker exec -i "$db" psql -X -A -t -q -v ON_ERROR_STOP=1 -U "$user" -d "$name" \
@@ -92,9 +106,10 @@ session=$!
 exec 3>"$work/to_psql" 4<"$work/from_psql"
 cat >&3 <<'SQL'
 BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;
-SELECT pg_export_snapshot() || '|' || current_setting('server_version');
+SELECT pg_export_snapshot() || '|' || current_setting('server_version') || '|' || pg_database_size(current_database());
 SQL
-IFS='|' read -r snapshot version <&4 || { echo "no snapshot from the database" >"$work/snapshot.err"; exit 1; }
+IFS='|' read -r snapshot version database_size <&4 || { echo "no snapshot from the database" >"$work/snapshot.err"; exit 1; }
+case $database_size in '' | *[!0-9]*) database_size=null ;; esac
 # zstd (PostgreSQL 16 and later) dumps about 2.5 times as fast as -Fc's default gzip, and smaller;
 # pg_restore reads either without being told.
 # (Before 16, --compress takes only a gzip level: the option stays out.)
@@ -134,24 +149,20 @@ size=$(stat -c %s "$incoming/$id.dump")
 mv -f "$incoming/$id.dump" "$incoming/$id.globals.sql" "$backups/"
 write_record "$backups/$id.json" --arg sha256 "$sha256" --argjson size "$size" --arg version "$version" \
   --argjson tables "$tables" --argjson seconds "$(( $(date +%s) - began ))" --arg ended "$(now_iso)" \
-  --arg compression "$compression" \
+  --arg compression "$compression" --argjson database_size "$database_size" \
   --arg globals_sha256 "$(sha256sum "$backups/$id.globals.sql" | cut -d' ' -f1)" \
   '.outcome = "ok" | .ended = $ended | .size = $size | .sha256 = $sha256 | .globals_sha256 = $globals_sha256
    | .postgres_version = $version | .compression = $compression | .seconds = $seconds | .tables = $tables
+   | .database_size = $database_size
    | .verified = null | .offsite = false' \
   "$backups/$id.json" 2>"$work/record.err"
 sync "$backups" 2>/dev/null || true
 finished=1
 echo "$id $size $sha256 $(( $(date +%s) - began ))"
 
-# Retention: good backups only, and only now that a new one is in place.
-jq -r 'select(.outcome == "ok") | .id' "$backups"/*.json 2>/dev/null \
-  | sh "$here/retention.sh" "$(setting KEEP_LAST)" "$(setting KEEP_DAILY)" "$(setting KEEP_WEEKLY)" "$(setting KEEP_MONTHLY)" \
-  | while read -r old; do rm -f "$backups/$old.dump" "$backups/$old.globals.sql" "$backups/$old.json"; done
-# Failed attempts older than the oldest good backup kept have nothing left to explain.
-oldest=$(jq -r 'select(.outcome == "ok") | .id' "$backups"/*.json | sort | head -n 1)
-jq -r --arg oldest "$oldest" 'select(.outcome != "ok" and .id < $oldest) | .id' "$backups"/*.json \
-  | while read -r old; do rm -f "$backups/$old.json"; done
+# Retention: only now that a new good backup is in place (still under the lock). The backup is good
+# whatever retention does.
+sh "$here/prune.sh" "$conf" --locked >/dev/null || echo "backup $id is good; retention after it failed" >&2
 if [ -n "$(setting OFFSITE_REPOSITORY)" ]; then
   sh "$here/offsite.sh" "$conf" upload "$id" >/dev/null || exit "$(setting OFFSITE_FAILED_EXIT)"
 fi

@@ -6,20 +6,29 @@
 # from a 0600 file read with sed into restic's environment: never on a
 # command line, so never in a process list.
 #
+# Snapshots are restic's --host OFFSITE_HOST (slipway-APP) with the tags
+# slipway, backup-ID and OFFSITE_TAG (inventory-NAME), so inventories that
+# share a repository and an app name (staging, production) keep apart:
+# retention forgets only snapshots with this inventory's tag, and fetch
+# reads this inventory's snapshots, or, when it has none that match,
+# snapshots from before inventory tags (no inventory-* tag at all); never
+# another inventory's. Without OFFSITE_TAG, every snapshot of the host.
+#
 #   upload ID     copy backup ID (dump, roles, record) and apply the local
 #                 retention there (forget --prune); backup.sh runs it under
 #                 its lock after each good backup
 #   check         restic check --read-data-subset, result in .offsite-check.json
-#   snapshots     the app's snapshots, as restic's JSON
+#   snapshots     the snapshots fetch may read, as restic's JSON
 #   fetch ID|latest  bring a backup back from the repository into the backups
-#                 folder (checksum checked); prints its id
+#                 folder (checksum checked); prints its id. latest: the
+#                 newest backup id (this inventory's, else from before tags)
 # Exits 2 when fetch finds no such backup.
 # Usage: offsite.sh CONF ACTION [ID]
 set -eu
 conf=$1 action=$2 ID=${3:-}
 setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
 secret() { sed -n "s/^$1=//p" "$(setting SECRETS_FILE)" | tail -n 1; }
-backups=$(setting BACKUPS_DIR) host=$(setting OFFSITE_HOST)
+backups=$(setting BACKUPS_DIR) host=$(setting OFFSITE_HOST) tag=$(setting OFFSITE_TAG)
 now_iso() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -55,11 +64,23 @@ write_record() {
   record=$1; shift
   jq -c "$@" "$record" > "$record.tmp" && mv -f "$record.tmp" "$record"
 }
-# The newest snapshot with tag $1 (restic's options follow).
+# What this inventory reads of the host's snapshots (restic's JSON on stdin): its own (tag $tag) and
+# those from before inventory tags. preferred: of those, its own when there are any, else the others.
+readable='def readable($tag): if $tag == "" then . else map(select((.tags // []) as $tags
+    | ($tags | index([$tag])) or ($tags | map(startswith("inventory-")) | any | not))) end;
+  def preferred($tag): readable($tag) | (map(select((.tags // []) | index([$tag])))) as $own
+    | if $tag == "" or ($own | length) == 0 then . else $own end;'
+# The host's snapshots as restic's JSON (restic's options follow).
+snapshots() {
+  restic "$@" snapshots --json --host "$host" --tag slipway 2>"$log"
+}
+# The newest snapshot of backup $1 this inventory reads (restic's options follow).
 newest_snapshot() {
-  tag=$1
+  wanted=$1
   shift
-  restic "$@" snapshots --json --host "$host" --tag "$tag" 2>"$log" | jq -r 'sort_by(.time) | last | .id // empty'
+  listed=$(snapshots "$@") || return 1
+  printf '%s\n' "$listed" | jq -r --arg tag "$tag" --arg wanted "backup-$wanted" "$readable"'
+    map(select((.tags // []) | index([$wanted]))) | preferred($tag) | sort_by(.time) | last | .id // empty'
 }
 
 case $action in
@@ -73,15 +94,17 @@ upload)
       fail "upload of $ID (opening the repository)"
     fi
   fi
-  if ! restic "$@" backup --host "$host" --tag slipway --tag "backup-$ID" \
+  # Each tag its own --tag: older restic kept "a,b" as one tag.
+  if ! restic "$@" backup --host "$host" --tag slipway --tag "backup-$ID" ${tag:+--tag "$tag"} \
       "$backups/$ID.dump" "$backups/$ID.globals.sql" "$record" >/dev/null 2>"$log"; then
     write_record "$record" --arg at "$(now_iso)" --arg error "$(tail -n 1 "$log")" '.offsite = {at: $at, error: $error}'
     fail "upload of $ID"
   fi
-  snapshot=$(newest_snapshot "backup-$ID" "$@")
+  snapshot=$(newest_snapshot "$ID" "$@" || true)
   write_record "$record" --arg at "$(now_iso)" --arg snapshot "$snapshot" '.offsite = {at: $at, snapshot: $snapshot[0:8]}'
-  # The same retention as on the server; snapshots differ in their paths, so they are grouped by host alone.
-  restic "$@" forget --host "$host" --tag slipway --group-by host --keep-last "$(setting KEEP_LAST)" \
+  # The same retention as on the server, over this inventory's snapshots only (tags separated by a comma
+  # must all be there); snapshots differ in their paths, so they are grouped by host alone.
+  restic "$@" forget --host "$host" --tag "slipway${tag:+,$tag}" --group-by host --keep-last "$(setting KEEP_LAST)" \
     --keep-daily "$(setting KEEP_DAILY)" --keep-weekly "$(setting KEEP_WEEKLY)" \
     --keep-monthly "$(setting KEEP_MONTHLY)" --prune >/dev/null 2>"$log" || fail "retention (forget --prune)"
   echo "$snapshot"
@@ -100,17 +123,20 @@ check)
   echo "offsite repository checked (data subset $subset)"
   ;;
 snapshots)
-  restic "$@" snapshots --json --host "$host" --tag slipway 2>"$log" || fail "listing"
+  listed=$(snapshots "$@") || fail "listing"
+  printf '%s\n' "$listed" | jq -c --arg tag "$tag" "$readable"'readable($tag)'
   ;;
 fetch)
   lock
+  whose="$host${tag:+ ($tag)}"
   if [ "$ID" = latest ]; then
-    ID=$(restic "$@" snapshots --json --host "$host" --tag slipway 2>"$log" \
-      | jq -r '[.[].tags[] | select(startswith("backup-")) | ltrimstr("backup-")] | sort | last // empty') || fail "listing"
-    [ -n "$ID" ] || { echo "no backup of $host in the offsite repository" >&2; exit 2; }
+    listed=$(snapshots "$@") || fail "listing"
+    ID=$(printf '%s\n' "$listed" | jq -r --arg tag "$tag" "$readable"'preferred($tag)
+      | [.[].tags[]? | select(startswith("backup-")) | ltrimstr("backup-")] | sort | last // empty')
+    [ -n "$ID" ] || { echo "no backup of $whose in the offsite repository" >&2; exit 2; }
   fi
-  snapshot=$(newest_snapshot "backup-$ID" "$@") || fail "listing"
-  [ -n "$snapshot" ] || { echo "no backup $ID of $host in the offsite repository" >&2; exit 2; }
+  snapshot=$(newest_snapshot "$ID" "$@") || fail "listing"
+  [ -n "$snapshot" ] || { echo "no backup $ID of $whose in the offsite repository" >&2; exit 2; }
   work=$backups/.incoming/offsite-$ID
   rm -rf "$work"
   mkdir -p "$work"

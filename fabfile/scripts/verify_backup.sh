@@ -4,7 +4,17 @@
 # --exit-on-error into a throwaway PostgreSQL container (the db container's
 # own image, no network), then every table's row count against the counts
 # taken in the dump's snapshot. The result goes into the backup's record.
-# Exits 3 when the backup fails verification, 2 when there is no such backup.
+# `latest` is the newest backup by sequence number (records from before
+# sequence numbers by id, before any that has one) whose verify has not
+# failed.
+# Before anything is restored, the free space on Docker's data root (where
+# the throwaway database's volume lives, beside the running database's) must
+# cover the restored size times VERIFY_SPACE_PERCENT/100 plus
+# VERIFY_RESERVE_MB; the restored size is the database's size when the
+# backup was taken (`database_size`), or VERIFY_DUMP_EXPANSION times the
+# dump for a record from before that.
+# Exits 3 when the backup fails verification, 2 when there is no such backup,
+# 5 when the space is not there (one line; nothing was restored).
 # Usage: verify_backup.sh CONF ID|latest
 set -eu
 conf=$1 wanted=$2
@@ -18,7 +28,10 @@ exec 9>"$backups/.lock"
 flock -w "$(setting LOCK_WAIT_SECONDS)" 9 || { echo "another backup, verify or restore holds $backups/.lock" >&2; exit 1; }
 
 if [ "$wanted" = latest ]; then
-  id=$(jq -r 'select(.outcome == "ok") | .id' "$backups"/*.json 2>/dev/null | sort | tail -n 1)
+  id=$(for record in "$backups"/*.json; do [ -e "$record" ] && cat "$record"; done | jq -R -c 'fromjson? | objects' \
+    | jq -s -r 'def order: if (.seq | type) == "number" then [1, .seq, .id] else [0, 0, (.id // "")] end;
+        map(select(.outcome == "ok" and ((.verified | type) != "object" or .verified.outcome != "failed")))
+        | sort_by(order) | last | .id // empty')
 else
   id=$wanted
 fi
@@ -34,6 +47,34 @@ verdict() {
     "$record" >"$record.tmp" && mv -f "$record.tmp" "$record"
   if [ "$outcome" = ok ]; then echo "$id $detail"; else echo "backup $id FAILED verification: $detail" >&2; exit 3; fi
 }
+
+human() {
+  awk -v bytes="$1" 'BEGIN { split("B KB MB GB TB PB", unit); i = 1
+    while (bytes >= 1024 && i < 6) { bytes /= 1024; i++ }
+    if (i == 1) printf "%d B", bytes; else printf "%.1f %s", bytes, unit[i] }'
+}
+root=$(docker info -f '{{.DockerRootDir}}' 2>/dev/null || true)
+root=${root:-/var/lib/docker}
+# Docker's volumes folder when this user may look into its data root (0710: only root may), else the data root.
+where=$root/volumes
+free_kb=$(df -P -k "$where" 2>/dev/null | awk 'NR == 2 { print $4 }')
+if [ -z "$free_kb" ]; then
+  where=$root
+  free_kb=$(df -P -k "$where" | awk 'NR == 2 { print $4 }')
+fi
+restored=$(jq -r '.database_size | select(type == "number" and . >= 0) | floor' "$record")
+basis="the database's size when it was backed up"
+case $restored in
+'' | *[!0-9]*)
+  restored=$(( $(jq -r '.size // 0 | floor' "$record") * $(setting VERIFY_DUMP_EXPANSION) ))
+  basis="$(setting VERIFY_DUMP_EXPANSION) times its dump: the record has no database size"
+  ;;
+esac
+needed=$(( restored * $(setting VERIFY_SPACE_PERCENT) / 100 + $(setting VERIFY_RESERVE_MB) * 1048576 ))
+if [ "$(( free_kb * 1024 ))" -lt "$needed" ]; then
+  echo "refused to verify $id: it restores to about $(human "$restored") ($basis), so verify needs $(human "$needed") free on $where (Docker's data root, beside the running database; $(setting VERIFY_SPACE_PERCENT)% of that and $(setting VERIFY_RESERVE_MB) MB to spare), which has $(human "$(( free_kb * 1024 ))"); nothing was restored" >&2
+  exit 5
+fi
 
 dump_sha=$(sha256sum "$backups/$id.dump" | cut -d' ' -f1)
 [ "$dump_sha" = "$(jq -r .sha256 "$record")" ] || verdict failed "checksum mismatch: $id.dump is not the file that was written"

@@ -8,9 +8,13 @@ import json
 import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from fabfile.commands import backup as backup_commands
+from fabfile.commands import shell
 from lab_site import Site
 from load import LoadLoop
 
@@ -101,6 +105,65 @@ def test_backup_then_restore_brings_every_row_back_with_503_never_a_connection_e
         print(f"\n    restore: {dict(load.outcomes)} (200 before and after, 503 while the database was replaced)")
 
 
+def test_a_restore_of_a_database_with_a_63_character_name_replaces_it_and_drops_nothing_else(as_deploy, tmp_path):
+    """PostgreSQL cuts names at 63 bytes: a temporary name made by appending to the live one was the live one."""
+    name = "d" * 63
+    admin = ["docker", "exec", "-i", "demo-db-1", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "demo"]
+    work = as_deploy.run("mktemp -d").stdout.strip()
+    try:
+        as_deploy.run([*admin, "-d", "postgres", "-c", f'CREATE DATABASE "{name}"'])
+        as_deploy.run([*admin, "-d", name, "-c", "CREATE TABLE t (v text); INSERT INTO t VALUES ('in the dump')"])
+        as_deploy.run(f"docker exec demo-db-1 pg_dump -Fc -U demo -d {name} > {work}/dump")
+        as_deploy.run([*admin, "-d", name, "-c", "UPDATE t SET v = 'live'"])
+        as_deploy.run(f"printf '%s\\n' BACKUPS_DIR={work} DB_CONTAINER=demo-db-1 DB_USER=demo DB_NAME={name} "
+                      f"LOCK_WAIT_SECONDS=5 > {work}/conf")
+        restored = as_deploy.run(shell.script("restore", f"{work}/conf", f"{work}/dump", ""), check=False)
+        assert restored.ok, restored.stderr
+        assert as_deploy.run([*admin, "-d", name, "-tAc", "SELECT v FROM t"]).stdout.strip() == "in the dump"
+        databases = as_deploy.run([*admin, "-d", "postgres", "-tAc", "SELECT datname FROM pg_database"]).stdout.split()
+        assert sorted(databases) == sorted(["postgres", "template0", "template1", "demo", name])
+    finally:
+        as_deploy.run([*admin, "-d", "postgres", "-c", f'DROP DATABASE IF EXISTS "{name}"'], check=False)
+        as_deploy.run(["rm", "-rf", work])
+
+
+def dumped_item_names(as_deploy, backup_id):
+    data = as_deploy.run(f"docker exec -i demo-db-1 pg_restore -a -t items -f - < /srv/demo/backups/{backup_id}.dump").stdout
+    return {line.split("\t")[1] for line in data.splitlines() if "\t" in line}
+
+
+def test_the_safety_backup_holds_every_write_the_app_acknowledged_before_the_restore(cli, as_deploy, site):
+    """Taken while the app still wrote, it lost the writes of the seconds before maintenance."""
+    backup_id = taken_id(backup(cli))
+    acknowledged, stop = [], threading.Event()
+
+    def writer():
+        count = 0
+        while not stop.is_set() and count < 5000:
+            count += 1
+            try:
+                status = site.request("POST", "/items", body=json.dumps({"name": f"before-restore-{count}"}),
+                                      headers={"Content-Type": "application/json"})[0]
+            except OSError:
+                continue
+            if status == 503:
+                return
+            if status == 201:
+                acknowledged.append(f"before-restore-{count}")
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    time.sleep(1)
+    restored = cli("fab", "-H", "lab", "backup.restore", backup_id, "--yes")
+    stop.set()
+    thread.join(timeout=30)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    safety = re.search(r"before is backup (\d{8}-\d{6})", restored.stdout).group(1)
+    assert acknowledged, "the writer got no write through before maintenance"
+    missing = set(acknowledged) - dumped_item_names(as_deploy, safety)
+    assert not missing, sorted(missing)
+
+
 def test_the_timer_has_the_inventorys_schedule_and_its_service_takes_a_scheduled_backup(as_deploy, lab_deployment):
     schedule = lab_deployment.inventory.backup.schedule
     shown = as_deploy.run("systemctl show -p TimersCalendar --value slipway-demo-backup.timer").stdout
@@ -135,6 +198,80 @@ def test_a_dump_with_one_byte_flipped_is_flagged_by_verify_and_refused_by_restor
     assert snapshot(as_deploy, beats)[0] == before
 
 
+def edit_record(as_deploy, backup_id, jq_filter):
+    """Rewrite backup BACKUP_ID's record on the server through jq (as backup.sh writes records: one line)."""
+    as_deploy.run(["sh", "-c", 'jq -c "$2" "$1" > "$1.tmp" && mv "$1.tmp" "$1"', "-",
+                   f"/srv/demo/backups/{backup_id}.json", jq_filter])
+
+
+def test_each_backup_takes_the_next_sequence_number_and_records_the_databases_size(cli, as_deploy):
+    counted = int(as_deploy.run("cat /srv/demo/backups/.sequence").stdout)
+    backup_id = taken_id(backup(cli))
+    record = records(as_deploy)[backup_id]
+    assert record["seq"] == counted + 1 == int(as_deploy.run("cat /srv/demo/backups/.sequence").stdout)
+    size_now = int(psql(as_deploy, "SELECT pg_database_size(current_database())"))
+    assert abs(record["database_size"] - size_now) < size_now / 5, (record["database_size"], size_now)
+    assert re.search(rf"^{record['seq']} +{backup_id} ", cli("fab", "-H", "lab", "backup.list").stdout, re.M)
+
+
+def test_latest_is_the_newest_verified_backup_and_never_one_whose_verify_failed(cli, as_deploy, tmp_path):
+    verified = taken_id(backup(cli))
+    assert cli("fab", "-H", "lab", "backup.verify", verified).returncode == 0
+    newer = taken_id(backup(cli))
+
+    def downloaded(wanted):
+        into = tmp_path / f"{wanted}-{len(list(tmp_path.iterdir()))}"
+        result = cli("fab", "-H", "lab", "backup.download", wanted, "--to", str(into))
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout, [p.name for p in into.glob("*.dump")]
+
+    out, files = downloaded("latest")
+    assert files == [f"{verified}.dump"]
+    assert (f"latest is {verified}, the newest verified backup" in out
+            and f"1 newer not verified yet, the newest {newer}" in out), out
+    assert downloaded("latest-unverified")[1] == [f"{newer}.dump"]
+
+    as_deploy.run(f"printf '\\377' | dd of=/srv/demo/backups/{newer}.dump bs=1 seek=100 conv=notrunc status=none")
+    failed = cli("fab", "-H", "lab", "backup.verify", newer)
+    assert failed.returncode == 1 and "FAILED verification" in failed.stderr, failed.stderr
+    listed = cli("fab", "-H", "lab", "backup.list").stdout
+    assert re.search(rf"^\d+ +{newer} .* FAILED \S+ .*ok; verify failed: checksum mismatch", listed, re.M), listed
+    assert f"newest verified backup: {verified}, " in listed
+    try:
+        # The newest good backup is the verified one again (the newer one failed): latest-unverified takes it.
+        assert downloaded("latest-unverified")[1] == [f"{verified}.dump"]
+        restored = cli("fab", "-H", "lab", "backup.restore", "latest", "--yes")
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        assert f"restored from backup {verified} (" in restored.stdout
+    finally:
+        as_deploy.run(f"rm -f /srv/demo/backups/{newer}.*")
+
+
+def test_verify_refuses_in_one_line_before_restoring_when_dockers_data_root_lacks_the_room(cli, as_deploy):
+    backup_id = taken_id(backup(cli))
+    original = as_deploy.run(f"cat /srv/demo/backups/{backup_id}.json").stdout
+    since = as_deploy.run("date +%s").stdout.strip()
+    try:
+        edit_record(as_deploy, backup_id, ".database_size = 1000000000000000")
+        refused = cli("fab", "-H", "lab", "backup.verify", backup_id)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "Traceback" not in refused.stderr, refused.stderr
+        assert re.search(rf"refused to verify {backup_id}: it restores to about 909\.5 TB \(the database's size when "
+                         r"it was backed up\), so verify needs 1\.1 PB free on /var/lib/docker(/volumes)? .*; nothing "
+                         "was restored$", errors[0]), errors[0]
+        # From before database sizes: five times the dump.
+        edit_record(as_deploy, backup_id, "del(.database_size) | .size = 100000000000000")
+        old = cli("fab", "-H", "lab", "backup.verify", backup_id)
+        assert old.returncode == 1 and "(5 times its dump: the record has no database size)" in old.stderr, old.stderr
+        assert "verified" not in records(as_deploy)[backup_id] or records(as_deploy)[backup_id]["verified"] is None
+        created = as_deploy.run(f"docker events --since {since} --until $(date +%s) --filter type=container "
+                                "--filter event=create --format '{{.Actor.Attributes.name}}'").stdout.split()
+        assert "demo-backup-verify" not in created
+    finally:
+        as_deploy.run(["sh", "-c", 'printf "%s" "$2" > "$1"', "-", f"/srv/demo/backups/{backup_id}.json", original])
+
+
 def test_a_backup_of_a_stopped_database_fails_in_one_line_and_shows_in_the_list(cli, as_deploy):
     kept = {i for i, r in records(as_deploy).items() if r["outcome"] == "ok"}
     as_deploy.run("docker stop demo-db-1")
@@ -156,6 +293,23 @@ def test_a_deploy_that_runs_a_release_command_backs_up_first_and_says_how_to_go_
                           r"fab -H lab rollback && fab -H lab backup.restore \1", deployed.stdout).group(1)
     assert records(as_deploy)[backup_id]["trigger"] == "pre-deploy"
     assert deployed.stdout.index("pre-deploy backup") < deployed.stdout.index("release command in a new")
+
+
+def test_after_the_clock_stepped_back_retention_keeps_the_newest_backup_by_sequence(cli, as_deploy):
+    """Seven backups taken while the clock was decades ahead (seq 0: before every other) fill every day, week and
+    month slot by their ids; the next real backup's id sorts before them all, its sequence number after."""
+    folder = "/srv/demo/backups"
+    ahead = [f"2099{month:02d}15-030000" for month in range(1, 8)]
+    as_deploy.run(f"cd {folder} && for id in {' '.join(ahead)}; do printf x > $id.dump; printf x > $id.globals.sql; "
+                  'printf \'{"id": "%s", "seq": 0, "outcome": "ok", "trigger": "scheduled", "size": 1}\\n\' $id '
+                  "> $id.json; done")
+    try:
+        new = taken_id(backup(cli))
+        assert records(as_deploy)[new]["outcome"] == "ok"
+        assert as_deploy.run(f"test -s {folder}/{new}.dump", check=False).exited == 0, "the newest backup was pruned"
+        assert ahead[0] not in records(as_deploy), "the oldest by sequence goes first"
+    finally:
+        as_deploy.run(f"cd {folder} && rm -f {' '.join(f'{i}.dump {i}.globals.sql {i}.json' for i in ahead)}")
 
 
 def test_retention_on_real_files_keeps_the_expected_month_and_only_after_a_good_backup(cli, as_deploy, lab_deployment):
@@ -232,6 +386,47 @@ def test_a_full_backups_filesystem_fails_the_backup_and_keeps_every_older_one(cl
         as_deploy.run(f"umount {folder}; rm -rf /run/backups-copy", root=True)
 
 
+def test_prune_applies_retention_on_a_full_backups_filesystem_without_taking_a_backup(cli, as_deploy, lab_deployment):
+    folder = "/srv/demo/backups"
+    nights = [f"2025{month:02d}{day:02d}-030000" for month, days in ((9, 30), (10, 31)) for day in range(1, days + 1)]
+    # A small filesystem on the backups folder: what is there now, sixty old nights from before sequence
+    # numbers, and a filler (root's) that takes every byte left.
+    as_deploy.run(f"set -e; rm -rf /run/backups-copy; cp -a {folder} /run/backups-copy; "
+                  f"used=$(du -sk {folder} | cut -f1); "
+                  f"mount -t tmpfs -o size=$((used + 2048))k,mode=0750,uid=$(id -u deploy),gid=$(id -g deploy) "
+                  f"slipway-full {folder}; cp -a /run/backups-copy/. {folder}/", root=True)
+    try:
+        as_deploy.run(f"cd {folder} && for id in {' '.join(nights)}; do printf x > $id.dump; "
+                      'printf x > $id.globals.sql; printf \'{"id": "%s", "outcome": "ok", "size": 1}\\n\' $id > $id.json; '
+                      "done")
+        as_deploy.run(f"dd if=/dev/zero of={folder}/.filler bs=64k status=none || true", root=True)
+        assert as_deploy.run(f"df -P -k {folder} | awk 'NR == 2 {{ print $4 }}'").stdout.strip() == "0"
+        before = records(as_deploy)
+        policy = lab_deployment.inventory.backup
+        ordered = backup_commands.parse_records("\n".join(json.dumps(r) for r in before.values()))
+        lines = [f"{r.id} {'verified' if r.verified else 'failed' if r.verification == 'failed' else 'unverified'}"
+                 for r in ordered if r.ok]
+        expected = subprocess.run(["sh", str(PROJECT / "fabfile" / "scripts" / "retention.sh"), str(policy.keep_last),
+                                   str(policy.keep_daily), str(policy.keep_weekly), str(policy.keep_monthly)],
+                                  input="\n".join(lines) + "\n", capture_output=True, text=True, check=True).stdout.split()
+        assert set(nights) & set(expected), "the old nights are past the policy"
+
+        dry = cli("fab", "-H", "lab", "backup.prune", "--dry-run")
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        assert re.findall(r"would delete backup (\d{8}-\d{6}) ", dry.stdout) == expected
+        assert records(as_deploy) == before
+        pruned = cli("fab", "-H", "lab", "backup.prune")
+        assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+        assert re.findall(r"\] deleted backup (\d{8}-\d{6}) ", pruned.stdout) == expected
+        assert f"deleted {len(expected)} backups" in pruned.stdout
+        after = records(as_deploy)
+        assert set(after) == set(before) - set(expected), "no backup was taken, only the pruned ones went"
+        files = set(as_deploy.run(f"ls {folder}").stdout.split())
+        assert not {f"{i}.dump" for i in expected} & files
+    finally:
+        as_deploy.run(f"umount {folder}; rm -rf /run/backups-copy", root=True)
+
+
 def test_a_dump_killed_midway_leaves_no_partial_file_and_says_so(cli, as_deploy, bulk):
     before = good_backups(as_deploy)
     running = subprocess.Popen([str(BIN / "fab"), "-H", "lab", "backup"], cwd=PROJECT, stdout=subprocess.PIPE,
@@ -257,6 +452,25 @@ def test_a_downloaded_backup_is_checked_here_and_restores_with_file(cli, as_depl
     restored = cli("fab", "-H", "lab", "backup.restore", "file", "--file", str(dump), "--yes")
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert snapshot(as_deploy, beats)[0] == before
+
+
+def test_a_download_goes_by_default_into_a_private_folder_git_ignores(cli, as_deploy):
+    backup_id = taken_id(backup(cli))
+    folder = PROJECT / ".slipway" / "backups" / "lab"
+    try:
+        downloaded = cli("fab", "-H", "lab", "backup.download", backup_id)
+        assert downloaded.returncode == 0, downloaded.stdout + downloaded.stderr
+        assert downloaded.stdout.rstrip().endswith(str(folder / f"{backup_id}.dump"))
+        for path in (PROJECT / ".slipway", PROJECT / ".slipway" / "backups", folder):
+            assert oct(path.stat().st_mode & 0o777) == "0o700", path
+        for kind in ("dump", "globals.sql", "json"):
+            path = folder / f"{backup_id}.{kind}"
+            assert oct(path.stat().st_mode & 0o777) == "0o600", path
+            ignored = subprocess.run(["git", "-C", str(PROJECT), "check-ignore", "-q", str(path)])
+            assert ignored.returncode == 0, f"git would add {path}"
+    finally:
+        for kind in ("dump", "globals.sql", "json"):
+            (folder / f"{backup_id}.{kind}").unlink(missing_ok=True)
 
 
 def test_a_restore_that_fails_leaves_the_database_as_it_was_and_the_app_serving(cli, as_deploy, site, tmp_path):
@@ -317,7 +531,7 @@ def test_a_good_backup_is_copied_offsite_encrypted_and_listed(cli, as_deploy, la
     backup_id = taken_id(backup(cli))
     offsite = records(as_deploy)[backup_id]["offsite"]
     assert re.fullmatch(r"[0-9a-f]{8}", offsite["snapshot"]), offsite
-    assert re.search(rf"^{backup_id} .* yes \({offsite['snapshot']}\) ", cli("fab", "-H", "lab", "backup.list").stdout, re.M)
+    assert re.search(rf"^\S+ +{backup_id} .* yes \({offsite['snapshot']}\) ", cli("fab", "-H", "lab", "backup.list").stdout, re.M)
     repository = f"{lab_target['backup_host']['root']}/demo"
     assert on_backup_host(lab_target, f"test -f {repository}/config").returncode == 0
     # pg_dump's custom format starts with PGDMP; the table's text is in the dump, readable, unless encrypted.
@@ -343,7 +557,7 @@ def test_an_unreachable_offsite_host_fails_the_backup_in_one_line_and_keeps_it_l
     record = records(as_deploy)[backup_id]
     assert record["outcome"] == "ok" and "error" in record["offsite"]
     assert as_deploy.run(f"test -s /srv/demo/backups/{backup_id}.dump", check=False).exited == 0
-    assert re.search(rf"^{backup_id} .* FAILED .*offsite copy failed", cli("fab", "-H", "lab", "backup.list").stdout, re.M)
+    assert re.search(rf"^\S+ +{backup_id} .* FAILED .*offsite copy failed", cli("fab", "-H", "lab", "backup.list").stdout, re.M)
 
 
 def test_a_backup_gone_from_the_server_comes_back_from_offsite(cli, as_deploy):
@@ -359,7 +573,8 @@ def test_a_backup_gone_from_the_server_comes_back_from_offsite(cli, as_deploy):
     assert snapshot(as_deploy, beats)[0] == before
     assert records(as_deploy)[backup_id]["fetched"]["snapshot"]
     missing = cli("fab", "-H", "lab", "backup.restore", "20200101-000000", "--from-offsite", "--yes")
-    assert missing.returncode == 1 and "no backup 20200101-000000 of slipway-demo in the offsite repository" in missing.stderr
+    assert missing.returncode == 1
+    assert "no backup 20200101-000000 of slipway-demo (inventory-lab) in the offsite repository" in missing.stderr
 
 
 def test_the_offsite_check_runs_on_its_timer_and_records_its_result(as_deploy, lab_deployment):
@@ -442,7 +657,9 @@ def test_verify_names_a_changed_secrets_file_without_showing_either_value(varian
 def test_offsite_retention_applies_the_servers_policy_to_the_snapshots(as_deploy, lab_deployment):
     backup = lab_deployment.inventory.backup
     snapshots = json.loads(as_deploy.run("sh /usr/local/lib/slipway/offsite.sh /etc/slipway/demo/backup.conf snapshots").stdout)
-    ids = sorted(tag.removeprefix("backup-") for snap in snapshots for tag in snap["tags"] if tag.startswith("backup-"))
+    # This inventory's: snapshots from before they carried it are never forgotten by retention.
+    ids = sorted(tag.removeprefix("backup-") for snap in snapshots if "inventory-lab" in snap["tags"]
+                 for tag in snap["tags"] if tag.startswith("backup-"))
     assert len(ids) == len(set(ids)) >= 1
     # What is left is what the server's own policy keeps of it; restic keeps the oldest snapshot of a
     # period that is not yet full as well (newer versions do), so applying ours again deletes that one at most.
@@ -452,3 +669,68 @@ def test_offsite_retention_applies_the_servers_policy_to_the_snapshots(as_deploy
     assert again.stdout.split() in ([], [ids[0]]), (ids, again.stdout)
     days = {backup_id[:8] for backup_id in ids}
     assert len(ids) <= backup.keep_last + len(days), ids
+
+
+OTHER_UPLOAD = r'''set -e
+work=$1 kind=$2 id=$3 source=$4 conf=$5
+mkdir -p "$work/$kind"
+cp "/srv/demo/backups/$source.dump" "$work/$kind/$id.dump"
+cp "/srv/demo/backups/$source.globals.sql" "$work/$kind/$id.globals.sql"
+jq -c --arg id "$id" '.id = $id' "/srv/demo/backups/$source.json" > "$work/$kind/$id.json"
+grep -v -e '^BACKUPS_DIR=' -e '^OFFSITE_TAG=' -e '^KEEP_' "$conf" > "$work/$kind.conf"
+printf 'BACKUPS_DIR=%s\nKEEP_LAST=1000\nKEEP_DAILY=0\nKEEP_WEEKLY=0\nKEEP_MONTHLY=0\n' "$work/$kind" >> "$work/$kind.conf"
+if [ "$kind" = staging ]; then echo OFFSITE_TAG=inventory-staging >> "$work/$kind.conf"; fi
+sh /usr/local/lib/slipway/offsite.sh "$work/$kind.conf" upload "$id" >/dev/null
+'''
+
+# restic on the lab's repository the way offsite.sh reaches it, to forget the snapshots of backups $2...
+FORGET_SNAPSHOTS = r'''set -e
+conf=$1; shift
+setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
+RESTIC_REPOSITORY=$(setting OFFSITE_REPOSITORY)
+RESTIC_PASSWORD=$(sed -n 's/^RESTIC_PASSWORD=//p' "$(setting SECRETS_FILE)" | tail -n 1)
+export RESTIC_REPOSITORY RESTIC_PASSWORD
+r() {
+  restic -o "sftp.command=ssh -i $(setting OFFSITE_SSH_KEY) -p $(setting OFFSITE_SSH_PORT) -o IdentitiesOnly=yes \
+-o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$(setting OFFSITE_KNOWN_HOSTS) \
+-o GlobalKnownHostsFile=/dev/null $(setting OFFSITE_SSH) -s sftp" "$@"
+}
+for id in "$@"; do
+  for snapshot in $(r snapshots --json --host "$(setting OFFSITE_HOST)" --tag "backup-$id" | jq -r '.[].id'); do
+    r forget "$snapshot" --prune >/dev/null
+  done
+done
+'''
+
+
+def test_offsite_snapshots_carry_the_inventory_and_another_inventorys_are_neither_fetched_nor_forgotten(cli, as_deploy):
+    conf, offsite = "/etc/slipway/demo/backup.conf", ["sh", "/usr/local/lib/slipway/offsite.sh"]
+    backup_id = taken_id(backup(cli))
+    own = json.loads(as_deploy.run([*offsite, conf, "snapshots"]).stdout)
+    assert any({"slipway", "inventory-lab", f"backup-{backup_id}"} <= set(snap["tags"]) for snap in own), own
+    # Copies of that backup under other ids, uploaded to the same repository and host as staging's (another
+    # inventory of the app) and as one from before inventory tags; their retention keeps every snapshot.
+    others = {"staging": "20000101-000001", "untagged": "20000101-000002"}
+    work = as_deploy.run("mktemp -d").stdout.strip()
+    try:
+        for kind, other in others.items():
+            as_deploy.run(["sh", "-c", OTHER_UPLOAD, "-", work, kind, other, backup_id, conf], timeout=300)
+
+        def readable(conf_file=conf):
+            return [set(snap["tags"]) for snap in json.loads(as_deploy.run([*offsite, conf_file, "snapshots"]).stdout)]
+
+        assert any(f"backup-{others['untagged']}" in tags for tags in readable())
+        assert not any(f"backup-{others['staging']}" in tags for tags in readable())
+        foreign = as_deploy.run([*offsite, conf, "fetch", others["staging"]], check=False)
+        assert foreign.exited == 2, foreign.stdout + foreign.stderr
+        assert f"no backup {others['staging']} of slipway-demo (inventory-lab) in the offsite repository" in foreign.stderr
+        untagged = as_deploy.run([*offsite, conf, "fetch", others["untagged"]], check=False)
+        assert (untagged.exited, untagged.stdout.strip()) == (0, others["untagged"]), untagged.stderr
+        as_deploy.run(f"rm -f /srv/demo/backups/{others['untagged']}.*")
+        # The next backup's offsite retention leaves staging's and the untagged snapshot alone.
+        taken_id(backup(cli))
+        assert any(f"backup-{others['untagged']}" in tags for tags in readable())
+        assert any(f"backup-{others['staging']}" in tags for tags in readable(f"{work}/staging.conf"))
+    finally:
+        as_deploy.run(f"rm -rf {work} /srv/demo/backups/{others['untagged']}.*")
+        as_deploy.run(["sh", "-c", FORGET_SNAPSHOTS, "-", conf, *others.values()], timeout=300)

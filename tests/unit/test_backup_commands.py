@@ -1,6 +1,9 @@
 """Backups as data: the retention policy, the installed files, the records; no server."""
 
+import hashlib
 import json
+import os
+import re
 import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,10 +21,12 @@ SECRET = SECRETS.__getitem__
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBackupHostKey"
 
 
-def retention(ids, last=3, daily=7, weekly=4, monthly=6):
-    """The ids retention.sh deletes (the script itself, run here: the server runs the same file)."""
+def retention(backups, last=3, daily=7, weekly=4, monthly=6):
+    """The ids retention.sh deletes (the script itself, run here: the server runs the same file). BACKUPS: oldest
+    first by sequence number, each an id (unverified) or (id, verified|unverified|failed)."""
+    lines = [" ".join(b) if isinstance(b, tuple) else b for b in backups]
     result = subprocess.run(["sh", str(shell.SCRIPTS_DIR / "retention.sh"), str(last), str(daily), str(weekly),
-                             str(monthly)], input="\n".join(ids) + "\n", capture_output=True, text=True, check=True)
+                             str(monthly)], input="\n".join(lines) + "\n", capture_output=True, text=True, check=True)
     return result.stdout.split()
 
 
@@ -50,6 +55,182 @@ def test_retention_keeps_the_newest_of_a_day_and_always_the_newest_backup():
 
 def test_retention_ignores_what_is_not_a_backup_id():
     assert retention(["20261123-030000", "../../etc", "", "20261123-03000"], last=1, daily=0, weekly=0, monthly=0) == []
+
+
+def test_retention_goes_by_sequence_so_a_clock_that_stepped_back_never_costs_the_newest_backup():
+    # The server's clock stepped back three weeks before the last backup: its id sorts oldest, its sequence newest.
+    in_sequence = ["20261120-030000", "20261121-030000", "20261122-030000", "20261101-030000"]
+    assert retention(in_sequence, last=1, daily=1, weekly=0, monthly=0) == in_sequence[:3]
+
+
+def test_a_backup_whose_verify_failed_fills_no_place_and_is_never_the_only_one_kept():
+    backups = [("20261121-030000", "unverified"), ("20261122-030000", "verified"), ("20261123-030000", "failed")]
+    # The failed one is the newest (kept while it is among the newest KEEP_LAST), but a good one is kept beside it.
+    assert retention(backups, last=1, daily=0, weekly=0, monthly=0) == ["20261121-030000"]
+    # It takes no day's place either: that goes to the newest good backup of the day.
+    same_day = [("20261123-010000", "unverified"), ("20261123-020000", "unverified"), ("20261123-030000", "failed"),
+                ("20261124-030000", "unverified")]
+    assert retention(same_day, last=1, daily=2, weekly=0, monthly=0) == ["20261123-010000", "20261123-030000"]
+    # Past the newest KEEP_LAST, it goes.
+    older = [("20261120-030000", "failed"), "20261121-030000", "20261122-030000", "20261123-030000"]
+    assert retention(older, last=2, daily=0, weekly=0, monthly=0) == ["20261120-030000", "20261121-030000"]
+
+
+def test_the_newest_verified_backup_is_never_pruned():
+    backups = [("20261101-030000", "verified"), ("20261102-030000", "verified"), "20261110-030000", "20261111-030000"]
+    assert retention(backups, last=1, daily=1, weekly=0, monthly=0) == ["20261101-030000", "20261110-030000"]
+
+
+def fake_bin(tmp_path, **programs):
+    """A folder of fake commands (NAME=shell text) to put first on PATH."""
+    folder = tmp_path / "bin"
+    folder.mkdir(exist_ok=True)
+    for name, text in programs.items():
+        (folder / name).write_text("#!/bin/sh\n" + text)
+        (folder / name).chmod(0o755)
+    return folder
+
+
+# docker as backup.sh and verify_backup.sh use it: psql answers the snapshot query (with the database's size) and
+# the row counts; pg_dump and pg_dumpall print a little; info names the data root; run fails (nothing to start).
+FAKE_DOCKER = r'''echo "$*" >> "$FAKE_LOG"
+case $1 in
+info) echo "$FAKE_DOCKER_ROOT" ;;
+exec)
+  shift; [ "$1" = -i ] && shift; shift
+  case $1 in
+  psql) while IFS= read -r line; do
+          case $line in
+          *pg_export_snapshot*) echo "00000003-00000002-1|17.4|$FAKE_DATABASE_SIZE" ;;
+          *json_object_agg*) echo '{"public.items": 3}' ;;
+          esac
+        done ;;
+  pg_dump) printf 'PGDMP a fake dump\n' ;;
+  pg_dumpall) printf -- '-- roles\n' ;;
+  esac ;;
+run) exit 1 ;;
+esac
+exit 0
+'''
+
+
+def write_records(folder, records):
+    """Records as backup.sh writes them (one line each); a good one with its dump and roles, checksums right."""
+    for record in records:
+        if record.get("outcome") == "ok":
+            (folder / f"{record['id']}.dump").write_text("PGDMP old\n")
+            (folder / f"{record['id']}.globals.sql").write_text("-- roles\n")
+            record = {"sha256": hashlib.sha256(b"PGDMP old\n").hexdigest(),
+                      "globals_sha256": hashlib.sha256(b"-- roles\n").hexdigest(), **record}
+        (folder / f"{record['id']}.json").write_text(json.dumps(record) + "\n")
+
+
+def run_script(name, *args, env=None, bin_dir=None):
+    environment = {**os.environ, **(env or {})}
+    if bin_dir:
+        environment["PATH"] = f"{bin_dir}:{environment['PATH']}"
+    return subprocess.run(["sh", str(shell.SCRIPTS_DIR / name), *map(str, args)], capture_output=True, text=True,
+                          env=environment, timeout=60)
+
+
+def local_conf(tmp_path, inventory, inventory_name=None, **overrides):
+    """The inventory's backup.conf with BACKUPS_DIR (and OVERRIDES) pointing here: later lines win."""
+    backups = tmp_path / "backups"
+    backups.mkdir(exist_ok=True)
+    conf = tmp_path / "backup.conf"
+    settings = {"BACKUPS_DIR": backups, "LOCK_WAIT_SECONDS": 5, **overrides}
+    conf.write_text(backup.conf_text(inventory, inventory_name)
+                    + "".join(f"{key}={value}\n" for key, value in settings.items()))
+    return conf, backups
+
+
+def test_a_backup_after_the_clock_stepped_back_gets_the_next_sequence_number_and_is_the_one_kept(tmp_path, inventory):
+    conf, folder = local_conf(tmp_path, inventory, KEEP_LAST=1, KEEP_DAILY=1, KEEP_WEEKLY=0, KEEP_MONTHLY=0)
+    # Two backups taken while the clock was decades ahead, and one fetched from offsite with a higher number
+    # than the counter (fetching does not move it).
+    write_records(folder, [{"id": "20991231-010000", "seq": 3, "outcome": "ok", "size": 10},
+                           {"id": "20991231-020000", "seq": 5, "outcome": "ok", "size": 10},
+                           {"id": "20200101-000000", "seq": 9, "outcome": "ok", "size": 10, "fetched": {}}])
+    (folder / ".sequence").write_text("7\n")
+    bin_dir = fake_bin(tmp_path, docker=FAKE_DOCKER)
+    result = run_script("backup.sh", conf, "manual", bin_dir=bin_dir,
+                        env={"FAKE_LOG": tmp_path / "docker.log", "FAKE_DATABASE_SIZE": "4242424"})
+    assert result.returncode == 0, result.stderr
+    new_id = result.stdout.split()[-4]
+    record = json.loads((folder / f"{new_id}.json").read_text())
+    assert (record["seq"], record["outcome"], record["database_size"]) == (10, "ok", 4242424)
+    assert (folder / ".sequence").read_text() == "10\n"
+    # Retention kept the new backup (the newest by sequence, though its id sorts before 2099), and only it.
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == \
+        sorted(f"{new_id}.{kind}" for kind in ("dump", "globals.sql", "json"))
+
+
+def test_verify_refuses_in_one_line_before_restoring_when_dockers_data_root_lacks_the_room(tmp_path, inventory):
+    conf, folder = local_conf(tmp_path, inventory)
+    write_records(folder, [
+        {"id": "20991231-030000", "seq": 1, "outcome": "ok", "size": 10, "database_size": 1000},
+        {"id": "20261122-030000", "seq": 2, "outcome": "ok", "size": 10, "database_size": 10 ** 15},
+        {"id": "20261123-030000", "seq": 3, "outcome": "ok", "size": 10, "verified": {"outcome": "failed"}},
+        {"id": "20261120-030000", "outcome": "ok", "size": 10 ** 14},  # from before database sizes
+    ])
+    log = tmp_path / "docker.log"
+    bin_dir = fake_bin(tmp_path, docker=FAKE_DOCKER)
+    env = {"FAKE_LOG": str(log), "FAKE_DOCKER_ROOT": str(tmp_path)}
+    # latest: the newest by sequence (not by id) whose verify has not failed.
+    refused = run_script("verify_backup.sh", conf, "latest", env=env, bin_dir=bin_dir)
+    assert refused.returncode == backup.NO_SPACE_EXIT, refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+    assert re.fullmatch(
+        r"refused to verify 20261122-030000: it restores to about 909\.5 TB \(the database's size when it was "
+        r"backed up\), so verify needs 1\.1 PB free on (\S+) \(Docker's data root, beside the running database; 125% "
+        r"of that and 1024 MB to spare\), which has [0-9.]+ [KMGT]?B; nothing was restored\n", refused.stderr)
+    assert log.read_text().split("\n")[0] == "info -f {{.DockerRootDir}}" and " run " not in log.read_text()
+    assert "verified" not in json.loads((folder / "20261122-030000.json").read_text())
+    old = run_script("verify_backup.sh", conf, "20261120-030000", env=env, bin_dir=bin_dir)
+    assert old.returncode == backup.NO_SPACE_EXIT
+    assert "it restores to about 454.7 TB (5 times its dump: the record has no database size)" in old.stderr
+    # Room enough (no spare gigabyte asked here): verify goes on to start the throwaway database.
+    small_conf, _ = local_conf(tmp_path, inventory, VERIFY_RESERVE_MB=0)
+    started = run_script("verify_backup.sh", small_conf, "20991231-030000", env=env, bin_dir=bin_dir)
+    assert started.returncode not in (0, backup.NO_SPACE_EXIT) and "\nrun -d --rm --name shop-backup-verify" in log.read_text()
+
+
+def test_prune_applies_retention_by_sequence_now_deleting_only(tmp_path, inventory):
+    conf, folder = local_conf(tmp_path, inventory, KEEP_LAST=2, KEEP_DAILY=0, KEEP_WEEKLY=0, KEEP_MONTHLY=0)
+    records = [
+        # From before sequence numbers: older than any numbered one, whatever their ids say.
+        {"id": "20990101-030000", "outcome": "ok", "size": 1000},
+        {"id": "20990102-030000", "outcome": "failed", "error": "disk full"},
+        {"id": "20261120-030000", "seq": 1, "outcome": "ok", "size": 2000},
+        {"id": "20261121-030000", "seq": 2, "outcome": "ok", "size": 3000, "verified": {"outcome": "ok"}},
+        {"id": "20261122-030000", "seq": 3, "outcome": "ok", "size": 4000},
+        {"id": "20261123-030000", "seq": 4, "outcome": "ok", "size": 5000},
+    ]
+    write_records(folder, records)
+    (folder / ".incoming").mkdir()
+    (folder / ".incoming" / "20261124-030000.dump").write_text("half")
+    (folder / "20261124-030000.dump").write_text("a dump without a good record")
+    (folder / ".lock").touch()
+    before = sorted(p.name for p in folder.rglob("*"))
+    # No temporary file anywhere: a full disk has no room for one.
+    env = {"TMPDIR": str(tmp_path / "no-such-folder")}
+    dry = run_script("prune.sh", conf, "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert sorted(p.name for p in folder.rglob("*")) == before
+    pruned = backup.parse_prune(dry.stdout)
+    assert pruned.backups == [("20990101-030000", 1000), ("20261120-030000", 2000)]
+    assert pruned.records == ["20990102-030000"]
+    assert pruned.leftovers == [".incoming/20261124-030000.dump", "20261124-030000.dump"]
+    assert pruned.kept == 3  # the newest two, and the newest verified one
+    done = run_script("prune.sh", conf, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == dry.stdout
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == sorted(
+        f"{i}.{kind}" for i in ("20261121-030000", "20261122-030000", "20261123-030000")
+        for kind in ("dump", "globals.sql", "json"))
+    assert list((folder / ".incoming").iterdir()) == []
+    again = run_script("prune.sh", conf, env=env)
+    assert again.stdout == "kept 3\n"
 
 
 @pytest.fixture
@@ -126,6 +307,104 @@ def test_an_s3_offsite_takes_its_keys_from_secrets(tmp_path, inventory):
     assert desired.offsite_key is None and "/etc/slipway/shop/offsite_known_hosts" not in desired.files
 
 
+def test_offsite_snapshots_are_tagged_with_the_inventory_name(tmp_path, inventory):
+    offsite = with_offsite(tmp_path, SFTP).inventory
+    assert "OFFSITE_TAG=inventory-prod\n" in backup.conf_text(offsite, "prod")
+    assert "OFFSITE_TAG" not in backup.conf_text(offsite) and "OFFSITE_TAG" not in backup.conf_text(inventory, "prod")
+
+
+# restic as offsite.sh uses it: every call logged; snapshots from a file; restore copies a snapshot's folder.
+FAKE_RESTIC = r'''echo "$*" >> "$FAKE_LOG"
+while [ "$1" = -o ]; do shift 2; done
+case $1 in
+snapshots) cat "$FAKE_SNAPSHOTS" ;;
+restore) mkdir -p "$4/srv/shop/backups" && cp "$FAKE_REPOSITORY/$2"/* "$4/srv/shop/backups/" ;;
+esac
+exit 0
+'''
+
+
+def snapshot(short, backup_id, *tags, time="2026-11-20T03:00:10Z"):
+    return {"id": short * 8, "short_id": short * 8, "time": time, "hostname": "slipway-shop",
+            "tags": ["slipway", f"backup-{backup_id}", *tags]}
+
+
+@pytest.fixture
+def repository(tmp_path, inventory):
+    """An offsite repository shared with staging (another inventory, same app), holding snapshots from before
+    inventory tags too; offsite.sh's conf for prod, and the calls restic got."""
+    offsite = with_offsite(tmp_path, SFTP).inventory
+    secrets = tmp_path / "backup.env"
+    secrets.write_text("RESTIC_PASSWORD=x\n")
+    conf, folder = local_conf(tmp_path, offsite, "prod", SECRETS_FILE=secrets)
+    snapshots = [snapshot("a", "20261120-030000", "inventory-prod"),
+                 snapshot("b", "20261125-030000", "inventory-staging", time="2026-11-25T03:00:10Z"),
+                 snapshot("c", "20261122-030000", time="2026-11-22T03:00:10Z"),  # before inventory tags
+                 snapshot("d", "20261120-030000", "inventory-staging", time="2026-11-26T03:00:10Z")]
+    (tmp_path / "snapshots.json").write_text(json.dumps(snapshots))
+    for snap in snapshots:
+        stored = tmp_path / "repository" / snap["id"]
+        stored.mkdir(parents=True)
+        write_records(stored, [{"id": snap["tags"][1].removeprefix("backup-"), "outcome": "ok", "size": 10}])
+    log = tmp_path / "restic.log"
+    env = {"FAKE_LOG": str(log), "FAKE_SNAPSHOTS": str(tmp_path / "snapshots.json"),
+           "FAKE_REPOSITORY": str(tmp_path / "repository")}
+    bin_dir = fake_bin(tmp_path, restic=FAKE_RESTIC)
+
+    def offsite_sh(*args, conf=conf):
+        return run_script("offsite.sh", conf, *args, env=env, bin_dir=bin_dir)
+
+    return offsite_sh, folder, log
+
+
+def test_without_an_inventory_name_the_snapshots_are_tagged_and_forgotten_as_before(repository, tmp_path, inventory):
+    offsite_sh, folder, log = repository
+    untagged, _ = local_conf(tmp_path, with_offsite(tmp_path, SFTP).inventory, SECRETS_FILE=tmp_path / "backup.env")
+    write_records(folder, [{"id": "20261120-030000", "seq": 1, "outcome": "ok", "size": 10}])
+    assert offsite_sh("upload", "20261120-030000", conf=untagged).returncode == 0
+    calls = [line.split(" -s sftp ", 1)[-1] for line in log.read_text().splitlines()]
+    assert "--tag inventory-" not in next(c for c in calls if c.startswith("backup "))
+    assert next(c for c in calls if c.startswith("forget ")).startswith("forget --host slipway-shop --tag slipway --")
+
+
+def test_an_upload_tags_the_inventory_and_offsite_retention_forgets_only_its_snapshots(repository):
+    offsite_sh, folder, log = repository
+    write_records(folder, [{"id": "20261120-030000", "seq": 1, "outcome": "ok", "size": 10}])
+    uploaded = offsite_sh("upload", "20261120-030000")
+    assert uploaded.returncode == 0, uploaded.stderr
+    # staging's snapshot d of a backup with the same id is newer: the record names prod's own.
+    assert uploaded.stdout == "a" * 8 + "\n"
+    calls = [line.split(" -s sftp ", 1)[-1] for line in log.read_text().splitlines()]
+    assert next(c for c in calls if c.startswith("backup ")).startswith(
+        "backup --host slipway-shop --tag slipway --tag backup-20261120-030000 --tag inventory-prod ")
+    assert next(c for c in calls if c.startswith("forget ")).startswith(
+        "forget --host slipway-shop --tag slipway,inventory-prod --group-by host --keep-last 3 ")
+
+
+def test_fetch_reads_the_inventorys_own_snapshots_then_old_untagged_ones_never_another_inventorys(repository):
+    offsite_sh, folder, _ = repository
+    latest = offsite_sh("fetch", "latest")
+    assert (latest.returncode, latest.stdout) == (0, "20261120-030000\n"), latest.stderr
+    fetched = json.loads((folder / "20261120-030000.json").read_text())
+    assert fetched["fetched"]["snapshot"] == "a" * 8
+    foreign = offsite_sh("fetch", "20261125-030000")
+    assert foreign.returncode == 2
+    assert foreign.stderr == ("no backup 20261125-030000 of slipway-shop (inventory-prod) in the offsite "
+                              "repository\n")
+    old = offsite_sh("fetch", "20261122-030000")
+    assert (old.returncode, old.stdout) == (0, "20261122-030000\n"), old.stderr
+    listed = json.loads(offsite_sh("snapshots").stdout)
+    assert sorted(snap["id"][0] for snap in listed) == ["a", "c"]
+
+
+def test_a_repository_from_before_inventory_tags_is_taken_over_with_no_flag(repository, tmp_path):
+    offsite_sh, folder, _ = repository
+    snapshots = json.loads((tmp_path / "snapshots.json").read_text())
+    (tmp_path / "snapshots.json").write_text(json.dumps([s for s in snapshots if "inventory-prod" not in s["tags"]]))
+    latest = offsite_sh("fetch", "latest")
+    assert (latest.returncode, latest.stdout) == (0, "20261122-030000\n"), latest.stderr
+
+
 @pytest.mark.parametrize("offsite, expected", [
     ({"password_secret": "RESTIC_PASSWORD"}, "backup.offsite: expected exactly one of sftp or s3"),
     ({**SFTP, "sftp": {**SFTP["sftp"], "host_key": "AAAA"}}, "backup.offsite.sftp.host_key: found 'AAAA'; expected the "
@@ -196,7 +475,63 @@ def test_records_list_oldest_first_with_the_age_of_the_newest_good_one():
     assert backup.age_hours(backup.newest_good(records), now) == 30
     text = backup.format_records(records, now)
     assert "2.4 MB" in text and "failed: disk full" in text and "ok 2026-11-22T04:30:00Z" in text
-    assert text.endswith("newest good backup: 20261122-030000, 30.0 hours old")
+    assert text.endswith("newest good backup: 20261122-030000, 30.0 hours old\n"
+                         "newest verified backup: 20261122-030000, 30.0 hours old (what backup.restore latest puts back)")
+
+
+def record_lines(*records):
+    return "\n".join(json.dumps(record) for record in records)
+
+
+# Oldest first by sequence; the two without one are from before sequence numbers (older, whatever their ids).
+SEQUENCED = record_lines(
+    {"id": "20261130-030000", "outcome": "ok", "size": 100},
+    {"id": "20261101-030000", "seq": 2, "outcome": "ok", "size": 100, "verified": {"outcome": "ok", "at": "A"}},
+    {"id": "20261102-030000", "seq": 3, "outcome": "ok", "size": 100,
+     "verified": {"outcome": "failed", "at": "B", "detail": "row counts differ: public.items"}},
+    {"id": "20261010-030000", "seq": 4, "outcome": "ok", "size": 100},  # the clock had stepped back
+    {"id": "20261011-030000", "seq": 5, "outcome": "failed", "error": "disk full"},
+    {"id": "20261125-030000", "outcome": "ok", "size": 100},
+)
+
+
+def test_records_go_by_sequence_number_and_the_list_shows_each_ones_verification():
+    records = backup.parse_records(SEQUENCED)
+    assert [r.id for r in records] == ["20261125-030000", "20261130-030000", "20261101-030000", "20261102-030000",
+                                       "20261010-030000", "20261011-030000"]
+    assert backup.newest_good(records).id == "20261010-030000"
+    assert backup.newest_verified(records).id == "20261101-030000"
+    text = backup.format_records(records, datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc))
+    rows = {line.split()[1]: line for line in text.splitlines()[1:] if line[:1] in "-0123456789"}
+    assert text.splitlines()[0].split() == ["SEQ", "ID", "TRIGGER", "SIZE", "VERIFIED", "OFFSITE", "OUTCOME"]
+    assert rows["20261125-030000"].split()[0] == "-" and "not yet" in rows["20261125-030000"]
+    assert " ok A " in rows["20261101-030000"]
+    assert " FAILED B " in rows["20261102-030000"]
+    assert rows["20261102-030000"].endswith("ok; verify failed: row counts differ: public.items")
+    assert text.splitlines()[-1].startswith("newest verified backup: 20261101-030000, ")
+
+
+def test_latest_is_the_newest_verified_backup_and_never_one_whose_verify_failed():
+    records = backup.parse_records(SEQUENCED)
+    latest = backup.choose(records, "latest")
+    assert latest.record.id == "20261101-030000"
+    assert latest.note == ("latest is 20261101-030000, the newest verified backup (verified A); 1 newer not verified "
+                           "yet, the newest 20261010-030000 (name it, or latest-unverified, for that one)")
+    assert backup.choose(records, "latest-unverified").record.id == "20261010-030000"
+    named = backup.choose(records, "20261102-030000")
+    assert named.record.id == "20261102-030000" and named.note.startswith("warning: backup 20261102-030000 FAILED")
+    assert backup.choose(records, "20261011-030000").record is None  # a failed attempt restores nothing
+    unverified = backup.parse_records(record_lines({"id": "20261101-030000", "seq": 1, "outcome": "ok"},
+                                                   {"id": "20261102-030000", "seq": 2, "outcome": "ok"}))
+    fallback = backup.choose(unverified, "latest")
+    assert fallback.record.id == "20261102-030000"
+    assert fallback.note == ("latest: no backup is verified yet, so it is the newest good one, 20261102-030000 "
+                             "(not verified)")
+    only_failed = backup.parse_records(record_lines({"id": "20261101-030000", "seq": 1, "outcome": "ok",
+                                                     "verified": {"outcome": "failed"}}))
+    assert backup.choose(only_failed, "latest").record is None
+    assert backup.choose(only_failed, "latest-unverified").record is None
+    assert backup.newest_good(only_failed) is None  # what status and backup.list --check count on
 
 
 def test_metrics_come_from_the_records_and_say_when_the_last_run_failed(tmp_path):
@@ -234,3 +569,23 @@ def test_the_scheduled_backup_writes_its_metrics_as_root_after_every_run(invento
     service = provision.desired_state(inventory, PROJECT, "debian", "13", SECRET).files[
         "/etc/systemd/system/slipway-shop-backup.service"].content
     assert "ExecStopPost=+sh /usr/local/lib/slipway/metrics.sh /etc/slipway/shop/backup.conf\n" in service
+
+
+def test_downloads_go_to_a_private_folder_that_git_ignores(tmp_path):
+    from fabfile.cli.backup import private_folder, write_private
+
+    folder = backup.download_folder(PROJECT, "prod")
+    assert folder == PROJECT / ".slipway" / "backups" / "prod"
+    assert ".slipway/" in (PROJECT / ".gitignore").read_text().splitlines(), "git must ignore the copies"
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / ".slipway").mkdir(mode=0o755)  # there already, too open
+    private_folder(backup.download_folder(project, "prod"), within=project)
+    for path in (project / ".slipway", project / ".slipway" / "backups", project / ".slipway" / "backups" / "prod"):
+        assert oct(path.stat().st_mode & 0o777) == "0o700", path
+    record = project / ".slipway" / "backups" / "prod" / "20261123-030000.json"
+    write_private(record, "{}\n")
+    assert oct(record.stat().st_mode & 0o777) == "0o600" and record.read_text() == "{}\n"
+    elsewhere = tmp_path / "chosen" / "here"
+    private_folder(elsewhere)
+    assert oct(elsewhere.stat().st_mode & 0o777) == "0o700"
