@@ -36,7 +36,7 @@ def provision(c, dry_run=False, switch_image_store=False):
             state = commands.parse_probe(remote.run(commands.probe_script(inventory), root=True).stdout)
             facts.detail = f"{state.os_id} {state.os_version}"
         desired = commands.desired_state(inventory, project_dir(c), state.os_id, state.os_version, deployment.secret,
-                                         home=state.user_home)
+                                         home=state.user_home, inventory_name=deployment.name)
         steps = planning.plan(desired, state, switch_image_store)
         disruptive = [step.name for step in steps if step.needed and step.disruptive]
         # A deploy must not meet a docker restart or an sshd reload halfway: take its lock (as the

@@ -36,6 +36,9 @@ SWAP_FILE = "/swapfile"
 # Provision's own in the deploy user's home, wherever the server has that home.
 SSH_DIR = ".ssh"
 AUTHORIZED_KEYS = f"{SSH_DIR}/authorized_keys"
+# Beside a file provision replaced: the file it was, until a new login has proven the change.
+PREVIOUS_SUFFIX = ".slipway-previous"
+PREVIOUS_KEYS = AUTHORIZED_KEYS + PREVIOUS_SUFFIX
 # systemd itself judges a timer's OnCalendar before the timer is installed.
 TIMER_CHECK = "systemd-analyze calendar \"$(sed -n 's/^OnCalendar=//p' {path})\" >/dev/null"
 WEB_PORTS = (80, 443)
@@ -55,6 +58,8 @@ class ManagedFile:
     check_candidate: str | None = None
     # Run once the file is in place; on failure the previous file comes back.
     check_installed: str | None = None
+    # The file it replaces is kept beside it, for a step that proves the change with a new login afterwards.
+    keep_previous: bool = False
     # Holds secrets: compared, never shown in a diff or a failed check.
     secret: bool = False
 
@@ -105,10 +110,10 @@ def docker_packages(inventory: Inventory, os_id: str, os_version: str) -> tuple[
 
 
 def desired_state(inventory: Inventory, project_dir: Path, os_id: str, os_version: str,
-                  secret: Callable[[str], str], home: str | None = None) -> Desired:
+                  secret: Callable[[str], str], home: str | None = None, inventory_name: str | None = None) -> Desired:
     """SECRET: a secret's value by name (the offsite repository's password goes to the server). HOME: the
     deploy user's home on the server (its passwd entry's); None: the user is still to be made, and useradd
-    makes it /home/NAME."""
+    makes it /home/NAME. INVENTORY_NAME tags the offsite snapshots (backups.conf_text)."""
     server = inventory.server
     user = server.deploy_user
     home = home or f"/home/{user}"
@@ -127,7 +132,7 @@ def desired_state(inventory: Inventory, project_dir: Path, os_id: str, os_versio
         ManagedFile("/etc/apt/apt.conf.d/20auto-upgrades", template("20auto-upgrades")),
         ManagedFile(SSHD_DROP_IN, template("sshd-hardening.conf"), check_installed="sshd -t"),
     ]
-    backup_files = _backup_files(inventory, template, secret) if inventory.database else []
+    backup_files = _backup_files(inventory, template, secret, inventory_name) if inventory.database else []
     tls_files = _tls_files(inventory, template) if inventory.tls_enabled else []
     offsite = inventory.backup.offsite if inventory.database else None
     directories = [Directory(f"{home}/{SSH_DIR}", user, user, 0o700)] + [
@@ -166,10 +171,11 @@ def _tls_files(inventory: Inventory, template) -> list[ManagedFile]:
     return files
 
 
-def _backup_files(inventory: Inventory, template, secret: Callable[[str], str]) -> list[ManagedFile]:
+def _backup_files(inventory: Inventory, template, secret: Callable[[str], str],
+                  inventory_name: str | None) -> list[ManagedFile]:
     user, paths, offsite = inventory.server.deploy_user, backups.paths_of(inventory), inventory.backup.offsite
     scripts = [ManagedFile(path, text, mode=0o755) for path, text in backups.script_texts().items()]
-    conf_files = [ManagedFile(paths.conf, backups.conf_text(inventory), mode=0o640, group=user)]
+    conf_files = [ManagedFile(paths.conf, backups.conf_text(inventory, inventory_name), mode=0o640, group=user)]
     secrets = backups.secrets_text(inventory, secret)
     if secrets:
         conf_files.append(ManagedFile(paths.secrets, secrets, mode=0o600, owner=user, group=user, secret=True))
@@ -268,6 +274,7 @@ def probe_script(inventory: Inventory) -> str:
         # The home its passwd entry names (a user still to be made has no files in it yet).
         f'home=$({deploy_home_command(inventory)}); if [ -n "$home" ]; then '
         f'{_probe_file(_in_home(f"{MARK} file ", AUTHORIZED_KEYS), _in_home("", AUTHORIZED_KEYS))}; '
+        f'{_probe_file(_in_home(f"{MARK} file ", PREVIOUS_KEYS), _in_home("", PREVIOUS_KEYS))}; '
         f'{_probe_directory(_in_home(f"{MARK} dir ", SSH_DIR), _in_home("", SSH_DIR))}; fi',
     ]
     parts += [_probe_file(shlex.quote(f"{MARK} file {path}"), shlex.quote(path)) for path in files]

@@ -11,16 +11,16 @@ from __future__ import annotations
 import difflib
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
 from ..errors import SlipwayError
-from .provision import DOCKER_SOURCES, SSHD_DROP_IN, SWAP_FILE, Desired, Directory, HostState, ManagedFile, firewall_rules
+from .provision import (AUTHORIZED_KEYS, DOCKER_SOURCES, PREVIOUS_SUFFIX, SSHD_DROP_IN, SWAP_FILE, Desired, Directory,
+                        HostState, ManagedFile, firewall_rules)
 from .shell import line as command_line, script, script_text
 
 DOCKER_KEYRING = "/etc/apt/keyrings/docker.asc"
 RELOAD_SSHD = "systemctl try-reload-or-restart ssh.service"
-PREVIOUS_SUFFIX = ".slipway-previous"
 FIREWALL_BACKUP = "/var/lib/slipway/firewall-before"
 # The previous firewall comes back on its own unless a fresh login is proven within this time.
 FIREWALL_REVERT_SECONDS = 120
@@ -91,7 +91,7 @@ def plan(desired: Desired, state: HostState, switch_image_store: bool = False) -
         _docker_service_step(state),
         _user_step(desired, state),
         *[_directory_step(d, state) for d in desired.directories[:1]],
-        _file_step(files[f"{desired.deploy_home}/.ssh/authorized_keys"], state),
+        _authorized_keys_step(desired, state),
         _file_step(files[f"/etc/sudoers.d/slipway-{desired.deploy_user}"], state),
         *[_directory_step(d, state) for d in desired.directories[1:] if not d.path.startswith("/var/lib/slipway/")],
         _file_step(files["/etc/apt/apt.conf.d/20auto-upgrades"], state),
@@ -236,6 +236,26 @@ def _directory_step(directory: Directory, state: HostState) -> Step:
     return step
 
 
+def _authorized_keys_step(desired: Desired, state: HostState) -> Step:
+    """The deploy user's keys, kept only once a new login as that user gets through them. Provision's own session
+    (root, or the deploy user with sudo) stays open to put the previous file back when it does not."""
+    managed = desired.files[f"{desired.deploy_home}/{AUTHORIZED_KEYS}"]
+    previous = managed.path + PREVIOUS_SUFFIX
+    # A previous file still there: a run stopped before its login proved the keys it wrote. That file is the
+    # one to go back to, and the keys on the server still need their proof.
+    unproven = state.files.get(previous) is not None
+    step = _file_step(replace(managed, keep_previous=not unproven), state)
+    if not (step.needed or unproven):
+        return step
+    if not step.needed:
+        step.diff = f"{managed.path}: written by a run that stopped before a new login proved it"
+    # Logging in is the proof: the deploy user's sudo is the next step's, and the sshd step proves it.
+    prove = ProveLogin(desired.deploy_user, "true", "authorized_keys",
+                       undo=command_line(script("restore_previous", managed.path, previous)))
+    step.actions = [*step.actions, prove, Shell(command_line(["rm", "-f", previous]))]
+    return step
+
+
 def _file_step(managed: ManagedFile, state: HostState, then: list[str] | None = None) -> Step:
     step = Step(f"file {managed.path}")
     current = state.files.get(managed.path)
@@ -327,17 +347,14 @@ def write_file_command(managed: ManagedFile) -> str:
     ]
     if managed.check_candidate:
         lines.append(managed.check_candidate.format(path='"$tmp"'))
+    previous = shlex.quote(managed.path + PREVIOUS_SUFFIX)
+    if managed.check_installed or managed.keep_previous:
+        lines.append(f"if [ -e {path} ]; then cp -p {path} {previous}; else rm -f {previous}; fi")
+    lines.append(f'mv -f "$tmp" {path}')
     if managed.check_installed:
-        previous = shlex.quote(managed.path + PREVIOUS_SUFFIX)
-        lines += [
-            f"if [ -e {path} ]; then cp -p {path} {previous}; else rm -f {previous}; fi",
-            f'mv -f "$tmp" {path}',
-            f"if ! {managed.check_installed}; then "
-            f"if [ -e {previous} ]; then mv -f {previous} {path}; else rm -f {path}; fi; "
-            f"echo 'rejected by: {managed.check_installed}; previous file restored' >&2; exit 1; fi",
-        ]
-    else:
-        lines.append(f'mv -f "$tmp" {path}')
+        lines.append(f"if ! {managed.check_installed}; then "
+                     f"if [ -e {previous} ]; then mv -f {previous} {path}; else rm -f {path}; fi; "
+                     f"echo 'rejected by: {managed.check_installed}; previous file restored' >&2; exit 1; fi")
     return "\n".join(lines)
 
 

@@ -34,17 +34,30 @@ def stranger_key(tmp_path):
     return path
 
 
-def test_lockout_guard_keeps_root_login_when_deploy_cannot_log_in(variant, stranger_key, login, target_host):
-    # The deploy user gets a key the operator does not hold: its login must fail.
-    fab = variant(lambda data: data["server"].update(authorized_keys=[str(stranger_key)]))
-    result = fab("provision")
+def own_template(tmp_path, monkeypatch, name, text):
+    """A project of the user's own whose templates/server/NAME.j2 is TEXT (project templates win over slipway's)."""
+    project = tmp_path / "project"
+    (project / "templates" / "server").mkdir(parents=True, exist_ok=True)
+    (project / "templates" / "server" / f"{name}.j2").write_text(text)
+    monkeypatch.setenv("FABRIC_SLIPWAY_PROJECT_DIR", str(project))
+
+
+def test_lockout_guard_keeps_root_login_when_deploy_cannot_sudo(variant, login, target_host, tmp_path, monkeypatch):
+    # A sudoers template of the user's own passes `visudo -c` but grants the deploy user nothing: once root
+    # login is off, nobody could run provision's root steps. (An inventory whose keys leave out the
+    # operator's is refused before any connection: see the authorized_keys tests below.)
+    if login("root") != "ok":
+        pytest.skip("needs the fresh target: on a hardened one root cannot log in to undo the sudoers template")
+    own_template(tmp_path, monkeypatch, "sudoers-deploy", "# nothing for {{ user }}\n")
+    result = variant(lambda data: None)("provision")
     assert result.returncode == 1
     assert "refusing to change sshd: a new SSH login as deploy" in result.stderr
+    assert "could not run `sudo -n true && docker compose version`" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert re.search(r"sshd: no root login, no passwords +failed", result.stdout)
     assert not target_host.file(SSHD_DROP_IN).exists
     assert login("root") == "ok"
-    assert login("deploy") == "refused"
+    assert login("deploy") == "ok"
 
 
 def test_provision_makes_a_hardened_docker_host(cli, login):
@@ -131,6 +144,45 @@ def test_bad_inventory_is_refused_before_any_connection(variant):
     assert "connect" not in result.stdout
 
 
+AUTHORIZED_KEYS = "/home/deploy/.ssh/authorized_keys"
+
+
+def deploy_keys(as_deploy):
+    """The deploy user's authorized_keys (mode, owner, time, content) and whatever else is beside it."""
+    return as_deploy.run(f"stat -c '%a %U:%G %Y' {AUTHORIZED_KEYS}; cat {AUTHORIZED_KEYS}; ls -A /home/deploy/.ssh",
+                         root=True).stdout
+
+
+def test_authorized_keys_without_the_operators_key_are_refused_before_any_connection(variant, stranger_key,
+                                                                                       as_deploy, login):
+    before = deploy_keys(as_deploy)
+    result = variant(lambda data: data["server"].update(authorized_keys=[str(stranger_key)]))("provision")
+    assert result.returncode == 1
+    assert re.fullmatch(r"error: /\S+/inventories/lab\.yaml: server\.authorized_keys: found \['stranger\.pub'\]; "
+                        r"expected the public half of host\.key_file \(/\S+/id_ed25519: ssh-ed25519 SHA256:\S+\) "
+                        r"among them: every task after provision logs in as deploy with that key", result.stderr.strip())
+    assert "connect" not in result.stdout
+    assert deploy_keys(as_deploy) == before
+    assert login("deploy") == "ok"
+
+
+def test_authorized_keys_that_shut_out_the_operator_are_put_back(variant, as_deploy, login, tmp_path, monkeypatch):
+    # A template of the user's own passes every check made before the change, but limits each key to an
+    # address the operator's connection does not come from: sshd refuses the key once the file is in place.
+    own_template(tmp_path, monkeypatch, "authorized_keys",
+                 '{% for key in keys %}\nfrom="203.0.113.1" {{ key.line }}\n{% endfor %}\n')
+    before = deploy_keys(as_deploy)
+    result = variant(lambda data: None)("provision")
+    assert result.returncode == 1
+    assert "error: provision step 'file /home/deploy/.ssh/authorized_keys' failed" in result.stderr
+    assert "after the authorized_keys change a new SSH login as deploy failed" in result.stderr
+    assert "refused the SSH login with key" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert re.search(r"file /home/deploy/\.ssh/authorized_keys +failed", result.stdout)
+    assert deploy_keys(as_deploy) == before
+    assert login("deploy") == "ok"
+
+
 def firewall(as_deploy):
     return as_deploy.run("ufw status verbose", root=True).stdout
 
@@ -185,11 +237,8 @@ def logged_in_after_sshd_reload(login):
 def test_sshd_change_that_locks_the_deploy_user_out_is_restored(variant, as_deploy, login, tmp_path, monkeypatch):
     # A user's own template (project templates/ win over slipway's) with a line that passes
     # `sshd -t` but refuses the deploy user once sshd reloads.
-    project = tmp_path / "project"
-    (project / "templates" / "server").mkdir(parents=True)
     shipped = (PROJECT / "templates" / "server" / "sshd-hardening.conf.j2").read_text()
-    (project / "templates" / "server" / "sshd-hardening.conf.j2").write_text(shipped + "AllowUsers nobody\n")
-    monkeypatch.setenv("FABRIC_SLIPWAY_PROJECT_DIR", str(project))
+    own_template(tmp_path, monkeypatch, "sshd-hardening.conf", shipped + "AllowUsers nobody\n")
     before = as_deploy.run(f"cat {SSHD_DROP_IN}", root=True).stdout
     result = variant(lambda data: None)("provision")
     assert result.returncode == 1

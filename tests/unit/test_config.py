@@ -3,6 +3,7 @@
 import subprocess
 from pathlib import Path
 
+import paramiko
 import pytest
 import yaml
 
@@ -36,7 +37,8 @@ def inventories(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     directory = tmp_path / "inventories"
     directory.mkdir()
-    (directory / "id_test").write_text("not read by validation\n")
+    # Not a key: validation compares id_test.pub beside it with server.authorized_keys.
+    (directory / "id_test").write_text("not a key\n")
     (directory / "id_test.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDuptqmDfSXBQUmUGJh operator@laptop\n")
     return directory
 
@@ -405,6 +407,73 @@ def test_deploy_user_is_a_name_useradd_takes(inventories, user):
 def test_ordinary_deploy_users_are_accepted(inventories, user):
     write(inventories, changed("server.deploy_user", user))
     assert config.load(inventories, "prod").inventory.server.deploy_user == user
+
+
+def ssh_keygen(path: Path, passphrase: str = "") -> str:
+    """A new ed25519 key pair at PATH and PATH.pub; its fingerprint as `ssh-keygen -l` shows it."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C", "someone@laptop", "-f", str(path)],
+                   check=True)
+    return subprocess.run(["ssh-keygen", "-lf", f"{path}.pub"], capture_output=True, text=True, check=True).stdout.split()[1]
+
+
+def with_operator_key(key_file, authorized_keys):
+    data = changed("host.key_file", key_file)
+    data["server"]["authorized_keys"] = authorized_keys
+    return data
+
+
+def test_the_operators_key_must_be_among_the_deploy_users_keys(inventories):
+    operator = ssh_keygen(inventories / "operator")
+    ssh_keygen(inventories / "colleague")
+    write(inventories, with_operator_key("operator", ["colleague.pub"]))
+    assert problems(inventories) == [
+        f"inventories/prod.yaml: server.authorized_keys: found ['colleague.pub']; expected the public half of "
+        f"host.key_file ({inventories / 'operator'}: ssh-ed25519 {operator}) among them: every task after provision "
+        "logs in as deploy with that key"]
+
+
+def rsa_key(path: Path) -> str:
+    key = paramiko.RSAKey.generate(2048)
+    key.write_private_key_file(str(path))
+    return f"{key.get_name()} {key.get_base64()}"
+
+
+def ed25519_key(path: Path) -> str:
+    ssh_keygen(path)
+    return " ".join((path.parent / f"{path.name}.pub").read_text().split()[:2])
+
+
+@pytest.mark.parametrize("make_key", [ed25519_key, rsa_key])
+def test_the_operators_key_is_derived_from_the_private_key_and_matched_without_its_comment(inventories, make_key):
+    public = make_key(inventories / "operator")
+    # No operator.pub beside the key: its public half comes from the key itself.
+    (inventories / "operator.pub").unlink(missing_ok=True)
+    (inventories / "team.pub").write_text(f"{public} deploy@ci\n")
+    ssh_keygen(inventories / "colleague")
+    write(inventories, with_operator_key("operator", ["colleague.pub"]))
+    assert problems(inventories)[0].startswith("inventories/prod.yaml: server.authorized_keys: found ['colleague.pub']")
+    write(inventories, with_operator_key("operator", ["colleague.pub", "team.pub"]))
+    assert config.load(inventories, "prod").inventory.host.key_file == inventories / "operator"
+
+
+def test_an_encrypted_operator_key_is_matched_through_its_pub_file(inventories):
+    operator = ssh_keygen(inventories / "operator", passphrase="correct horse")
+    ssh_keygen(inventories / "colleague")
+    write(inventories, with_operator_key("operator", ["colleague.pub"]))
+    assert f"host.key_file ({inventories / 'operator'}: ssh-ed25519 {operator})" in problems(inventories)[0]
+    write(inventories, with_operator_key("operator", ["operator.pub"]))
+    assert config.load(inventories, "prod")
+
+
+def test_an_operator_key_that_cannot_be_read_is_not_checked(inventories):
+    ssh_keygen(inventories / "operator", passphrase="correct horse")
+    (inventories / "operator.pub").unlink()
+    ssh_keygen(inventories / "colleague")
+    write(inventories, with_operator_key("operator", ["colleague.pub"]))
+    assert config.load(inventories, "prod")
+    # Without host.key_file, the SSH agent's keys are used: nothing here knows which.
+    write(inventories, with_operator_key(REMOVE, ["colleague.pub"]))
+    assert config.load(inventories, "prod").inventory.host.key_file is None
 
 
 def test_provision_puts_the_deploy_users_ssh_files_in_its_real_home(inventories):

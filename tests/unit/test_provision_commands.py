@@ -1,8 +1,12 @@
 """Provision as data: the probe, the plan and the file writer, without a server."""
 
 import base64
+import grp
+import os
+import pwd
 import shlex
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -103,6 +107,50 @@ def test_sshd_is_hardened_only_between_two_proven_logins(inventory):
     assert hardening.disruptive
     assert hardening.actions[1].file.check_installed == "sshd -t"
     assert hardening.actions[2].command == "systemctl try-reload-or-restart ssh.service"
+
+
+def test_new_authorized_keys_stay_only_once_a_new_login_gets_through_them(inventory):
+    desired = desired_for(inventory)
+    state = converged_state(desired)
+    keys = "/home/deploy/.ssh/authorized_keys"
+    state.files[keys].content = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOld op@old-laptop\n"
+    (step,) = [s for s in provision_plan.plan(desired, state) if s.needed]
+    write, prove, drop = step.actions
+    assert write.file.path == keys and write.file.keep_previous and write.file.content == desired.files[keys].content
+    assert (prove.user, prove.command, prove.what) == ("deploy", "true", "authorized_keys")
+    assert shlex.split(prove.undo)[3:] == ["slipway-restore_previous", keys, f"{keys}.slipway-previous"]
+    assert shlex.split(drop.command) == ["rm", "-f", f"{keys}.slipway-previous"]
+    assert not step.disruptive
+
+
+def test_keys_a_stopped_run_left_unproven_get_their_login_proof(inventory):
+    desired = desired_for(inventory)
+    state = converged_state(desired)
+    keys = "/home/deploy/.ssh/authorized_keys"
+    state.files[f"{keys}.slipway-previous"] = provision.FileState(0o600, "deploy", "deploy", "ssh-ed25519 AAAAold\n")
+    (step,) = [s for s in provision_plan.plan(desired, state) if s.needed]
+    assert [type(action).__name__ for action in step.actions] == ["ProveLogin", "Shell"]
+    assert step.diff == f"{keys}: written by a run that stopped before a new login proved it"
+    # Changed again meanwhile: the file to go back to is still the one from before the stopped run.
+    state.files[keys].content = "ssh-ed25519 AAAAunproven\n"
+    (step,) = [s for s in provision_plan.plan(desired, state) if s.needed]
+    write, prove, _ = step.actions
+    assert not write.file.keep_previous and shlex.split(prove.undo)[-1] == f"{keys}.slipway-previous"
+
+
+def test_probe_reads_the_previous_authorized_keys_a_stopped_run_left(inventory, tmp_path):
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "authorized_keys.slipway-previous").write_text("ssh-ed25519 AAAAold\n")
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    (shims / "getent").write_text(f"#!/bin/sh\necho 'deploy:x:1000:1000::{tmp_path}:/bin/bash'\n")
+    (shims / "getent").chmod(0o755)
+    home_part = next(part for part in provision.probe_script(inventory).splitlines() if part.startswith("home="))
+    result = subprocess.run(["sh", "-c", home_part], capture_output=True, text=True,
+                            env={"PATH": f"{shims}:/usr/bin:/bin"})
+    files = provision.parse_probe(result.stdout).files
+    assert files[f"{tmp_path}/.ssh/authorized_keys"] is None
+    assert files[f"{tmp_path}/.ssh/authorized_keys.slipway-previous"].content == "ssh-ed25519 AAAAold\n"
 
 
 def test_deleted_file_is_planned_back_with_a_diff(inventory):
@@ -309,3 +357,45 @@ def test_file_writer_restores_the_previous_file_when_the_installed_check_fails(t
     assert result.returncode == 1
     assert "rejected by: false; previous file restored" in result.stderr
     assert target.read_text() == "PermitRootLogin prohibit-password\n"
+
+
+OLD_KEYS = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOld op@old-laptop\n"
+
+
+def write_authorized_keys(inventory, home: Path, before: str | None):
+    """The authorized_keys step's write carried out in HOME (owned by whoever runs the tests); its other actions."""
+    keys = home / ".ssh" / "authorized_keys"
+    if before is not None:
+        keys.parent.mkdir()
+        keys.write_text(before)
+        keys.chmod(0o640)
+        os.utime(keys, (1_000_000_000, 1_000_000_000))
+    desired = provision.desired_state(inventory, PROJECT, "debian", "13", SECRET, home=str(home))
+    state = provision.HostState(os_id="debian", os_version="13")
+    (step,) = [s for s in provision_plan.plan(desired, state) if s.name == f"file {keys}"]
+    write, prove, drop = step.actions
+    me = replace(write.file, owner=pwd.getpwuid(os.getuid()).pw_name, group=grp.getgrgid(os.getgid()).gr_name)
+    result = run_writer(me)
+    assert result.returncode == 0, result.stderr
+    assert keys.read_text() == desired.files[str(keys)].content
+    return keys, prove, drop
+
+
+@pytest.mark.parametrize("before", [OLD_KEYS, None])
+def test_a_refused_login_puts_back_the_authorized_keys_there_were(inventory, tmp_path, before):
+    keys, prove, _ = write_authorized_keys(inventory, tmp_path, before)
+    undo = subprocess.run(shlex.split(prove.undo), capture_output=True, text=True)
+    assert undo.returncode == 0, undo.stderr
+    if before is None:
+        assert list(keys.parent.iterdir()) == []
+    else:
+        assert [p.name for p in keys.parent.iterdir()] == ["authorized_keys"]
+        assert keys.read_text() == before
+        assert (keys.stat().st_mode & 0o777, keys.stat().st_mtime) == (0o640, 1_000_000_000)
+
+
+def test_a_proven_login_keeps_the_new_authorized_keys_alone(inventory, tmp_path):
+    keys, _, drop = write_authorized_keys(inventory, tmp_path, OLD_KEYS)
+    assert subprocess.run(shlex.split(drop.command)).returncode == 0
+    assert [p.name for p in keys.parent.iterdir()] == ["authorized_keys"]
+    assert "op@laptop" in keys.read_text() and keys.stat().st_mode & 0o777 == 0o600
