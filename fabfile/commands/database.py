@@ -29,6 +29,11 @@ def check_password_command(inventory: Inventory, clean: bool = False) -> Argv:
     return access_command(inventory, "check", int(clean))
 
 
+def leftovers_command(inventory: Inventory) -> Argv:
+    """For status and doctor: count the password-less lines and remove them when no run holds the deploy lock."""
+    return access_command(inventory, "leftovers", layout_of(inventory).lock_file)
+
+
 def untrust_when_the_run_ends_command(inventory: Inventory, release_id: str) -> Argv:
     """A watcher outside the SSH session (a transient systemd unit) that removes the password-less lines as
     soon as the deploy lock is free again: however the rotation ended, its client killed or cut off too."""

@@ -10,6 +10,7 @@ from datetime import datetime
 from ..config import Inventory
 from ..errors import ConfigError
 from . import backup as backups
+from . import database as db_commands
 from . import tls
 from .layout import MARKED_SLOT, Layout, layout_of, other_slot, web_services
 from .lock import lock_status_command
@@ -103,6 +104,8 @@ def status_command(inventory: Inventory) -> str:
         sections.append(("backups", line(backups.list_command(backups.paths_of(inventory)))))
     if inventory.tls_enabled:
         sections.append(("certificate", line(["sudo", "-n", *tls.state_argv(inventory)])))
+    if inventory.database:
+        sections.append(("passwordless", line(db_commands.leftovers_command(inventory))))
     return "; ".join(f"echo {STATUS_MARK} {name}; {command} 2>/dev/null" if name else f"{command} 2>/dev/null"
                      for name, command in sections)
 
@@ -147,9 +150,19 @@ def parse_status(output: str, inventory: Inventory, now: datetime) -> dict:
         "last_deploys": _deploys(found.get("audit", [])),
         "certificate": _certificate(found.get("certificate"), inventory, now),
         "backup": _backup(found.get("backups"), inventory, now),
+        "database_access": _database_access(found.get("passwordless")),
     }
     report["problems"] = problems(report, inventory, docker_up)
     return report
+
+
+def _database_access(lines: list[str] | None) -> dict | None:
+    """Password-less lines a password rotation writes: those of one that runs ("kept"), or left by one that
+    was cut off and removed now ("removed")."""
+    words = (lines or ["0"])[0].split()
+    if len(words) != 2 or not words[1].isdigit():
+        return None
+    return {"passwordless_lines": int(words[1]), "removed": words[0] == "removed"}
 
 
 def _containers(lines: list[str], layout: Layout, now: datetime) -> list[dict]:
@@ -346,6 +359,11 @@ def format_status(report: dict, label: str) -> str:
     if backup:
         lines.append("backup       " + (f"newest good {backup['newest_good']}, {backup['age_hours']} hours old "
                                         f"(at most {backup['max_age_hours']})" if backup["newest_good"] else "none good yet"))
+    access = report["database_access"]
+    if access:
+        lines.append(f"database     {access['passwordless_lines']} password-less lines " +
+                     ("an interrupted password rotation left: removed" if access["removed"]
+                      else "of the password rotation that holds the lock"))
     lines += [f"problem      {problem}" for problem in report["problems"]] or ["problems     none"]
     return "\n".join(lines)
 
@@ -383,6 +401,7 @@ WARN_FULL_PERCENT = 80
 WARN_MEMORY_PERCENT = 10
 SSHD_HARDENING = {"permitrootlogin": "no", "passwordauthentication": "no", "kbdinteractiveauthentication": "no"}
 FIXES = {
+    "database access": "nothing more: they are gone (the app's audit log names the rotation that was cut off)",
     "docker": "sudo systemctl restart docker on the server (containers come back by themselves)",
     "containers": "fab -H NAME logs all; fab -H NAME restart all (RUNBOOK.md: 502 or 503 errors)",
     "disk": "RUNBOOK.md: Disk full",
@@ -451,6 +470,11 @@ def doctor_checks(output: str, inventory: Inventory, now: datetime, label: str) 
         old = backup["age_hours"] is not None and backup["age_hours"] * 2 > backup["max_age_hours"]
         check("backups", f"newest good one {backup['age_hours']} hours old",
               f"the newest good backup is {backup['age_hours']} hours old" if old else "")
+    access = report["database_access"]
+    if inventory.database:
+        check("database access", "no password-less lines",
+              f"removed {access['passwordless_lines']} password-less lines an interrupted password rotation left"
+              if access and access["removed"] else "")
     sshd = dict(text.lower().split(None, 1) for text in found.get("sshd", []) if " " in text)
     weak = [f"{key} {sshd.get(key, '?')}" for key, wanted in SSHD_HARDENING.items() if sshd.get(key) != wanted]
     if sshd and weak:

@@ -14,7 +14,10 @@
 #            let the serving release's containers log in as USER without a
 #            password, by their addresses (pg_hba.conf lines before all
 #            others), so they keep working after the password changes and
-#            until they stop; `untrust` removes those lines. A file PostgreSQL
+#            until they stop; `untrust` removes those lines. `leftovers LOCK`
+#            prints how many such lines there are and, when there are some
+#            and the deploy lock LOCK is free (no rotation runs), removes
+#            them: "removed N", "kept N" (a run holds the lock) or 0. A file PostgreSQL
 #            reports errors in is put back as it was. Either ends with the
 #            rules reloaded.
 # Usage: db_access.sh DB USER NAME WRONG_EXIT MODE [ARG...]
@@ -78,5 +81,15 @@ case $mode in
     rules "$@"
     echo "$*" ;;
   untrust) rules ;;
+  leftovers)
+    count=$(leftovers)
+    if [ "$count" = 0 ]; then echo 0; exit 0; fi
+    exec 8>>"$1"
+    if flock -n 8; then
+      rules
+      echo "removed $count"
+    else
+      echo "kept $count"
+    fi ;;
   *) echo "db_access.sh: unknown mode $mode" >&2; exit 2 ;;
 esac

@@ -489,3 +489,9 @@ def test_password_less_lines_go_when_a_rotation_is_killed_and_a_deploy_removes_a
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     assert "removed the password-less lines of an interrupted rotation" in deployed.stdout
     assert passwordless_lines(as_deploy) == 0 and get(site, "/items")[0] == 200
+    # And status, and doctor, with the lock free.
+    for task in ("status", "doctor"):
+        as_deploy.run(shell.line(db_commands.trust_serving_command(lab_deployment.inventory)))
+        seen = cli("fab", "-H", "lab", task)
+        assert "password-less lines an interrupted password rotation left" in seen.stdout, seen.stdout
+        assert passwordless_lines(as_deploy) == 0

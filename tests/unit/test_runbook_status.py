@@ -195,8 +195,19 @@ def test_doctor_on_a_healthy_host_says_ok_everywhere_it_can(tmp_path):
                     sshd=["permitrootlogin no", "passwordauthentication no", "kbdinteractiveauthentication no"])
     assert {area: check["verdict"] for area, check in checks.items()} == {
         "docker": "ok", "containers": "ok", "disk": "ok", "memory": "ok", "clock": "ok", "security updates": "ok",
-        "deploy lock": "ok", "certificate": "ok", "backups": "ok", "ssh hardening": "ok"}
+        "deploy lock": "ok", "certificate": "ok", "backups": "ok", "database access": "ok", "ssh hardening": "ok"}
     assert checks["disk"]["detail"] == "fullest: / at 28%" and "fix" not in checks["disk"]
+
+
+def test_password_less_lines_an_interrupted_rotation_left_are_named_once_removed(tmp_path):
+    removed = report(tmp_path, passwordless=["removed 3"])
+    assert removed["database_access"] == {"passwordless_lines": 3, "removed": True} and removed["problems"] == []
+    assert "database     3 password-less lines an interrupted password rotation left: removed" in runbook.format_status(
+        removed, "prod")
+    assert doctor(tmp_path, passwordless=["removed 3"])["database access"]["verdict"] == "warn"
+    # A rotation holding the lock has its lines: nothing to remove, nothing to warn of.
+    assert doctor(tmp_path, passwordless=["kept 3"])["database access"]["verdict"] == "ok"
+    assert report(tmp_path, passwordless=["0"])["database_access"] is None
 
 
 def test_doctor_warns_before_it_fails_and_says_what_to_do(tmp_path):
