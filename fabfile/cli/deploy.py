@@ -220,16 +220,21 @@ def _check_database_password(run, reporter: Reporter, deployment: Deployment, lo
     if not database:
         return
     with reporter.step(f"{database.password_secret} opens the database") as step:
-        opens = run(db_commands.check_password_command(deployment.inventory, clean=locked),
-                    stdin=f"{deployment.secret(database.password_secret)}\n", check=False)
-        if opens.exited == db_commands.WRONG_PASSWORD_EXIT:
+        if not _opens_the_database(run, step, deployment.inventory, deployment.secret(database.password_secret), locked):
             raise SlipwayError(
                 f"{deployment.name}: {database.password_secret} in {deployment.secrets_file.name} does not open the "
                 f"database (PostgreSQL keeps the password it was created with); nothing was changed. To change it: "
                 f"fab -H {deployment.name} db.rotate-password (no failed request); to keep it, put the old value back")
-        step.detail = "yes" if opens.ok else "no database running yet"
-        if "password-less lines" in opens.stderr:
-            step.changed, step.detail = True, f"{step.detail}; removed the password-less lines of an interrupted rotation"
+
+
+def _opens_the_database(run, step, inventory, password: str, clean: bool) -> bool:
+    """Whether PASSWORD opens the database as the app connects (or no database runs yet), said in STEP's detail.
+    CLEAN: under the deploy lock, first remove password-less lines an interrupted rotation left."""
+    opens = run(db_commands.check_password_command(inventory, clean=clean), stdin=f"{password}\n", check=False)
+    step.detail = "yes" if opens.ok else "no database running yet"
+    if "password-less lines" in opens.stderr:
+        step.changed, step.detail = True, f"{step.detail}; removed the password-less lines of an interrupted rotation"
+    return opens.exited != db_commands.WRONG_PASSWORD_EXIT
 
 
 def _check_release_password(run, reporter: Reporter, deployment: Deployment, release_id: str, version: str) -> None:
@@ -245,13 +250,11 @@ def _check_release_password(run, reporter: Reporter, deployment: Deployment, rel
     if password is None:
         return
     with reporter.step(f"{release_id}'s {key} opens the database") as step:
-        opens = run(db_commands.check_password_command(inventory, clean=True), stdin=f"{password}\n", check=False)
-        if opens.exited == db_commands.WRONG_PASSWORD_EXIT:
+        if not _opens_the_database(run, step, inventory, password, clean=True):
             raise SlipwayError(
                 f"{deployment.name}: {release_id} ({version}) has a database password that no longer opens the "
                 f"database (it was rotated since); it could not log in, so nothing was changed. Deploy its version "
                 f"instead: fab -H {deployment.name} deploy --version {version}")
-        step.detail = "yes" if opens.ok else "no database running"
 
 
 def _certificate(remote, run: LockedRun, reporter: Reporter, deployment: Deployment):

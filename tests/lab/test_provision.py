@@ -144,6 +144,31 @@ def test_bad_inventory_is_refused_before_any_connection(variant):
     assert "connect" not in result.stdout
 
 
+def test_a_deploy_user_whose_home_is_elsewhere_gets_its_files_there(variant, as_deploy, login, cli):
+    """A user made before slipway (like a cloud image's), its home outside /home: its real home is used."""
+    as_deploy.run("useradd --create-home --home-dir /var/lib/ops --shell /bin/bash ops && "
+                  "install -d -o ops -g ops -m 700 /var/lib/ops/.ssh && "
+                  "install -o ops -g ops -m 600 /home/deploy/.ssh/authorized_keys /var/lib/ops/.ssh/authorized_keys && "
+                  "echo 'ops ALL=(ALL:ALL) NOPASSWD: ALL' > /etc/sudoers.d/slipway-ops", root=True)
+    try:
+        fab = variant(lambda data: data["server"].update(deploy_user="ops"))
+        provisioned = fab("provision")
+        assert provisioned.returncode == 0, provisioned.stdout + provisioned.stderr
+        assert as_deploy.run("stat -c '%a %U' /var/lib/ops/.ssh /var/lib/ops/.ssh/authorized_keys",
+                             root=True).stdout.split("\n")[:2] == ["700 ops", "600 ops"]
+        assert as_deploy.run("test -e /home/ops", check=False).failed
+        assert login("ops") == "ok"
+        verified = fab("verify")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        again = fab("provision")
+        assert summary(again.stdout)[1:] == (0, 0), again.stdout
+    finally:
+        back = cli("fab", "-H", "lab", "provision")
+        as_deploy.run("userdel --remove ops; rm -f /etc/sudoers.d/slipway-ops", root=True, check=False)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert login("deploy") == "ok"
+
+
 AUTHORIZED_KEYS = "/home/deploy/.ssh/authorized_keys"
 
 
