@@ -153,6 +153,10 @@ class OffsiteSftp(Section):
     path: Annotated[str, matching(REMOTE_PATH_RULE, "an absolute path like /srv/restic/shop")]
     host_key: Annotated[str, matching(HOST_KEY_RULE, "the backup host's public host key, like \"ssh-ed25519 AAAA...\" "
                                       "(from its /etc/ssh/ssh_host_ed25519_key.pub, read there, not over the network)")]
+    admin_user: Name | None = Field(None, description="the account backup.prune-offsite logs in to from your "
+                                    "machine, with your own SSH key; default: user")
+    admin_key_file: LocalFile | None = Field(None, description="the SSH key backup.prune-offsite logs in with; "
+                                             "default: your ssh's own keys and agent")
 
 
 class OffsiteS3(Section):
@@ -165,13 +169,52 @@ class OffsiteS3(Section):
     prefix: Annotated[str, matching(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", "a folder in the bucket, like shop")]
     access_key_secret: EnvKey = Field(description="the secret holding the access key id")
     secret_key_secret: EnvKey = Field(description="the secret holding the secret access key")
+    admin_access_key_secret: EnvKey | None = Field(None, description="the secret holding the access key id "
+                                                   "backup.prune-offsite uses, on your machine (a key that may delete)")
+    admin_secret_key_secret: EnvKey | None = Field(None, description="the secret holding that key's secret access key")
+
+    @model_validator(mode="after")
+    def _admin_key_is_a_pair(self) -> OffsiteS3:
+        if (self.admin_access_key_secret is None) != (self.admin_secret_key_secret is None):
+            raise ValueError("expected both admin_access_key_secret and admin_secret_key_secret (the key "
+                             "backup.prune-offsite uses), or neither")
+        return self
+
+
+# An https:// URL without credentials (they come from the secrets file): host, port, the repository's path.
+REST_URL_RULE = r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._-]+)*/?"
+REST_USER_RULE = r"[A-Za-z0-9._-]+"
+
+
+class OffsiteRest(Section):
+    """A restic repository on a REST server (restic's rest-server), over HTTPS with a user of its htpasswd file."""
+
+    url: Annotated[str, matching(REST_URL_RULE, "an https:// URL of the repository without credentials, like "
+                                 "https://backup.example.com:8000/shop")]
+    user: Annotated[str, matching(REST_USER_RULE, "a user name of the REST server's htpasswd file (letters, "
+                                  "digits, ., _ and -)")]
+    password_secret: EnvKey = Field(description="the secret holding that user's password (it goes to the server)")
+    ca_bundle: LocalFile | None = Field(None, description="a PEM file of the CA that signs the REST server's "
+                                        "certificate (a private CA's; public CAs need none)")
+    admin_url: Annotated[str, matching(REST_URL_RULE, "an https:// URL of the same repository on a REST server "
+                                       "that may delete, like https://127.0.0.1:8001/shop")] | None = Field(
+        None, description="where backup.prune-offsite reaches the repository from your machine; default: url")
+    admin_user: Annotated[str, matching(REST_USER_RULE, "a user name of that server's htpasswd file")] | None = Field(
+        None, description="the user backup.prune-offsite logs in as; default: user")
+    admin_password_secret: EnvKey | None = Field(None, description="the secret holding admin_user's password; only "
+                                                 "backup.prune-offsite reads it, on your machine; default: "
+                                                 "password_secret")
 
 
 class Offsite(Section):
-    """An encrypted copy of every good backup in a restic repository, with the same retention."""
+    """An encrypted copy of every good backup in a restic repository, with the same retention (applied by the
+    server, or with append_only by backup.prune-offsite from the operator's machine)."""
 
     sftp: OffsiteSftp | None = None
     s3: OffsiteS3 | None = None
+    rest: OffsiteRest | None = None
+    append_only: bool = Field(False, description="true: the server only adds to the repository and never forgets; "
+                                                 "backup.prune-offsite applies retention from your machine")
     password_secret: EnvKey = Field(description="the secret holding the restic repository's password (keep a copy "
                                                 "away from the server: without it the copy cannot be read)")
     check_schedule: Calendar | None = Field("Sun *-*-* 05:00:00", description="when `restic check` reads part of "
@@ -180,8 +223,20 @@ class Offsite(Section):
 
     @model_validator(mode="after")
     def _one_repository(self) -> Offsite:
-        if (self.sftp is None) == (self.s3 is None):
-            raise ValueError("expected exactly one of sftp or s3")
+        if [self.sftp, self.s3, self.rest].count(None) != 2:
+            raise ValueError("expected exactly one of sftp, s3 or rest")
+        return self
+
+    @model_validator(mode="after")
+    def _append_only_can_be_pruned(self) -> Offsite:
+        # The server's own credentials cannot delete there: backup.prune-offsite needs others.
+        rest = self.rest
+        if self.append_only and rest and not (rest.admin_url or rest.admin_password_secret):
+            raise ValueError("expected rest.admin_url or rest.admin_password_secret with append_only: true "
+                             "(backup.prune-offsite cannot forget with the server's own append-only credentials)")
+        if self.append_only and self.s3 and not self.s3.admin_access_key_secret:
+            raise ValueError("expected s3.admin_access_key_secret and s3.admin_secret_key_secret with append_only: "
+                             "true (the server's key must not delete; backup.prune-offsite uses one that may)")
         return self
 
 
@@ -565,6 +620,10 @@ def referenced_secrets(inventory: Inventory) -> list[tuple[str, str]]:
         if offsite.s3:
             references.append(("backup.offsite.s3.access_key_secret", offsite.s3.access_key_secret))
             references.append(("backup.offsite.s3.secret_key_secret", offsite.s3.secret_key_secret))
+        if offsite.rest:
+            references.append(("backup.offsite.rest.password_secret", offsite.rest.password_secret))
+    # The admin_* secrets are not among them: only backup.prune-offsite reads those (commands.backup.admin_secrets),
+    # so a machine that only deploys need not hold credentials that can delete offsite copies.
     return references
 
 
@@ -588,6 +647,8 @@ def _raw_references(raw: dict) -> list[tuple[str, str]]:
     references.append(("backup.offsite.password_secret", offsite.get("password_secret")))
     references.append(("backup.offsite.s3.access_key_secret", s3.get("access_key_secret")))
     references.append(("backup.offsite.s3.secret_key_secret", s3.get("secret_key_secret")))
+    rest = offsite.get("rest") if isinstance(offsite.get("rest"), dict) else {}
+    references.append(("backup.offsite.rest.password_secret", rest.get("password_secret")))
     return [(path, key) for path, key in references if isinstance(key, str) and re.fullmatch(ENV_KEY_RULE, key)]
 
 

@@ -1,8 +1,10 @@
-"""`fab -H NAME backup[.list|.verify|.restore|.download|.prune]`: the database's backups.
+"""`fab -H NAME backup[.list|.verify|.restore|.download|.prune|.prune-offsite]`: the database's backups.
 
-Every task runs the scripts provision installed on the server, the same ones
-its systemd timers run; a server whose installed copy differs from this
-slipway's is sent back to `provision` before anything runs.
+Every task but prune-offsite runs the scripts provision installed on the
+server, the same ones its systemd timers run; a server whose installed copy
+differs from this slipway's is sent back to `provision` before anything runs.
+prune-offsite runs restic here, on the operator's machine, with credentials
+the server never holds.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import json as jsonlib
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,8 +55,7 @@ def check_installed(remote: Remote, deployment: Deployment, reporter: Reporter) 
     secrets = backups.secrets_text(inventory, deployment.secret)
     if secrets:
         wanted[paths.secrets] = secrets
-    if inventory.backup.offsite and inventory.backup.offsite.sftp:
-        wanted[paths.offsite_known_hosts] = backups.offsite_known_hosts_text(inventory)
+    wanted |= backups.offsite_files(inventory)
     with reporter.step("backup scripts and configuration in place"):
         require_installed(remote, deployment, wanted)
 
@@ -79,6 +83,8 @@ def take(remote: Remote, reporter: Reporter, deployment: Deployment, trigger: st
         step.changed, step.detail = True, f"{backup_id}, {backups.human_size(int(size))}"
         if backup.offsite:
             step.detail += f"; offsite copy FAILED: {offsite_error}" if offsite_error else ", copied offsite"
+            if backup.offsite.append_only and not offsite_error:
+                step.detail += " (append-only: backup.prune-offsite applies retention there)"
     return {"id": backup_id, "size": int(size), "sha256": sha256, "seconds": int(seconds), "offsite_error": offsite_error}
 
 
@@ -212,6 +218,81 @@ def prune(c, dry_run=False):
         print(f"[{deployment.name}] {verb} {name}, left by an attempt that died")
     print(f"[{deployment.name}] {verb} {len(pruned.backups)} backups ({backups.human_size(freed)}); "
           f"{pruned.kept} backups kept")
+
+
+@operator_task(name="prune-offsite", help={"dry-run": "list what retention would forget offsite; forget nothing"})
+def prune_offsite(c, dry_run=False):
+    """Apply the server's retention to this inventory's offsite snapshots, from this machine (restic here, with
+    credentials that may delete; for an append-only repository, whose server never forgets)."""
+    forget_offsite(_database_deployment(c), dry_run)
+
+
+def forget_offsite(deployment: Deployment, dry_run: bool) -> None:
+    """restic on this machine: stale locks removed, the inventory's snapshots past retention forgotten (checked
+    gone: an append-only server answers a delete with an error restic may only warn about), their data pruned."""
+    inventory, name = deployment.inventory, deployment.name
+    offsite = inventory.backup.offsite
+    if not offsite:
+        raise SlipwayError(f"{deployment.inventory_file}: backup.offsite: missing; backup.prune-offsite prunes the "
+                           "offsite repository backups are copied to")
+    restic = shutil.which("restic")
+    if not restic:
+        raise SlipwayError("restic is not installed on this machine: backup.prune-offsite runs it here, not on the "
+                           "server (apt-get install restic; ./scripts/setup installs it)")
+    for key_path, secret_name in backups.admin_secrets(inventory):
+        if secret_name not in deployment.secrets or not deployment.secret(secret_name):
+            raise SlipwayError(f"{deployment.secrets_file}: {secret_name}: missing or empty; expected a line "
+                               f"{secret_name}=... because {deployment.inventory_file} uses it at {key_path} "
+                               "(backup.prune-offsite reads it here; the server never gets it)")
+    reporter = Reporter(name)
+    seconds = inventory.backup.timeout_seconds
+    whose = f"{backups.paths_of(inventory).offsite_host} ({backups.offsite_tag(name)})"
+    with tempfile.TemporaryDirectory(prefix="slipway-offsite-") as work:
+        known_hosts = Path(work) / "known_hosts"
+        if offsite.sftp:
+            known_hosts.write_text(backups.offsite_known_hosts_text(inventory))
+        access = backups.admin_access(inventory, deployment.secret, str(known_hosts))
+
+        def restic_run(args: list[str], what: str) -> str:
+            try:
+                result = subprocess.run([restic, *access.options, *args], env=access.env(dict(os.environ)),
+                                        capture_output=True, text=True, timeout=seconds, stdin=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired:
+                raise SlipwayError(f"{name}: restic {what} did not finish in {seconds}s (backup.timeout_seconds) "
+                                   f"against {access.where}") from None
+            if result.returncode != 0:
+                said = backups.without_credentials(_last_line(result.stderr or result.stdout))
+                raise SlipwayError(f"{name}: restic {what} on this machine failed against {access.where}: {said}")
+            return result.stdout
+
+        with reporter.step("remove stale locks (restic unlock)"):
+            restic_run(backups.OFFSITE_UNLOCK_ARGS, "unlock")
+        backup = inventory.backup
+        policy = (f"keep_last {backup.keep_last}, keep_daily {backup.keep_daily}, keep_weekly {backup.keep_weekly}, "
+                  f"keep_monthly {backup.keep_monthly}")
+        with reporter.step(f"forget {whose} past retention" + (" (dry run)" if dry_run else "")) as step:
+            removed, kept = backups.parse_forget(restic_run(
+                backups.offsite_forget_args(inventory, name, dry_run), "forget"))
+            step.changed, step.detail = bool(removed) and not dry_run, f"{policy}: {len(removed)} of " \
+                f"{len(removed) + len(kept)} snapshots"
+        if removed and not dry_run:
+            with reporter.step("forgotten snapshots are gone"):
+                left = {s.id for s in backups.parse_snapshots(restic_run(
+                    backups.offsite_snapshots_args(inventory, name), "snapshots"))}
+                refused = [s for s in removed if s.id in left]
+                if refused:
+                    raise SlipwayError(f"{name}: {access.where} kept {len(refused)} of the {len(removed)} snapshots "
+                                       "restic was told to forget: it is append-only for these credentials (give "
+                                       "backup.offsite's admin_url or admin credentials that may delete)")
+            with reporter.step("prune their data (restic prune)") as step:
+                restic_run(backups.OFFSITE_PRUNE_ARGS, "prune")
+                step.changed = True
+    print(reporter.summary())
+    verb = "would forget" if dry_run else "forgot"
+    for snapshot in removed:
+        print(f"[{name}] {verb} snapshot {snapshot.short_id} of backup {snapshot.backup_id} (taken {snapshot.time})")
+    print(f"[{name}] {verb} {len(removed)} offsite snapshots of {whose} in {access.where}"
+          + ("" if dry_run or not removed else ", and pruned their data") + f"; {len(kept)} kept")
 
 
 def private_folder(folder: Path, within: Path | None = None) -> None:
@@ -397,5 +478,5 @@ def _bring_back(run, reporter: Reporter, deployment: Deployment, serving: str, e
 
 
 namespace = Collection("backup")
-for _task in (take_now, list_backups, verify, download, restore, prune):
+for _task in (take_now, list_backups, verify, download, restore, prune, prune_offsite):
     namespace.add_task(_task, default=_task is take_now)

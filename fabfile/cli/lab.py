@@ -32,6 +32,7 @@ from ..remote import Reporter
 from .common import operator_task, project_dir, run_local
 
 SSH_READY_TIMEOUT_SECONDS = 90
+REST_READY_TIMEOUT_SECONDS = 30
 SSH_BANNER_TIMEOUT_SECONDS = 30
 LAB_INVENTORY = "lab"
 
@@ -72,6 +73,12 @@ def ensure_target(c: Context, fresh: bool = False, reporter: Reporter | None = N
         context = render.template_path(project_dir(c), "lab/target")
         run_local(c, commands.build_command(lab.target_image, context, {"BASE_IMAGE": lab.base_image}))
         step.changed = _image_id(c, lab.target_image) != before
+    with reporter.step(f"REST server image {lab.rest_server_image}") as step:
+        before = _image_id(c, lab.rest_server_image)
+        context = render.template_path(project_dir(c), "lab/rest-server")
+        run_local(c, commands.build_command(lab.rest_server_image, context,
+                                            {"BASE_IMAGE": lab.base_image, "ADDRESS": commands.REST_SERVER_ADDRESS}))
+        step.changed = _image_id(c, lab.rest_server_image) != before
     with reporter.step(f"ACME CA image {lab.pebble_image}") as step:
         before = _image_id(c, lab.pebble_image)
         run_local(c, commands.build_command(lab.pebble_image, render.template_path(project_dir(c), "lab/pebble"),
@@ -87,9 +94,10 @@ def ensure_target(c: Context, fresh: bool = False, reporter: Reporter | None = N
     with reporter.step("lab SSH key") as step:
         step.changed = _ensure_key(key_file(c))
     if fresh:
-        with reporter.step(f"remove {lab.target}, {lab.backup_host} and {lab.pebble} (--fresh)") as step:
+        with reporter.step(f"remove {lab.target}, {lab.backup_host}, {lab.rest_server} and {lab.pebble} "
+                           "(--fresh)") as step:
             for command in (commands.remove_target_commands(lab) + commands.remove_backup_host_commands(lab)
-                            + [commands.remove_pebble_command(lab)]):
+                            + [commands.remove_rest_server_command(lab), commands.remove_pebble_command(lab)]):
                 run_local(c, command)
             step.changed = True
     with reporter.step(f"target container {lab.target}") as step:
@@ -122,6 +130,8 @@ def ensure_target(c: Context, fresh: bool = False, reporter: Reporter | None = N
             raise LocalCommandFailed(_unreachable_ssh_report(c, lab.target))
     with reporter.step(f"backup host {lab.backup_host} on {lab.network}") as step:
         step.changed, step.detail = _ensure_backup_host(c, lab, fingerprint)
+    with reporter.step(f"REST offsite server {lab.rest_server} on {lab.network}") as step:
+        step.changed, step.detail = _ensure_rest_server(c, lab, fingerprint)
     with reporter.step(f"ACME CA {lab.pebble} on {lab.network}, {lab.target} as {', '.join(commands.TARGET_DOMAINS)}") as step:
         step.changed, step.detail = _ensure_pebble(c, lab)
     status = target_status(c)
@@ -152,6 +162,57 @@ def _ensure_backup_host(c: Context, lab: commands.LabNames, fingerprint: str) ->
         _wait_for_ssh(c, lab.backup_host)
         run_local(c, commands.exec_command(lab.backup_host, commands.PREPARE_BACKUP_ACCOUNT))
     return bool(done), ", ".join(done) or "running"
+
+
+def _ensure_rest_server(c: Context, lab: commands.LabNames, fingerprint: str) -> tuple[bool, str]:
+    """The REST server on the lab network (made for this lab key), its htpasswd files holding the lab
+    secrets file's passwords (written and checked through stdin), both its instances answering, and its
+    certificate on disk."""
+    done = []
+    state, made_for = _container_state(c, lab, lab.rest_server)
+    if state is not None and made_for != fingerprint:
+        run_local(c, commands.remove_rest_server_command(lab))
+        state = None
+    if state is None:
+        run_local(c, commands.run_rest_server_command(lab, fingerprint))
+        done.append("created")
+    elif state != "running":
+        run_local(c, f"docker start {lab.rest_server}")
+        done.append("started")
+    secrets_values = _ensure_lab_secrets(c)
+    rewritten = []
+    for which, user, secret_name in commands.REST_INSTANCES:
+        password = secrets_values[secret_name] + "\n"
+        matches = commands.exec_command(lab.rest_server, commands.htpasswd_matches_command(which, user),
+                                        interactive=True)
+        if state is not None and c.run(matches, hide=True, warn=True, in_stream=io.StringIO(password)).ok:
+            continue
+        run_local(c, commands.exec_command(lab.rest_server, commands.write_htpasswd_command(which, user),
+                                           interactive=True), in_stream=io.StringIO(password))
+        rewritten.append(which)
+    if rewritten and state is not None:
+        # The lab's secrets changed under a running server: it reads the new files when it starts.
+        run_local(c, f"docker restart {lab.rest_server}")
+        done.append(f"{' and '.join(rewritten)} htpasswd rewritten")
+    deadline = time.monotonic() + REST_READY_TIMEOUT_SECONDS
+    while c.run(commands.exec_command(lab.rest_server, commands.REST_READY_CHECK), hide=True, warn=True,
+                in_stream=False).failed:
+        if time.monotonic() > deadline:
+            raise LocalCommandFailed(f"{lab.rest_server}: rest-server not answering after "
+                                     f"{REST_READY_TIMEOUT_SECONDS}s (docker logs {lab.rest_server})")
+        time.sleep(0.5)
+    certificate = run_local(c, commands.exec_command(lab.rest_server, commands.REST_CERTIFICATE)).stdout
+    path = rest_ca_file(c)
+    if not path.exists() or path.read_text() != certificate:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(certificate)
+        done.append(f"{path.name} written")
+    return bool(done), ", ".join(done) or "running"
+
+
+def rest_ca_file(c: Context) -> Path:
+    """The REST server's own certificate: what restic checks it with (the REST inventory's ca_bundle)."""
+    return state_dir(c) / "rest-ca.pem"
 
 
 def _ensure_pebble(c: Context, lab: commands.LabNames) -> tuple[bool, str]:
@@ -205,6 +266,9 @@ def target_status(c: Context) -> dict:
     lab = names(c)
     state, _ = _container_state(c, lab)
     ports = commands.parse_published_ports(run_local(c, commands.port_command(lab.target)).stdout) if state == "running" else {}
+    rest_state, _ = _container_state(c, lab, lab.rest_server)
+    rest_ports = commands.parse_published_ports(run_local(c, commands.port_command(lab.rest_server)).stdout,
+                                                {"admin": commands.REST_ADMIN_PORT}) if rest_state == "running" else {}
     inventory_file, _ = inventory_files(c)
     return {
         "container": lab.target,
@@ -220,6 +284,14 @@ def target_status(c: Context) -> dict:
         "inventory": str(inventory_file),
         "backup_host": {"container": lab.backup_host, "network": lab.network, "address": commands.BACKUP_HOST_ADDRESS,
                         "user": commands.BACKUP_USER, "root": commands.BACKUP_ROOT},
+        # A REST offsite repository URL is one of these and a repository's path (see tests/lab/test_backup.py).
+        "rest_server": {"container": lab.rest_server, "address": commands.REST_SERVER_ADDRESS,
+                        "url": f"https://{commands.REST_SERVER_ADDRESS}:{commands.REST_APPEND_ONLY_PORT}",
+                        "admin_url": f"https://127.0.0.1:{rest_ports['admin']}" if "admin" in rest_ports else None,
+                        "user": commands.REST_USER, "password_secret": commands.REST_PASSWORD_SECRET,
+                        "admin_user": commands.REST_ADMIN_USER,
+                        "admin_password_secret": commands.REST_ADMIN_PASSWORD_SECRET,
+                        "ca_bundle": str(rest_ca_file(c))},
         "domains": list(commands.TARGET_DOMAINS),
         "acme": {"container": lab.pebble, "address": commands.PEBBLE_ADDRESS, "directory": commands.PEBBLE_DIRECTORY,
                  "api_certificate": str(pebble_file(c, "api")), "root_certificate": str(pebble_file(c, "root"))},
@@ -342,6 +414,17 @@ def _write_lab_files(c: Context, status: dict) -> bool:
     return changed
 
 
+def _ensure_lab_secrets(c: Context) -> dict[str, str]:
+    """The lab's secrets file written now (the REST server's htpasswd files are made from it before the lab
+    files are), and its values."""
+    _, secrets_file = inventory_files(c)
+    text = _lab_secrets(c, secrets_file)
+    if not secrets_file.exists() or secrets_file.read_text() != text:
+        secrets_file.parent.mkdir(parents=True, exist_ok=True)
+        ssh.write_private_file(secrets_file, text)
+    return {key: value or "" for key, value in dotenv_values(stream=io.StringIO(text)).items()}
+
+
 def _lab_secrets(c: Context, secrets_file: Path) -> str:
     """The lab's secrets file: values made once are kept; a secret the lab newly needs is added."""
     made = render.render(project_dir(c), "lab/secrets.env.j2", password=secrets.token_urlsafe)
@@ -372,12 +455,13 @@ def up(c, fresh=False):
           f"http://127.0.0.1:{status['http_port']}/ ; try: fab -H lab facts")
 
 
-@operator_task(help={"all": "the backup host (and the offsite copies on it) and the ACME CA too"})
+@operator_task(help={"all": "the backup hosts (and the offsite copies on them) and the ACME CA too"})
 def down(c, all=False):
-    """Remove the lab target and its Docker volume (images and, without --all, the backup host and CA are kept)."""
+    """Remove the lab target and its Docker volume (images and, without --all, the backup hosts and CA are kept)."""
     reporter = Reporter("lab")
     lab = names(c)
-    others = commands.remove_backup_host_commands(lab) + [commands.remove_pebble_command(lab)]
+    others = commands.remove_backup_host_commands(lab) + [commands.remove_rest_server_command(lab),
+                                                          commands.remove_pebble_command(lab)]
     for command in commands.remove_target_commands(lab) + (others if all else []):
         with reporter.step(command):
             run_local(c, command)

@@ -26,6 +26,24 @@ PEBBLE_API_CERTIFICATE = "cat /etc/pebble/api.pem"
 PEBBLE_ROOT = "curl -fsS --cacert /etc/pebble/api.pem --retry 20 --retry-connrefused --retry-delay 1 https://pebble:15000/roots/0"
 BACKUP_USER = "restic"
 BACKUP_ROOT = "/srv/restic"
+# The REST offsite repository (Debian's restic-rest-server): two instances over one data folder. The
+# append-only one is the server's, on the lab network only; the one that may delete is the operator's
+# (backup.prune-offsite), published on 127.0.0.1 only. Both serve TLS with the lab's own certificate.
+REST_SERVER_ADDRESS = "172.30.99.40"
+REST_APPEND_ONLY_PORT = 8000
+REST_ADMIN_PORT = 8001
+REST_USER = "demo"
+REST_ADMIN_USER = "operator"
+REST_CERTIFICATE = "cat /etc/rest-server/tls.pem"
+# Both instances answer TLS (any HTTP status will do: without credentials it is 401).
+REST_READY_CHECK = " && ".join(
+    f"curl -s -o /dev/null --cacert /etc/rest-server/tls.pem https://127.0.0.1:{port}/"
+    for port in (REST_APPEND_ONLY_PORT, REST_ADMIN_PORT))
+# The lab secrets (templates/lab/secrets.env.j2) that hold each instance's password.
+REST_PASSWORD_SECRET = "OFFSITE_REST_PASSWORD"
+REST_ADMIN_PASSWORD_SECRET = "OFFSITE_REST_ADMIN_PASSWORD"
+# Each instance (start.sh names its htpasswd file), its user and the secret of that user's password.
+REST_INSTANCES = (("append", REST_USER, REST_PASSWORD_SECRET), ("admin", REST_ADMIN_USER, REST_ADMIN_PASSWORD_SECRET))
 # What a fresh cloud VM has: dbus too, or `systemctl` works only for root.
 BASE_PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "ca-certificates",
@@ -70,6 +88,15 @@ class LabNames:
     def backup_host(self) -> str:
         """A second host, the offsite backups' SFTP target."""
         return f"{self.prefix}-backup"
+
+    @property
+    def rest_server(self) -> str:
+        """The REST offsite repository (restic's rest-server: append-only for the server, not for the operator)."""
+        return f"{self.prefix}-rest"
+
+    @property
+    def rest_server_image(self) -> str:
+        return f"{self.prefix}/rest-server:{self.suite}"
 
     @property
     def pebble(self) -> str:
@@ -156,6 +183,30 @@ def run_backup_host_command(names: LabNames, key_fingerprint: str) -> str:
                        "--network", names.network, "--ip", BACKUP_HOST_ADDRESS, names.target_image, "/sbin/init"])
 
 
+def run_rest_server_command(names: LabNames, key_fingerprint: str) -> str:
+    """The REST server on the lab network; only its admin port is published, on loopback (Docker picks the port)."""
+    return shlex.join(["docker", "run", "--detach", "--name", names.rest_server, "--hostname", "rest",
+                       "--label", f"{names.key_label}={key_fingerprint}", "--network", names.network,
+                       "--ip", REST_SERVER_ADDRESS, "--network-alias", "backup-rest",
+                       "-p", f"127.0.0.1::{REST_ADMIN_PORT}", names.rest_server_image])
+
+
+def write_htpasswd_command(which: str, user: str) -> str:
+    """WHICH (append or admin) instance's htpasswd file with USER, the password read on stdin (bcrypt), put in
+    place whole: the instances start once both files are there."""
+    path = shlex.quote(f"/etc/rest-server/{which}.htpasswd")
+    return f"umask 077 && htpasswd -B -i -c {path}.new {shlex.quote(user)} && mv -f {path}.new {path}"
+
+
+def htpasswd_matches_command(which: str, user: str) -> str:
+    """Exits 0 when WHICH instance's htpasswd file has USER with the password read on stdin."""
+    return f"htpasswd -v -i {shlex.quote(f'/etc/rest-server/{which}.htpasswd')} {shlex.quote(user)}"
+
+
+def remove_rest_server_command(names: LabNames) -> str:
+    return shlex.join(["docker", "rm", "--force", "--volumes", names.rest_server])
+
+
 def run_pebble_command(names: LabNames) -> str:
     return shlex.join(["docker", "run", "--detach", "--name", names.pebble, "--hostname", "pebble",
                        "--network", names.network, "--ip", PEBBLE_ADDRESS, "--network-alias", "pebble",
@@ -216,8 +267,9 @@ def address_command(container: str) -> str:
                        "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", container])
 
 
-def parse_published_ports(output: str) -> dict[str, int]:
-    """`22/tcp -> 127.0.0.1:32770` lines to {"ssh": 32770, ...}, loopback bindings only."""
+def parse_published_ports(output: str, guest_ports: dict[str, int] = GUEST_PORTS) -> dict[str, int]:
+    """`22/tcp -> 127.0.0.1:32770` lines to {"ssh": 32770, ...} (GUEST_PORTS: role -> port in the container),
+    loopback bindings only."""
     by_guest_port = {}
     for line in output.splitlines():
         guest, arrow, published = line.partition(" -> ")
@@ -226,7 +278,7 @@ def parse_published_ports(output: str) -> dict[str, int]:
         address, _, port = published.rpartition(":")
         if address == "127.0.0.1":
             by_guest_port[int(guest.split("/")[0])] = int(port)
-    return {name: by_guest_port[port] for name, port in GUEST_PORTS.items() if port in by_guest_port}
+    return {name: by_guest_port[port] for name, port in guest_ports.items() if port in by_guest_port}
 
 
 def exec_command(container: str, shell_command: str, interactive: bool = False) -> str:

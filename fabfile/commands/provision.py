@@ -173,14 +173,14 @@ def _tls_files(inventory: Inventory, template) -> list[ManagedFile]:
 
 def _backup_files(inventory: Inventory, template, secret: Callable[[str], str],
                   inventory_name: str | None) -> list[ManagedFile]:
-    user, paths, offsite = inventory.server.deploy_user, backups.paths_of(inventory), inventory.backup.offsite
+    user, paths = inventory.server.deploy_user, backups.paths_of(inventory)
     scripts = [ManagedFile(path, text, mode=0o755) for path, text in backups.script_texts().items()]
     conf_files = [ManagedFile(paths.conf, backups.conf_text(inventory, inventory_name), mode=0o640, group=user)]
     secrets = backups.secrets_text(inventory, secret)
     if secrets:
         conf_files.append(ManagedFile(paths.secrets, secrets, mode=0o600, owner=user, group=user, secret=True))
-    if offsite and offsite.sftp:
-        conf_files.append(ManagedFile(paths.offsite_known_hosts, backups.offsite_known_hosts_text(inventory)))
+    # The SFTP backup host's pinned key, or the CA a REST server's certificate is checked with (both public).
+    conf_files += [ManagedFile(path, text) for path, text in backups.offsite_files(inventory).items()]
     units = [
         ManagedFile(path, template(context["template"], **context),
                     check_candidate=TIMER_CHECK if path.endswith(".timer") else None)
@@ -197,10 +197,10 @@ def managed_paths(inventory: Inventory) -> tuple[list[str], list[str]]:
     files = ["/etc/docker/daemon.json", f"/etc/sudoers.d/slipway-{user}",
              "/etc/apt/apt.conf.d/20auto-upgrades", SSHD_DROP_IN, DOCKER_SOURCES]
     if inventory.database:
-        paths, offsite = backups.paths_of(inventory), inventory.backup.offsite
+        paths = backups.paths_of(inventory)
         files += [*backups.script_texts(), paths.conf, *backups.unit_contexts(inventory)]
         files += [paths.secrets] if backups.secret_names(inventory) else []
-        files += [paths.offsite_known_hosts] if offsite and offsite.sftp else []
+        files += list(backups.offsite_files(inventory))
     if inventory.tls_enabled:
         files += tls.installed_paths(inventory)
     directories = [str(p) for p in (base, base / "releases", base / "shared", base / "backups")]

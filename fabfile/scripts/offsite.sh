@@ -1,9 +1,11 @@
 #!/bin/sh
 # shellcheck disable=SC2016  # the single-quoted $names are jq's, not the shell's
 # The offsite copy of the backups: an encrypted restic repository, over SFTP
-# to a second host (the server's own key, the host's key pinned) or in an S3
-# store. Runs as the deploy user. The repository's password and keys come
-# from a 0600 file read with sed into restic's environment: never on a
+# to a second host (the server's own key, the host's key pinned), in an S3
+# store or on a REST server (restic's rest-server; its certificate checked
+# against OFFSITE_CACERT when set). Runs as the deploy user. The repository's
+# password and keys, and a REST repository's location with its credentials,
+# come from a 0600 file read with sed into restic's environment: never on a
 # command line, so never in a process list.
 #
 # Snapshots are restic's --host OFFSITE_HOST (slipway-APP) with the tags
@@ -16,7 +18,10 @@
 #
 #   upload ID     copy backup ID (dump, roles, record) and apply the local
 #                 retention there (forget --prune); backup.sh runs it under
-#                 its lock after each good backup
+#                 its lock after each good backup. With OFFSITE_APPEND_ONLY
+#                 the server never forgets there (its credentials may only
+#                 add): the record says so, and backup.prune-offsite applies
+#                 the retention from the operator's machine
 #   check         restic check --read-data-subset, result in .offsite-check.json
 #   snapshots     the snapshots fetch may read, as restic's JSON
 #   fetch ID|latest  bring a backup back from the repository into the backups
@@ -33,7 +38,9 @@ now_iso() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-RESTIC_REPOSITORY=$(setting OFFSITE_REPOSITORY)
+# A REST repository's location holds its credentials: the secrets file has it; the others are in the conf.
+RESTIC_REPOSITORY=$(secret RESTIC_REPOSITORY)
+[ -n "$RESTIC_REPOSITORY" ] || RESTIC_REPOSITORY=$(setting OFFSITE_REPOSITORY)
 RESTIC_PASSWORD=$(secret RESTIC_PASSWORD)
 export RESTIC_REPOSITORY RESTIC_PASSWORD
 if [ -n "$(secret AWS_ACCESS_KEY_ID)" ]; then
@@ -50,10 +57,19 @@ $ssh_target -s sftp"
 else
   set --
 fi
+cacert=$(setting OFFSITE_CACERT)
+if [ -n "$cacert" ]; then
+  set -- "$@" --cacert "$cacert"
+fi
 
+# The last N lines restic (or ssh) wrote, as one line, any URL's credentials masked (restic masks those of
+# the repository's location itself).
+last_words() {
+  grep -v '^[[:space:]]*$' "$log" | tail -n "$1" | tr '\n' ' ' | sed -e 's#://[^/@[:space:]]*@#://***@#g' -e 's/ *$//'
+}
 # One line for the operator: what failed and the last words of restic (or ssh) about it.
 fail() {
-  echo "offsite $1 failed: $(grep -v '^[[:space:]]*$' "$log" | tail -n 2 | tr '\n' ' ' | cut -c1-400)" >&2
+  echo "offsite $1 failed: $(last_words 2 | cut -c1-400)" >&2
   exit 1
 }
 lock() {
@@ -90,17 +106,25 @@ upload)
     if grep -q 'Is there a repository at the following location' "$log"; then
       restic "$@" init >/dev/null 2>"$log" || { write_record "$record" --arg at "$(now_iso)" '.offsite = {at: $at, error: "the repository could not be created"}'; fail "repository creation"; }
     else
-      write_record "$record" --arg at "$(now_iso)" --arg error "$(tail -n 1 "$log")" '.offsite = {at: $at, error: $error}'
+      write_record "$record" --arg at "$(now_iso)" --arg error "$(last_words 1)" '.offsite = {at: $at, error: $error}'
       fail "upload of $ID (opening the repository)"
     fi
   fi
   # Each tag its own --tag: older restic kept "a,b" as one tag.
   if ! restic "$@" backup --host "$host" --tag slipway --tag "backup-$ID" ${tag:+--tag "$tag"} \
       "$backups/$ID.dump" "$backups/$ID.globals.sql" "$record" >/dev/null 2>"$log"; then
-    write_record "$record" --arg at "$(now_iso)" --arg error "$(tail -n 1 "$log")" '.offsite = {at: $at, error: $error}'
+    write_record "$record" --arg at "$(now_iso)" --arg error "$(last_words 1)" '.offsite = {at: $at, error: $error}'
     fail "upload of $ID"
   fi
   snapshot=$(newest_snapshot "$ID" "$@" || true)
+  if [ "$(setting OFFSITE_APPEND_ONLY)" = yes ]; then
+    write_record "$record" --arg at "$(now_iso)" --arg snapshot "$snapshot" \
+      '.offsite = {at: $at, snapshot: $snapshot[0:8], retention: "append-only: backup.prune-offsite applies it"}'
+    echo "$snapshot"
+    echo "retention not applied: the repository is append-only (backup.prune-offsite applies it from the" \
+      "operator's machine)"
+    exit 0
+  fi
   write_record "$record" --arg at "$(now_iso)" --arg snapshot "$snapshot" '.offsite = {at: $at, snapshot: $snapshot[0:8]}'
   # The same retention as on the server, over this inventory's snapshots only (tags separated by a comma
   # must all be there); snapshots differ in their paths, so they are grouped by host alone.
@@ -115,7 +139,7 @@ check)
   outcome=ok
   restic "$@" check --read-data-subset "$subset" >/dev/null 2>"$log" || outcome=failed
   jq -n -c --arg at "$(now_iso)" --arg outcome "$outcome" --arg subset "$subset" \
-    --arg detail "$(grep -v '^[[:space:]]*$' "$log" | tail -n 2 | tr '\n' ' ')" \
+    --arg detail "$(last_words 2)" \
     '{at: $at, outcome: $outcome, how: ("restic check --read-data-subset " + $subset), detail: $detail}' \
     > "$backups/.offsite-check.json.tmp"
   mv -f "$backups/.offsite-check.json.tmp" "$backups/.offsite-check.json"

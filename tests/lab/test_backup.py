@@ -734,3 +734,121 @@ def test_offsite_snapshots_carry_the_inventory_and_another_inventorys_are_neithe
     finally:
         as_deploy.run(f"rm -rf {work} /srv/demo/backups/{others['untagged']}.*")
         as_deploy.run(["sh", "-c", FORGET_SNAPSHOTS, "-", conf, *others.values()], timeout=300)
+
+
+# --- an append-only REST offsite repository: the server only adds; the operator prunes from here -----------
+
+# restic on the target as offsite.sh runs it there: the server's own credentials (RESTIC_REPOSITORY in its 0600
+# secrets file), the lab CA; restic's arguments follow the conf.
+SERVER_RESTIC = r'''set -e
+conf=$1; shift
+setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
+secret() { sed -n "s/^$1=//p" "$(setting SECRETS_FILE)" | tail -n 1; }
+RESTIC_REPOSITORY=$(secret RESTIC_REPOSITORY)
+RESTIC_PASSWORD=$(secret RESTIC_PASSWORD)
+export RESTIC_REPOSITORY RESTIC_PASSWORD
+exec restic --cacert "$(setting OFFSITE_CACERT)" "$@"
+'''
+
+
+def rest_offsite(lab_target, repository):
+    """An edit of the lab inventory: its offsite copies go to REPOSITORY on the lab's REST server, append-only for
+    the server (its own user on the append-only instance), the operator's instance for backup.prune-offsite."""
+    rest = lab_target["rest_server"]
+
+    def edit(data):
+        data["backup"]["offsite"] = {
+            "rest": {"url": f"{rest['url']}/{repository}", "user": rest["user"],
+                     "password_secret": rest["password_secret"], "ca_bundle": rest["ca_bundle"],
+                     "admin_url": f"{rest['admin_url']}/{repository}", "admin_user": rest["admin_user"],
+                     "admin_password_secret": rest["admin_password_secret"]},
+            "append_only": True, "password_secret": "RESTIC_PASSWORD"}
+    return edit
+
+
+def backup_ids(snapshots):
+    return sorted(tag.removeprefix("backup-") for snap in snapshots for tag in snap["tags"] if tag.startswith("backup-"))
+
+
+def test_an_append_only_rest_offsite_keeps_every_copy_from_the_server_and_the_operator_prunes_it_from_here(
+        cli, as_deploy, lab_target, lab_deployment, variant):
+    rest = lab_target["rest_server"]
+    assert rest["admin_url"], "the lab's REST server publishes its admin instance on 127.0.0.1"
+    passwords = [lab_deployment.secret(rest["password_secret"]), lab_deployment.secret(rest["admin_password_secret"])]
+    # A repository of its own each run: retention then goes over this run's snapshots only.
+    fab = variant(rest_offsite(lab_target, f"demo-{time.strftime('%Y%m%d%H%M%S')}"))
+    conf, offsite = "/etc/slipway/demo/backup.conf", ["sh", "/usr/local/lib/slipway/offsite.sh"]
+    outputs = []
+    try:
+        outputs.append(fab("provision"))
+        assert outputs[-1].returncode == 0, outputs[-1].stdout + outputs[-1].stderr
+        assert "OFFSITE_APPEND_ONLY=yes" in as_deploy.run(["cat", conf]).stdout
+        server_files = as_deploy.run("cat /etc/slipway/demo/backup.env /etc/slipway/demo/backup.conf").stdout
+        assert passwords[0] in server_files and passwords[1] not in server_files
+
+        as_deploy.run("sh -c 'while :; do ps -eo args; sleep 0.05; done' > /tmp/slipway-ps.log 2>&1 & "
+                      "echo $! > /tmp/slipway-ps.pid")
+        ids = []
+        try:
+            for _ in range(5):
+                outputs.append(fab("backup"))
+                ids.append(taken_id(outputs[-1]))
+                assert "append-only: backup.prune-offsite applies retention there" in outputs[-1].stdout
+        finally:
+            as_deploy.run("kill $(cat /tmp/slipway-ps.pid)")
+        seen = as_deploy.run("cat /tmp/slipway-ps.log").stdout
+        assert "restic" in seen and not any(password in seen for password in passwords)
+        for backup_id in ids:
+            copied = records(as_deploy)[backup_id]["offsite"]
+            assert re.fullmatch(r"[0-9a-f]{8}", copied["snapshot"]), copied
+            assert copied["retention"] == "append-only: backup.prune-offsite applies it"
+        snapshots = json.loads(as_deploy.run([*offsite, conf, "snapshots"]).stdout)
+        assert backup_ids(snapshots) == ids, "the server forgot none of its copies"
+
+        # Whoever holds the server (its deploy user, its secrets file) cannot delete a copy.
+        victim = next(snap for snap in snapshots if f"backup-{ids[0]}" in snap["tags"])
+        refused = as_deploy.run(["sh", "-c", SERVER_RESTIC, "-", conf, "forget", victim["id"]], check=False,
+                                timeout=300)
+        # restic 0.18 reports the refused delete and may still exit 0: what counts is the copy still there.
+        assert refused.exited != 0 or "unable to remove" in refused.stderr, refused.stdout + refused.stderr
+        assert victim["id"] in {snap["id"] for snap in json.loads(as_deploy.run([*offsite, conf, "snapshots"]).stdout)}
+
+        # From the operator's machine: the server's retention (as retention.sh applies it on the server; restic
+        # from 0.17 on also keeps the oldest snapshot of a period not yet full).
+        backup = lab_deployment.inventory.backup
+        expected = subprocess.run(["sh", str(PROJECT / "fabfile" / "scripts" / "retention.sh"), str(backup.keep_last),
+                                   str(backup.keep_daily), str(backup.keep_weekly), str(backup.keep_monthly)],
+                                  input="\n".join(ids) + "\n", capture_output=True, text=True, check=True).stdout.split()
+        assert expected, ids
+        outputs.append(fab("backup.prune-offsite", "--dry-run"))
+        dry = outputs[-1]
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        would = re.findall(r"would forget snapshot \S+ of backup (\S+) ", dry.stdout)
+        assert would in (expected, expected[1:]), (would, expected, dry.stdout)
+        assert backup_ids(json.loads(as_deploy.run([*offsite, conf, "snapshots"]).stdout)) == ids
+        outputs.append(fab("backup.prune-offsite"))
+        pruned = outputs[-1]
+        assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+        forgot = re.findall(r"forgot snapshot \S+ of backup (\S+) ", pruned.stdout)
+        assert forgot == would and "and pruned their data" in pruned.stdout, pruned.stdout
+        left = backup_ids(json.loads(as_deploy.run([*offsite, conf, "snapshots"]).stdout))
+        assert left == [backup_id for backup_id in ids if backup_id not in forgot]
+
+        # A backup gone from the server comes back from the REST repository.
+        psql(as_deploy, "CREATE TABLE IF NOT EXISTS rest_notes (id serial PRIMARY KEY, body text); "
+                        "INSERT INTO rest_notes (body) SELECT md5(n::text) FROM generate_series(1, 1000) n")
+        outputs.append(fab("backup"))
+        newest = taken_id(outputs[-1])
+        as_deploy.run(f"rm /srv/demo/backups/{newest}.*")
+        psql(as_deploy, "DROP TABLE rest_notes")
+        outputs.append(fab("backup.restore", newest, "--from-offsite", "--yes"))
+        restored = outputs[-1]
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        assert f"fetch {newest} from the offsite repository" in restored.stdout
+        assert psql(as_deploy, "SELECT count(*) FROM rest_notes") == "1000"
+        assert records(as_deploy)[newest]["fetched"]["snapshot"]
+        assert not any(password in result.stdout + result.stderr for result in outputs for password in passwords)
+    finally:
+        psql(as_deploy, "DROP TABLE IF EXISTS rest_notes")
+        back = cli("fab", "-H", "lab", "provision")
+        assert back.returncode == 0, back.stdout + back.stderr

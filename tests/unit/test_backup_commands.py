@@ -7,16 +7,19 @@ import re
 import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
 
 from fabfile import config
 from fabfile.commands import backup, provision, provision_plan, shell
-from fabfile.errors import ConfigError
+from fabfile.errors import ConfigError, SlipwayError
 
 PROJECT = Path(__file__).resolve().parents[2]
-SECRETS = {"DB_PASSWORD": "x", "RESTIC_PASSWORD": "correct horse battery", "S3_ID": "AKID", "S3_KEY": "s3cr3t"}
+SECRETS = {"DB_PASSWORD": "x", "RESTIC_PASSWORD": "correct horse battery", "S3_ID": "AKID", "S3_KEY": "s3cr3t",
+           "REST_PASSWORD": "p@ss/w:rd%", "REST_ADMIN": "adm1n may delete", "S3_ADMIN_ID": "AKADMIN",
+           "S3_ADMIN_KEY": "s3cr3t-admin"}
 SECRET = SECRETS.__getitem__
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBackupHostKey"
 
@@ -315,11 +318,12 @@ def test_offsite_snapshots_are_tagged_with_the_inventory_name(tmp_path, inventor
 
 # restic as offsite.sh uses it: every call logged; snapshots from a file; restore copies a snapshot's folder.
 FAKE_RESTIC = r'''echo "$*" >> "$FAKE_LOG"
-while [ "$1" = -o ]; do shift 2; done
+while [ "$1" = -o ] || [ "$1" = --cacert ]; do shift 2; done
 case $1 in
 snapshots) cat "$FAKE_SNAPSHOTS" ;;
 restore) mkdir -p "$4/srv/shop/backups" && cp "$FAKE_REPOSITORY/$2"/* "$4/srv/shop/backups/" ;;
 esac
+echo "$RESTIC_REPOSITORY" >> "$FAKE_LOG.repository"
 exit 0
 '''
 
@@ -406,7 +410,7 @@ def test_a_repository_from_before_inventory_tags_is_taken_over_with_no_flag(repo
 
 
 @pytest.mark.parametrize("offsite, expected", [
-    ({"password_secret": "RESTIC_PASSWORD"}, "backup.offsite: expected exactly one of sftp or s3"),
+    ({"password_secret": "RESTIC_PASSWORD"}, "backup.offsite: expected exactly one of sftp, s3 or rest"),
     ({**SFTP, "sftp": {**SFTP["sftp"], "host_key": "AAAA"}}, "backup.offsite.sftp.host_key: found 'AAAA'; expected the "
                                                                "backup host's public host key"),
     ({**SFTP, "password_secret": "NOT_THERE"}, "NOT_THERE: missing; expected a line NOT_THERE=... because"),
@@ -589,3 +593,241 @@ def test_downloads_go_to_a_private_folder_that_git_ignores(tmp_path):
     elsewhere = tmp_path / "chosen" / "here"
     private_folder(elsewhere)
     assert oct(elsewhere.stat().st_mode & 0o777) == "0o700"
+
+
+# --- append-only offsite repositories: REST, and backup.prune-offsite from the operator's machine ---------
+
+CA = "-----BEGIN CERTIFICATE-----\nMIIBlabCA\n-----END CERTIFICATE-----\n"
+
+
+def rest(tmp_path, **overrides):
+    (tmp_path / "rest-ca.pem").write_text(CA)
+    return {"rest": {"url": "https://backup.example.net:8000/shop", "user": "shop", "password_secret": "REST_PASSWORD",
+                     "ca_bundle": "rest-ca.pem", "admin_url": "https://127.0.0.1:8001/shop", "admin_user": "operator",
+                     "admin_password_secret": "REST_ADMIN", **overrides},
+            "append_only": True, "password_secret": "RESTIC_PASSWORD"}
+
+
+def test_a_rest_offsite_keeps_its_credentials_in_the_0600_file_and_never_the_admin_ones_on_the_server(
+        tmp_path, inventory):
+    offsite = with_offsite(tmp_path, rest(tmp_path)).inventory
+    conf = backup.conf_text(offsite, "prod")
+    assert "OFFSITE_REPOSITORY=rest:https://backup.example.net:8000/shop/\n" in conf
+    assert "OFFSITE_CACERT=/etc/slipway/shop/offsite-ca.pem\nOFFSITE_APPEND_ONLY=yes\n" in conf
+    desired = provision.desired_state(offsite, PROJECT, "debian", "13", SECRET, inventory_name="prod")
+    secrets = desired.files["/etc/slipway/shop/backup.env"]
+    assert (secrets.mode, secrets.owner, secrets.secret) == (0o600, "deploy", True)
+    # Percent-encoded: restic 0.12 and 0.14 read REST credentials only from the location (in the environment).
+    assert secrets.content == ("RESTIC_PASSWORD=correct horse battery\n"
+                               "RESTIC_REPOSITORY=rest:https://shop:p%40ss%2Fw%3Ard%25@backup.example.net:8000/shop/\n")
+    parts = urlsplit(secrets.content.split("RESTIC_REPOSITORY=rest:")[1].strip())
+    assert (parts.username, unquote(parts.password), parts.hostname, parts.path) == \
+        ("shop", "p@ss/w:rd%", "backup.example.net", "/shop/")
+    ca = desired.files["/etc/slipway/shop/offsite-ca.pem"]
+    assert (ca.content, ca.mode, ca.secret) == (CA, 0o644, False)
+    assert "/etc/slipway/shop/offsite-ca.pem" in provision.managed_paths(offsite)[0]
+    assert desired.offsite_key is None and "/etc/slipway/shop/offsite_known_hosts" not in desired.files
+    assert not any("adm1n" in unquote(f.content) for f in desired.files.values())
+    plan = provision_plan.plan(desired, provision.HostState(os_id="debian", os_version="13"))
+    assert "p%40ss" not in "\n".join(step.diff for step in plan)
+    assert not any("p@ss" in f.content or "p%40ss" in f.content for path, f in desired.files.items()
+                   if path != "/etc/slipway/shop/backup.env")
+
+
+def offsite_conf(tmp_path, offsite_inventory):
+    """offsite.sh's conf for prod and the server's secrets file, as provision writes them, folders here."""
+    secrets = tmp_path / "backup.env"
+    secrets.write_text(backup.secrets_text(offsite_inventory, SECRET))
+    return local_conf(tmp_path, offsite_inventory, "prod", SECRETS_FILE=secrets)
+
+
+def test_an_append_only_upload_copies_but_never_forgets_and_its_record_says_so(tmp_path, inventory):
+    offsite = with_offsite(tmp_path, rest(tmp_path)).inventory
+    conf, folder = offsite_conf(tmp_path, offsite)
+    write_records(folder, [{"id": "20261120-030000", "seq": 1, "outcome": "ok", "size": 10}])
+    (tmp_path / "snapshots.json").write_text(json.dumps([snapshot("a", "20261120-030000", "inventory-prod")]))
+    log = tmp_path / "restic.log"
+    env = {"FAKE_LOG": str(log), "FAKE_SNAPSHOTS": str(tmp_path / "snapshots.json")}
+    uploaded = run_script("offsite.sh", conf, "upload", "20261120-030000", env=env,
+                          bin_dir=fake_bin(tmp_path, restic=FAKE_RESTIC))
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert uploaded.stdout.splitlines()[0] == "a" * 8
+    assert "retention not applied: the repository is append-only" in uploaded.stdout
+    calls = log.read_text().splitlines()
+    assert calls and all(call.startswith("--cacert /etc/slipway/shop/offsite-ca.pem ") for call in calls), calls
+    assert not any(" forget " in f" {call} " for call in calls), calls
+    assert "p@ss" not in log.read_text() and "p%40ss" not in log.read_text()
+    # The credentials reach restic in its environment only.
+    assert set(Path(f"{log}.repository").read_text().splitlines()) == {
+        "rest:https://shop:p%40ss%2Fw%3Ard%25@backup.example.net:8000/shop/"}
+    record = json.loads((folder / "20261120-030000.json").read_text())
+    assert record["offsite"]["snapshot"] == "a" * 8
+    assert record["offsite"]["retention"] == "append-only: backup.prune-offsite applies it"
+
+
+def test_an_offsite_failure_never_shows_a_urls_credentials(tmp_path, inventory):
+    offsite = with_offsite(tmp_path, rest(tmp_path)).inventory
+    conf, folder = offsite_conf(tmp_path, offsite)
+    write_records(folder, [{"id": "20261120-030000", "seq": 1, "outcome": "ok", "size": 10}])
+    # Not what restic prints (it masks the location's password itself), but whatever prints it is masked.
+    failing = 'echo "Fatal: Post \\"https://shop:p%40ss%2Fw%3Ard%25@backup.example.net:8000/shop/\\": refused" >&2; exit 1\n'
+    result = run_script("offsite.sh", conf, "upload", "20261120-030000", bin_dir=fake_bin(tmp_path, restic=failing))
+    assert result.returncode == 1
+    assert result.stderr.startswith("offsite upload of 20261120-030000 (opening the repository) failed: Fatal: Post "
+                                    '"https://***@backup.example.net:8000/shop/": refused'), result.stderr
+    record = (folder / "20261120-030000.json").read_text()
+    assert "p%40ss" not in record + result.stderr and "https://***@backup" in record
+    assert backup.without_credentials("Get https://u:p@h/x and sftp:restic@h:/p") == \
+        "Get https://***@h/x and sftp:restic@h:/p"
+
+
+# restic on the operator's machine: each call logged, the environment it got too; forget and snapshots answer
+# from files.
+FAKE_OPERATOR_RESTIC = r'''echo "$*" >> "$FAKE_LOG"
+env | grep -E '^RESTIC_' | sort >> "$FAKE_LOG.env"
+while [ "$1" = -o ] || [ "$1" = --cacert ]; do shift 2; done
+case $1 in
+unlock) echo "successfully removed locks" ;;
+forget) cat "$FAKE_FORGET" ;;
+snapshots) cat "$FAKE_LEFT" ;;
+prune) echo "done" ;;
+esac
+exit 0
+'''
+
+
+def restic_snapshot(short, backup_id, time):
+    # As restic 0.14's --json writes them (trimmed).
+    return {"time": time, "tree": "47" * 32, "paths": ["/srv/shop/backups/x.dump"], "hostname": "slipway-shop",
+            "username": "deploy", "tags": ["slipway", f"backup-{backup_id}", "inventory-prod"], "id": short * 64,
+            "short_id": short * 8}
+
+
+@pytest.fixture
+def operator_restic(tmp_path, monkeypatch):
+    """A fake restic first on this machine's PATH; the files its forget and snapshots answer from."""
+    bin_dir = fake_bin(tmp_path, restic=FAKE_OPERATOR_RESTIC)
+    log = tmp_path / "operator.log"
+    kept = restic_snapshot("c", "20261122-030000", "2026-11-22T03:00:11.5+00:00")
+    removed = [restic_snapshot("a", "20261120-030000", "2026-11-20T03:00:11.123456789+00:00"),
+               restic_snapshot("b", "20261121-030000", "2026-11-21T03:00:11Z")]
+    (tmp_path / "forget.json").write_text(json.dumps([{"tags": None, "host": "slipway-shop", "paths": None,
+                                                       "keep": [kept], "remove": removed, "reasons": []}]) + "\n")
+    (tmp_path / "left.json").write_text(json.dumps([kept]) + "\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    monkeypatch.setenv("FAKE_FORGET", str(tmp_path / "forget.json"))
+    monkeypatch.setenv("FAKE_LEFT", str(tmp_path / "left.json"))
+    # The operator's own restic settings are not what prune-offsite uses.
+    monkeypatch.setenv("RESTIC_PASSWORD_FILE", "/nonexistent")
+    monkeypatch.setenv("RESTIC_REPOSITORY", "/somewhere/else")
+    return log
+
+
+def test_prune_offsite_forgets_by_the_servers_retention_from_this_machine_with_the_admin_credentials(
+        tmp_path, inventory, operator_restic, capsys):
+    from fabfile.cli.backup import forget_offsite
+
+    deployment = with_offsite(tmp_path, rest(tmp_path))
+    forget_offsite(deployment, dry_run=True)
+    out = capsys.readouterr().out
+    calls = operator_restic.read_text().splitlines()
+    ca = str(tmp_path / "rest-ca.pem")
+    assert calls == [f"--cacert {ca} unlock",
+                     f"--cacert {ca} forget --json --dry-run --host slipway-shop --tag slipway,inventory-prod "
+                     "--group-by host --keep-last 3 --keep-daily 10 --keep-weekly 4 --keep-monthly 6"]
+    assert "[prod] would forget snapshot aaaaaaaa of backup 20261120-030000 (taken 2026-11-20T03:00:11)\n" in out
+    assert "[prod] would forget snapshot bbbbbbbb of backup 20261121-030000 (taken 2026-11-21T03:00:11)\n" in out
+    assert out.endswith("[prod] would forget 2 offsite snapshots of slipway-shop (inventory-prod) in "
+                        "rest:https://127.0.0.1:8001/shop/ as operator; 1 kept\n"), out
+    environment = set(Path(f"{operator_restic}.env").read_text().splitlines())
+    assert environment == {"RESTIC_PASSWORD=correct horse battery",
+                           "RESTIC_REPOSITORY=rest:https://operator:adm1n%20may%20delete@127.0.0.1:8001/shop/"}
+    assert "adm1n" not in out and "adm1n" not in operator_restic.read_text()
+
+    operator_restic.write_text("")
+    forget_offsite(deployment, dry_run=False)
+    out = capsys.readouterr().out
+    assert [call.split()[2] for call in operator_restic.read_text().splitlines()] == \
+        ["unlock", "forget", "snapshots", "prune"]
+    assert "--dry-run" not in operator_restic.read_text()
+    assert "[prod] forgot snapshot aaaaaaaa of backup 20261120-030000" in out
+    assert out.endswith("[prod] forgot 2 offsite snapshots of slipway-shop (inventory-prod) in "
+                        "rest:https://127.0.0.1:8001/shop/ as operator, and pruned their data; 1 kept\n"), out
+
+
+def test_prune_offsite_fails_in_one_line_when_the_repository_kept_what_it_was_told_to_forget(
+        tmp_path, inventory, operator_restic):
+    from fabfile.cli.backup import forget_offsite
+
+    # An append-only server refuses the deletes; restic (0.18) may only warn about that and exit 0.
+    snapshots = json.loads((tmp_path / "forget.json").read_text())[0]
+    (tmp_path / "left.json").write_text(json.dumps(snapshots["keep"] + snapshots["remove"]) + "\n")
+    with pytest.raises(SlipwayError) as error:
+        forget_offsite(with_offsite(tmp_path, rest(tmp_path, admin_url=None)), dry_run=False)
+    assert str(error.value) == ("prod: rest:https://backup.example.net:8000/shop/ as operator kept 2 of the 2 "
+                                "snapshots restic was told to forget: it is append-only for these credentials (give "
+                                "backup.offsite's admin_url or admin credentials that may delete)")
+    assert "prune" not in operator_restic.read_text().split()
+
+
+def test_prune_offsite_names_what_it_lacks_on_this_machine_in_one_line(tmp_path, inventory, monkeypatch):
+    from fabfile.cli.backup import forget_offsite
+
+    deployment = with_offsite(tmp_path, rest(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(SlipwayError) as error:
+        forget_offsite(deployment, dry_run=True)
+    assert str(error.value) == ("restic is not installed on this machine: backup.prune-offsite runs it here, not on "
+                                "the server (apt-get install restic; ./scripts/setup installs it)")
+    monkeypatch.setenv("PATH", str(fake_bin(tmp_path, restic=FAKE_OPERATOR_RESTIC)))
+    (tmp_path / "prod.env").write_text("".join(f"{k}={v}\n" for k, v in SECRETS.items() if k != "REST_ADMIN"))
+    with pytest.raises(SlipwayError) as error:
+        forget_offsite(config.load(tmp_path, "prod"), dry_run=True)
+    assert str(error.value) == (f"{tmp_path}/prod.env: REST_ADMIN: missing or empty; expected a line REST_ADMIN=... "
+                                f"because {tmp_path}/prod.yaml uses it at backup.offsite.rest.admin_password_secret "
+                                "(backup.prune-offsite reads it here; the server never gets it)")
+    with pytest.raises(SlipwayError) as error:
+        forget_offsite(config.load(tmp_path, "prod").model_copy(update={"inventory": inventory}), dry_run=True)
+    assert str(error.value).endswith("backup.offsite: missing; backup.prune-offsite prunes the offsite repository "
+                                     "backups are copied to")
+
+
+def test_prune_offsite_reaches_s3_with_the_admin_key_and_sftp_as_the_operator_with_the_host_key_pinned(
+        tmp_path, inventory):
+    s3 = {"s3": {"endpoint": "https://s3.example.net", "bucket": "shop-backups", "prefix": "prod",
+                 "access_key_secret": "S3_ID", "secret_key_secret": "S3_KEY", "admin_access_key_secret": "S3_ADMIN_ID",
+                 "admin_secret_key_secret": "S3_ADMIN_KEY"}, "append_only": True, "password_secret": "RESTIC_PASSWORD"}
+    access = backup.admin_access(with_offsite(tmp_path, s3).inventory, SECRET, "/unused")
+    assert (access.where, access.options) == ("s3:https://s3.example.net/shop-backups/prod", ())
+    assert access.environment == {"RESTIC_PASSWORD": "correct horse battery",
+                                  "RESTIC_REPOSITORY": "s3:https://s3.example.net/shop-backups/prod",
+                                  "AWS_ACCESS_KEY_ID": "AKADMIN", "AWS_SECRET_ACCESS_KEY": "s3cr3t-admin"}
+    # The server's own key never signs in here; nor does the operator's own AWS setting.
+    assert "s3cr3t-admin" not in repr(access)
+    assert access.env({"AWS_SESSION_TOKEN": "t", "HOME": "/root"})["HOME"] == "/root"
+    assert "AWS_SESSION_TOKEN" not in access.env({"AWS_SESSION_TOKEN": "t"})
+    sftp_offsite = with_offsite(tmp_path, {**SFTP, "append_only": True}).inventory
+    access = backup.admin_access(sftp_offsite, SECRET, "/tmp/x/known_hosts")
+    assert access.where == "sftp:restic@backup.example.net:/srv/restic/shop"
+    assert access.options == ("-o", "sftp.command=ssh -p 2222 -o BatchMode=yes -o StrictHostKeyChecking=yes "
+                              "-o UserKnownHostsFile=/tmp/x/known_hosts -o GlobalKnownHostsFile=/dev/null "
+                              "-o ConnectTimeout=10 restic@backup.example.net -s sftp")
+    (tmp_path / "operator_key").write_text("key")
+    own = with_offsite(tmp_path, {**SFTP, "sftp": {**SFTP["sftp"], "admin_user": "keeper",
+                                                   "admin_key_file": "operator_key"}}).inventory
+    command = backup.admin_access(own, SECRET, "/tmp/x/known_hosts").options[1]
+    assert f"-i {tmp_path}/operator_key -o IdentitiesOnly=yes" in command and " keeper@backup.example.net " in command
+    assert backup.admin_secrets(own) == [("backup.offsite.password_secret", "RESTIC_PASSWORD")]
+
+
+def test_forget_output_of_restic_reads_as_what_was_removed_and_kept():
+    removed, kept = backup.parse_forget('Applying Policy: keep 1 latest snapshots\n' + json.dumps([
+        {"host": "slipway-shop", "keep": [restic_snapshot("c", "20261122-030000", "2026-11-22T03:00:11Z")],
+         "remove": [restic_snapshot("b", "20261121-030000", "2026-11-21T03:00:11Z"),
+                    {"id": "d" * 64, "time": "2026-11-19T03:00:11Z", "tags": ["slipway"]}]},
+        {"host": "slipway-shop", "keep": [], "remove": None}]) + "\n")
+    assert [(s.short_id, s.backup_id, s.time) for s in removed] == [
+        ("dddddddd", "?", "2026-11-19T03:00:11"), ("bbbbbbbb", "20261121-030000", "2026-11-21T03:00:11")]
+    assert [s.backup_id for s in kept] == ["20261122-030000"]
+    assert backup.parse_forget("") == ([], [])

@@ -708,3 +708,64 @@ def test_problems_a_model_finds_across_its_keys_are_each_named_at_their_own_key(
         "inventories/prod.yaml: server.ssh_port",
         "inventories/prod.yaml: services.api.ports[1]",
         "inventories/prod.yaml: services.api.volumes[1]"]
+
+
+def rest_offsite(**rest):
+    """VALID with an append-only REST offsite repository (REST keys overridden by REST)."""
+    return changed("backup", {"offsite": {"password_secret": "DATABASE_PASSWORD", "append_only": True, "rest": {
+        "url": "https://backup.example.net:8000/shop", "user": "shop", "password_secret": "REST_PASSWORD",
+        "admin_url": "https://127.0.0.1:8001/shop", "admin_password_secret": "REST_ADMIN_PASSWORD", **rest}}})
+
+
+def test_a_rest_offsite_needs_its_servers_password_but_not_the_admin_one_to_load(inventories):
+    # Only backup.prune-offsite reads the admin password, on the operator's machine: a secrets file that
+    # deploys (CI's) need not hold it.
+    write(inventories, rest_offsite(), secrets=SECRETS + "REST_PASSWORD=x\n")
+    rest = config.load(inventories, "prod").inventory.backup.offsite.rest
+    assert (rest.url, rest.admin_url, rest.admin_password_secret) == (
+        "https://backup.example.net:8000/shop", "https://127.0.0.1:8001/shop", "REST_ADMIN_PASSWORD")
+    write(inventories, rest_offsite())
+    (line,) = problems(inventories)
+    assert line.startswith("inventories/prod.env: REST_PASSWORD: missing; expected a line REST_PASSWORD=... because "
+                           "inventories/prod.yaml uses it at backup.offsite.rest.password_secret")
+
+
+@pytest.mark.parametrize("url", ["https://shop:secret@backup.example.net/shop", "http://backup.example.net:8000/shop",
+                                 "rest:https://backup.example.net/shop", "https://backup.example.net/shop?x=1"])
+def test_a_rest_url_is_https_without_credentials(inventories, url):
+    write(inventories, rest_offsite(url=url), secrets=SECRETS + "REST_PASSWORD=x\n")
+    (line,) = problems(inventories)
+    assert line.startswith(f"inventories/prod.yaml: backup.offsite.rest.url: found {url!r}; expected an https:// "
+                           "URL of the repository without credentials"), line
+
+
+def test_an_append_only_repository_needs_credentials_that_may_delete_for_prune_offsite(inventories):
+    data = rest_offsite(admin_url=None, admin_password_secret=None)
+    write(inventories, data, secrets=SECRETS + "REST_PASSWORD=x\n")
+    (line,) = problems(inventories)
+    assert line == ("inventories/prod.yaml: backup.offsite: expected rest.admin_url or rest.admin_password_secret "
+                    "with append_only: true (backup.prune-offsite cannot forget with the server's own append-only "
+                    "credentials)")
+    data["backup"]["offsite"]["append_only"] = False
+    write(inventories, data, secrets=SECRETS + "REST_PASSWORD=x\n")
+    assert config.load(inventories, "prod").inventory.backup.offsite.append_only is False
+    s3 = changed("backup", {"offsite": {"password_secret": "DATABASE_PASSWORD", "append_only": True, "s3": {
+        "endpoint": "https://s3.example.net", "bucket": "shop-backups", "prefix": "prod",
+        "access_key_secret": "DATABASE_PASSWORD", "secret_key_secret": "DATABASE_PASSWORD"}}})
+    write(inventories, s3)
+    (line,) = problems(inventories)
+    assert line.startswith("inventories/prod.yaml: backup.offsite: expected s3.admin_access_key_secret and "
+                           "s3.admin_secret_key_secret with append_only: true"), line
+    s3["backup"]["offsite"]["s3"]["admin_access_key_secret"] = "S3_ADMIN_ID"
+    write(inventories, s3)
+    assert any("backup.offsite.s3: expected both admin_access_key_secret and admin_secret_key_secret"
+               in line for line in problems(inventories)), problems(inventories)
+
+
+def test_one_offsite_repository_of_the_three_kinds(inventories):
+    data = rest_offsite()
+    data["backup"]["offsite"]["s3"] = {"endpoint": "https://s3.example.net", "bucket": "shop-backups",
+                                       "prefix": "prod", "access_key_secret": "DATABASE_PASSWORD",
+                                       "secret_key_secret": "DATABASE_PASSWORD"}
+    write(inventories, data, secrets=SECRETS + "REST_PASSWORD=x\n")
+    assert "inventories/prod.yaml: backup.offsite: expected exactly one of sftp, s3 or rest" in problems(inventories)

@@ -1,7 +1,11 @@
 """Lab command lines, checked against the flags ../shared/LAB.md records as working."""
 
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from fabfile.commands import lab
 
@@ -46,3 +50,33 @@ def test_the_acme_ca_has_a_fixed_address_and_the_target_answers_as_the_apps_doma
     assert lab.connect_command(NAMES, "slipway-lab-target", lab.TARGET_DOMAINS) == (
         "docker network connect --alias demo.slipway.test --alias www.demo.slipway.test "
         "slipway-lab-net slipway-lab-target")
+
+
+def test_the_rest_server_is_on_the_lab_network_with_only_its_admin_port_published_on_loopback():
+    argv = shlex.split(lab.run_rest_server_command(NAMES, "SHA256:abc"))
+    assert argv[argv.index("--network") + 1] == "slipway-lab-net"
+    assert argv[argv.index("--ip") + 1] == lab.REST_SERVER_ADDRESS
+    assert [argv[i + 1] for i, arg in enumerate(argv) if arg == "-p"] == [f"127.0.0.1::{lab.REST_ADMIN_PORT}"]
+    assert "slipway-lab.key=SHA256:abc" in argv and argv[-1] == "slipway-lab/rest-server:trixie"
+    output = f"{lab.REST_ADMIN_PORT}/tcp -> 127.0.0.1:32790\n{lab.REST_ADMIN_PORT}/tcp -> [::1]:32790\n"
+    assert lab.parse_published_ports(output, {"admin": lab.REST_ADMIN_PORT}) == {"admin": 32790}
+    assert lab.remove_rest_server_command(NAMES) == "docker rm --force --volumes slipway-lab-rest"
+
+
+def test_htpasswd_files_take_the_password_on_stdin_and_appear_whole():
+    command = lab.write_htpasswd_command("append", lab.REST_USER)
+    assert command == ("umask 077 && htpasswd -B -i -c /etc/rest-server/append.htpasswd.new demo "
+                       "&& mv -f /etc/rest-server/append.htpasswd.new /etc/rest-server/append.htpasswd")
+    assert lab.htpasswd_matches_command("admin", lab.REST_ADMIN_USER) == \
+        "htpasswd -v -i /etc/rest-server/admin.htpasswd operator"
+    start = (Path(__file__).resolve().parents[2] / "templates" / "lab" / "rest-server" / "start.sh").read_text()
+    assert "--listen :8000 --append-only --htpasswd-file \"$dir/append.htpasswd\"" in start
+    assert "--listen :8001 --htpasswd-file \"$dir/admin.htpasswd\"" in start
+
+
+@pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck is installed by scripts/setup")
+def test_the_lab_images_scripts_pass_shellcheck():
+    scripts = sorted((Path(__file__).resolve().parents[2] / "templates" / "lab").rglob("*.sh"))
+    assert scripts
+    result = subprocess.run(["shellcheck", "-s", "sh", *map(str, scripts)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
