@@ -279,7 +279,7 @@ def test_doctor_gives_each_area_a_verdict_and_fails_on_a_stopped_database(cli, a
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     checks = {check["area"]: check for check in json.loads(healthy.stdout)}
     assert set(checks) == {"docker", "containers", "disk", "memory", "clock", "security updates", "deploy lock",
-                           "certificate", "backups", "ssh hardening"}
+                           "certificate", "backups", "database access", "ssh hardening"}
     assert checks["ssh hardening"]["verdict"] == checks["docker"]["verdict"] == checks["containers"]["verdict"] == "ok"
     as_deploy.run("docker stop demo-db-1")
     try:
