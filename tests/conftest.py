@@ -3,11 +3,20 @@
 Lab tests share one target per session, so they run in stage order: the
 fresh target first, then provision (which hardens it), then what needs a
 provisioned host.
+
+The checkout's own code beside the package (tasks.py, lab/) is importable in
+every test.
 """
 
+import sys
 from pathlib import Path
 
 import pytest
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+# What only this checkout has, tasks.py (inv's collection) and lab/, is not installed: import it from here.
+if str(CHECKOUT) not in sys.path:
+    sys.path.insert(0, str(CHECKOUT))
 
 LAB_TESTS = Path(__file__).parent / "lab"
 # test_image_store.py moves the target to Docker's containerd image store; test_disaster_recovery.py

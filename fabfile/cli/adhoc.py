@@ -17,7 +17,7 @@ from invoke.exceptions import CollectionNotFound, Exit
 from invoke.loader import FilesystemLoader
 
 from ..remote import Reporter
-from .common import load_deployment, operator_task, session
+from ..tasking import load_deployment, operator_task, session
 
 
 @operator_task

@@ -6,7 +6,7 @@ import sys
 
 from .. import ssh
 from ..errors import HostKeyError
-from .common import ask, load_deployment, operator_task
+from ..tasking import ask, load_deployment, operator_task
 
 
 @operator_task(help={

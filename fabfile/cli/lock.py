@@ -9,9 +9,9 @@ from invoke import Collection
 from ..commands.layout import layout_of
 from ..commands.lock import describe_lock, force_unlock_command, lock_status_command
 from ..errors import SlipwayError
+from ..flows.locked import audit
 from ..remote import Reporter
-from .common import load_deployment, operator_task, session
-from .locked import audit
+from ..tasking import load_deployment, operator_task, session
 
 
 @operator_task(name="status")

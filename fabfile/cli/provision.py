@@ -14,9 +14,9 @@ from ..commands import provision as commands
 from ..commands import provision_plan as planning
 from ..commands.layout import layout_of
 from ..errors import ConnectError, HostKeyError, LoginRefused, SlipwayError
+from ..flows.locked import deploy_lock
 from ..remote import Remote, Reporter
-from .common import load_deployment, operator_task, project_dir, session, trust_hint
-from .locked import deploy_lock
+from ..tasking import load_deployment, operator_task, project_dir, session, trust_hint
 
 SSHD_RESTART_GRACE_SECONDS = 10
 

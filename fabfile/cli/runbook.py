@@ -8,20 +8,15 @@ import json as jsonlib
 import shlex
 import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 from invoke import Collection
 from invoke.exceptions import Exit
 
 from ..commands import runbook as commands
-from ..commands import traffic
-from ..commands.layout import Layout, layout_of
-from ..commands.release import maintenance_page
-from ..config import Deployment
 from ..errors import ConfigError
+from ..flows import maintenance as maintenance_flow
 from ..remote import Reporter
-from .common import load_deployment, operator_task, project_dir, session
-from .locked import audit, deployer, deploy_lock, read_state
+from ..tasking import load_deployment, operator_task, project_dir, session
 
 
 @operator_task
@@ -125,36 +120,6 @@ def psql(c):
         raise Exit(code=exited)
 
 
-def maintenance_record(run, layout: Layout) -> dict | None:
-    """The maintenance in force (who, since, message, until, allowed addresses), or None."""
-    result = run(["sh", "-c", '[ -f "$1" ] && cat "$2"', "slipway-maintenance-state", layout.maintenance_page,
-                  f"{layout.traffic_dir}/maintenance.json"], check=False)
-    if result.failed:
-        return None
-    try:
-        return jsonlib.loads(result.stdout)
-    except ValueError:
-        return {}
-
-
-def turn_maintenance_on(run, reporter: Reporter, deployment: Deployment, project: Path, message: str,
-                        until: str = "", allow: tuple[str, ...] = ()) -> None:
-    layout = layout_of(deployment.inventory)
-    record = {"by": deployer(), "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "message": message, "until": until, "allow": list(allow)}
-    page = maintenance_page(deployment.inventory, project, message, until)
-    with reporter.step("maintenance on (503 with Retry-After; no nginx reload)") as step:
-        run(traffic.maintenance_on_command(layout, record, list(allow)), stdin=page)
-        step.changed = True
-        step.detail = f"let through: {', '.join(allow)}" if allow else ""
-
-
-def turn_maintenance_off(run, reporter: Reporter, deployment: Deployment) -> None:
-    with reporter.step("maintenance off (no nginx reload)") as step:
-        run(traffic.maintenance_off_command(layout_of(deployment.inventory)))
-        step.changed = True
-
-
 def _addresses(allow) -> tuple[str, ...]:
     addresses = []
     for value in allow or ():
@@ -174,30 +139,18 @@ def on(c, message="We are doing some maintenance and will be back shortly.", unt
     """Maintenance on: the app's requests get a 503 page with Retry-After (health and ACME paths still answer)."""
     deployment = load_deployment(c)
     addresses = _addresses(allow)
-    layout = layout_of(deployment.inventory)
     reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote, \
-            deploy_lock(remote, layout, "maintenance on", deployment.inventory.app.step_timeout_seconds) as run:
-        read_state(run, layout, [], deployment.name)
-        turn_maintenance_on(run, reporter, deployment, project_dir(c), message, until, addresses)
-        audit(run, layout, "maintenance on", message=message, until=until, allow=list(addresses))
-    print(reporter.summary())
-    print(f"[{deployment.name}] maintenance is on; `fab -H {deployment.name} maintenance.off` ends it")
+    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+        maintenance_flow.on(remote, reporter, deployment, project_dir(c), message, until, addresses)
 
 
 @operator_task
 def off(c):
     """Maintenance off: the serving release answers again."""
     deployment = load_deployment(c)
-    layout = layout_of(deployment.inventory)
     reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote, \
-            deploy_lock(remote, layout, "maintenance off", deployment.inventory.app.step_timeout_seconds) as run:
-        was = maintenance_record(run, layout)
-        turn_maintenance_off(run, reporter, deployment)
-        audit(run, layout, "maintenance off", **({"since": was.get("since")} if was else {}))
-    print(reporter.summary())
-    print(f"[{deployment.name}] maintenance is off" if was else f"[{deployment.name}] maintenance was not on")
+    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+        maintenance_flow.off(remote, reporter, deployment)
 
 
 maintenance = Collection("maintenance")

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..commands import provision as commands
 from ..errors import SlipwayError
 from ..remote import Reporter
-from .common import load_deployment, operator_task, project_dir, session, trust_hint
+from ..tasking import load_deployment, operator_task, project_dir, session, trust_hint
 
 SUITE = Path(__file__).resolve().parent.parent / "verify" / "test_server.py"
 

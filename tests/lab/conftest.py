@@ -11,10 +11,11 @@ import pytest
 import testinfra
 import yaml
 
-from fabfile import config, ns, ssh
+from fabfile import config, ssh
 from fabfile.errors import LoginRefused
-from fabfile.cli import lab
 from fabfile.remote import Remote
+from lab import cli as lab
+from tasks import ns
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -22,6 +23,7 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="session")
 def ctx():
+    """A context as `inv` makes one in the checkout (tasks.py's collection: slipway's settings and the lab's)."""
     settings = invoke.Config(project_location=str(PROJECT))
     settings.load_collection(ns.configuration())
     return invoke.Context(settings)

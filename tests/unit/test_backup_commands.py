@@ -576,7 +576,7 @@ def test_the_scheduled_backup_writes_its_metrics_as_root_after_every_run(invento
 
 
 def test_downloads_go_to_a_private_folder_that_git_ignores(tmp_path):
-    from fabfile.cli.backup import private_folder, write_private
+    from fabfile.flows.backups import private_folder, write_private
 
     folder = backup.download_folder(PROJECT, "prod")
     assert folder == PROJECT / ".slipway" / "backups" / "prod"
@@ -726,7 +726,7 @@ def operator_restic(tmp_path, monkeypatch):
 
 def test_prune_offsite_forgets_by_the_servers_retention_from_this_machine_with_the_admin_credentials(
         tmp_path, inventory, operator_restic, capsys):
-    from fabfile.cli.backup import forget_offsite
+    from fabfile.flows.offsite import forget_offsite
 
     deployment = with_offsite(tmp_path, rest(tmp_path))
     forget_offsite(deployment, dry_run=True)
@@ -758,7 +758,7 @@ def test_prune_offsite_forgets_by_the_servers_retention_from_this_machine_with_t
 
 def test_prune_offsite_fails_in_one_line_when_the_repository_kept_what_it_was_told_to_forget(
         tmp_path, inventory, operator_restic):
-    from fabfile.cli.backup import forget_offsite
+    from fabfile.flows.offsite import forget_offsite
 
     # An append-only server refuses the deletes; restic (0.18) may only warn about that and exit 0.
     snapshots = json.loads((tmp_path / "forget.json").read_text())[0]
@@ -772,7 +772,7 @@ def test_prune_offsite_fails_in_one_line_when_the_repository_kept_what_it_was_to
 
 
 def test_prune_offsite_names_what_it_lacks_on_this_machine_in_one_line(tmp_path, inventory, monkeypatch):
-    from fabfile.cli.backup import forget_offsite
+    from fabfile.flows.offsite import forget_offsite
 
     deployment = with_offsite(tmp_path, rest(tmp_path))
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))

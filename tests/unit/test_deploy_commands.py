@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fabfile import config, render
-from fabfile.cli import images
+from fabfile import config
+from fabfile.flows import images
 from fabfile.commands import layout as layouts
 from fabfile.commands import archive, lock, release, shell, state, traffic
 from fabfile.commands.layout import Layout
@@ -32,7 +32,9 @@ def lab_inventory(tmp_path, secrets=f"DATABASE_PASSWORD='{SECRET}'\n", edit=None
            "acme": {"directory": "https://pebble:14000/dir", "api_certificate": str(tmp_path / "pebble-api.pem")}}
     backup_host = {"address": "172.30.99.20", "user": "restic", "root": "/srv/restic",
                    "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBackupHost"}
-    text = render.render(PROJECT, "lab/inventory.yaml.j2", lab=lab, backup_host=backup_host)
+    from lab.cli import render_template  # the lab inventory `inv lab.up` writes (lab/templates/)
+
+    text = render_template("inventory.yaml.j2", lab=lab, backup_host=backup_host)
     secrets += "RESTIC_PASSWORD=offsite-password\n"
     data = yaml.safe_load(text)
     if edit:

@@ -11,7 +11,7 @@ import pytest
 from fabfile import remote
 
 PROJECT = Path(__file__).resolve().parents[2]
-UNDER_A_TASK = ("import signal\nfrom fabfile import remote\nfrom fabfile.cli.common import ask\n"
+UNDER_A_TASK = ("import signal\nfrom fabfile import remote\nfrom fabfile.tasking import ask\n"
                 "signal.signal(signal.SIGINT, lambda *_: remote.INTERRUPTED.set())\nprint('ready', flush=True)\n")
 
 

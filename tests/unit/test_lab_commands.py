@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from fabfile.commands import lab
+from lab import commands as lab
 
 NAMES = lab.LabNames(prefix="slipway-lab", suite="trixie")
+LAB_TEMPLATES = Path(__file__).resolve().parents[2] / "lab" / "templates"
 
 
 def test_target_runs_with_the_checked_flags_and_loopback_ports():
@@ -69,14 +70,14 @@ def test_htpasswd_files_take_the_password_on_stdin_and_appear_whole():
                        "&& mv -f /etc/rest-server/append.htpasswd.new /etc/rest-server/append.htpasswd")
     assert lab.htpasswd_matches_command("admin", lab.REST_ADMIN_USER) == \
         "htpasswd -v -i /etc/rest-server/admin.htpasswd operator"
-    start = (Path(__file__).resolve().parents[2] / "templates" / "lab" / "rest-server" / "start.sh").read_text()
+    start = (LAB_TEMPLATES / "rest-server" / "start.sh").read_text()
     assert "--listen :8000 --append-only --htpasswd-file \"$dir/append.htpasswd\"" in start
     assert "--listen :8001 --htpasswd-file \"$dir/admin.htpasswd\"" in start
 
 
 @pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck is installed by scripts/setup")
 def test_the_lab_images_scripts_pass_shellcheck():
-    scripts = sorted((Path(__file__).resolve().parents[2] / "templates" / "lab").rglob("*.sh"))
+    scripts = sorted(LAB_TEMPLATES.rglob("*.sh"))
     assert scripts
     result = subprocess.run(["shellcheck", "-s", "sh", *map(str, scripts)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 from fabfile import ns
+from tasks import ns as inv_ns
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
@@ -13,10 +14,17 @@ def test_the_task_table_lists_every_task_once_and_only_real_ones():
     # `fab -H NAME -- CMD` is Fabric's own idiom, not a task.
     rows = [row.split(" | ")[0] for row in table.splitlines() if row.startswith("| `") and not row.startswith("| `fab -H NAME -- ")]
     assert "| `fab -H NAME -- CMD` |" in table
-    named = [name for row in rows for name in dict.fromkeys(re.findall(r"`(?:fab -H NAME |inv )?([a-z][a-z.-]*)[ `]", row))]
+
+    def named(prefix):
+        return [name for row in rows if row.startswith(f"| `{prefix}")
+                for name in dict.fromkeys(re.findall(r"`(?:fab -H NAME |inv )?([a-z][a-z.-]*)[ `]", row))]
+
     # `backup` is how the README names backup's default task.
     tasks = {"backup" if name == "backup.take" else name for name in ns.task_names}
-    assert sorted(named) == sorted(tasks)
+    assert sorted(named("fab -H NAME ")) == sorted(tasks)
+    # The rows written `inv ...` are the checkout's own tasks (the lab's): tasks.py has them, `fab` does not.
+    assert sorted(named("inv ")) == sorted(set(inv_ns.task_names) - set(ns.task_names))
+    assert len(rows) == len([row for row in rows if row.startswith(("| `fab -H NAME ", "| `inv "))])
 
 
 RUNBOOK = (Path(__file__).resolve().parents[2] / "RUNBOOK.md").read_text()

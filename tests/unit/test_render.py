@@ -15,9 +15,11 @@ def test_missing_variable_is_an_error_not_an_empty_string(tmp_path):
 
 
 def test_project_template_overrides_the_builtin_one(tmp_path):
-    builtin = render.render(tmp_path, "lab/secrets.env.j2", password=lambda n: "p" * n)
-    assert f"DATABASE_PASSWORD={'p' * 24}\n" in builtin
-    (tmp_path / "templates" / "lab").mkdir(parents=True)
-    (tmp_path / "templates" / "lab" / "secrets.env.j2").write_text("OWN={{ password(3) }}\n")
-    assert render.render(tmp_path, "lab/secrets.env.j2", password=lambda n: "q" * n) == "OWN=qqq\n"
-    assert render.template_path(tmp_path, "lab/target") == render.BUILTIN_TEMPLATES / "lab" / "target"
+    env_file = {"service": "api", "app": {"name": "shop"}, "release_id": "20261122-140000"}
+    builtin = render.render(tmp_path, "app/service.env.j2", variables={"A": "1"}, **env_file)
+    assert builtin.startswith("# Rendered by slipway for api (shop release 20261122-140000)") and "\nA=1\n" in builtin
+    (tmp_path / "templates" / "app").mkdir(parents=True)
+    (tmp_path / "templates" / "app" / "service.env.j2").write_text("OWN={{ service }}\n")
+    assert render.render(tmp_path, "app/service.env.j2", variables={}, **env_file) == "OWN=api\n"
+    assert render.template_path(tmp_path, "app/service.env.j2") == tmp_path / "templates" / "app" / "service.env.j2"
+    assert render.template_path(tmp_path, "server") == render.BUILTIN_TEMPLATES / "server"

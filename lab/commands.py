@@ -39,7 +39,7 @@ REST_CERTIFICATE = "cat /etc/rest-server/tls.pem"
 REST_READY_CHECK = " && ".join(
     f"curl -s -o /dev/null --cacert /etc/rest-server/tls.pem https://127.0.0.1:{port}/"
     for port in (REST_APPEND_ONLY_PORT, REST_ADMIN_PORT))
-# The lab secrets (templates/lab/secrets.env.j2) that hold each instance's password.
+# The lab secrets (lab/templates/secrets.env.j2) that hold each instance's password.
 REST_PASSWORD_SECRET = "OFFSITE_REST_PASSWORD"
 REST_ADMIN_PASSWORD_SECRET = "OFFSITE_REST_ADMIN_PASSWORD"
 # Each instance (start.sh names its htpasswd file), its user and the secret of that user's password.

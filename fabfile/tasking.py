@@ -9,7 +9,6 @@ or INVOKE_SLIPWAY_INVENTORY=NAME for one call).
 from __future__ import annotations
 
 import functools
-import hashlib
 import signal
 import socket
 from contextlib import contextmanager
@@ -22,10 +21,10 @@ from invoke import Context
 from invoke.exceptions import Exit
 from invoke.runners import Result
 
-from .. import config, ssh
-from ..errors import ConfigError, LocalCommandFailed, LoginRefused, SlipwayError
-from .. import remote
-from ..remote import Remote, Reporter
+from . import config, ssh
+from .errors import ConfigError, LocalCommandFailed, LoginRefused, SlipwayError
+from . import remote
+from .remote import Remote, Reporter
 
 
 def operator_task(*args, **kwargs) -> Callable:
@@ -167,13 +166,3 @@ def run_local(c: Context, command: str, **kwargs) -> Result:
         tail = "\n".join("  | " + line for line in (result.stderr or result.stdout).strip().splitlines()[-12:])
         raise LocalCommandFailed(f"local command failed (exit {result.exited}): {command}\n{tail}".rstrip())
     return result
-
-
-def require_installed(remote: Remote, deployment: config.Deployment, wanted: dict[str, str], root: bool = False) -> None:
-    """Files provision installs (path -> text) are on the server as this slipway and inventory make them."""
-    found = remote.run(["sha256sum", *wanted], root=root, check=False).stdout
-    hashes = dict(reversed(line.split(None, 1)) for line in found.splitlines() if len(line.split(None, 1)) == 2)
-    stale = [path for path, text in wanted.items() if hashes.get(path) != hashlib.sha256(text.encode()).hexdigest()]
-    if stale:
-        raise SlipwayError(f"{deployment.name}: {', '.join(stale)} on the server differ from what this slipway and "
-                           f"inventory make (or are missing); run `fab -H {deployment.name} provision` first")

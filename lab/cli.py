@@ -1,9 +1,10 @@
-"""`inv lab.up|down|status`: a real Debian target host in Docker, built offline.
+"""`inv lab.up|down|status|trust-offsite-key`: a real Debian target host in Docker, built offline.
 
 The base image comes from debootstrap (only Debian's archive is reachable, no
 image registry); the target boots systemd and sshd like a fresh cloud VM, and
 its SSH, HTTP and HTTPS ports are published on free loopback ports.
 `lab.up` writes inventories/lab.yaml so that `fab -H lab ...` works at once.
+Only the checkout's tasks.py adds these tasks (see lab/__init__.py).
 """
 
 from __future__ import annotations
@@ -24,17 +25,26 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from invoke import Collection, Context
 
-from .. import config, render, ssh
-from ..commands import backup as backup_commands
-from ..commands import lab as commands
-from ..errors import LocalCommandFailed, SlipwayError
-from ..remote import Reporter
-from .common import operator_task, project_dir, run_local
+from fabfile import config, render, ssh
+from fabfile.tasking import operator_task, project_dir, run_local
+from fabfile.commands import backup as backup_commands
+from fabfile.errors import LocalCommandFailed, SlipwayError
+from fabfile.remote import Reporter
+
+from . import commands
 
 SSH_READY_TIMEOUT_SECONDS = 90
 REST_READY_TIMEOUT_SECONDS = 30
 SSH_BANNER_TIMEOUT_SECONDS = 30
 LAB_INVENTORY = "lab"
+# The images' build contexts and the lab inventory's templates: the lab's own, beside this module.
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def render_template(name: str, **context) -> str:
+    """A template of TEMPLATES, rendered the way slipway renders its own (StrictUndefined, same whitespace)."""
+    # render.render reads a project's templates/ folder first: the lab is that project.
+    return render.render(TEMPLATES.parent, name, **context)
 
 
 def names(c: Context) -> commands.LabNames:
@@ -70,19 +80,18 @@ def ensure_target(c: Context, fresh: bool = False, reporter: Reporter | None = N
             step.changed = True
     with reporter.step(f"target image {lab.target_image}") as step:
         before = _image_id(c, lab.target_image)
-        context = render.template_path(project_dir(c), "lab/target")
+        context = TEMPLATES / "target"
         run_local(c, commands.build_command(lab.target_image, context, {"BASE_IMAGE": lab.base_image}))
         step.changed = _image_id(c, lab.target_image) != before
     with reporter.step(f"REST server image {lab.rest_server_image}") as step:
         before = _image_id(c, lab.rest_server_image)
-        context = render.template_path(project_dir(c), "lab/rest-server")
+        context = TEMPLATES / "rest-server"
         run_local(c, commands.build_command(lab.rest_server_image, context,
                                             {"BASE_IMAGE": lab.base_image, "ADDRESS": commands.REST_SERVER_ADDRESS}))
         step.changed = _image_id(c, lab.rest_server_image) != before
     with reporter.step(f"ACME CA image {lab.pebble_image}") as step:
         before = _image_id(c, lab.pebble_image)
-        run_local(c, commands.build_command(lab.pebble_image, render.template_path(project_dir(c), "lab/pebble"),
-                                            {"BASE_IMAGE": lab.base_image}))
+        run_local(c, commands.build_command(lab.pebble_image, TEMPLATES / "pebble", {"BASE_IMAGE": lab.base_image}))
         step.changed = _image_id(c, lab.pebble_image) != before
     with reporter.step(f"example stack images ({len(commands.DEMO_IMAGES)})") as step:
         before = {image.ref: _image_id(c, image.ref) for image in commands.DEMO_IMAGES}
@@ -402,7 +411,7 @@ def _write_lab_files(c: Context, status: dict) -> bool:
     backup_host = {**status["backup_host"], "host_key": " ".join(backup_host_key.split()[:2])}
     wanted = {
         known_hosts_file(c): ssh.known_hosts_with("", ssh.known_hosts_name("127.0.0.1", status["ssh_port"]), host_key),
-        inventory_file: render.render(project_dir(c), "lab/inventory.yaml.j2", lab=status, backup_host=backup_host),
+        inventory_file: render_template("inventory.yaml.j2", lab=status, backup_host=backup_host),
         secrets_file: _lab_secrets(c, secrets_file),
     }
     changed = False
@@ -427,7 +436,7 @@ def _ensure_lab_secrets(c: Context) -> dict[str, str]:
 
 def _lab_secrets(c: Context, secrets_file: Path) -> str:
     """The lab's secrets file: values made once are kept; a secret the lab newly needs is added."""
-    made = render.render(project_dir(c), "lab/secrets.env.j2", password=secrets.token_urlsafe)
+    made = render_template("secrets.env.j2", password=secrets.token_urlsafe)
     if not secrets_file.exists():
         return made
     text = secrets_file.read_text()
@@ -480,3 +489,16 @@ def show_status(c, json=False):
 
 
 namespace = Collection("lab", up, down, show_status, trust_offsite)
+# Added to a root collection that has a `slipway` of its own, these defaults must be merged into the
+# root's (tasks.py does): Invoke gives a task the root's top-level keys over its sub-collection's.
+namespace.configure({
+    "slipway": {
+        "lab": {
+            "prefix": "slipway-lab",
+            "suite": "trixie",
+            # Empty: debootstrap's own default mirror.
+            "mirror": "",
+            "state_dir": ".lab",
+        },
+    },
+})

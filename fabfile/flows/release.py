@@ -1,0 +1,203 @@
+"""Serving a release: started beside the serving one, health-gated, traffic moved to it by nginx, the old one
+drained and retired; the last releases kept. Deploy, rollback, restart and password rotation all end here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ..commands import traffic
+from ..commands.layout import Layout, layout_of, new_release_id, web_services, workers
+from ..commands.release import ReleaseFile, release_tarball, serves_https
+from ..commands.shell import shown
+from ..commands.state import SERVED, ServerState, releases_to_prune, unused_images
+from ..config import Deployment
+from ..errors import RemoteCommandFailed, SlipwayError
+from ..remote import Reporter
+from .locked import Attempt, LockedRun, deployer
+
+
+def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: ServerState, attempt: Attempt,
+             release_tar: bytes | None, nginx_conf: str, db_mode: str, nginx_mode: str) -> None:
+    """Bring the attempt's release up beside the serving one, gate it on health, then move traffic to it.
+
+    A new release (RELEASE_TAR given) runs its release commands first; a rollback does not
+    re-run an older release's migrations against a newer schema.
+    """
+    activation = Activation(run, reporter, deployment, state, attempt)
+    activation.prepare(release_tar, db_mode, nginx_mode)
+    if release_tar:
+        activation.run_release_commands()
+    web = web_services(deployment.inventory)
+    if web:
+        activation.start_healthy(web)
+    activation.move_traffic(nginx_conf, nginx_mode == traffic.RESTART, bool(web))
+    activation.retire_old()
+
+
+@dataclass
+class Activation:
+    """The steps that bring one attempt's release to serve, bound to the run, the server's state and the attempt."""
+
+    run: LockedRun
+    reporter: Reporter
+    deployment: Deployment
+    state: ServerState
+    attempt: Attempt
+
+    @property
+    def layout(self) -> Layout:
+        return layout_of(self.deployment.inventory)
+
+    @property
+    def still_serving(self) -> str:
+        return self.state.serving or "nothing"
+
+    def prepare(self, release_tar: bytes | None, db_mode: str, nginx_mode: str) -> None:
+        """The release folder uploaded (or reused), the database and nginx up as the release wants them."""
+        inventory, release_id = self.deployment.inventory, self.attempt.release_id
+        with self.reporter.step(f"{'upload release' if release_tar else 'reuse release'} {release_id}" +
+                                (", db up" if inventory.database else "")) as step:
+            prepare = traffic.prepare_command(self.layout, inventory, release_id, release_tar is not None, db_mode,
+                                              nginx_mode, self.state.standby_slot)
+            result = self.run(prepare, stdin=release_tar or b"", check=False)
+            if result.exited in (traffic.DB_CHANGED_EXIT, traffic.DB_MAJOR_EXIT):
+                raise SlipwayError(_database_refusal(self.deployment, self.state, result.exited, result.stdout.strip()))
+            if result.exited == traffic.NGINX_CHANGED_EXIT:
+                raise SlipwayError(
+                    f"{self.deployment.name}: nginx's own service differs from the running nginx's "
+                    f"({result.stdout.strip()}; release: {inventory.nginx.image}; or its ports or mounts); it was left "
+                    f"running as it is and {self.still_serving} still serves. Deploy with --restart-nginx to re-create "
+                    "it (open connections drop and new ones are refused for a few seconds)")
+            if result.failed:
+                raise RemoteCommandFailed(self.run.remote.label, shown(prepare), result.exited,
+                                          result.stderr or result.stdout)
+            step.changed = True
+
+    def run_release_commands(self) -> None:
+        for name, service in self.deployment.inventory.services.items():
+            if service.release_command:
+                with self.reporter.step(f"release command in a new {name} container") as step:
+                    limit = service.release_command_timeout_seconds
+                    self.run(traffic.release_command(self.layout, self.attempt.release_id, name,
+                                                     service.release_command, limit),
+                             limit=limit + traffic.HEALTH_MARGIN_SECONDS)
+                    step.changed = True
+
+    def start_healthy(self, web: dict) -> None:
+        """The web services' new containers started beside the old and every one healthy, or the attempt ends."""
+        layout, release_id = self.layout, self.attempt.release_id
+        replicas = sum(service.replicas for service in web.values())
+        with self.reporter.step(f"start {', '.join(web)} ({replicas} new beside the old)") as step:
+            self.run(traffic.start_services_command(layout, release_id, list(web)))
+            step.changed = True
+        checks = [(container, service.healthcheck.port, service.healthcheck.path) for name, service in web.items()
+                  for container in layout.containers(release_id, name, service.replicas)]
+        timeout = max(service.healthcheck.timeout_seconds for service in web.values())
+        with self.reporter.step("wait until every new container is healthy") as step:
+            result = self.run(traffic.wait_healthy_command(checks, timeout),
+                              limit=timeout + traffic.HEALTH_MARGIN_SECONDS, check=False)
+            step.detail = result.stdout.strip().partition(":")[2].strip()
+            if result.exited == traffic.UNHEALTHY_EXIT:
+                report = self.run(traffic.failure_report_command([c for c, _, _ in checks]), check=False).stdout
+                raise SlipwayError(f"{self.deployment.name}: release {release_id} ({self.attempt.version}) never "
+                                   f"became healthy, so it got no traffic; {self.still_serving} still serves.\n"
+                                   f"{report.rstrip()}")
+            if result.failed:
+                raise SlipwayError(f"{self.deployment.name}: waiting for health failed (exit {result.exited}): "
+                                   f"{(result.stderr or result.stdout).strip()}")
+
+    def move_traffic(self, nginx_conf: str, restart_nginx: bool, probe: bool) -> None:
+        """nginx sends the next request to the new slot; PROBE: /health through nginx proves it, else it moves back."""
+        release_id, inventory = self.attempt.release_id, self.deployment.inventory
+        with self.reporter.step(f"move traffic to {release_id} (slot {self.state.standby_slot})") as step:
+            switch = traffic.switch_nginx_command(self.layout, release_id, restart_nginx, self.state.standby_slot,
+                                                  _probe(inventory, nginx_conf) if probe else ("", ""))
+            result = self.run(switch, stdin=nginx_conf, check=False)
+            if result.exited == traffic.MISROUTED_EXIT:
+                raise SlipwayError(f"{self.deployment.name}: release {release_id} ({self.attempt.version}) was "
+                                   f"healthy, but {traffic.NGINX_HEALTH_PATH} did not answer through nginx once "
+                                   f"traffic moved to it ({result.stderr.strip()}); {self.still_serving} serves again")
+            if result.failed:
+                raise RemoteCommandFailed(self.run.remote.label, shown(switch), result.exited,
+                                          result.stderr or result.stdout)
+            self.attempt.switched = step.changed = True
+            step.detail = result.stdout.strip() or "no nginx reload"
+
+    def retire_old(self) -> None:
+        """The old release's containers drained and stopped, the workers started, the attempt recorded as served."""
+        inventory, release_id = self.deployment.inventory, self.attempt.release_id
+        old = sorted(rid for rid in self.state.projects if rid != release_id)
+        with self.reporter.step("drain and stop old containers, start workers") as step:
+            self.run(traffic.finish_command(self.layout, release_id, old, list(workers(inventory)),
+                                            inventory.app.drain_seconds))
+            step.changed, step.detail = True, f"retired {', '.join(old)}" if old else ""
+        self.run(traffic.write_record_command(self.layout, release_id), stdin=self.attempt.record(SERVED))
+
+
+def _probe(inventory, nginx_conf: str) -> tuple[str, str]:
+    """How the switch reaches the site through nginx: the scheme the config serves, and the name it answers to."""
+    if serves_https(nginx_conf):
+        return "https", inventory.tls.canonical_host or inventory.app.domains[0]
+    return "http", inventory.app.domains[0]
+
+
+def _database_refusal(deployment: Deployment, state: ServerState, exited: int, detail: str) -> str:
+    database = deployment.inventory.database
+    layout = layout_of(deployment.inventory)
+    serving = state.serving or "nothing"
+    if exited == traffic.DB_CHANGED_EXIT:
+        return (f"{deployment.name}: the database's own settings differ from the running one's ({detail}; or its "
+                f"env, volume or checks); it was left running as it is and {serving} still serves. "
+                "Deploy with --restart-db to re-create it with the new settings (the app loses its database "
+                "for a few seconds; data stays in the volume)")
+    return (f"{deployment.name}: {database.image} cannot run on the data in volume {layout.volume(database.volume)} "
+            f"({detail.replace(';', ',')}: PostgreSQL reads only its own major version's files); nothing was "
+            f"changed and {serving} still serves. Upgrade by dump and restore: with the old image still in "
+            f"the inventory, `docker exec {layout.db_container} pg_dumpall -U {database.user} > all.sql`; then set "
+            "the new image and a new `database.volume`, deploy with --restart-db, and load the dump with "
+            f"`docker exec -i {layout.db_container} psql -U {database.user} -d postgres < all.sql`")
+
+
+def prune(run: LockedRun, reporter: Reporter, deployment: Deployment, state: ServerState, serving: str) -> None:
+    """Drop releases past `keep_releases` (never the serving one) and images only they used."""
+    keep = deployment.inventory.app.keep_releases
+    remove = releases_to_prune(state, keep, {serving})
+    with reporter.step(f"keep the last {keep} releases that served") as step:
+        if remove:
+            run(traffic.prune_command(layout_of(deployment.inventory), remove, unused_images(state, remove)))
+            step.changed, step.detail = True, f"pruned {', '.join(remove)}"
+
+
+def copy_attempt(deployment: Deployment, state: ServerState, kind: str, **fields) -> Attempt:
+    """An attempt to serve the serving release again as a new release: its version, commit and images."""
+    started = datetime.now(timezone.utc)
+    release_id = new_release_id(started)
+    if release_id <= state.serving:
+        raise SlipwayError(f"{deployment.name}: {state.serving} started less than a second ago; try again")
+    serving = state.releases[state.serving]
+    return Attempt(kind, release_id, serving["version"], started, serving.get("commit", "unknown"), deployer(),
+                   state.serving, images=serving["images"], **fields)
+
+
+def copy_serving(run: LockedRun, reporter: Reporter, layout: Layout, state: ServerState, attempt: Attempt,
+                 replaced: dict[str, str] | None = None) -> None:
+    """The attempt's release folder: a copy of the serving one's, with REPLACED files (path: secret content)
+    written over; the serving release's images tagged as its own."""
+    detail = ", with its new " + ", ".join(replaced) if replaced else ""
+    with reporter.step(f"{attempt.release_id}: {state.serving}'s files, images and settings{detail}") as step:
+        run(traffic.copy_release_command(layout, state.serving, attempt.release_id), stdin=attempt.record("pending"))
+        if replaced:
+            files = [ReleaseFile(path, text, 0o600, secret=True) for path, text in replaced.items()]
+            run(["tar", "-x", "-C", layout.release_dir(attempt.release_id)], stdin=release_tarball(files, {}))
+        run(traffic.tag_images_command(attempt.images))
+        step.changed = True
+
+
+def serve_copy(run: LockedRun, reporter: Reporter, deployment: Deployment, state: ServerState, attempt: Attempt) -> None:
+    """Start the copied release beside the serving one, health-gate it and move traffic to it (nginx's config as
+    it is), then keep the last releases."""
+    nginx_conf = run(["cat", layout_of(deployment.inventory).live_nginx_conf]).stdout
+    activate(run, reporter, deployment, state, attempt, None, nginx_conf, traffic.LEAVE, traffic.LEAVE)
+    state.releases[attempt.release_id] = {"id": attempt.release_id, "images": attempt.images, "outcome": SERVED}
+    prune(run, reporter, deployment, state, attempt.release_id)
