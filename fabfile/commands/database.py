@@ -9,7 +9,7 @@ import os
 import unicodedata
 
 from ..config import Inventory
-from .layout import MARKED_SLOT, layout_of, other_slot
+from .layout import layout_of
 from .release import DB_PASSWORD_FILE, env_value
 from .shell import Argv, script
 
@@ -45,8 +45,7 @@ def untrust_when_the_run_ends_command(inventory: Inventory, release_id: str) -> 
 
 def trust_serving_command(inventory: Inventory) -> Argv:
     layout = layout_of(inventory)
-    return access_command(inventory, "trust", layout.app, layout.traffic_dir, layout.slot_marker, MARKED_SLOT,
-                          other_slot(MARKED_SLOT))
+    return access_command(inventory, "trust", layout.app, *layout.serving_lookup)
 
 
 def scram_verifier(password: str, salt: bytes | None = None, iterations: int = SCRAM_ITERATIONS) -> str:

@@ -73,6 +73,11 @@ class Layout:
         return f"{self.traffic_dir}/{SLOT_MARKER}"
 
     @property
+    def serving_lookup(self) -> tuple[str, str, str, str]:
+        """What lib_serving.sh's serving_release takes to tell the serving slot and release."""
+        return self.traffic_dir, self.slot_marker, MARKED_SLOT, other_slot(MARKED_SLOT)
+
+    @property
     def maintenance_page(self) -> str:
         return f"{self.traffic_dir}/{MAINTENANCE_PAGE}"
 

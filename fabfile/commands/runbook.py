@@ -12,15 +12,16 @@ from ..errors import ConfigError
 from . import backup as backups
 from . import database as db_commands
 from . import tls
-from .layout import MARKED_SLOT, Layout, layout_of, other_slot, web_services
+from .facts import MARK, Fact, by_name, gather_command
+from .layout import Layout, layout_of, web_services
 from .lock import lock_status_command
 from .shell import Argv, line, script
 
-# One shell round trip gathers every fact; each line is `key=value`.
+# `facts`: one round trip, a section per fact.
 FACT_PROBES = {
-    "os": '. /etc/os-release && printf %s "$PRETTY_NAME"',
-    "os_id": '. /etc/os-release && printf %s "$ID"',
-    "os_version": '. /etc/os-release && printf %s "$VERSION_ID"',
+    "os": '. /etc/os-release && echo "$PRETTY_NAME"',
+    "os_id": '. /etc/os-release && echo "$ID"',
+    "os_version": '. /etc/os-release && echo "$VERSION_ID"',
     "kernel": "uname -sr",
     "arch": "uname -m",
     "hostname": "hostname",
@@ -47,16 +48,12 @@ FACT_LABELS = {
 
 
 def facts_command() -> str:
-    return "; ".join(f"echo \"{key}=$({probe})\"" for key, probe in FACT_PROBES.items())
+    return gather_command(Fact(key, probe) for key, probe in FACT_PROBES.items())
 
 
 def parse_facts(stdout: str) -> dict[str, str]:
-    facts = {key: "" for key in FACT_PROBES}
-    for text in stdout.splitlines():
-        key, sep, value = text.partition("=")
-        if sep and key in facts:
-            facts[key] = value.strip()
-    return facts
+    found = by_name(stdout)
+    return {key: (found.get(key) or [""])[0] for key in FACT_PROBES}
 
 
 def format_facts(facts: dict[str, str]) -> str:
@@ -67,7 +64,6 @@ def format_facts(facts: dict[str, str]) -> str:
 
 
 # `status`: everything in one round trip, as the deploy user (the certificate through sudo).
-STATUS_MARK = "@@status@@"
 # What needs a human: a filesystem this full, this little memory left, a lock held this long.
 FULL_PERCENT = 90
 LOW_MEMORY_PERCENT = 5
@@ -93,31 +89,23 @@ def health_paths(inventory: Inventory) -> str:
 
 
 def status_command(inventory: Inventory) -> str:
+    return gather_command(status_facts(inventory))
+
+
+def status_facts(inventory: Inventory) -> list[Fact]:
     layout = layout_of(inventory)
-    sections: list[tuple[str, str]] = [("", line(script(
-        "status", STATUS_MARK, layout.app, layout.traffic_dir, layout.slot_marker, MARKED_SLOT, other_slot(MARKED_SLOT),
+    sections = [Fact(None, line(script(
+        "status", MARK, layout.app, *layout.serving_lookup,
         layout.releases, layout.maintenance_page, health_paths(inventory), *status_filesystems(inventory),
         uses=("serving",))))]
-    sections.append(("lock", line(lock_status_command(layout))))
-    sections.append(("audit", line(["tail", "-n", "200", layout.audit_log])))
+    sections.append(Fact("lock", line(lock_status_command(layout))))
+    sections.append(Fact("audit", line(["tail", "-n", "200", layout.audit_log])))
     if inventory.database:
-        sections.append(("backups", line(backups.list_command(backups.paths_of(inventory)))))
+        sections.append(Fact("backups", line(backups.list_command(backups.paths_of(inventory)))))
     if inventory.tls_enabled:
-        sections.append(("certificate", line(["sudo", "-n", *tls.state_argv(inventory)])))
+        sections.append(Fact("certificate", line(["sudo", "-n", *tls.state_argv(inventory)])))
     if inventory.database:
-        sections.append(("passwordless", line(db_commands.leftovers_command(inventory))))
-    return "; ".join(f"echo {STATUS_MARK} {name}; {command} 2>/dev/null" if name else f"{command} 2>/dev/null"
-                     for name, command in sections)
-
-
-def _sections(output: str) -> dict[str, list[str]]:
-    sections: dict[str, list[str]] = {}
-    current = None
-    for text in output.splitlines():
-        if text.startswith(STATUS_MARK + " "):
-            current = sections.setdefault(text[len(STATUS_MARK) + 1:].strip(), [])
-        elif current is not None and text.strip():
-            current.append(text.strip())
+        sections.append(Fact("passwordless", line(db_commands.leftovers_command(inventory))))
     return sections
 
 
@@ -132,7 +120,7 @@ def _json(text: str | None) -> dict | None:
 def parse_status(output: str, inventory: Inventory, now: datetime) -> dict:
     """What `status` shows (and prints as JSON with --json), with the problems that need a human."""
     layout = layout_of(inventory)
-    found = _sections(output)
+    found = by_name(output)
     slot, _, release_id = (found.get("serving") or [" "])[0].partition(" ")
     record = _json((found.get("record") or [None])[0]) or {}
     docker = (found.get("docker") or [""])[0]
@@ -390,9 +378,8 @@ def logs_command(inventory: Inventory, services: list[str], follow: bool, since:
     if not (tail == "all" or tail.isdigit()):
         raise ConfigError([f"--tail: found {tail!r}; expected a number of lines or all"])
     layout = layout_of(inventory)
-    return script("logs", layout.app, layout.infra_project, layout.traffic_dir, layout.slot_marker, MARKED_SLOT,
-                  other_slot(MARKED_SLOT), int(follow), since, tail, grep, NO_CONTAINERS_EXIT, *services,
-                  uses=("serving",))
+    return script("logs", layout.app, layout.infra_project, *layout.serving_lookup, int(follow), since, tail, grep,
+                  NO_CONTAINERS_EXIT, *services, uses=("serving",))
 
 
 # `doctor`: status's facts and three more, each area with a verdict and what to do.
@@ -416,17 +403,18 @@ FIXES = {
 
 
 def doctor_command(inventory: Inventory) -> str:
-    extra = [("clock", "timedatectl show -p NTPSynchronized --value"),
-             ("updates", "apt-get -s -o Debug::NoLocking=1 upgrade | grep -c '^Inst .*[Ss]ecurity'"),
-             ("sshd", "sudo -n sshd -T | grep -Ei '^(" + "|".join(SSHD_HARDENING) + ") '")]
-    return status_command(inventory) + "".join(f"; echo {STATUS_MARK} {name}; {command} 2>/dev/null"
-                                                for name, command in extra)
+    return gather_command([
+        *status_facts(inventory),
+        Fact("clock", "timedatectl show -p NTPSynchronized --value"),
+        Fact("updates", "apt-get -s -o Debug::NoLocking=1 upgrade | grep -c '^Inst .*[Ss]ecurity'"),
+        Fact("sshd", "sudo -n sshd -T | grep -Ei '^(" + "|".join(SSHD_HARDENING) + ") '"),
+    ])
 
 
 def doctor_checks(output: str, inventory: Inventory, now: datetime, label: str) -> list[dict]:
     """A check per area: its verdict, what was found and (unless ok) what to do, for inventory LABEL."""
     report = parse_status(output, inventory, now)
-    found = _sections(output)
+    found = by_name(output)
     docker_up = not report["docker"].startswith("not answering")
     failed: dict[str, list[str]] = {}
     for area, text in findings(report, inventory, docker_up):
@@ -498,8 +486,8 @@ def one_off_command(inventory: Inventory, service: str, command: list[str], term
     """COMMAND in a new container NAME of SERVICE from the serving release's compose file (its image, env and
     mounts), removed when it ends or the operator goes; TERMINAL: attached to a terminal."""
     layout = layout_of(inventory)
-    return script("one_off", layout.app, layout.releases, layout.traffic_dir, layout.slot_marker, MARKED_SLOT,
-                  other_slot(MARKED_SLOT), name, int(terminal), service, *command, uses=("serving",))
+    return script("one_off", layout.app, layout.releases, *layout.serving_lookup, name, int(terminal), service,
+                  *command, uses=("serving",))
 
 
 def one_off_name(inventory: Inventory, service: str) -> str:

@@ -7,10 +7,10 @@ import base64
 import json
 from dataclasses import dataclass, field
 
-from .layout import MARKED_SLOT, SLOTS, Layout, other_slot
+from .facts import MARK, sections
+from .layout import SLOTS, Layout, other_slot
 from .shell import Argv, script
 
-MARK = "@@slipway@@"
 SERVED = "active"
 FAILED = "failed"
 
@@ -45,54 +45,51 @@ class ServerState:
 
 def state_command(layout: Layout, refs: list[str]) -> Argv:
     return script("state", MARK, layout.base, layout.app, layout.nginx_container, layout.db_container,
-                  layout.shipped_images, layout.traffic_dir, layout.slot_marker, MARKED_SLOT, other_slot(MARKED_SLOT),
-                  *refs, uses=("serving",))
+                  layout.shipped_images, *layout.serving_lookup, *refs, uses=("serving",))
 
 
 def parse_state(output: str, layout: Layout) -> ServerState:
     state = ServerState()
-    section = ""
-    for line in output.splitlines():
-        if line.startswith(MARK + " "):
-            section = line[len(MARK) + 1:]
-            continue
-        line = line.strip()
-        if not line:
-            continue
-        if section == "base":
-            state.provisioned = line == "present"
-        elif section == "current":
-            state.current = line.rstrip("/").rsplit("/", 1)[-1]
-        elif section == "serving":
-            state.serving_slot, _, state.serving = line.partition(" ")
-        elif section == "releases":
-            try:
-                record = json.loads(line)
-                state.releases[record["id"]] = record
-            except (ValueError, KeyError):
-                continue
-        elif section == "images":
-            ref, _, image_id = line.rpartition(" ")
-            if image_id != "missing":
-                state.image_ids[ref] = image_id
-        elif section == "projects":
-            project, _, container = line.partition(" ")
-            prefix = layout.app + "-"
-            if project.startswith(prefix):
-                state.projects.setdefault(project[len(prefix):], []).append(container)
-        elif section == "nginx":
-            state.nginx_running = line == "true"
-        elif section == "db":
-            state.db_running = line == "true"
-        elif section == "store":
-            state.containerd_store = line == "containerd"
-        elif section == "shipped":
-            local_id, _, server_id = line.partition(" ")
-            state.shipped.setdefault(local_id, set()).add(server_id)
-        elif section == "layers":
-            layers = json.loads(line)
-            state.layer_chains.update(tuple(layers[:depth]) for depth in range(1, len(layers) + 1))
+    for section, lines in sections(output):
+        for line in lines:
+            _read_state_line(state, layout, section, line)
     return state
+
+
+def _read_state_line(state: ServerState, layout: Layout, section: str, line: str) -> None:
+    if section == "base":
+        state.provisioned = line == "present"
+    elif section == "current":
+        state.current = line.rstrip("/").rsplit("/", 1)[-1]
+    elif section == "serving":
+        state.serving_slot, _, state.serving = line.partition(" ")
+    elif section == "releases":
+        try:
+            record = json.loads(line)
+            state.releases[record["id"]] = record
+        except (ValueError, KeyError):
+            return
+    elif section == "images":
+        ref, _, image_id = line.rpartition(" ")
+        if image_id != "missing":
+            state.image_ids[ref] = image_id
+    elif section == "projects":
+        project, _, container = line.partition(" ")
+        prefix = layout.app + "-"
+        if project.startswith(prefix):
+            state.projects.setdefault(project[len(prefix):], []).append(container)
+    elif section == "nginx":
+        state.nginx_running = line == "true"
+    elif section == "db":
+        state.db_running = line == "true"
+    elif section == "store":
+        state.containerd_store = line == "containerd"
+    elif section == "shipped":
+        local_id, _, server_id = line.partition(" ")
+        state.shipped.setdefault(local_id, set()).add(server_id)
+    elif section == "layers":
+        layers = json.loads(line)
+        state.layer_chains.update(tuple(layers[:depth]) for depth in range(1, len(layers) + 1))
 
 
 def previous_healthy(state: ServerState, before: str) -> str | None:
@@ -142,11 +139,5 @@ def dump_files_command(paths: list[str]) -> Argv:
 
 
 def parse_file_dump(output: str) -> dict[str, str]:
-    files: dict[str, str] = {}
-    current = None
-    for line in output.splitlines():
-        if line.startswith(MARK + " "):
-            current = line[len(MARK) + 1:]
-        elif current and line.strip():
-            files[current] = base64.b64decode(line.strip()).decode(errors="replace")
-    return files
+    return {path: base64.b64decode("".join(lines)).decode(errors="replace") for path, lines in sections(output)
+            if lines}

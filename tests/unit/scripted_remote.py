@@ -17,7 +17,7 @@ from typing import Callable
 from invoke.runners import Result
 
 from fabfile.commands.layout import Layout
-from fabfile.commands.state import MARK
+from fabfile.commands.facts import MARK
 from fabfile.remote import Remote
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from fabfile.commands import runbook
 from fabfile.errors import ConfigError
-from fabfile.commands.runbook import STATUS_MARK
+from fabfile.commands.facts import MARK
 from test_deploy_commands import lab_inventory
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
@@ -42,7 +42,7 @@ def output(**overrides) -> str:
                                     "not_after": int(datetime(2026, 11, 26, tzinfo=timezone.utc).timestamp())})],
     }
     sections.update(overrides)
-    return "\n".join(f"{STATUS_MARK} {name}\n" + "\n".join(lines) for name, lines in sections.items()) + "\n"
+    return "\n".join(f"{MARK} {name}\n" + "\n".join(lines) for name, lines in sections.items()) + "\n"
 
 
 def report(tmp_path, **overrides) -> dict:
@@ -68,7 +68,7 @@ def test_a_healthy_host_reads_whole_and_needs_nobody(tmp_path):
 
 
 def test_each_thing_that_needs_a_human_is_one_problem(tmp_path):
-    containers = output().split(f"{STATUS_MARK} containers\n")[1].split(f"\n{STATUS_MARK}")[0].splitlines()
+    containers = output().split(f"{MARK} containers\n")[1].split(f"\n{MARK}")[0].splitlines()
     broken = [containers[0].replace("healthy 2026", "unhealthy 2026"), containers[1],
               containers[2].replace(" 0 false", " 4 true"), containers[3].replace("running healthy", "exited -")]
     status = report(tmp_path, containers=broken, disk=["/dev/vda 100 95 5 95% /"],
@@ -104,7 +104,7 @@ def test_a_stopped_docker_is_said_first_and_nothing_is_guessed_about_containers(
 def test_the_status_line_runs_every_section_even_when_one_fails(tmp_path):
     command = runbook.status_command(lab_inventory(tmp_path).inventory)
     for section in ("lock", "audit", "backups", "certificate"):
-        assert f"echo {STATUS_MARK} {section};" in command
+        assert f"echo {MARK} {section};" in command
     assert subprocess.run(["sh", "-n", "-c", command]).returncode == 0
 
 
