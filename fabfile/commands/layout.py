@@ -120,6 +120,10 @@ class Layout:
     def release_project(self, release_id: str) -> str:
         return f"{self.app}-{release_id}"
 
+    def compose(self, release_id: str, *args: str) -> list[str]:
+        """`docker compose ARGS` on release RELEASE_ID's own project and compose file."""
+        return ["docker", "compose", "-p", self.release_project(release_id), "-f", self.compose_file(release_id), *args]
+
     @property
     def nginx_container(self) -> str:
         return f"{self.app}-nginx-1"

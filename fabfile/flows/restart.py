@@ -21,8 +21,7 @@ def restart(remote: Remote, reporter: Reporter, deployment: Deployment, service:
             raise SlipwayError(f"{deployment.name}: no release serves, so there is nothing to restart; deploy first")
         if service in workers(inventory):
             with reporter.step(f"restart {service} in place (it takes no requests)") as step:
-                run(["docker", "compose", "-p", layout.release_project(state.serving), "-f",
-                     layout.compose_file(state.serving), "restart", service])
+                run(layout.compose(state.serving, "restart", service))
                 step.changed = True
             audit(run, layout, "restarted", release=state.serving, service=service)
             print(reporter.summary())

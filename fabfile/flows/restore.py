@@ -101,7 +101,6 @@ def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, pro
     happened. The safety backup comes after the app stopped, so no write it acknowledged is missing from it."""
     inventory = deployment.inventory
     layout, paths = layout_of(inventory), backups.paths_of(inventory)
-    release_project, compose = layout.release_project(serving), layout.compose_file(serving)
     # Maintenance an operator turned on before stays on afterwards.
     already_on = maintenance_record(run, layout) is not None
     if not already_on:
@@ -110,7 +109,7 @@ def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, pro
     failure = None
     try:
         with reporter.step(f"stop {', '.join(inventory.services)}") as step:
-            run(["docker", "compose", "-p", release_project, "-f", compose, "stop", *inventory.services])
+            run(layout.compose(serving, "stop", *inventory.services))
             step.changed = True
         safety = take_safety_backup()
         with reporter.step("restore into a new database, swap it in") as step:
@@ -137,8 +136,7 @@ def _bring_back(run, reporter: Reporter, deployment: Deployment, serving: str, e
     inventory = deployment.inventory
     layout = layout_of(inventory)
     with reporter.step(f"start {', '.join(inventory.services)}, wait until healthy") as step:
-        run(["docker", "compose", "-p", layout.release_project(serving), "-f", layout.compose_file(serving), "start",
-             *inventory.services])
+        run(layout.compose(serving, "start", *inventory.services))
         web = web_services(inventory)
         checks = [(container, service.healthcheck.port, service.healthcheck.path)
                   for name, service in web.items() for container in layout.containers(serving, name, service.replicas)]
