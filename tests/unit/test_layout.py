@@ -1,0 +1,39 @@
+"""The layout the README describes: tasks call flows, flows call commands, and nothing calls back up."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+FABFILE = Path(__file__).resolve().parents[2] / "fabfile"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The fabfile modules PATH imports, as dotted names under fabfile (relative imports resolved)."""
+    package = ["fabfile", *path.relative_to(FABFILE).parent.parts]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            found |= {module} if node.module else {f"{module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return {name for name in found if name.startswith("fabfile")}
+
+
+def modules_in(folder: str) -> list[Path]:
+    return sorted(path for path in (FABFILE / folder).glob("*.py") if path.name != "__init__.py")
+
+
+@pytest.mark.parametrize("task_module", modules_in("cli"), ids=lambda path: path.stem)
+def test_no_task_module_imports_another(task_module):
+    assert not {name for name in imported_modules(task_module) if name.startswith("fabfile.cli")}
+
+
+@pytest.mark.parametrize("module", modules_in("flows") + modules_in("commands"), ids=lambda path: path.stem)
+def test_flows_and_commands_never_import_the_tasks(module):
+    imported = imported_modules(module)
+    assert not {name for name in imported if name.startswith(("fabfile.cli", "fabfile.tasking"))}
+    if module.parent.name == "commands":
+        assert not {name for name in imported if name.startswith(("fabfile.flows", "fabfile.remote"))}
