@@ -22,8 +22,11 @@ from .layout import layout_of
 from .shell import SCRIPTS_DIR, Argv
 
 INSTALL_DIR = "/usr/local/lib/slipway"
-INSTALLED_SCRIPTS = ("backup.sh", "retention.sh", "prune.sh", "verify_backup.sh", "restore.sh", "count_rows.sql",
-                     "offsite.sh", "metrics.sh")
+# The functions the installed scripts share (settings, the time, records): each sources it from beside itself.
+# First in every list of installed scripts, so that provision writes it before the scripts that need it.
+LIBRARY = "lib_installed.sh"
+INSTALLED_SCRIPTS = (LIBRARY, "backup.sh", "retention.sh", "prune.sh", "verify_backup.sh", "restore.sh",
+                     "count_rows.sql", "offsite.sh", "metrics.sh")
 NO_SUCH_BACKUP_EXIT = 2
 FAILED_VERIFICATION_EXIT = 3
 # verify refused before restoring anything: Docker's data root has not the room for the restored copy.

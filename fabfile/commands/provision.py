@@ -206,7 +206,8 @@ def managed_paths(inventory: Inventory) -> tuple[list[str], list[str]]:
     directories = [str(p) for p in (base, base / "releases", base / "shared", base / "backups")]
     if inventory.tls_enabled:
         directories.append(tls.paths_of(inventory).record_dir)
-    return files, directories
+    # Once each: the backup scripts and the TLS scripts share their library.
+    return list(dict.fromkeys(files)), directories
 
 
 # --- where the server stands ----------------------------------------------

@@ -99,7 +99,9 @@ def plan(desired: Desired, state: HostState, switch_image_store: bool = False) -
         _offsite_key_step(desired, state),
         _backup_timers_step(desired, state),
         *[_directory_step(d, state) for d in desired.directories if d.path.startswith("/var/lib/slipway/")],
-        *[_file_step(files[path], state) for path in desired.tls_files if not path.startswith(SYSTEMD_UNITS)],
+        # The installed scripts' shared library is a backup file and a TLS file: written once, with the first.
+        *[_file_step(files[path], state) for path in desired.tls_files
+          if not path.startswith(SYSTEMD_UNITS) and path not in desired.backup_files],
         *[_file_step(files[path], state, then=["systemctl daemon-reload", "systemctl enable --now certbot.timer"])
           for path in desired.tls_files if path.startswith(SYSTEMD_UNITS)],
         _firewall_step(desired, state),

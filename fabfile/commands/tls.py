@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ..config import Inventory
-from .backup import INSTALL_DIR
+from .backup import INSTALL_DIR, LIBRARY
 from .layout import layout_of
 from .shell import SCRIPTS_DIR, Argv
 
-INSTALLED_SCRIPTS = ("tls_state.sh", "tls_issue.sh", "tls_renew.sh", "tls_renewed.sh", "tls_renew_result.sh")
+INSTALLED_SCRIPTS = (LIBRARY, "tls_state.sh", "tls_issue.sh", "tls_renew.sh", "tls_renewed.sh", "tls_renew_result.sh")
 PACKAGES = ("certbot", "openssl")
 PREFLIGHT_FAILED_EXIT = 3
 # Where the nginx container sees the host's folders (the same in every release's compose file).

@@ -23,14 +23,14 @@
 set -eu
 conf=$1 trigger=$2
 here=$(dirname "$0")
-setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
+# shellcheck source=SCRIPTDIR/lib_installed.sh
+. "$here/lib_installed.sh"
 backups=$(setting BACKUPS_DIR) db=$(setting DB_CONTAINER) user=$(setting DB_USER) name=$(setting DB_NAME)
 umask 077
 incoming=$backups/.incoming
 work=$(mktemp -d)
 id="" finished=0 session=""
 
-now_iso() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 # healthchecks.io style: URL/start, URL on success, URL/EXIT-CODE on failure. The URL carries a
 # token, so curl reads it from stdin, never from its command line. A ping never fails the backup.
 notify_monitor() {
@@ -39,11 +39,6 @@ notify_monitor() {
   printf 'url = "%s%s"\n' "$(printf '%s' "$url" | sed 's/[\\"]/\\&/g')" "$1" \
     | curl -fsS -m 10 --retry 2 -o /dev/null -K - 2>/dev/null || true
 }
-# Replace a record through a temporary file and a rename (jq FILTER on the old one, or -n for a new one).
-write_record() {
-  record=$1; shift
-  jq -c "$@" > "$record.tmp" && mv -f "$record.tmp" "$record"
-}
 finish() {
   status=$?
   exec 3>&- 4<&-
@@ -51,8 +46,8 @@ finish() {
   if [ "$finished" = 0 ] && [ -n "$id" ]; then
     rm -f "$incoming/$id".* "$backups/$id.dump" "$backups/$id.globals.sql" "$backups/$id.json.tmp"
     reason=$(cat "$work"/*.err 2>/dev/null | grep -v '^$' | tail -n 3 | tr '\n' ' ')
-    write_record "$backups/$id.json" --arg error "${reason:-exit $status}" --arg ended "$(now_iso)" \
-      '.outcome = "failed" | .error = $error | .ended = $ended' "$backups/$id.json" || true
+    update_record "$backups/$id.json" --arg error "${reason:-exit $status}" --arg ended "$(now_iso)" \
+      '.outcome = "failed" | .error = $error | .ended = $ended' || true
     echo "backup $id failed: ${reason:-exit $status}" >&2
   fi
   rm -rf "$work"
@@ -75,7 +70,7 @@ find "$incoming" -mindepth 1 -delete
 for record in "$backups"/*.json; do
   [ -e "$record" ] || continue
   if jq -e '.outcome == "running"' "$record" >/dev/null 2>&1; then
-    write_record "$record" '.outcome = "interrupted" | .error = "the run ended before it finished"' "$record"
+    update_record "$record" '.outcome = "interrupted" | .error = "the run ended before it finished"'
   fi
 done
 for dump in "$backups"/*.dump; do
@@ -147,15 +142,14 @@ sync "$incoming/$id.dump" "$incoming/$id.globals.sql" 2>"$work/sync.err"
 sha256=$(cut -d' ' -f1 "$work/dump.sha256")
 size=$(stat -c %s "$incoming/$id.dump")
 mv -f "$incoming/$id.dump" "$incoming/$id.globals.sql" "$backups/"
-write_record "$backups/$id.json" --arg sha256 "$sha256" --argjson size "$size" --arg version "$version" \
+update_record "$backups/$id.json" --arg sha256 "$sha256" --argjson size "$size" --arg version "$version" \
   --argjson tables "$tables" --argjson seconds "$(( $(date +%s) - began ))" --arg ended "$(now_iso)" \
   --arg compression "$compression" --argjson database_size "$database_size" \
   --arg globals_sha256 "$(sha256sum "$backups/$id.globals.sql" | cut -d' ' -f1)" \
   '.outcome = "ok" | .ended = $ended | .size = $size | .sha256 = $sha256 | .globals_sha256 = $globals_sha256
    | .postgres_version = $version | .compression = $compression | .seconds = $seconds | .tables = $tables
    | .database_size = $database_size
-   | .verified = null | .offsite = false' \
-  "$backups/$id.json" 2>"$work/record.err"
+   | .verified = null | .offsite = false' 2>"$work/record.err"
 sync "$backups" 2>/dev/null || true
 finished=1
 echo "$id $size $sha256 $(( $(date +%s) - began ))"

@@ -7,7 +7,8 @@
 # Usage: metrics.sh CONF
 set -eu
 conf=$1
-setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
+# shellcheck source=SCRIPTDIR/lib_installed.sh
+. "$(dirname "$0")/lib_installed.sh"
 dir=$(setting METRICS_DIR) backups=$(setting BACKUPS_DIR) app=$(setting APP)
 [ -d "$dir" ] || exit 0
 tmp=$(mktemp "$dir/.slipway_backup_$app.XXXXXX")

@@ -31,10 +31,10 @@
 # Usage: offsite.sh CONF ACTION [ID]
 set -eu
 conf=$1 action=$2 ID=${3:-}
-setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
+# shellcheck source=SCRIPTDIR/lib_installed.sh
+. "$(dirname "$0")/lib_installed.sh"
 secret() { sed -n "s/^$1=//p" "$(setting SECRETS_FILE)" | tail -n 1; }
 backups=$(setting BACKUPS_DIR) host=$(setting OFFSITE_HOST) tag=$(setting OFFSITE_TAG)
-now_iso() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
@@ -76,10 +76,6 @@ lock() {
   exec 9>"$backups/.lock"
   flock -w "$(setting LOCK_WAIT_SECONDS)" 9 || { echo "another backup, verify or restore holds $backups/.lock" >&2; exit 1; }
 }
-write_record() {
-  record=$1; shift
-  jq -c "$@" "$record" > "$record.tmp" && mv -f "$record.tmp" "$record"
-}
 # What this inventory reads of the host's snapshots (restic's JSON on stdin): its own (tag $tag) and
 # those from before inventory tags. preferred: of those, its own when there are any, else the others.
 readable='def readable($tag): if $tag == "" then . else map(select((.tags // []) as $tags
@@ -104,28 +100,28 @@ upload)
   record=$backups/$ID.json
   if ! restic "$@" cat config >/dev/null 2>"$log"; then
     if grep -q 'Is there a repository at the following location' "$log"; then
-      restic "$@" init >/dev/null 2>"$log" || { write_record "$record" --arg at "$(now_iso)" '.offsite = {at: $at, error: "the repository could not be created"}'; fail "repository creation"; }
+      restic "$@" init >/dev/null 2>"$log" || { update_record "$record" --arg at "$(now_iso)" '.offsite = {at: $at, error: "the repository could not be created"}'; fail "repository creation"; }
     else
-      write_record "$record" --arg at "$(now_iso)" --arg error "$(last_words 1)" '.offsite = {at: $at, error: $error}'
+      update_record "$record" --arg at "$(now_iso)" --arg error "$(last_words 1)" '.offsite = {at: $at, error: $error}'
       fail "upload of $ID (opening the repository)"
     fi
   fi
   # Each tag its own --tag: older restic kept "a,b" as one tag.
   if ! restic "$@" backup --host "$host" --tag slipway --tag "backup-$ID" ${tag:+--tag "$tag"} \
       "$backups/$ID.dump" "$backups/$ID.globals.sql" "$record" >/dev/null 2>"$log"; then
-    write_record "$record" --arg at "$(now_iso)" --arg error "$(last_words 1)" '.offsite = {at: $at, error: $error}'
+    update_record "$record" --arg at "$(now_iso)" --arg error "$(last_words 1)" '.offsite = {at: $at, error: $error}'
     fail "upload of $ID"
   fi
   snapshot=$(newest_snapshot "$ID" "$@" || true)
   if [ "$(setting OFFSITE_APPEND_ONLY)" = yes ]; then
-    write_record "$record" --arg at "$(now_iso)" --arg snapshot "$snapshot" \
+    update_record "$record" --arg at "$(now_iso)" --arg snapshot "$snapshot" \
       '.offsite = {at: $at, snapshot: $snapshot[0:8], retention: "append-only: backup.prune-offsite applies it"}'
     echo "$snapshot"
     echo "retention not applied: the repository is append-only (backup.prune-offsite applies it from the" \
       "operator's machine)"
     exit 0
   fi
-  write_record "$record" --arg at "$(now_iso)" --arg snapshot "$snapshot" '.offsite = {at: $at, snapshot: $snapshot[0:8]}'
+  update_record "$record" --arg at "$(now_iso)" --arg snapshot "$snapshot" '.offsite = {at: $at, snapshot: $snapshot[0:8]}'
   # The same retention as on the server, over this inventory's snapshots only (tags separated by a comma
   # must all be there); snapshots differ in their paths, so they are grouped by host alone.
   restic "$@" forget --host "$host" --tag "slipway${tag:+,$tag}" --group-by host --keep-last "$(setting KEEP_LAST)" \
@@ -138,11 +134,9 @@ check)
   subset=$(setting OFFSITE_CHECK_SUBSET)
   outcome=ok
   restic "$@" check --read-data-subset "$subset" >/dev/null 2>"$log" || outcome=failed
-  jq -n -c --arg at "$(now_iso)" --arg outcome "$outcome" --arg subset "$subset" \
+  write_record "$backups/.offsite-check.json" -n --arg at "$(now_iso)" --arg outcome "$outcome" --arg subset "$subset" \
     --arg detail "$(last_words 2)" \
-    '{at: $at, outcome: $outcome, how: ("restic check --read-data-subset " + $subset), detail: $detail}' \
-    > "$backups/.offsite-check.json.tmp"
-  mv -f "$backups/.offsite-check.json.tmp" "$backups/.offsite-check.json"
+    '{at: $at, outcome: $outcome, how: ("restic check --read-data-subset " + $subset), detail: $detail}'
   [ "$outcome" = ok ] || fail "check"
   echo "offsite repository checked (data subset $subset)"
   ;;
@@ -173,7 +167,7 @@ fetch)
     echo "offsite snapshot $snapshot of $ID is incomplete or its dump does not match its checksum" >&2
     exit 1
   fi
-  write_record "$record" --arg at "$(now_iso)" --arg snapshot "$snapshot" \
+  update_record "$record" --arg at "$(now_iso)" --arg snapshot "$snapshot" \
     '.fetched = {at: $at, snapshot: $snapshot[0:8]} | .offsite = (.offsite // {snapshot: $snapshot[0:8]})'
   mv -f "$dump" "$globals" "$backups/"
   mv -f "$record" "$backups/"

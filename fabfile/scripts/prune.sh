@@ -17,7 +17,8 @@
 set -eu
 conf=$1 mode=${2:-}
 here=$(dirname "$0")
-setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
+# shellcheck source=SCRIPTDIR/lib_installed.sh
+. "$here/lib_installed.sh"
 backups=$(setting BACKUPS_DIR)
 if [ "$mode" != --locked ]; then
   exec 9>"$backups/.lock"

@@ -11,7 +11,8 @@
 # Usage: restore.sh CONF DUMP GLOBALS
 set -eu
 conf=$1 dump=$2 globals=$3
-setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
+# shellcheck source=SCRIPTDIR/lib_installed.sh
+. "$(dirname "$0")/lib_installed.sh"
 backups=$(setting BACKUPS_DIR) db=$(setting DB_CONTAINER) user=$(setting DB_USER) name=$(setting DB_NAME)
 # Names no database.name can take (the config allows lowercase, digits, - and _ only) and that fit
 # PostgreSQL's 63 bytes: a name derived from the live one could be truncated into the live one.

@@ -7,7 +7,8 @@
 set -eu
 conf=$1 email=$2
 shift 2
-setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
+# shellcheck source=SCRIPTDIR/lib_installed.sh
+. "$(dirname "$0")/lib_installed.sh"
 name=$(setting CERT_NAME) webroot=$(setting WEBROOT) server=$(setting ACME_SERVER) ca_bundle=$(setting CA_BUNDLE)
 domains=
 for domain in "$@"; do domains="$domains${domains:+,}$domain"; done

@@ -5,9 +5,10 @@
 # Usage: tls_renew.sh CONF FORCE
 set -eu
 conf=$1 force=$2
-setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
-name=$(setting CERT_NAME) ca_bundle=$(setting CA_BUNDLE)
 here=$(dirname "$0")
+# shellcheck source=SCRIPTDIR/lib_installed.sh
+. "$here/lib_installed.sh"
+name=$(setting CERT_NAME) ca_bundle=$(setting CA_BUNDLE)
 set -- certbot renew --cert-name "$name" --no-random-sleep-on-renew --non-interactive
 [ "$force" = 1 ] && set -- "$@" --force-renewal
 status=0

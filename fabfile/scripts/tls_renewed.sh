@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC2016  # the single-quoted $names are jq's, not the shell's
 # certbot's deploy hook for one app (run by `certbot renew` as root after a
 # certificate of any lineage was renewed; RENEWED_LINEAGE says which): when
 # it is the app's, test nginx's config in its container and reload nginx only
@@ -6,7 +7,8 @@
 # Usage: tls_renewed.sh CONF
 set -eu
 conf=$1
-setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
+# shellcheck source=SCRIPTDIR/lib_installed.sh
+. "$(dirname "$0")/lib_installed.sh"
 lineage=$(setting LINEAGE) container=$(setting NGINX_CONTAINER) record=$(setting RECORD)
 [ "${RENEWED_LINEAGE:-}" = "$lineage" ] || exit 0
 serial=$(openssl x509 -in "$lineage/cert.pem" -noout -serial | cut -d= -f2)
@@ -20,10 +22,7 @@ else
   outcome="renewed, but nginx -t failed, so nginx was not reloaded: $(printf '%s' "$tested" | tail -n 1)"
   status=1
 fi
-tmp=$(mktemp "$record.XXXXXX")
-{ cat "$record" 2>/dev/null || echo '{}'; } | jq -c --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-  --arg serial "$serial" --arg outcome "$outcome" '.renewed = {at: $at, serial: $serial, outcome: $outcome}' > "$tmp"
-chmod 644 "$tmp"
-mv -f "$tmp" "$record"
+merge_into_record "$record" --arg serial "$serial" --arg outcome "$outcome" \
+  '.renewed = {at: $at, serial: $serial, outcome: $outcome}'
 [ "$status" = 0 ] || echo "slipway: $outcome" >&2
 exit "$status"

@@ -19,7 +19,8 @@
 set -eu
 conf=$1 wanted=$2
 here=$(dirname "$0")
-setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
+# shellcheck source=SCRIPTDIR/lib_installed.sh
+. "$here/lib_installed.sh"
 backups=$(setting BACKUPS_DIR) db=$(setting DB_CONTAINER) user=$(setting DB_USER) name=$(setting DB_NAME)
 scratch=$(setting VERIFY_CONTAINER)
 work=$(mktemp -d)
@@ -42,7 +43,8 @@ if [ -z "$id" ] || ! jq -e '.outcome == "ok"' "$record" >/dev/null 2>&1; then
 fi
 verdict() {
   outcome=$1 detail=$2
-  jq -c --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg outcome "$outcome" --arg detail "$detail" \
+  # Not update_record: when jq cannot write the verdict, it is still reported (update_record would stop here).
+  jq -c --arg at "$(now_iso)" --arg outcome "$outcome" --arg detail "$detail" \
     '.verified = {at: $at, outcome: $outcome, how: "checksums, pg_restore --exit-on-error into a throwaway container, row counts", detail: $detail}' \
     "$record" >"$record.tmp" && mv -f "$record.tmp" "$record"
   if [ "$outcome" = ok ]; then echo "$id $detail"; else echo "backup $id FAILED verification: $detail" >&2; exit 3; fi

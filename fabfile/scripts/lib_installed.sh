@@ -1,0 +1,40 @@
+#!/bin/sh
+# shellcheck disable=SC2154  # conf: set by the script that sources this, before it asks for a setting
+# What the scripts provision installs in /usr/local/lib/slipway share: provision
+# installs this file beside them (before them), and each one sources it from
+# there (`. "$(dirname "$0")/lib_installed.sh"`). Functions only: unlike the
+# other lib_*.sh files, it is never put before a script sent over SSH.
+
+# setting KEY prints the value of the last KEY= line of the file $conf names
+# (nothing when there is none). Settings files are read, never sourced.
+setting() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
+
+# now_iso prints the time now, UTC, as 2026-11-23T03:00:00Z.
+now_iso() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+
+# write_record RECORD JQ_ARGS... replaces RECORD with what jq -c JQ_ARGS prints
+# (JQ_ARGS name jq's input, or have -n for a new record), through RECORD.tmp
+# and a rename; RECORD is left as it was when jq fails.
+write_record() {
+  record=$1; shift
+  jq -c "$@" > "$record.tmp" && mv -f "$record.tmp" "$record"
+}
+
+# update_record RECORD JQ_ARGS... is write_record with RECORD itself as jq's
+# input: RECORD through the filter in JQ_ARGS.
+update_record() {
+  record=$1; shift
+  write_record "$record" "$@" "$record"
+}
+
+# merge_into_record RECORD JQ_ARGS... is RECORD (or {} when there is none yet)
+# through jq -c JQ_ARGS, with $at the time now (now_iso). It is written 0644
+# to a temporary file of its own beside RECORD (mktemp: two runs at once never
+# share one), then renamed into place.
+merge_into_record() {
+  record=$1; shift
+  tmp=$(mktemp "$record.XXXXXX")
+  { cat "$record" 2>/dev/null || echo '{}'; } | jq -c --arg at "$(now_iso)" "$@" > "$tmp"
+  chmod 644 "$tmp"
+  mv -f "$tmp" "$record"
+}
