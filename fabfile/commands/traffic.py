@@ -32,14 +32,25 @@ def prepare_command(layout: Layout, inventory: Inventory, release_id: str, unpac
     """Unpack the release (tar on stdin, when UNPACK) beside the others, into SLOT; network, volumes, folders;
     db up if missing.
 
-    NGINX_MODE keep: refuse a release that would re-create the running nginx; restart or leave: go on."""
+    NGINX_MODE keep: refuse a release that would re-create the running nginx; restart or leave: go on.
+    Every value is a named flag's own argument (prepare.sh's Usage); the --db-* flags only with a database."""
+    flags = _flags(releases=layout.releases, release_id=release_id, slot=slot, traffic_dir=layout.traffic_dir,
+                   network=layout.network, infra_project=layout.infra_project, nginx_container=layout.nginx_container,
+                   nginx_mode=nginx_mode, nginx_changed_exit=NGINX_CHANGED_EXIT)
+    if unpack:
+        flags.append("--unpack")
     database = inventory.database
-    db = (layout.infra_project, db_mode, layout.db_container, database.image, layout.volume(database.volume)) \
-        if database else ("", "", "", "", "")
-    return script("prepare", layout.releases, release_id, int(unpack), layout.network, *db,
-                  DB_CHANGED_EXIT, DB_MAJOR_EXIT, layout.infra_project, layout.nginx_container, nginx_mode,
-                  NGINX_CHANGED_EXIT, slot, layout.traffic_dir, DB_PASSWORD_FILE, layout.db_password_file,
-                  *shared_items(inventory))
+    if database:
+        flags += _flags(db_project=layout.infra_project, db_mode=db_mode, db_container=layout.db_container,
+                        db_image=database.image, db_volume=layout.volume(database.volume),
+                        db_changed_exit=DB_CHANGED_EXIT, db_major_exit=DB_MAJOR_EXIT,
+                        db_password_name=DB_PASSWORD_FILE, db_password_file=layout.db_password_file)
+    return script("prepare", *flags, "--", *shared_items(inventory))
+
+
+def _flags(**values: object) -> Argv:
+    """`--NAME VALUE` for each NAME=VALUE, in order (underscores in NAME as dashes): each value one argument."""
+    return [arg for name, value in values.items() for arg in (f"--{name.replace('_', '-')}", str(value))]
 
 
 def copy_release_command(layout: Layout, source_id: str, release_id: str) -> Argv:
