@@ -177,6 +177,12 @@ def deploy_hook_text(inventory: Inventory) -> str:
             f"exec sh {installed_script('tls_renewed.sh')} {paths.conf}\n")
 
 
+def own_certificate_hashes_command(paths: TlsPaths) -> Argv:
+    """sha256sum of the user's own certificate and key where nginx reads them (their folder made root's)."""
+    return ["sh", "-c", 'install -d -m 700 "$1" && cd "$1" && sha256sum fullchain.pem privkey.pem || true',
+            "slipway-own-certificate", paths.own_certificates]
+
+
 def state_argv(inventory: Inventory) -> Argv:
     return ["sh", installed_script("tls_state.sh"), host_certificate(inventory)]
 

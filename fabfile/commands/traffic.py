@@ -101,6 +101,12 @@ def maintenance_on_command(layout: Layout, record: dict, allow: list[str]) -> Ar
     return script("maintenance", layout.traffic_dir, "on", json.dumps(record, sort_keys=True), *allow)
 
 
+def maintenance_state_command(layout: Layout) -> Argv:
+    """The maintenance record, printed only while the page is up (exit 1 when it is not)."""
+    return ["sh", "-c", '[ -f "$1" ] && cat "$2"', "slipway-maintenance-state", layout.maintenance_page,
+            f"{layout.traffic_dir}/maintenance.json"]
+
+
 def maintenance_off_command(layout: Layout) -> Argv:
     return script("maintenance", layout.traffic_dir, "off")
 

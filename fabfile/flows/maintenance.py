@@ -16,8 +16,7 @@ from .locked import audit, deploy_lock, deployer, read_state
 
 def maintenance_record(run, layout: Layout) -> dict | None:
     """The maintenance in force (who, since, message, until, allowed addresses), or None."""
-    result = run(["sh", "-c", '[ -f "$1" ] && cat "$2"', "slipway-maintenance-state", layout.maintenance_page,
-                  f"{layout.traffic_dir}/maintenance.json"], check=False)
+    result = run(traffic.maintenance_state_command(layout), check=False)
     if result.failed:
         return None
     try:

@@ -49,8 +49,7 @@ def install_own(run, reporter: Reporter, deployment: Deployment) -> None:
     wanted = {f"{paths.own_certificates}/fullchain.pem": (inventory.tls.certificate_file.read_text(), 0o644),
               f"{paths.own_certificates}/privkey.pem": (inventory.tls.key_file.read_text(), 0o600)}
     with reporter.step("your certificate and key on the server") as step:
-        found = run(["sh", "-c", 'install -d -m 700 "$1" && cd "$1" && sha256sum fullchain.pem privkey.pem || true',
-                     "slipway-own-certificate", paths.own_certificates], root=True).stdout
+        found = run(tls_commands.own_certificate_hashes_command(paths), root=True).stdout
         hashes = {name.strip(): digest for digest, name in (line.split(None, 1) for line in found.splitlines())}
         for path, (text, mode) in wanted.items():
             if hashes.get(path.rsplit("/", 1)[1]) != hashlib.sha256(text.encode()).hexdigest():
