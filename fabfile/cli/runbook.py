@@ -13,6 +13,8 @@ from invoke import Collection
 from invoke.exceptions import Exit
 
 from ..commands import runbook as commands
+from ..commands.doctor import FAIL, doctor_checks, doctor_command, format_doctor
+from ..commands.status import format_status, parse_status, status_command
 from ..errors import ConfigError
 from ..flows import maintenance as maintenance_flow
 from ..remote import Reporter
@@ -39,9 +41,9 @@ def status(c, json=False):
     # Step lines go to stderr: stdout is the status alone (JSON with --json).
     reporter = Reporter(deployment.name, out=sys.stderr)
     with session(c, deployment, reporter, deploy_user_only=True) as remote:
-        output = remote.run(commands.status_command(deployment.inventory), check=False).stdout
-    report = commands.parse_status(output, deployment.inventory, datetime.now(timezone.utc))
-    print(jsonlib.dumps(report, indent=2, sort_keys=True) if json else commands.format_status(report, deployment.name))
+        output = remote.run(status_command(deployment.inventory), check=False).stdout
+    report = parse_status(output, deployment.inventory, datetime.now(timezone.utc))
+    print(jsonlib.dumps(report, indent=2, sort_keys=True) if json else format_status(report, deployment.name))
     if report["problems"]:
         raise Exit(code=1)
 
@@ -72,10 +74,10 @@ def doctor(c, json=False):
     deployment = load_deployment(c)
     reporter = Reporter(deployment.name, out=sys.stderr)
     with session(c, deployment, reporter, deploy_user_only=True) as remote:
-        output = remote.run(commands.doctor_command(deployment.inventory), check=False, timeout=120).stdout
-    checks = commands.doctor_checks(output, deployment.inventory, datetime.now(timezone.utc), deployment.name)
-    print(jsonlib.dumps(checks, indent=2) if json else commands.format_doctor(checks))
-    if any(check["verdict"] == commands.FAIL for check in checks):
+        output = remote.run(doctor_command(deployment.inventory), check=False, timeout=120).stdout
+    checks = doctor_checks(output, deployment.inventory, datetime.now(timezone.utc), deployment.name)
+    print(jsonlib.dumps(checks, indent=2) if json else format_doctor(checks))
+    if any(check["verdict"] == FAIL for check in checks):
         raise Exit(code=1)
 
 

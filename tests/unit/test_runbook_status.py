@@ -8,7 +8,9 @@ import pytest
 
 from fabfile.commands import runbook
 from fabfile.errors import ConfigError
+from fabfile.commands.doctor import doctor_checks, format_doctor
 from fabfile.commands.facts import MARK
+from fabfile.commands.status import format_status, parse_status, status_command
 from test_deploy_commands import lab_inventory
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
@@ -46,7 +48,7 @@ def output(**overrides) -> str:
 
 
 def report(tmp_path, **overrides) -> dict:
-    return runbook.parse_status(output(**overrides), lab_inventory(tmp_path).inventory, NOW)
+    return parse_status(output(**overrides), lab_inventory(tmp_path).inventory, NOW)
 
 
 def test_a_healthy_host_reads_whole_and_needs_nobody(tmp_path):
@@ -63,7 +65,7 @@ def test_a_healthy_host_reads_whole_and_needs_nobody(tmp_path):
     assert status["last_deploys"] == [{"time": "2026-11-23T11:00:12+00:00", "event": "deploy succeeded",
                                        "release": RELEASE, "version": "v2", "by": "op@laptop"}]
     assert status["certificate"]["days_left"] == 2.5 and status["backup"]["age_hours"] == 2.0
-    text = runbook.format_status(status, "lab")
+    text = format_status(status, "lab")
     assert text.startswith(f"demo on lab: serving {RELEASE} (v2) in slot green") and text.endswith("problems     none")
 
 
@@ -102,7 +104,7 @@ def test_a_stopped_docker_is_said_first_and_nothing_is_guessed_about_containers(
 
 
 def test_the_status_line_runs_every_section_even_when_one_fails(tmp_path):
-    command = runbook.status_command(lab_inventory(tmp_path).inventory)
+    command = status_command(lab_inventory(tmp_path).inventory)
     for section in ("lock", "audit", "backups", "certificate"):
         assert f"echo {MARK} {section};" in command
     assert subprocess.run(["sh", "-n", "-c", command]).returncode == 0
@@ -186,7 +188,7 @@ def test_bad_logs_arguments_are_one_line_each(tmp_path):
 
 
 def doctor(tmp_path, **overrides) -> dict:
-    checks = runbook.doctor_checks(output(**overrides), lab_inventory(tmp_path).inventory, NOW, "prod")
+    checks = doctor_checks(output(**overrides), lab_inventory(tmp_path).inventory, NOW, "prod")
     return {check["area"]: check for check in checks}
 
 
@@ -202,7 +204,7 @@ def test_doctor_on_a_healthy_host_says_ok_everywhere_it_can(tmp_path):
 def test_password_less_lines_an_interrupted_rotation_left_are_named_once_removed(tmp_path):
     removed = report(tmp_path, passwordless=["removed 3"])
     assert removed["database_access"] == {"passwordless_lines": 3, "removed": True} and removed["problems"] == []
-    assert "database     3 password-less lines an interrupted password rotation left: removed" in runbook.format_status(
+    assert "database     3 password-less lines an interrupted password rotation left: removed" in format_status(
         removed, "prod")
     assert doctor(tmp_path, passwordless=["removed 3"])["database access"]["verdict"] == "warn"
     # A rotation holding the lock has its lines: nothing to remove, nothing to warn of.
@@ -219,7 +221,7 @@ def test_doctor_warns_before_it_fails_and_says_what_to_do(tmp_path):
         "area": "ssh hardening", "verdict": "fail",
         "detail": "sshd allows more than slipway set: permitrootlogin yes",
         "fix": "fab -H prod provision puts slipway's sshd settings back; fab -H prod verify checks them"}
-    text = runbook.format_doctor(list(checks.values()))
+    text = format_doctor(list(checks.values()))
     assert "FAIL  ssh hardening     sshd allows more than slipway set: permitrootlogin yes\n" in text
 
 
