@@ -1,15 +1,14 @@
 """Provision, as data: what a server must look like, and how to read where it
 stands in one round trip (the steps between the two are in `provision_plan`).
 
-Nothing here talks to a server. `probe_script` is run once (as root) and
-`parse_probe` reads its output.
+Nothing here talks to a server. `probe_script` (the packaged probe.sh, every
+value an argument) is run once (as root) and `parse_probe` reads its output.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,8 +18,9 @@ from . import backup as backups
 from . import tls
 from ..errors import SlipwayError
 from ..render import render
+from .facts import MARK, sections
+from .shell import Argv, script
 
-MARK = "@@slipway@@"
 # jq: the backup scripts write their JSON records with it.
 BASE_PACKAGES = ("ca-certificates", "curl", "sudo", "tzdata", "ufw", "unattended-upgrades", "certbot", "jq")
 DISTRO_DOCKER_PACKAGES = {
@@ -40,7 +40,7 @@ AUTHORIZED_KEYS = f"{SSH_DIR}/authorized_keys"
 PREVIOUS_SUFFIX = ".slipway-previous"
 PREVIOUS_KEYS = AUTHORIZED_KEYS + PREVIOUS_SUFFIX
 # systemd itself judges a timer's OnCalendar before the timer is installed.
-TIMER_CHECK = "systemd-analyze calendar \"$(sed -n 's/^OnCalendar=//p' {path})\" >/dev/null"
+TIMER_CHECK = "systemd-analyze calendar \"$(sed -n 's/^OnCalendar=//p' \"$1\")\" >/dev/null"
 WEB_PORTS = (80, 443)
 
 
@@ -54,9 +54,9 @@ class ManagedFile:
     mode: int = 0o644
     owner: str = "root"
     group: str = "root"
-    # Run on the new content (as {path}) before it replaces the live file.
+    # Shell text (no values in it) run on the new content, given as $1, before it replaces the live file.
     check_candidate: str | None = None
-    # Run once the file is in place; on failure the previous file comes back.
+    # Shell text run once the file is in place (given as $1); on failure the previous file comes back.
     check_installed: str | None = None
     # The file it replaces is kept beside it, for a step that proves the change with a new login afterwards.
     keep_previous: bool = False
@@ -124,11 +124,12 @@ def desired_state(inventory: Inventory, project_dir: Path, os_id: str, os_versio
 
     files = [
         ManagedFile("/etc/docker/daemon.json", template("daemon.json", docker=server.docker),
-                    check_candidate="if dockerd --help 2>&1 | grep -q -- --validate; then dockerd --validate --config-file {path} >/dev/null; fi"),
+                    check_candidate="if dockerd --help 2>&1 | grep -q -- --validate; then "
+                                    "dockerd --validate --config-file \"$1\" >/dev/null; fi"),
         ManagedFile(f"{home}/{AUTHORIZED_KEYS}", template("authorized_keys", keys=server.authorized_keys),
                     mode=0o600, owner=user, group=user),
         ManagedFile(f"/etc/sudoers.d/slipway-{user}", template("sudoers-deploy", user=user),
-                    mode=0o440, check_candidate="visudo -cqf {path}"),
+                    mode=0o440, check_candidate='visudo -cqf "$1"'),
         ManagedFile("/etc/apt/apt.conf.d/20auto-upgrades", template("20auto-upgrades")),
         ManagedFile(SSHD_DROP_IN, template("sshd-hardening.conf"), check_installed="sshd -t"),
     ]
@@ -253,58 +254,28 @@ class HostState:
     offsite_public_key: str = ""
 
 
-def probe_script(inventory: Inventory) -> str:
-    """One shell script (run as root) that prints every fact provision needs, section by section."""
+def probe_script(inventory: Inventory) -> Argv:
+    """The packaged probe (run as root), printing every fact provision needs section by section under
+    facts.MARK lines; every value (user, paths, packages, timers) one of its arguments."""
     files, directories = managed_paths(inventory)
-    user = shlex.quote(inventory.server.deploy_user)
-    packages = " ".join(dict.fromkeys(BASE_PACKAGES + tuple(ALL_DOCKER_PACKAGES) + backups.OFFSITE_PACKAGES + tls.PACKAGES))
-    parts = [
-        f'echo "{MARK} os"; . /etc/os-release; echo "$ID"; echo "$VERSION_ID"; echo "${{VERSION_CODENAME:-}}"; dpkg --print-architecture',
-        f"echo '{MARK} packages'; dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}}\\n' {packages} 2>/dev/null || true",
-        f"echo '{MARK} user'; getent passwd {user} | cut -d: -f6,7; id -nG {user} 2>/dev/null || true",
-        f"echo '{MARK} docker'; systemctl is-enabled docker.service 2>/dev/null || true; systemctl is-active docker.service 2>/dev/null || true",
-        f"echo '{MARK} timezone'; readlink /etc/localtime || true",
-        f"echo '{MARK} firewall'; if command -v ufw >/dev/null; then ufw status verbose; fi",
-        f"echo '{MARK} swaps'; swapon --show=NAME,SIZE --noheadings --bytes 2>/dev/null || true",
-        f"echo '{MARK} swapfile'; stat -c %s {SWAP_FILE} 2>/dev/null || true",
-        f"echo '{MARK} sshd_ports'; sshd -T 2>/dev/null | awk '$1 == \"port\" {{print $2}}'",
-        f"echo '{MARK} timers'; systemctl is-enabled {' '.join(backups.timers(inventory))} 2>/dev/null || true"
-        if inventory.database else f"echo '{MARK} timers'",
-        f"echo '{MARK} offsite_key'; cat {shlex.quote(backups.paths_of(inventory).offsite_key)}.pub 2>/dev/null || true",
-        f"echo '{MARK} app_state'; [ -d {shlex.quote(str(inventory.app.base_dir) + '/.slipway')} ] && echo present || true",
-        # The home its passwd entry names (a user still to be made has no files in it yet).
-        f'home=$({deploy_home_command(inventory)}); if [ -n "$home" ]; then '
-        f'{_probe_file(_in_home(f"{MARK} file ", AUTHORIZED_KEYS), _in_home("", AUTHORIZED_KEYS))}; '
-        f'{_probe_file(_in_home(f"{MARK} file ", PREVIOUS_KEYS), _in_home("", PREVIOUS_KEYS))}; '
-        f'{_probe_directory(_in_home(f"{MARK} dir ", SSH_DIR), _in_home("", SSH_DIR))}; fi',
-    ]
-    parts += [_probe_file(shlex.quote(f"{MARK} file {path}"), shlex.quote(path)) for path in files]
-    parts += [_probe_directory(shlex.quote(f"{MARK} dir {path}"), shlex.quote(path)) for path in directories]
-    return "\n".join(parts)
+    packages = dict.fromkeys(BASE_PACKAGES + tuple(ALL_DOCKER_PACKAGES) + backups.OFFSITE_PACKAGES + tls.PACKAGES)
+    # The home ones are read in the home its passwd entry names (a user still to be made has no files in it yet).
+    listed = [*(("--package", name) for name in packages),
+              *(("--timer", timer) for timer in (backups.timers(inventory) if inventory.database else ())),
+              ("--home-file", AUTHORIZED_KEYS), ("--home-file", PREVIOUS_KEYS), ("--home-dir", SSH_DIR),
+              *(("--file", path) for path in files), *(("--dir", path) for path in directories)]
+    return script("probe", MARK, inventory.server.deploy_user, SWAP_FILE, backups.paths_of(inventory).offsite_key,
+                  f"{inventory.app.base_dir}/.slipway", *[word for pair in listed for word in pair])
 
 
-def deploy_home_command(inventory: Inventory) -> str:
+def deploy_home_command(inventory: Inventory) -> Argv:
     """Print the deploy user's home (nothing when there is no such user)."""
-    return f"getent passwd {shlex.quote(inventory.server.deploy_user)} | cut -d: -f6"
-
-
-def _in_home(prefix: str, relative: str) -> str:
-    """A shell word: PREFIX, the probe's $home, then RELATIVE below it."""
-    return f'"{prefix}$home"{shlex.quote("/" + relative)}'
-
-
-def _probe_file(header: str, path: str) -> str:
-    """HEADER, then the mode, owner, group and base64 content of the file at PATH, if there is one (shell words both)."""
-    return f"echo {header}; if [ -f {path} ]; then stat -c '%a %U %G' {path}; base64 -w0 {path}; echo; fi"
-
-
-def _probe_directory(header: str, path: str) -> str:
-    return f"echo {header}; if [ -d {path} ]; then stat -c '%a %U %G' {path}; fi"
+    return script("deploy_home", inventory.server.deploy_user)
 
 
 def parse_probe(output: str) -> HostState:
     state = HostState()
-    for header, lines in _sections(output):
+    for header, lines in sections(output):
         kind, _, argument = header.partition(" ")
         if kind == "os":
             state.os_id, state.os_version, state.codename, state.architecture = (lines + ["", "", "", ""])[:4]
@@ -336,16 +307,6 @@ def parse_probe(output: str) -> HostState:
         elif kind == "dir":
             state.directories[argument] = DirectoryState(*_stat(lines[0])) if lines else None
     return state
-
-
-def _sections(output: str) -> list[tuple[str, list[str]]]:
-    sections: list[tuple[str, list[str]]] = []
-    for line in output.splitlines():
-        if line.startswith(MARK + " "):
-            sections.append((line[len(MARK) + 1:], []))
-        elif sections and line.strip():
-            sections[-1][1].append(line.strip())
-    return sections
 
 
 def _stat(line: str) -> tuple[int, str, str]:

@@ -3,23 +3,24 @@
 `plan` compares a `HostState` (from the probe) with the `Desired` state and
 returns the steps that are needed, each a list of actions (shell commands,
 file writes, proven logins) for the runner in `cli/provision.py`. Nothing
-here talks to a server.
+here talks to a server. Values (paths, the user, the time zone...) reach the
+server only as argv elements: as one command's arguments, or a packaged
+script's (`shell.script`).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import shlex
 from dataclasses import dataclass, field, replace
-from pathlib import PurePosixPath
 
 from ..errors import SlipwayError
 from .provision import (AUTHORIZED_KEYS, DOCKER_SOURCES, PREVIOUS_SUFFIX, SSHD_DROP_IN, SWAP_FILE, Desired, Directory,
                         HostState, ManagedFile, firewall_rules)
-from .shell import line as command_line, script, script_text
+from .shell import Argv, script, script_text
 
 DOCKER_KEYRING = "/etc/apt/keyrings/docker.asc"
+ZONEINFO = "/usr/share/zoneinfo"
 RELOAD_SSHD = "systemctl try-reload-or-restart ssh.service"
 FIREWALL_BACKUP = "/var/lib/slipway/firewall-before"
 # The previous firewall comes back on its own unless a fresh login is proven within this time.
@@ -36,13 +37,16 @@ SYSTEMD_UNITS = "/etc/systemd/system/"
 
 @dataclass(frozen=True)
 class Shell:
-    command: str
+    """COMMAND run as root: an argv (one command, or a packaged script, with the values as its elements;
+    an error shows a script as `slipway-NAME ARGS`), or a fixed shell line with no value in it."""
+
+    command: Argv | str
     stdin: str | None = None
     timeout: int = SHELL_STEP_SECONDS
 
 
 def apt_install(*packages: str) -> Shell:
-    return Shell(command_line(script("apt_install", DPKG_LOCK_WAIT_SECONDS, *packages)), timeout=APT_STEP_SECONDS)
+    return Shell(script("apt_install", DPKG_LOCK_WAIT_SECONDS, *packages), timeout=APT_STEP_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class ProveLogin:
     user: str | None
     command: str
     what: str
-    undo: str | None = None
+    undo: Argv | None = None
 
 
 @dataclass
@@ -117,9 +121,7 @@ def _offsite_key_step(desired: Desired, state: HostState) -> Step | None:
         return None
     step = Step("offsite backup SSH key")
     if not state.offsite_public_key:
-        key, user = shlex.quote(desired.offsite_key), shlex.quote(desired.deploy_user)
-        step.actions = [Shell(f"ssh-keygen -q -t ed25519 -N '' -C \"slipway-backup@$(hostname)\" -f {key} "
-                              f"&& chown {user}:{user} {key} {key}.pub")]
+        step.actions = [Shell(script("offsite_key", desired.offsite_key, desired.deploy_user))]
         step.diff = f"create {desired.offsite_key} (ed25519)"
     return step
 
@@ -133,7 +135,7 @@ def _backup_timers_step(desired: Desired, state: HostState) -> Step | None:
     changed = [unit for unit in units if unit.needed]
     if changed or state.timers_enabled != ["enabled"] * len(desired.backup_timers):
         step.actions = [action for unit in changed for action in unit.actions] + [
-            Shell(f"systemctl daemon-reload && systemctl enable --now {' '.join(desired.backup_timers)}")]
+            Shell(script("enable_units", *desired.backup_timers))]
         step.diff = "\n".join(unit.diff for unit in changed)
     return step
 
@@ -177,8 +179,7 @@ def _docker_repository_step(desired: Desired, state: HostState) -> Step | None:
     if current is None or current.content != line:
         step.actions = [
             apt_install("curl", "ca-certificates"),
-            Shell(f"install -m 0755 -d /etc/apt/keyrings && curl -fsSL {shlex.quote(url + '/gpg')} -o {DOCKER_KEYRING} "
-                  f"&& chmod a+r {DOCKER_KEYRING}"),
+            Shell(script("docker_keyring", url + "/gpg", DOCKER_KEYRING)),
             Write(ManagedFile(DOCKER_SOURCES, line)),
         ]
         step.diff = _unified(DOCKER_SOURCES, current.content if current else None, line)
@@ -195,14 +196,10 @@ def _packages_step(desired: Desired, state: HostState) -> Step:
 
 
 def _timezone_step(desired: Desired, state: HostState) -> Step:
-    target = f"/usr/share/zoneinfo/{desired.timezone}"
+    target = f"{ZONEINFO}/{desired.timezone}"
     step = Step(f"timezone {desired.timezone}")
     if state.timezone_link != target:
-        zone = shlex.quote(target)
-        step.actions = [Shell(
-            f"test -f {zone} || {{ echo 'no such time zone: {desired.timezone}' >&2; exit 1; }}; "
-            f"ln -sfn {zone} /etc/localtime && echo {shlex.quote(desired.timezone)} > /etc/timezone"
-        )]
+        step.actions = [Shell(script("timezone", target, desired.timezone))]
         step.diff = f"/etc/localtime -> {state.timezone_link or '(none)'} becomes {target}"
     return step
 
@@ -210,19 +207,19 @@ def _timezone_step(desired: Desired, state: HostState) -> Step:
 def _docker_service_step(state: HostState) -> Step:
     step = Step("docker.service enabled and running")
     if state.docker_enabled != "enabled" or state.docker_active != "active":
-        step.actions = [Shell("systemctl enable --now docker.service")]
+        step.actions = [Shell(["systemctl", "enable", "--now", "docker.service"])]
         step.diff = f"docker.service is {state.docker_enabled or 'absent'}/{state.docker_active or 'absent'}"
     return step
 
 
 def _user_step(desired: Desired, state: HostState) -> Step:
-    user = shlex.quote(desired.deploy_user)
-    step = Step(f"user {desired.deploy_user} (docker group)")
+    user = desired.deploy_user
+    step = Step(f"user {user} (docker group)")
     if state.user_home is None:
-        step.actions = [Shell(f"useradd --create-home --shell /bin/bash --groups docker {user}")]
+        step.actions = [Shell(["useradd", "--create-home", "--shell", "/bin/bash", "--groups", "docker", user])]
         step.diff = f"create user {desired.deploy_user} in group docker"
     elif "docker" not in state.user_groups:
-        step.actions = [Shell(f"usermod --append --groups docker {user}")]
+        step.actions = [Shell(["usermod", "--append", "--groups", "docker", user])]
         step.diff = f"add {desired.deploy_user} to group docker"
     return step
 
@@ -232,8 +229,8 @@ def _directory_step(directory: Directory, state: HostState) -> Step:
     current = state.directories.get(directory.path)
     wanted = (directory.mode, directory.owner, directory.group)
     if current is None or (current.mode, current.owner, current.group) != wanted:
-        path = shlex.quote(directory.path)
-        step.actions = [Shell(f"install -d -m {directory.mode:o} -o {directory.owner} -g {directory.group} {path}")]
+        step.actions = [Shell(["install", "-d", "-m", f"{directory.mode:o}", "-o", directory.owner, "-g", directory.group,
+                               directory.path])]
         step.diff = f"{directory.path}: {_describe_attrs(current)} -> {_describe_attrs(directory)}"
     return step
 
@@ -253,8 +250,8 @@ def _authorized_keys_step(desired: Desired, state: HostState) -> Step:
         step.diff = f"{managed.path}: written by a run that stopped before a new login proved it"
     # Logging in is the proof: the deploy user's sudo is the next step's, and the sshd step proves it.
     prove = ProveLogin(desired.deploy_user, "true", "authorized_keys",
-                       undo=command_line(script("restore_previous", managed.path, previous)))
-    step.actions = [*step.actions, prove, Shell(command_line(["rm", "-f", previous]))]
+                       undo=script("restore_previous", managed.path, previous))
+    step.actions = [*step.actions, prove, Shell(["rm", "-f", previous])]
     return step
 
 
@@ -290,9 +287,9 @@ def _firewall_step(desired: Desired, state: HostState) -> Step:
     enable = script("firewall_enable", ssh_port, FIREWALL_REVERT_SECONDS, FIREWALL_BACKUP, int(bool(rules - wanted)),
                     *desired.firewall_ports)
     step.actions = [
-        Shell(command_line(enable), stdin=script_text("firewall_restore")),
-        ProveLogin(None, "true", "firewall", undo=command_line(script("firewall_restore", FIREWALL_BACKUP))),
-        Shell(command_line(script("firewall_confirm", FIREWALL_BACKUP))),
+        Shell(enable, stdin=script_text("firewall_restore")),
+        ProveLogin(None, "true", "firewall", undo=script("firewall_restore", FIREWALL_BACKUP)),
+        Shell(script("firewall_confirm", FIREWALL_BACKUP)),
     ]
     shown = ", ".join(sorted(rules)) or "none"
     step.diff = f"ufw is {'active' if active else 'inactive'}; rules now: {shown}; wanted: {', '.join(sorted(wanted))}"
@@ -306,12 +303,7 @@ def _swap_step(desired: Desired, state: HostState) -> Step | None:
     # swapon reports one page less than the file holds (the header): the file's size is what counts.
     if SWAP_FILE in state.swaps and state.swap_file_bytes == desired.swap_mb * 1024 * 1024:
         return step
-    size = f"{desired.swap_mb}M"
-    step.actions = [Shell(
-        f"set -e; if swapon --show=NAME --noheadings | grep -qx {SWAP_FILE}; then swapoff {SWAP_FILE}; fi; "
-        f"rm -f {SWAP_FILE}; fallocate -l {size} {SWAP_FILE}; chmod 600 {SWAP_FILE}; mkswap {SWAP_FILE} >/dev/null; "
-        f"swapon {SWAP_FILE}; grep -q '^{SWAP_FILE} ' /etc/fstab || echo '{SWAP_FILE} none swap sw 0 0' >> /etc/fstab"
-    )]
+    step.actions = [Shell(script("swap_file", SWAP_FILE, f"{desired.swap_mb}M"))]
     step.diff = f"{SWAP_FILE}: {state.swaps.get(SWAP_FILE, 0) // (1024 * 1024)} MiB -> {desired.swap_mb} MiB"
     return step
 
@@ -330,41 +322,25 @@ def _ssh_hardening_step(desired: Desired, state: HostState) -> Step:
         after = ProveLogin(desired.deploy_user, deploy_login_check(), "sshd", undo=restore_sshd_command())
         managed = desired.files[SSHD_DROP_IN]
         step.actions = [before, *step.actions, Shell(RELOAD_SSHD), after,
-                        Shell(f"rm -f {shlex.quote(managed.path + PREVIOUS_SUFFIX)}")]
+                        Shell(["rm", "-f", managed.path + PREVIOUS_SUFFIX])]
     return step
 
 
-def write_file_command(managed: ManagedFile) -> str:
-    """Replace a file atomically from stdin: temp file beside it, owner and mode, checks, rename."""
-    path = shlex.quote(managed.path)
-    directory = shlex.quote(str(PurePosixPath(managed.path).parent))
-    lines = [
-        "set -e",
-        f"mkdir -p {directory}",
-        f"tmp=$(mktemp {directory}/.slipway.XXXXXX)",
-        "trap 'rm -f \"$tmp\"' EXIT",
-        'cat > "$tmp"',
-        f'chown {managed.owner}:{managed.group} "$tmp"',
-        f'chmod {managed.mode:o} "$tmp"',
-    ]
-    if managed.check_candidate:
-        lines.append(managed.check_candidate.format(path='"$tmp"'))
-    previous = shlex.quote(managed.path + PREVIOUS_SUFFIX)
+def write_file_command(managed: ManagedFile) -> Argv:
+    """Replace a file atomically from stdin: temp file beside it, owner and mode, checks, rename (install_file.sh)."""
+    options = []
     if managed.check_installed or managed.keep_previous:
-        lines.append(f"if [ -e {path} ]; then cp -p {path} {previous}; else rm -f {previous}; fi")
-    lines.append(f'mv -f "$tmp" {path}')
+        options += ["--previous", managed.path + PREVIOUS_SUFFIX]
+    if managed.check_candidate:
+        options += ["--candidate-check", managed.check_candidate]
     if managed.check_installed:
-        lines.append(f"if ! {managed.check_installed}; then "
-                     f"if [ -e {previous} ]; then mv -f {previous} {path}; else rm -f {path}; fi; "
-                     f"echo 'rejected by: {managed.check_installed}; previous file restored' >&2; exit 1; fi")
-    return "\n".join(lines)
+        options += ["--installed-check", managed.check_installed]
+    return script("install_file", *options, managed.path, managed.owner, managed.group, f"{managed.mode:o}")
 
 
-def restore_sshd_command() -> str:
+def restore_sshd_command() -> Argv:
     """Put back the sshd drop-in that was there before this run, and reload."""
-    path = shlex.quote(SSHD_DROP_IN)
-    previous = shlex.quote(SSHD_DROP_IN + PREVIOUS_SUFFIX)
-    return f"if [ -e {previous} ]; then mv -f {previous} {path}; else rm -f {path}; fi; {RELOAD_SSHD}"
+    return script("restore_sshd", SSHD_DROP_IN, SSHD_DROP_IN + PREVIOUS_SUFFIX)
 
 
 def _unified(path: str, before: str | None, after: str) -> str:

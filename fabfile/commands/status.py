@@ -9,6 +9,7 @@ from datetime import datetime
 
 from ..config import Inventory
 from . import backup as backups
+from . import backup_records
 from . import database as db_commands
 from . import tls
 from .facts import MARK, Fact, by_name, gather_command
@@ -183,9 +184,9 @@ def _certificate(lines: list[str] | None, inventory: Inventory, now: datetime) -
 def _backup(lines: list[str] | None, inventory: Inventory, now: datetime) -> dict | None:
     if not inventory.database:
         return None
-    newest = backups.newest_good(backups.parse_records("\n".join(lines or [])))
+    newest = backup_records.newest_good(backup_records.parse_records("\n".join(lines or [])))
     return {"newest_good": newest.id if newest else None,
-            "age_hours": round(backups.age_hours(newest, now), 1) if newest else None,
+            "age_hours": round(backup_records.age_hours(newest, now), 1) if newest else None,
             "max_age_hours": inventory.backup.max_age_hours}
 
 

@@ -29,7 +29,7 @@ def referenced_secrets(inventory: Inventory) -> list[tuple[str, str]]:
             references.append(("backup.offsite.s3.secret_key_secret", offsite.s3.secret_key_secret))
         if offsite.rest:
             references.append(("backup.offsite.rest.password_secret", offsite.rest.password_secret))
-    # The admin_* secrets are not among them: only backup.prune-offsite reads those (commands.backup.admin_secrets),
+    # The admin_* secrets are not among them: only backup.prune-offsite reads those (commands.offsite.admin_secrets),
     # so a machine that only deploys need not hold credentials that can delete offsite copies.
     return references
 

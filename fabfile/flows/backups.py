@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..commands import backup as backups
+from ..commands import backup_records
 from ..commands.shell import limited, shown
 from ..config import Deployment
 from ..errors import RemoteCommandFailed, SlipwayError
@@ -50,7 +51,7 @@ def take(remote: Remote, reporter: Reporter, deployment: Deployment, trigger: st
             raise RemoteCommandFailed(deployment.name, shown(argv), result.exited, result.stderr or result.stdout)
         backup_id, size, sha256, seconds = result.stdout.split()[-4:]
         offsite_error = last_line(result.stderr) if result.failed else None
-        step.changed, step.detail = True, f"{backup_id}, {backups.human_size(int(size))}"
+        step.changed, step.detail = True, f"{backup_id}, {backup_records.human_size(int(size))}"
         if backup.offsite:
             step.detail += f"; offsite copy FAILED: {offsite_error}" if offsite_error else ", copied offsite"
             if backup.offsite.append_only and not offsite_error:
@@ -63,13 +64,13 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else "?"
 
 
-def records(remote: Remote, deployment: Deployment) -> list[backups.Record]:
-    return backups.parserecords(remote.run(backups.list_command(backups.paths_of(deployment.inventory))).stdout)
+def records(remote: Remote, deployment: Deployment) -> list[backup_records.Record]:
+    return backup_records.parse_records(remote.run(backups.list_command(backups.paths_of(deployment.inventory))).stdout)
 
 
-def chosen(found: list[backups.Record], backup_id: str, deployment: Deployment) -> backups.Record:
-    """BACKUP_ID's record (see backups.choose for what latest and latest-unverified mean), its note printed."""
-    choice = backups.choose(found, backup_id)
+def chosen(found: list[backup_records.Record], backup_id: str, deployment: Deployment) -> backup_records.Record:
+    """BACKUP_ID's record (see backup_records.choose for what latest and latest-unverified mean), its note printed."""
+    choice = backup_records.choose(found, backup_id)
     if not choice.record:
         known = ", ".join([r.id for r in found if r.good][-5:]) or "none"
         raise SlipwayError(f"{deployment.name}: no good backup {backup_id} on the server (newest good: {known})")
@@ -113,8 +114,8 @@ def take_now(remote: Remote, reporter: Reporter, deployment: Deployment) -> None
     check_installed(remote, deployment, reporter)
     made = take(remote, reporter, deployment, "manual")
     print(reporter.summary())
-    print(f"[{deployment.name}] backup {made['id']}: {backups.human_size(made['size'])}, sha256 {made['sha256']}, "
-          f"{made['seconds']}s")
+    print(f"[{deployment.name}] backup {made['id']}: {backup_records.human_size(made['size'])}, "
+          f"sha256 {made['sha256']}, {made['seconds']}s")
     if made["offsite_error"]:
         raise SlipwayError(f"{deployment.name}: backup {made['id']} is good on the server, but its offsite copy "
                            f"failed: {made['offsite_error']}")
@@ -124,14 +125,14 @@ def list_backups(remote: Remote, deployment: Deployment, as_json: bool) -> float
     """Print every record (AS_JSON: as one JSON object); the newest good backup's age in hours, None if none."""
     found = records(remote, deployment)
     now = datetime.now(timezone.utc)
-    newest, verified = backups.newest_good(found), backups.newest_verified(found)
-    age = backups.age_hours(newest, now) if newest else None
+    newest, verified = backup_records.newest_good(found), backup_records.newest_verified(found)
+    age = backup_records.age_hours(newest, now) if newest else None
     if as_json:
         print(json.dumps({"backups": [r.data for r in found], "newest_good": newest.id if newest else None,
                           "newest_good_age_hours": round(age, 2) if age is not None else None,
                           "newest_verified": verified.id if verified else None}, indent=2))
     else:
-        print(backups.format_records(found, now))
+        print(backup_records.format_records(found, now))
     return age
 
 
@@ -171,7 +172,7 @@ def download(remote: Remote, reporter: Reporter, deployment: Deployment, backup_
         if digest != record.data.get("sha256"):
             raise SlipwayError(f"{deployment.name}: the copy of {record.id}.dump has sha256 {digest}, the record "
                                f"says {record.data.get('sha256')}: do not use it")
-        step.changed, step.detail = True, f"{backups.human_size(record.data['size'])}, sha256 checked"
+        step.changed, step.detail = True, f"{backup_records.human_size(record.data['size'])}, sha256 checked"
     print(reporter.summary())
     print(f"[{deployment.name}] {folder / (record.id + '.dump')}")
 
@@ -185,18 +186,18 @@ def prune(remote: Remote, reporter: Reporter, deployment: Deployment, dry_run: b
         result = remote.run(argv, timeout=seconds + 60, check=False)
         if result.failed:
             raise RemoteCommandFailed(deployment.name, shown(argv), result.exited, result.stderr or result.stdout)
-        pruned = backups.parse_prune(result.stdout)
+        pruned = backup_records.parse_prune(result.stdout)
         freed = sum(size for _, size in pruned.backups)
         step.changed = not dry_run and bool(pruned.backups or pruned.records or pruned.leftovers)
-        step.detail = f"{len(pruned.backups)} backups ({backups.human_size(freed)}), {pruned.kept} kept"
+        step.detail = f"{len(pruned.backups)} backups ({backup_records.human_size(freed)}), {pruned.kept} kept"
     print(reporter.summary())
     verb = "would delete" if dry_run else "deleted"
     for backup_id, size in pruned.backups:
-        print(f"[{deployment.name}] {verb} backup {backup_id} ({backups.human_size(size)})")
+        print(f"[{deployment.name}] {verb} backup {backup_id} ({backup_records.human_size(size)})")
     for backup_id in pruned.records:
         print(f"[{deployment.name}] {verb} the record of failed attempt {backup_id}")
     for name in pruned.leftovers:
         print(f"[{deployment.name}] {verb} {name}, left by an attempt that died")
-    print(f"[{deployment.name}] {verb} {len(pruned.backups)} backups ({backups.human_size(freed)}); "
+    print(f"[{deployment.name}] {verb} {len(pruned.backups)} backups ({backup_records.human_size(freed)}); "
           f"{pruned.kept} backups kept")
 

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from ..commands import backup as backups
+from ..commands import offsite
 from ..config import Deployment
 from ..errors import SlipwayError
 from ..remote import Reporter
@@ -22,26 +23,26 @@ def forget_offsite(deployment: Deployment, dry_run: bool) -> None:
     inventory, name = deployment.inventory, deployment.name
     restic = _restic_here(deployment)
     reporter = Reporter(name)
-    whose = f"{backups.paths_of(inventory).offsite_host} ({backups.offsite_tag(name)})"
+    whose = f"{backups.paths_of(inventory).offsite_host} ({offsite.offsite_tag(name)})"
     with tempfile.TemporaryDirectory(prefix="slipway-offsite-") as work:
         known_hosts = Path(work) / "known_hosts"
         if inventory.backup.offsite.sftp:
-            known_hosts.write_text(backups.offsite_known_hosts_text(inventory))
-        repository = Repository(restic, deployment, backups.admin_access(inventory, deployment.secret, str(known_hosts)))
+            known_hosts.write_text(offsite.offsite_known_hosts_text(inventory))
+        repository = Repository(restic, deployment, offsite.admin_access(inventory, deployment.secret, str(known_hosts)))
         with reporter.step("remove stale locks (restic unlock)"):
-            repository.run(backups.OFFSITE_UNLOCK_ARGS, "unlock")
+            repository.run(offsite.OFFSITE_UNLOCK_ARGS, "unlock")
         backup = inventory.backup
         policy = (f"keep_last {backup.keep_last}, keep_daily {backup.keep_daily}, keep_weekly {backup.keep_weekly}, "
                   f"keep_monthly {backup.keep_monthly}")
         with reporter.step(f"forget {whose} past retention" + (" (dry run)" if dry_run else "")) as step:
-            removed, kept = backups.parse_forget(repository.run(
-                backups.offsite_forget_args(inventory, name, dry_run), "forget"))
+            removed, kept = offsite.parse_forget(repository.run(
+                offsite.offsite_forget_args(inventory, name, dry_run), "forget"))
             step.changed, step.detail = bool(removed) and not dry_run, f"{policy}: {len(removed)} of " \
                 f"{len(removed) + len(kept)} snapshots"
         if removed and not dry_run:
             repository.check_forgotten(reporter, removed)
             with reporter.step("prune their data (restic prune)") as step:
-                repository.run(backups.OFFSITE_PRUNE_ARGS, "prune")
+                repository.run(offsite.OFFSITE_PRUNE_ARGS, "prune")
                 step.changed = True
     print(reporter.summary())
     verb = "would forget" if dry_run else "forgot"
@@ -61,7 +62,7 @@ def _restic_here(deployment: Deployment) -> str:
     if not restic:
         raise SlipwayError("restic is not installed on this machine: backup.prune-offsite runs it here, not on the "
                            "server (apt-get install restic; ./scripts/setup installs it)")
-    for key_path, secret_name in backups.admin_secrets(inventory):
+    for key_path, secret_name in offsite.admin_secrets(inventory):
         if secret_name not in deployment.secrets or not deployment.secret(secret_name):
             raise SlipwayError(f"{deployment.secrets_file}: {secret_name}: missing or empty; expected a line "
                                f"{secret_name}=... because {deployment.inventory_file} uses it at {key_path} "
@@ -84,7 +85,7 @@ class Repository:
             raise SlipwayError(f"{name}: restic {what} did not finish in {seconds}s (backup.timeout_seconds) "
                                f"against {self.access.where}") from None
         if result.returncode != 0:
-            said = backups.without_credentials(last_line(result.stderr or result.stdout))
+            said = offsite.without_credentials(last_line(result.stderr or result.stdout))
             raise SlipwayError(f"{name}: restic {what} on this machine failed against {self.access.where}: {said}")
         return result.stdout
 
@@ -92,8 +93,8 @@ class Repository:
         """An append-only server answers a delete with an error restic may only warn about: look."""
         inventory, name = self.deployment.inventory, self.deployment.name
         with reporter.step("forgotten snapshots are gone"):
-            left = {s.id for s in backups.parse_snapshots(self.run(
-                backups.offsite_snapshots_args(inventory, name), "snapshots"))}
+            left = {s.id for s in offsite.parse_snapshots(self.run(
+                offsite.offsite_snapshots_args(inventory, name), "snapshots"))}
             refused = [s for s in removed if s.id in left]
             if refused:
                 raise SlipwayError(f"{name}: {self.access.where} kept {len(refused)} of the {len(removed)} snapshots "

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..commands import backup as backups
+from ..commands import backup_records
 from ..commands import traffic
 from ..commands.layout import layout_of, web_services
 from ..commands.shell import limited
@@ -46,7 +47,7 @@ def restore(remote: Remote, reporter: Reporter, deployment: Deployment, project:
     check_installed(remote, deployment, reporter)
     if from_offsite:
         # The offsite copies' records are from before any verify: its latest is the newest backup there.
-        wanted = backups.LATEST if backup_id == backups.LATEST_UNVERIFIED else backup_id
+        wanted = backup_records.LATEST if backup_id == backup_records.LATEST_UNVERIFIED else backup_id
         backup_id = fetch_from_offsite(remote, reporter, deployment, wanted)
     source = _source(remote, deployment, backup_id, local)
     if confirm:
@@ -93,7 +94,8 @@ def _source(remote: Remote, deployment: Deployment, backup_id: str, local: Path 
         return Source(f"{paths.uploads}/{local.name}", "", digest, f"{local} (sha256 {digest[:12]}…)")
     record = chosen(records(remote, deployment), backup_id, deployment)
     return Source(paths.dump(record.id), paths.globals(record.id), record.data["sha256"],
-                  f"backup {record.id} ({record.data.get('trigger')}, {backups.human_size(record.data['size'])})")
+                  f"backup {record.id} ({record.data.get('trigger')}, "
+                  f"{backup_records.human_size(record.data['size'])})")
 
 def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, project: Path, serving: str,
                             source: str, globals_file: str, take_safety_backup) -> dict:

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import invoke
 import pytest
 import testinfra
 import yaml
@@ -15,18 +14,23 @@ from fabfile import config, ssh
 from fabfile.errors import LoginRefused
 from fabfile.remote import Remote
 from lab import cli as lab
-from tasks import ns
+from lab_names import PROJECT, checkout_context
+from lab_site import Site
 
-PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+# A module marked so gets the app serving from its site fixture: deployed first when no release serves yet.
+DEPLOY_IF_NOTHING_SERVES = "deploy_if_nothing_serves"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", f"{DEPLOY_IF_NOTHING_SERVES}: the module's site fixture deploys the app first "
+                                       "when no release serves (the module run on its own)")
 
 
 @pytest.fixture(scope="session")
 def ctx():
     """A context as `inv` makes one in the checkout (tasks.py's collection: slipway's settings and the lab's)."""
-    settings = invoke.Config(project_location=str(PROJECT))
-    settings.load_collection(ns.configuration())
-    return invoke.Context(settings)
+    return checkout_context()
 
 
 @pytest.fixture(scope="session")
@@ -117,3 +121,16 @@ def provisioned(lab_target):
     trusted = run_cli("inv", "lab.trust-offsite-key")
     assert trusted.returncode == 0, trusted.stdout + trusted.stderr
     return lab_target
+
+
+@pytest.fixture(scope="module")
+def site(request, provisioned):
+    """The lab's site as a browser sees it, on the provisioned target. In a module marked
+    deploy_if_nothing_serves, the app serves too: deployed here when no release does yet (that module run on
+    its own). Modules whose every test needs the provisioned target use it with
+    `pytestmark = pytest.mark.usefixtures("site")`."""
+    if request.node.get_closest_marker(DEPLOY_IF_NOTHING_SERVES):
+        if "*" not in run_cli("fab", "-H", "lab", "releases").stdout:
+            deployed = run_cli("fab", "-H", "lab", "deploy")
+            assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    return Site.of(provisioned)

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from fabfile.commands import backup as backup_commands
+from fabfile.commands import backup_records
 from fabfile.commands import shell
-from lab_site import Site
+from lab_names import LAB
 from load import LoadLoop
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -28,18 +28,13 @@ SNAPSHOT_SQL = ("SELECT string_agg(format('%s=%s', c.relname, (xpath('/row/s/tex
                 "WHERE c.relkind = 'r' AND n.nspname = 'public' AND c.relname <> 'worker_beats'")
 
 
-@pytest.fixture(scope="module")
-def site(provisioned, cli):
-    """The demo app serving (deployed here when this file runs on its own)."""
-    result = cli("fab", "-H", "lab", "releases")
-    if "*" not in result.stdout:
-        deployed = cli("fab", "-H", "lab", "deploy")
-        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    return Site.of(provisioned)
+# conftest.py's site: the demo app serving (deployed there when this file runs on its own).
+pytestmark = pytest.mark.deploy_if_nothing_serves
 
 
 def psql(as_deploy, sql):
-    return as_deploy.run(["docker", "exec", "demo-db-1", "psql", "-X", "-U", "demo", "-d", "demo", "-tAc", sql]).stdout.strip()
+    return as_deploy.run(["docker", "exec", LAB.db_container, "psql", "-X", "-U", LAB.db_user, "-d", LAB.db_name,
+                          "-tAc", sql]).stdout.strip()
 
 
 def snapshot(as_deploy, beats_upto=None):
@@ -56,13 +51,14 @@ def backup(cli, *args):
 
 
 def records(as_deploy):
-    return {r["id"]: r for r in map(json.loads, as_deploy.run("cat /srv/demo/backups/*.json").stdout.splitlines())}
+    return {r["id"]: r for r in map(json.loads, as_deploy.run(f"cat {LAB.backups}/*.json").stdout.splitlines())}
 
 
 def start_db(as_deploy):
     """Start the database a test stopped. runc in the lab's Docker-in-Docker once failed a start with
     "read init-p: connection reset by peer" (a CI run), which then failed every later test: try again once."""
-    start = "docker start demo-db-1 >/dev/null && until docker exec demo-db-1 pg_isready -q; do sleep 0.5; done"
+    db = LAB.db_container
+    start = f"docker start {db} >/dev/null && until docker exec {db} pg_isready -q; do sleep 0.5; done"
     if as_deploy.run(start, check=False).failed:
         as_deploy.run(f"sleep 2; {start}")
 
@@ -83,13 +79,13 @@ def test_backup_then_restore_brings_every_row_back_with_503_never_a_connection_e
     assert record["outcome"] == "ok" and record["trigger"] == "manual"
     # The lab's PostgreSQL is 17: zstd, which pg_dump names in the dump's header too.
     assert record["compression"] == "zstd" and record["postgres_version"].startswith("17.")
-    assert "zstd" in as_deploy.run(f"docker exec -i demo-db-1 pg_restore -l < /srv/demo/backups/{backup_id}.dump "
+    assert "zstd" in as_deploy.run(f"docker exec -i {LAB.db_container} pg_restore -l < {LAB.backups}/{backup_id}.dump "
                                    "| grep -i compression").stdout
     assert record["tables"]["public.notes"] == int(psql(as_deploy, "SELECT count(*) FROM notes"))
-    modes = as_deploy.run(f"stat -c '%a %U' /srv/demo/backups/{backup_id}.dump /srv/demo/backups/{backup_id}.globals.sql "
-                          f"/srv/demo/backups/{backup_id}.json").stdout.split("\n")
+    modes = as_deploy.run(f"stat -c '%a %U' {LAB.backups}/{backup_id}.dump {LAB.backups}/{backup_id}.globals.sql "
+                          f"{LAB.backups}/{backup_id}.json").stdout.split("\n")
     assert [m for m in modes if m] == ["600 deploy"] * 3
-    assert as_deploy.run("ls -A /srv/demo/backups/.incoming").stdout == ""
+    assert as_deploy.run(f"ls -A {LAB.backups}/.incoming").stdout == ""
 
     psql(as_deploy, "DROP TABLE notes; DELETE FROM items")
     assert snapshot(as_deploy, beats)[0] != before
@@ -108,27 +104,28 @@ def test_backup_then_restore_brings_every_row_back_with_503_never_a_connection_e
 def test_a_restore_of_a_database_with_a_63_character_name_replaces_it_and_drops_nothing_else(as_deploy, tmp_path):
     """PostgreSQL cuts names at 63 bytes: a temporary name made by appending to the live one was the live one."""
     name = "d" * 63
-    admin = ["docker", "exec", "-i", "demo-db-1", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "demo"]
+    admin = ["docker", "exec", "-i", LAB.db_container, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", LAB.db_user]
     work = as_deploy.run("mktemp -d").stdout.strip()
     try:
         as_deploy.run([*admin, "-d", "postgres", "-c", f'CREATE DATABASE "{name}"'])
         as_deploy.run([*admin, "-d", name, "-c", "CREATE TABLE t (v text); INSERT INTO t VALUES ('in the dump')"])
-        as_deploy.run(f"docker exec demo-db-1 pg_dump -Fc -U demo -d {name} > {work}/dump")
+        as_deploy.run(f"docker exec {LAB.db_container} pg_dump -Fc -U {LAB.db_user} -d {name} > {work}/dump")
         as_deploy.run([*admin, "-d", name, "-c", "UPDATE t SET v = 'live'"])
-        as_deploy.run(f"printf '%s\\n' BACKUPS_DIR={work} DB_CONTAINER=demo-db-1 DB_USER=demo DB_NAME={name} "
-                      f"LOCK_WAIT_SECONDS=5 > {work}/conf")
+        as_deploy.run(f"printf '%s\\n' BACKUPS_DIR={work} DB_CONTAINER={LAB.db_container} DB_USER={LAB.db_user} "
+                      f"DB_NAME={name} LOCK_WAIT_SECONDS=5 > {work}/conf")
         restored = as_deploy.run(shell.script("restore", f"{work}/conf", f"{work}/dump", ""), check=False)
         assert restored.ok, restored.stderr
         assert as_deploy.run([*admin, "-d", name, "-tAc", "SELECT v FROM t"]).stdout.strip() == "in the dump"
         databases = as_deploy.run([*admin, "-d", "postgres", "-tAc", "SELECT datname FROM pg_database"]).stdout.split()
-        assert sorted(databases) == sorted(["postgres", "template0", "template1", "demo", name])
+        assert sorted(databases) == sorted(["postgres", "template0", "template1", LAB.db_name, name])
     finally:
         as_deploy.run([*admin, "-d", "postgres", "-c", f'DROP DATABASE IF EXISTS "{name}"'], check=False)
         as_deploy.run(["rm", "-rf", work])
 
 
 def dumped_item_names(as_deploy, backup_id):
-    data = as_deploy.run(f"docker exec -i demo-db-1 pg_restore -a -t items -f - < /srv/demo/backups/{backup_id}.dump").stdout
+    data = as_deploy.run(f"docker exec -i {LAB.db_container} pg_restore -a -t items -f - "
+                         f"< {LAB.backups}/{backup_id}.dump").stdout
     return {line.split("\t")[1] for line in data.splitlines() if "\t" in line}
 
 
@@ -166,11 +163,12 @@ def test_the_safety_backup_holds_every_write_the_app_acknowledged_before_the_res
 
 def test_the_timer_has_the_inventorys_schedule_and_its_service_takes_a_scheduled_backup(as_deploy, lab_deployment):
     schedule = lab_deployment.inventory.backup.schedule
-    shown = as_deploy.run("systemctl show -p TimersCalendar --value slipway-demo-backup.timer").stdout
+    timer = LAB.backup_unit("backup", "timer")
+    shown = as_deploy.run(f"systemctl show -p TimersCalendar --value {timer}").stdout
     assert f"OnCalendar={schedule} " in shown
-    assert "slipway-demo-backup.timer" in as_deploy.run("systemctl list-timers --all").stdout
+    assert timer in as_deploy.run("systemctl list-timers --all").stdout
     before = set(records(as_deploy))
-    as_deploy.run("systemctl start slipway-demo-backup.service", root=True, timeout=600)
+    as_deploy.run(f"systemctl start {LAB.backup_unit()}", root=True, timeout=600)
     new = [r for i, r in records(as_deploy).items() if i not in before]
     assert [(r["trigger"], r["outcome"]) for r in new] == [("scheduled", "ok")]
 
@@ -181,12 +179,12 @@ def test_verify_restores_into_a_throwaway_database_and_records_the_result(cli, a
     newest = max(i for i, r in records(as_deploy).items() if r["outcome"] == "ok")
     assert records(as_deploy)[newest]["verified"]["outcome"] == "ok"
     assert re.search(r"\d+ tables, \d+ rows match", result.stdout), result.stdout
-    assert as_deploy.run("docker ps -aq --filter name=demo-backup-verify").stdout == ""
+    assert as_deploy.run(f"docker ps -aq --filter name={LAB.verify_container}").stdout == ""
 
 
 def test_a_dump_with_one_byte_flipped_is_flagged_by_verify_and_refused_by_restore(cli, as_deploy):
     backup_id = taken_id(backup(cli))
-    dump = f"/srv/demo/backups/{backup_id}.dump"
+    dump = f"{LAB.backups}/{backup_id}.dump"
     as_deploy.run(f"printf '\\377' | dd of={dump} bs=1 seek=100 conv=notrunc status=none")
     before, beats = snapshot(as_deploy)
     verified = cli("fab", "-H", "lab", "backup.verify", backup_id)
@@ -201,14 +199,14 @@ def test_a_dump_with_one_byte_flipped_is_flagged_by_verify_and_refused_by_restor
 def edit_record(as_deploy, backup_id, jq_filter):
     """Rewrite backup BACKUP_ID's record on the server through jq (as backup.sh writes records: one line)."""
     as_deploy.run(["sh", "-c", 'jq -c "$2" "$1" > "$1.tmp" && mv "$1.tmp" "$1"', "-",
-                   f"/srv/demo/backups/{backup_id}.json", jq_filter])
+                   f"{LAB.backups}/{backup_id}.json", jq_filter])
 
 
 def test_each_backup_takes_the_next_sequence_number_and_records_the_databases_size(cli, as_deploy):
-    counted = int(as_deploy.run("cat /srv/demo/backups/.sequence").stdout)
+    counted = int(as_deploy.run(f"cat {LAB.backups}/.sequence").stdout)
     backup_id = taken_id(backup(cli))
     record = records(as_deploy)[backup_id]
-    assert record["seq"] == counted + 1 == int(as_deploy.run("cat /srv/demo/backups/.sequence").stdout)
+    assert record["seq"] == counted + 1 == int(as_deploy.run(f"cat {LAB.backups}/.sequence").stdout)
     size_now = int(psql(as_deploy, "SELECT pg_database_size(current_database())"))
     assert abs(record["database_size"] - size_now) < size_now / 5, (record["database_size"], size_now)
     assert re.search(rf"^{record['seq']} +{backup_id} ", cli("fab", "-H", "lab", "backup.list").stdout, re.M)
@@ -231,7 +229,7 @@ def test_latest_is_the_newest_verified_backup_and_never_one_whose_verify_failed(
             and f"1 newer not verified yet, the newest {newer}" in out), out
     assert downloaded("latest-unverified")[1] == [f"{newer}.dump"]
 
-    as_deploy.run(f"printf '\\377' | dd of=/srv/demo/backups/{newer}.dump bs=1 seek=100 conv=notrunc status=none")
+    as_deploy.run(f"printf '\\377' | dd of={LAB.backups}/{newer}.dump bs=1 seek=100 conv=notrunc status=none")
     failed = cli("fab", "-H", "lab", "backup.verify", newer)
     assert failed.returncode == 1 and "FAILED verification" in failed.stderr, failed.stderr
     listed = cli("fab", "-H", "lab", "backup.list").stdout
@@ -244,12 +242,12 @@ def test_latest_is_the_newest_verified_backup_and_never_one_whose_verify_failed(
         assert restored.returncode == 0, restored.stdout + restored.stderr
         assert f"restored from backup {verified} (" in restored.stdout
     finally:
-        as_deploy.run(f"rm -f /srv/demo/backups/{newer}.*")
+        as_deploy.run(f"rm -f {LAB.backups}/{newer}.*")
 
 
 def test_verify_refuses_in_one_line_before_restoring_when_dockers_data_root_lacks_the_room(cli, as_deploy):
     backup_id = taken_id(backup(cli))
-    original = as_deploy.run(f"cat /srv/demo/backups/{backup_id}.json").stdout
+    original = as_deploy.run(f"cat {LAB.backups}/{backup_id}.json").stdout
     since = as_deploy.run("date +%s").stdout.strip()
     try:
         edit_record(as_deploy, backup_id, ".database_size = 1000000000000000")
@@ -267,14 +265,14 @@ def test_verify_refuses_in_one_line_before_restoring_when_dockers_data_root_lack
         assert "verified" not in records(as_deploy)[backup_id] or records(as_deploy)[backup_id]["verified"] is None
         created = as_deploy.run(f"docker events --since {since} --until $(date +%s) --filter type=container "
                                 "--filter event=create --format '{{.Actor.Attributes.name}}'").stdout.split()
-        assert "demo-backup-verify" not in created
+        assert LAB.verify_container not in created
     finally:
-        as_deploy.run(["sh", "-c", 'printf "%s" "$2" > "$1"', "-", f"/srv/demo/backups/{backup_id}.json", original])
+        as_deploy.run(["sh", "-c", 'printf "%s" "$2" > "$1"', "-", f"{LAB.backups}/{backup_id}.json", original])
 
 
 def test_a_backup_of_a_stopped_database_fails_in_one_line_and_shows_in_the_list(cli, as_deploy):
     kept = {i for i, r in records(as_deploy).items() if r["outcome"] == "ok"}
-    as_deploy.run("docker stop demo-db-1")
+    as_deploy.run(f"docker stop {LAB.db_container}")
     try:
         failed = backup(cli)
     finally:
@@ -283,7 +281,7 @@ def test_a_backup_of_a_stopped_database_fails_in_one_line_and_shows_in_the_list(
     listed = cli("fab", "-H", "lab", "backup.list")
     assert re.search(r"manual .* failed: .*is not running", listed.stdout), listed.stdout
     assert {i for i, r in records(as_deploy).items() if r["outcome"] == "ok"} == kept
-    assert as_deploy.run("ls /srv/demo/backups/ | grep -v '[.]json$' | sed 's/[.].*//' | sort -u").stdout.split() == sorted(kept)
+    assert as_deploy.run(f"ls {LAB.backups}/ | grep -v '[.]json$' | sed 's/[.].*//' | sort -u").stdout.split() == sorted(kept)
 
 
 def test_a_deploy_that_runs_a_release_command_backs_up_first_and_says_how_to_go_back(cli, as_deploy):
@@ -298,7 +296,7 @@ def test_a_deploy_that_runs_a_release_command_backs_up_first_and_says_how_to_go_
 def test_after_the_clock_stepped_back_retention_keeps_the_newest_backup_by_sequence(cli, as_deploy):
     """Seven backups taken while the clock was decades ahead (seq 0: before every other) fill every day, week and
     month slot by their ids; the next real backup's id sorts before them all, its sequence number after."""
-    folder = "/srv/demo/backups"
+    folder = LAB.backups
     ahead = [f"2099{month:02d}15-030000" for month in range(1, 8)]
     as_deploy.run(f"cd {folder} && for id in {' '.join(ahead)}; do printf x > $id.dump; printf x > $id.globals.sql; "
                   'printf \'{"id": "%s", "seq": 0, "outcome": "ok", "trigger": "scheduled", "size": 1}\\n\' $id '
@@ -314,7 +312,7 @@ def test_after_the_clock_stepped_back_retention_keeps_the_newest_backup_by_seque
 
 def test_retention_on_real_files_keeps_the_expected_month_and_only_after_a_good_backup(cli, as_deploy, lab_deployment):
     """Sixty nights of backups (records and files as backup.sh writes them), then one real backup prunes them."""
-    folder = "/srv/demo/backups"
+    folder = LAB.backups
     as_deploy.run(f"cd {folder} && for id in $(ls *.json | sed 's/[.]json$//'); do rm -f $id.*; done")
     nights = [f"2026{month:02d}{day:02d}-030000" for month, days in ((9, 30), (10, 31)) for day in range(1, days + 1)]
     nights.append("20261101-030000")
@@ -323,7 +321,7 @@ def test_retention_on_real_files_keeps_the_expected_month_and_only_after_a_good_
                   "printf x > $id.dump; printf x > $id.globals.sql; "
                   'printf \'{"id": "%s", "outcome": "ok", "trigger": "scheduled"}\\n\' $id > $id.json; done; '
                   f'printf \'{{"id": "{failed_night}", "outcome": "failed"}}\\n\' > {failed_night}.json')
-    as_deploy.run(["docker", "stop", "demo-db-1"])
+    as_deploy.run(["docker", "stop", LAB.db_container])
     try:
         assert backup(cli).returncode == 1
         assert len(records(as_deploy)) == len(nights) + 2, "a failed backup must not prune anything"
@@ -358,7 +356,8 @@ def bulk(as_deploy):
 def good_backups(as_deploy):
     """Good backup id -> sha256 of its dump as it is on disk now."""
     good = [i for i, r in records(as_deploy).items() if r["outcome"] == "ok"]
-    sums = as_deploy.run(["sh", "-c", 'cd /srv/demo/backups && sha256sum "$@"', "-", *(f"{i}.dump" for i in good)]).stdout
+    sums = as_deploy.run(["sh", "-c", 'cd "$1" && shift && sha256sum "$@"', "-", LAB.backups,
+                          *(f"{i}.dump" for i in good)]).stdout
     return {name[:-len(".dump")]: digest for digest, name in (line.split() for line in sums.splitlines())}
 
 
@@ -366,13 +365,13 @@ def assert_failed_cleanly(result, as_deploy, cli, before, reason):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr and "failed:" in result.stderr, result.stderr
     assert good_backups(as_deploy) == before, "every older backup is kept as it was"
-    assert as_deploy.run("ls -A /srv/demo/backups/.incoming").stdout == ""
+    assert as_deploy.run(f"ls -A {LAB.backups}/.incoming").stdout == ""
     listed = cli("fab", "-H", "lab", "backup.list").stdout
     assert re.search(rf"manual .* failed: .*{reason}", listed), listed
 
 
 def test_a_full_backups_filesystem_fails_the_backup_and_keeps_every_older_one(cli, as_deploy, bulk):
-    folder = "/srv/demo/backups"
+    folder = LAB.backups
     before = good_backups(as_deploy)
     # A small filesystem on the backups folder holding what is there now, with 256 KB to spare.
     as_deploy.run(f"set -e; rm -rf /run/backups-copy; cp -a {folder} /run/backups-copy; "
@@ -387,7 +386,7 @@ def test_a_full_backups_filesystem_fails_the_backup_and_keeps_every_older_one(cl
 
 
 def test_prune_applies_retention_on_a_full_backups_filesystem_without_taking_a_backup(cli, as_deploy, lab_deployment):
-    folder = "/srv/demo/backups"
+    folder = LAB.backups
     nights = [f"2025{month:02d}{day:02d}-030000" for month, days in ((9, 30), (10, 31)) for day in range(1, days + 1)]
     # A small filesystem on the backups folder: what is there now, sixty old nights from before sequence
     # numbers, and a filler (root's) that takes every byte left.
@@ -403,7 +402,7 @@ def test_prune_applies_retention_on_a_full_backups_filesystem_without_taking_a_b
         assert as_deploy.run(f"df -P -k {folder} | awk 'NR == 2 {{ print $4 }}'").stdout.strip() == "0"
         before = records(as_deploy)
         policy = lab_deployment.inventory.backup
-        ordered = backup_commands.parse_records("\n".join(json.dumps(r) for r in before.values()))
+        ordered = backup_records.parse_records("\n".join(json.dumps(r) for r in before.values()))
         lines = [f"{r.id} {'verified' if r.verified else 'failed' if r.verification == 'failed' else 'unverified'}"
                  for r in ordered if r.ok]
         expected = subprocess.run(["sh", str(PROJECT / "fabfile" / "scripts" / "retention.sh"), str(policy.keep_last),
@@ -488,11 +487,11 @@ def test_a_restore_that_fails_leaves_the_database_as_it_was_and_the_app_serving(
 
 
 def test_a_server_whose_installed_backup_files_differ_is_sent_to_provision_first(cli, as_deploy):
-    as_deploy.run("echo KEEP_LAST=1 >> /etc/slipway/demo/backup.conf", root=True)
+    as_deploy.run(f"echo KEEP_LAST=1 >> {LAB.backup_conf}", root=True)
     try:
         refused = backup(cli)
         assert refused.returncode == 1, refused.stdout + refused.stderr
-        assert "/etc/slipway/demo/backup.conf on the server differ" in refused.stderr
+        assert f"{LAB.backup_conf} on the server differ" in refused.stderr
         assert "run `fab -H lab provision` first" in refused.stderr
     finally:
         assert cli("fab", "-H", "lab", "provision").returncode == 0
@@ -502,24 +501,24 @@ def test_a_server_whose_installed_backup_files_differ_is_sent_to_provision_first
 def test_the_verify_container_has_no_network(as_deploy):
     verifying = subprocess.Popen([str(BIN / "fab"), "-H", "lab", "backup.verify", "latest"], cwd=PROJECT,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    network = as_deploy.run("timeout 120 sh -c 'until docker inspect -f {{.HostConfig.NetworkMode}} demo-backup-verify "
-                            "2>/dev/null; do sleep 0.1; done'", timeout=130).stdout.strip()
+    network = as_deploy.run("timeout 120 sh -c 'until docker inspect -f {{.HostConfig.NetworkMode}} "
+                            f"{LAB.verify_container} 2>/dev/null; do sleep 0.1; done'", timeout=130).stdout.strip()
     output = verifying.communicate(timeout=300)[0]
     assert verifying.returncode == 0, output
     assert network == "none"
 
 
 def test_a_scheduled_backup_that_fails_fails_its_systemd_service(as_deploy):
-    as_deploy.run("docker stop demo-db-1")
+    as_deploy.run(f"docker stop {LAB.db_container}")
     try:
-        started = as_deploy.run("systemctl start slipway-demo-backup.service", root=True, check=False, timeout=600)
+        started = as_deploy.run(f"systemctl start {LAB.backup_unit()}", root=True, check=False, timeout=600)
     finally:
         start_db(as_deploy)
     assert started.exited != 0
-    assert as_deploy.run("systemctl show -p Result --value slipway-demo-backup.service").stdout.strip() == "exit-code"
+    assert as_deploy.run(f"systemctl show -p Result --value {LAB.backup_unit()}").stdout.strip() == "exit-code"
     newest = records(as_deploy)[max(records(as_deploy))]
     assert (newest["trigger"], newest["outcome"]) == ("scheduled", "failed")
-    as_deploy.run("systemctl reset-failed slipway-demo-backup.service", root=True)
+    as_deploy.run(f"systemctl reset-failed {LAB.backup_unit()}", root=True)
 
 
 def on_backup_host(lab_target, command):
@@ -532,11 +531,11 @@ def test_a_good_backup_is_copied_offsite_encrypted_and_listed(cli, as_deploy, la
     offsite = records(as_deploy)[backup_id]["offsite"]
     assert re.fullmatch(r"[0-9a-f]{8}", offsite["snapshot"]), offsite
     assert re.search(rf"^\S+ +{backup_id} .* yes \({offsite['snapshot']}\) ", cli("fab", "-H", "lab", "backup.list").stdout, re.M)
-    repository = f"{lab_target['backup_host']['root']}/demo"
+    repository = LAB.inventory.backup.offsite.sftp.path
     assert on_backup_host(lab_target, f"test -f {repository}/config").returncode == 0
     # pg_dump's custom format starts with PGDMP; the table's text is in the dump, readable, unless encrypted.
     assert on_backup_host(lab_target, f"grep -rl -e PGDMP -e CREATE {repository}").stdout == ""
-    snapshots = json.loads(as_deploy.run("sh /usr/local/lib/slipway/offsite.sh /etc/slipway/demo/backup.conf snapshots").stdout)
+    snapshots = json.loads(as_deploy.run(f"sh /usr/local/lib/slipway/offsite.sh {LAB.backup_conf} snapshots").stdout)
     assert any(f"backup-{backup_id}" in snap["tags"] for snap in snapshots)
     assert len(snapshots) <= len([r for r in records(as_deploy).values() if r["outcome"] == "ok"]) + 1
 
@@ -556,7 +555,7 @@ def test_an_unreachable_offsite_host_fails_the_backup_in_one_line_and_keeps_it_l
     backup_id = re.search(r"backup (\d{8}-\d{6}) is good", errors[0]).group(1)
     record = records(as_deploy)[backup_id]
     assert record["outcome"] == "ok" and "error" in record["offsite"]
-    assert as_deploy.run(f"test -s /srv/demo/backups/{backup_id}.dump", check=False).exited == 0
+    assert as_deploy.run(f"test -s {LAB.backups}/{backup_id}.dump", check=False).exited == 0
     assert re.search(rf"^\S+ +{backup_id} .* FAILED .*offsite copy failed", cli("fab", "-H", "lab", "backup.list").stdout, re.M)
 
 
@@ -565,7 +564,7 @@ def test_a_backup_gone_from_the_server_comes_back_from_offsite(cli, as_deploy):
                     "INSERT INTO offsite_notes (body) SELECT md5(n::text) FROM generate_series(1, 2000) n")
     before, beats = snapshot(as_deploy)
     backup_id = taken_id(backup(cli))
-    as_deploy.run(f"rm /srv/demo/backups/{backup_id}.*")
+    as_deploy.run(f"rm {LAB.backups}/{backup_id}.*")
     psql(as_deploy, "DROP TABLE offsite_notes")
     restored = cli("fab", "-H", "lab", "backup.restore", backup_id, "--from-offsite", "--yes")
     assert restored.returncode == 0, restored.stdout + restored.stderr
@@ -574,15 +573,15 @@ def test_a_backup_gone_from_the_server_comes_back_from_offsite(cli, as_deploy):
     assert records(as_deploy)[backup_id]["fetched"]["snapshot"]
     missing = cli("fab", "-H", "lab", "backup.restore", "20200101-000000", "--from-offsite", "--yes")
     assert missing.returncode == 1
-    assert "no backup 20200101-000000 of slipway-demo (inventory-lab) in the offsite repository" in missing.stderr
+    assert f"no backup 20200101-000000 of {LAB.offsite_host} (inventory-lab) in the offsite repository" in missing.stderr
 
 
 def test_the_offsite_check_runs_on_its_timer_and_records_its_result(as_deploy, lab_deployment):
     offsite = lab_deployment.inventory.backup.offsite
-    shown = as_deploy.run("systemctl show -p TimersCalendar --value slipway-demo-backup-check.timer").stdout
+    shown = as_deploy.run(f"systemctl show -p TimersCalendar --value {LAB.backup_unit('backup-check', 'timer')}").stdout
     assert f"OnCalendar={offsite.check_schedule} " in shown
-    as_deploy.run("systemctl start slipway-demo-backup-check.service", root=True, timeout=600)
-    result = json.loads(as_deploy.run("cat /srv/demo/backups/.offsite-check.json").stdout)
+    as_deploy.run(f"systemctl start {LAB.backup_unit('backup-check')}", root=True, timeout=600)
+    result = json.loads(as_deploy.run(f"cat {LAB.backups}/.offsite-check.json").stdout)
     assert result["outcome"] == "ok" and result["how"] == f"restic check --read-data-subset {offsite.check_subset}"
 
 
@@ -599,7 +598,7 @@ def test_backups_ping_the_monitor_at_start_success_and_failure_without_showing_i
         assert provisioned.returncode == 0, provisioned.stdout + provisioned.stderr
         assert "tok3n" not in provisioned.stdout + provisioned.stderr
         assert taken_id(fab("backup"))
-        as_deploy.run("docker stop demo-db-1")
+        as_deploy.run(f"docker stop {LAB.db_container}")
         try:
             assert fab("backup").returncode == 1
         finally:
@@ -613,25 +612,26 @@ def test_backups_ping_the_monitor_at_start_success_and_failure_without_showing_i
 
 
 def test_node_exporter_metrics_follow_every_backup_when_its_folder_exists(cli, as_deploy):
-    as_deploy.run("mkdir -p /var/lib/prometheus/node-exporter", root=True)
-    as_deploy.run("systemctl start slipway-demo-backup.service", root=True, timeout=600)
+    as_deploy.run(f"mkdir -p {LAB.metrics_dir}", root=True)
+    as_deploy.run(f"systemctl start {LAB.backup_unit()}", root=True, timeout=600)
     newest = records(as_deploy)[max(records(as_deploy))]
-    metrics = as_deploy.run("cat /var/lib/prometheus/node-exporter/slipway_backup_demo.prom").stdout
-    assert f'slipway_backup_last_size_bytes{{app="demo"}} {newest["size"]}\n' in metrics
-    assert 'slipway_backup_last_run_ok{app="demo"} 1\n' in metrics
-    assert as_deploy.run("stat -c %a /var/lib/prometheus/node-exporter/slipway_backup_demo.prom").stdout.strip() == "644"
-    as_deploy.run("docker stop demo-db-1")
+    labels = f'{{app="{LAB.app}"}}'
+    metrics = as_deploy.run(f"cat {LAB.metrics_file}").stdout
+    assert f'slipway_backup_last_size_bytes{labels} {newest["size"]}\n' in metrics
+    assert f'slipway_backup_last_run_ok{labels} 1\n' in metrics
+    assert as_deploy.run(f"stat -c %a {LAB.metrics_file}").stdout.strip() == "644"
+    as_deploy.run(f"docker stop {LAB.db_container}")
     try:
         assert backup(cli).returncode == 1
     finally:
         start_db(as_deploy)
-    metrics = as_deploy.run("cat /var/lib/prometheus/node-exporter/slipway_backup_demo.prom").stdout
-    assert 'slipway_backup_last_run_ok{app="demo"} 0\n' in metrics
+    metrics = as_deploy.run(f"cat {LAB.metrics_file}").stdout
+    assert f'slipway_backup_last_run_ok{labels} 0\n' in metrics
 
 
 def test_the_offsite_password_stays_in_its_0600_file_out_of_output_and_process_lists(cli, as_deploy, lab_deployment):
     password = lab_deployment.secret(lab_deployment.inventory.backup.offsite.password_secret)
-    assert as_deploy.run("stat -c '%a %U' /etc/slipway/demo/backup.env").stdout.strip() == "600 deploy"
+    assert as_deploy.run(f"stat -c '%a %U' {LAB.backup_secrets}").stdout.strip() == "600 deploy"
     as_deploy.run("sh -c 'while :; do ps -eo args; sleep 0.05; done' > /tmp/slipway-ps.log 2>&1 & "
                   "echo $! > /tmp/slipway-ps.pid")
     outputs = [cli("fab", "-H", "lab", "backup"), cli("fab", "-H", "lab", "provision", "--dry-run"),
@@ -650,13 +650,13 @@ def test_verify_names_a_changed_secrets_file_without_showing_either_value(varian
     verified = fab("verify")
     assert verified.returncode == 1
     shown = verified.stdout + verified.stderr
-    assert "/etc/slipway/demo/backup.env differs from what provision writes (it holds secrets: not shown)" in shown, shown
+    assert f"{LAB.backup_secrets} differs from what provision writes (it holds secrets: not shown)" in shown, shown
     assert password not in shown and "rotated-value-never-shown" not in shown
 
 
 def test_offsite_retention_applies_the_servers_policy_to_the_snapshots(as_deploy, lab_deployment):
     backup = lab_deployment.inventory.backup
-    snapshots = json.loads(as_deploy.run("sh /usr/local/lib/slipway/offsite.sh /etc/slipway/demo/backup.conf snapshots").stdout)
+    snapshots = json.loads(as_deploy.run(f"sh /usr/local/lib/slipway/offsite.sh {LAB.backup_conf} snapshots").stdout)
     # This inventory's: snapshots from before they carried it are never forgotten by retention.
     ids = sorted(tag.removeprefix("backup-") for snap in snapshots if "inventory-lab" in snap["tags"]
                  for tag in snap["tags"] if tag.startswith("backup-"))
@@ -672,11 +672,11 @@ def test_offsite_retention_applies_the_servers_policy_to_the_snapshots(as_deploy
 
 
 OTHER_UPLOAD = r'''set -e
-work=$1 kind=$2 id=$3 source=$4 conf=$5
+work=$1 kind=$2 id=$3 source=$4 conf=$5 backups=$6
 mkdir -p "$work/$kind"
-cp "/srv/demo/backups/$source.dump" "$work/$kind/$id.dump"
-cp "/srv/demo/backups/$source.globals.sql" "$work/$kind/$id.globals.sql"
-jq -c --arg id "$id" '.id = $id' "/srv/demo/backups/$source.json" > "$work/$kind/$id.json"
+cp "$backups/$source.dump" "$work/$kind/$id.dump"
+cp "$backups/$source.globals.sql" "$work/$kind/$id.globals.sql"
+jq -c --arg id "$id" '.id = $id' "$backups/$source.json" > "$work/$kind/$id.json"
 grep -v -e '^BACKUPS_DIR=' -e '^OFFSITE_TAG=' -e '^KEEP_' "$conf" > "$work/$kind.conf"
 printf 'BACKUPS_DIR=%s\nKEEP_LAST=1000\nKEEP_DAILY=0\nKEEP_WEEKLY=0\nKEEP_MONTHLY=0\n' "$work/$kind" >> "$work/$kind.conf"
 if [ "$kind" = staging ]; then echo OFFSITE_TAG=inventory-staging >> "$work/$kind.conf"; fi
@@ -704,7 +704,7 @@ done
 
 
 def test_offsite_snapshots_carry_the_inventory_and_another_inventorys_are_neither_fetched_nor_forgotten(cli, as_deploy):
-    conf, offsite = "/etc/slipway/demo/backup.conf", ["sh", "/usr/local/lib/slipway/offsite.sh"]
+    conf, offsite = LAB.backup_conf, ["sh", "/usr/local/lib/slipway/offsite.sh"]
     backup_id = taken_id(backup(cli))
     own = json.loads(as_deploy.run([*offsite, conf, "snapshots"]).stdout)
     assert any({"slipway", "inventory-lab", f"backup-{backup_id}"} <= set(snap["tags"]) for snap in own), own
@@ -714,7 +714,7 @@ def test_offsite_snapshots_carry_the_inventory_and_another_inventorys_are_neithe
     work = as_deploy.run("mktemp -d").stdout.strip()
     try:
         for kind, other in others.items():
-            as_deploy.run(["sh", "-c", OTHER_UPLOAD, "-", work, kind, other, backup_id, conf], timeout=300)
+            as_deploy.run(["sh", "-c", OTHER_UPLOAD, "-", work, kind, other, backup_id, conf, LAB.backups], timeout=300)
 
         def readable(conf_file=conf):
             return [set(snap["tags"]) for snap in json.loads(as_deploy.run([*offsite, conf_file, "snapshots"]).stdout)]
@@ -723,16 +723,17 @@ def test_offsite_snapshots_carry_the_inventory_and_another_inventorys_are_neithe
         assert not any(f"backup-{others['staging']}" in tags for tags in readable())
         foreign = as_deploy.run([*offsite, conf, "fetch", others["staging"]], check=False)
         assert foreign.exited == 2, foreign.stdout + foreign.stderr
-        assert f"no backup {others['staging']} of slipway-demo (inventory-lab) in the offsite repository" in foreign.stderr
+        assert (f"no backup {others['staging']} of {LAB.offsite_host} (inventory-lab) in the offsite repository"
+                in foreign.stderr)
         untagged = as_deploy.run([*offsite, conf, "fetch", others["untagged"]], check=False)
         assert (untagged.exited, untagged.stdout.strip()) == (0, others["untagged"]), untagged.stderr
-        as_deploy.run(f"rm -f /srv/demo/backups/{others['untagged']}.*")
+        as_deploy.run(f"rm -f {LAB.backups}/{others['untagged']}.*")
         # The next backup's offsite retention leaves staging's and the untagged snapshot alone.
         taken_id(backup(cli))
         assert any(f"backup-{others['untagged']}" in tags for tags in readable())
         assert any(f"backup-{others['staging']}" in tags for tags in readable(f"{work}/staging.conf"))
     finally:
-        as_deploy.run(f"rm -rf {work} /srv/demo/backups/{others['untagged']}.*")
+        as_deploy.run(f"rm -rf {work} {LAB.backups}/{others['untagged']}.*")
         as_deploy.run(["sh", "-c", FORGET_SNAPSHOTS, "-", conf, *others.values()], timeout=300)
 
 
@@ -776,14 +777,14 @@ def test_an_append_only_rest_offsite_keeps_every_copy_from_the_server_and_the_op
     assert rest["admin_url"], "the lab's REST server publishes its admin instance on 127.0.0.1"
     passwords = [lab_deployment.secret(rest["password_secret"]), lab_deployment.secret(rest["admin_password_secret"])]
     # A repository of its own each run: retention then goes over this run's snapshots only.
-    fab = variant(rest_offsite(lab_target, f"demo-{time.strftime('%Y%m%d%H%M%S')}"))
-    conf, offsite = "/etc/slipway/demo/backup.conf", ["sh", "/usr/local/lib/slipway/offsite.sh"]
+    fab = variant(rest_offsite(lab_target, f"{LAB.app}-{time.strftime('%Y%m%d%H%M%S')}"))
+    conf, offsite = LAB.backup_conf, ["sh", "/usr/local/lib/slipway/offsite.sh"]
     outputs = []
     try:
         outputs.append(fab("provision"))
         assert outputs[-1].returncode == 0, outputs[-1].stdout + outputs[-1].stderr
         assert "OFFSITE_APPEND_ONLY=yes" in as_deploy.run(["cat", conf]).stdout
-        server_files = as_deploy.run("cat /etc/slipway/demo/backup.env /etc/slipway/demo/backup.conf").stdout
+        server_files = as_deploy.run(f"cat {LAB.backup_secrets} {conf}").stdout
         assert passwords[0] in server_files and passwords[1] not in server_files
 
         as_deploy.run("sh -c 'while :; do ps -eo args; sleep 0.05; done' > /tmp/slipway-ps.log 2>&1 & "
@@ -841,7 +842,7 @@ def test_an_append_only_rest_offsite_keeps_every_copy_from_the_server_and_the_op
                         "INSERT INTO rest_notes (body) SELECT md5(n::text) FROM generate_series(1, 1000) n")
         outputs.append(fab("backup"))
         newest = taken_id(outputs[-1])
-        as_deploy.run(f"rm /srv/demo/backups/{newest}.*")
+        as_deploy.run(f"rm {LAB.backups}/{newest}.*")
         psql(as_deploy, "DROP TABLE rest_notes")
         outputs.append(fab("backup.restore", newest, "--from-offsite", "--yes"))
         restored = outputs[-1]

@@ -13,14 +13,14 @@ import time
 
 import pytest
 from load import LoadLoop, strict_clients
-from lab_server import SERVING, live_release, nginx_processes, restart_nginx
-from conftest import PROJECT, run_cli
-from lab_site import Site, get, post
+from fabfile.remote import Remote
+from lab_names import LAB
+from lab_server import live_release, nginx_processes, restart_nginx, serving_command, wait_until
+from conftest import PROJECT, connect, run_cli
+from lab_site import get, post
 
-
-@pytest.fixture(scope="module", autouse=True)
-def site(provisioned):
-    return Site.of(provisioned)
+# Every test here needs the provisioned target (conftest.py's site); the first deploys the app on it.
+pytestmark = pytest.mark.usefixtures("site")
 
 
 @pytest.fixture
@@ -33,11 +33,19 @@ def serving_version(site):
 
 
 def release_record(as_deploy, release_id):
-    return json.loads(as_deploy.run(f"cat /srv/demo/releases/{release_id}/release.json").stdout)
+    return json.loads(as_deploy.run(f"cat {LAB.release_dir(release_id)}/release.json").stdout)
 
 
-# nginx's processes when the deploy of v2 began; the rollback after it checks them.
-NGINX_BEFORE_V2 = {}
+@pytest.fixture(scope="module")
+def nginx_before_v2(lab_deployment):
+    """nginx's processes when the first test of this module that asks for them starts: the deploy of v2
+    records them before it deploys, and the rollback after it checks them (run on its own, the rollback
+    records them itself, before it rolls back)."""
+    remote = Remote(connect(lab_deployment, lab_deployment.inventory.server.deploy_user), "lab")
+    try:
+        return nginx_processes(remote)
+    finally:
+        remote.close()
 
 
 def report(capsys, text):
@@ -56,32 +64,33 @@ def test_first_deploy_serves_v1_through_nginx_and_stores_data(deploy, site, as_d
     assert (status, json.loads(body)) == (200, {"version": "v1"})
     assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "DENY"
     assert post(site, "/items", {"name": "written-through-nginx"})[0] == 201
-    rows = as_deploy.run("docker exec demo-db-1 psql -U demo -d demo -tAc 'SELECT name, version FROM items'").stdout
+    rows = as_deploy.run(f"docker exec {LAB.db_container} psql -U {LAB.db_user} -d {LAB.db_name} "
+                         "-tAc 'SELECT name, version FROM items'").stdout
     assert "written-through-nginx|v1" in rows.splitlines()
 
     release = live_release(as_deploy)
-    assert as_deploy.run("readlink /srv/demo/current").stdout.strip() == f"releases/{release}"
-    assert as_deploy.run(f"stat -c '%a %U' /srv/demo/releases/{release}/env/api.env").stdout.strip() == "600 deploy"
+    assert as_deploy.run(f"readlink {LAB.current}").stdout.strip() == f"releases/{release}"
+    assert as_deploy.run(f"stat -c '%a %U' {LAB.release_dir(release)}/env/api.env").stdout.strip() == "600 deploy"
     record = release_record(as_deploy, release)
     assert record["outcome"] == "active" and record["version"] == "v1"
     assert record["images"]["api"]["id"].startswith("sha256:")
     published = as_deploy.run("docker ps --format '{{.Names}} {{.Ports}}'").stdout.splitlines()
-    assert [line.split()[0] for line in published if "->" in line] == ["demo-nginx-1"]
+    assert [line.split()[0] for line in published if "->" in line] == [LAB.nginx_container]
 
 
 def test_dry_run_shows_the_change_with_secrets_masked_and_changes_nothing(deploy, as_deploy, lab_deployment):
-    releases_before = as_deploy.run("ls /srv/demo/releases").stdout
+    releases_before = as_deploy.run(f"ls {LAB.releases}").stdout
     result = deploy("--version", "v2", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "-    image: slipway-demo/api:v1\n    +    image: slipway-demo/api:v2" in result.stdout
     assert "images to ship" in result.stdout and "slipway-demo/api:v2" in result.stdout
     assert lab_deployment.secret("DATABASE_PASSWORD") not in result.stdout + result.stderr
     assert re.search(r"\d+ ok, \d+ would change, 0 failed", result.stdout)
-    assert as_deploy.run("ls /srv/demo/releases").stdout == releases_before
+    assert as_deploy.run(f"ls {LAB.releases}").stdout == releases_before
 
 
-def test_v2_under_load_fails_no_request_while_plain_compose_recreate_does(deploy, site, as_deploy, capsys):
-    NGINX_BEFORE_V2["processes"] = nginx_processes(as_deploy)
+def test_v2_under_load_fails_no_request_while_plain_compose_recreate_does(deploy, site, as_deploy, capsys,
+                                                                           nginx_before_v2):
     with strict_clients(site) as slipway_load:
         result = deploy("--version", "v2")
         time.sleep(1)
@@ -91,12 +100,13 @@ def test_v2_under_load_fails_no_request_while_plain_compose_recreate_does(deploy
 
     release = live_release(as_deploy)
     with LoadLoop(site) as compose_load:
-        as_deploy.run(f"cd /srv/demo/releases/{release} && docker compose -p demo-{release} -f compose.yaml "
-                      "up -d --force-recreate --no-deps api")
+        as_deploy.run(f"cd {LAB.release_dir(release)} && docker compose -p {LAB.release_project(release)} "
+                      "-f compose.yaml up -d --force-recreate --no-deps api")
         time.sleep(2)
     # The next test starts from a serving site: wait until the recreated containers are healthy (nginx
     # finds their new addresses by itself: it looks the slot's name up again).
-    as_deploy.run(f"for i in $(seq 60); do [ \"$(docker ps --filter label=com.docker.compose.project=demo-{release} "
+    project = LAB.release_project(release)
+    as_deploy.run(f"for i in $(seq 60); do [ \"$(docker ps --filter label=com.docker.compose.project={project} "
                   "--filter health=healthy -q | wc -l)\" -ge 2 ] && break; sleep 1; done")
     time.sleep(1)
     report(capsys, f"slipway deploy v1 -> v2, 20 keep-alive clients that never retry: {slipway_load.failed} failed "
@@ -123,11 +133,11 @@ def test_broken_release_never_gets_traffic(deploy, site, as_deploy, cli):
     listing = cli("fab", "-H", "lab", "releases").stdout
     assert re.search(r"^  \S+ +broken .* failed$", listing, re.M)
     assert re.search(r"^\* \S+ +v2 .* active$", listing, re.M)
-    events = [json.loads(line) for line in as_deploy.run("cat /srv/demo/.slipway/audit.log").stdout.splitlines()]
+    events = [json.loads(line) for line in as_deploy.run(f"cat {LAB.audit_log}").stdout.splitlines()]
     assert events[-1]["event"] == "deploy failed" and events[-1]["version"] == "broken"
 
 
-def test_rollback_returns_to_v1_without_pulling_or_building(cli, site, as_deploy, capsys):
+def test_rollback_returns_to_v1_without_pulling_or_building(cli, site, as_deploy, capsys, nginx_before_v2):
     images_before = as_deploy.run("docker images -q --no-trunc | sort").stdout
     with strict_clients(site) as load:
         started = time.monotonic()
@@ -143,7 +153,7 @@ def test_rollback_returns_to_v1_without_pulling_or_building(cli, site, as_deploy
     assert running == [v1["images"]["api"]["ref"]]
     assert as_deploy.run(f"docker image inspect -f '{{{{.Id}}}}' {running[0]}").stdout.strip() == v1["images"]["api"]["id"]
     # Deploy v2, a broken deploy, this rollback: nginx was never reloaded or restarted.
-    assert nginx_processes(as_deploy) == NGINX_BEFORE_V2["processes"]
+    assert nginx_processes(as_deploy) == nginx_before_v2
     report(capsys, f"rollback to v1 took {took:.1f}s with {load.total} requests from 20 keep-alive clients that "
                    f"never retry, {load.failed} failed")
 
@@ -156,18 +166,29 @@ def test_a_restarted_nginx_serves_the_release_recorded_as_serving(site, as_deplo
 
 def test_a_refused_upstream_connection_is_retried_on_the_other_container(site, as_deploy):
     serving = live_release(as_deploy)
-    pid = as_deploy.run(f"docker inspect -f '{{{{.State.Pid}}}}' demo-{serving}-api-1").stdout.strip()
+    pid = as_deploy.run(f"docker inspect -f '{{{{.State.Pid}}}}' {LAB.container(serving, 'api')}").stdout.strip()
     refuse = f"nsenter -t {pid} -n iptables -{{}} INPUT -p tcp --dport 8000 -j REJECT --reject-with tcp-reset"
     as_deploy.run(refuse.format("I"), root=True)
     try:
         with strict_clients(site, clients=4, max_requests=400) as load:
-            while load.total < 400 and load.failed == 0:
-                time.sleep(0.1)
+            wait_until(lambda: load.total >= 400 or load.failed, 180, "400 requests, or a failed one", interval=0.1)
     finally:
         as_deploy.run(refuse.format("D"), root=True)
     assert load.failed == 0 and load.total >= 400, load.failures
-    refused = as_deploy.run("docker logs --since 1m demo-nginx-1 2>&1 | grep -c 'connect() failed (111' || true").stdout
+    refused = as_deploy.run(f"docker logs --since 1m {LAB.nginx_container} 2>&1 "
+                            "| grep -c 'connect() failed (111' || true").stdout
     assert int(refused) > 0, "no request ever met the refusing container: nothing was tested"
+
+
+def wait_for_lock_holder(as_deploy, holder):
+    """Wait until HOLDER holds the deploy lock: its record is written once it has the lock."""
+    wait_until(lambda: as_deploy.run(f"grep -qF {shlex.quote(holder)} {LAB.lock_info}", check=False).ok, 30,
+               f"{holder} to hold the deploy lock")
+
+
+def wait_for_free_lock(as_deploy):
+    """Wait until the deploy lock is free (a holder lets go once its stdin closes and its steps are done)."""
+    wait_until(lambda: as_deploy.run(f"flock -n {LAB.lock_file} true", check=False).ok, 30, "the deploy lock to be free")
 
 
 def test_two_deploys_at_once_exactly_one_runs(cli, site):
@@ -182,13 +203,12 @@ def test_two_deploys_at_once_exactly_one_runs(cli, site):
 
 
 def test_stale_lock_is_shown_refused_and_released_only_with_force(cli, as_deploy, site):
-    from fabfile.commands.layout import Layout
     from fabfile.commands.lock import lock_command
     from fabfile.commands.shell import line
-    hung = line(lock_command(Layout("demo", "/srv/demo"), {"by": "ghost@elsewhere", "command": "deploy v9", "since": "earlier"}))
+    hung = line(lock_command(LAB.layout, {"by": "ghost@elsewhere", "command": "deploy v9", "since": "earlier"}))
     # A holder that never lets go, as a hung slipway would.
     as_deploy.run(f"setsid sh -c {shlex.quote(f'sleep 3600 | {hung}')} >/dev/null 2>&1 < /dev/null &")
-    time.sleep(1)
+    wait_for_lock_holder(as_deploy, "ghost@elsewhere")
 
     status = cli("fab", "-H", "lab", "lock.status")
     assert re.search(r"^locked by ghost@elsewhere running `deploy v9` since earlier \(pid \d+\)$", status.stdout, re.M)
@@ -202,7 +222,7 @@ def test_stale_lock_is_shown_refused_and_released_only_with_force(cli, as_deploy
     assert forced.returncode == 0, forced.stderr
     assert "locked by ghost@elsewhere" in forced.stdout and "lock released (forced)" in forced.stdout
     assert cli("fab", "-H", "lab", "lock.status").stdout.strip().endswith("unlocked")
-    last = json.loads(as_deploy.run("tail -n 1 /srv/demo/.slipway/audit.log").stdout)
+    last = json.loads(as_deploy.run(f"tail -n 1 {LAB.audit_log}").stdout)
     assert last["event"] == "lock forced" and last["holder"]["by"] == "ghost@elsewhere"
     as_deploy.run("pkill -f '^sleep 3600$' || true")
 
@@ -229,10 +249,10 @@ def test_lost_connection_mid_deploy_keeps_the_site_up_and_the_next_deploy_works(
     assert result.returncode == 0, result.stdout + result.stderr
     assert load.failed == 0, load.failures
     assert serving_version(site) == version
-    projects = as_deploy.run("docker ps -a --filter label=slipway.app=demo --format "
+    projects = as_deploy.run(f"docker ps -a --filter label=slipway.app={LAB.app} --format "
                              "'{{.Label \"com.docker.compose.project\"}}' | sort -u").stdout.split()
-    assert projects == [f"demo-{live_release(as_deploy)}"]
-    assert as_deploy.run("readlink /srv/demo/current").stdout.strip() == f"releases/{live_release(as_deploy)}"
+    assert projects == [LAB.release_project(live_release(as_deploy))]
+    assert as_deploy.run(f"readlink {LAB.current}").stdout.strip() == f"releases/{live_release(as_deploy)}"
 
 
 def test_ctrl_c_mid_deploy_undoes_the_attempt_and_frees_the_lock(cli, site, as_deploy):
@@ -252,9 +272,9 @@ def test_ctrl_c_mid_deploy_undoes_the_attempt_and_frees_the_lock(cli, site, as_d
     assert load.failed == 0, load.failures
     assert live_release(as_deploy) == serving
     assert cli("fab", "-H", "lab", "lock.status").stdout.strip().endswith("unlocked")
-    projects = as_deploy.run("docker ps -a --filter label=slipway.app=demo --format "
+    projects = as_deploy.run(f"docker ps -a --filter label=slipway.app={LAB.app} --format "
                              "'{{.Label \"com.docker.compose.project\"}}' | sort -u").stdout.split()
-    assert projects == [f"demo-{serving}"]
+    assert projects == [LAB.release_project(serving)]
     assert re.search(r"^  \S+ +" + version + r" .* failed$", cli("fab", "-H", "lab", "releases").stdout, re.M)
 
 
@@ -264,7 +284,7 @@ def test_an_operator_lost_without_a_trace_frees_the_lock_within_a_minute(cli, si
     target = lab_target["container"]
     in_target = ["docker", "exec", target]
     ssh_rules = [["INPUT", "-p", "tcp", "--dport", "22", "-j", "DROP"], ["OUTPUT", "-p", "tcp", "--sport", "22", "-j", "DROP"]]
-    lock_free = [*in_target, "runuser", "-u", "deploy", "--", "flock", "-n", "/srv/demo/.slipway/deploy.lock", "true"]
+    lock_free = [*in_target, "runuser", "-u", "deploy", "--", "flock", "-n", LAB.lock_file, "true"]
     serving = live_release(as_deploy)
     version = "v1" if serving_version(site) == "v2" else "v2"
     deploying = subprocess.Popen([str(cli.__globals__["BIN"] / "fab"), "-H", "lab", "deploy", "--version", version],
@@ -290,7 +310,8 @@ def test_an_operator_lost_without_a_trace_frees_the_lock_within_a_minute(cli, si
     assert freed_after < 90
     # Cut before the switch: the release that served goes on serving. (as_deploy's own connection
     # went down with the partition.)
-    served = subprocess.run([*in_target, "sh", "-c", SERVING], capture_output=True, text=True, check=True).stdout.strip()
+    served = subprocess.run([*in_target, "sh", "-c", serving_command()], capture_output=True, text=True,
+                            check=True).stdout.strip()
     assert get(site, "/version")[0] == 200 and served == serving
     result = cli("fab", "-H", "lab", "deploy", "--version", version)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -351,7 +372,7 @@ def test_images_pulled_from_a_private_registry_with_a_login_from_secrets(variant
 
 def test_only_the_last_releases_that_served_are_kept_and_failed_ones_never_push_them_out(as_deploy, lab_deployment, variant):
     keep = lab_deployment.inventory.app.keep_releases
-    records = [json.loads(line) for line in as_deploy.run("cat /srv/demo/releases/*/release.json").stdout.splitlines()]
+    records = [json.loads(line) for line in as_deploy.run(f"cat {LAB.releases}/*/release.json").stdout.splitlines()]
     served = [r for r in records if r["outcome"] == "active"]
     assert len(served) <= keep and len(records) - len(served) <= keep
     assert live_release(as_deploy) in {r["id"] for r in records}
@@ -361,7 +382,7 @@ def test_only_the_last_releases_that_served_are_kept_and_failed_ones_never_push_
     fab = variant(lambda data: data["services"]["api"]["healthcheck"].update(timeout_seconds=5))
     for _ in range(2):
         assert fab("deploy", "--version", "broken").returncode == 1
-    records = [json.loads(line) for line in as_deploy.run("cat /srv/demo/releases/*/release.json").stdout.splitlines()]
+    records = [json.loads(line) for line in as_deploy.run(f"cat {LAB.releases}/*/release.json").stdout.splitlines()]
     assert sorted(r["id"] for r in records if r["outcome"] == "active") == targets_before
 
 
@@ -381,7 +402,7 @@ def test_a_rotated_secret_never_shows_in_dry_run_or_deploy_output(variant, as_de
         assert old not in output and new not in output
     # Only the secret changed: masked by key on both sides, the dry run has nothing to show.
     assert re.search(r"\d+ ok, 0 would change, 0 failed", dry.stdout), dry.stdout
-    assert f"SESSION_KEY='{new}'" in as_deploy.run(f"cat /srv/demo/releases/{live_release(as_deploy)}/env/api.env").stdout
+    assert f"SESSION_KEY='{new}'" in as_deploy.run(f"cat {LAB.release_dir(live_release(as_deploy))}/env/api.env").stdout
 
 
 def test_a_secret_that_leaves_secrets_keeps_its_old_value_masked_in_the_dry_run(variant):
@@ -408,7 +429,7 @@ def test_values_and_commands_reach_the_container_verbatim_through_compose(varian
         data["services"]["worker"]["command"] = ["sh", "-c", 'echo "$HOSTNAME $(id -u)" >/tmp/seen; exec python3 -m demo.worker']
     deployed = variant(tricky)("deploy", "--version", "v1")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    worker = f"demo-{live_release(as_deploy)}-worker-1"
+    worker = LAB.container(live_release(as_deploy), "worker")
     config = json.loads(as_deploy.run(f"docker inspect -f '{{{{json .Config}}}}' {worker}").stdout)
     env = dict(item.split("=", 1) for item in config["Env"])
     assert {key: env.get(key) for key in TRICKY_ENV} == TRICKY_ENV
@@ -435,9 +456,9 @@ def test_a_healthy_release_nginx_cannot_reach_gets_its_traffic_moved_back(varian
     assert "was healthy, but /health did not answer through nginx once traffic moved to it" in result.stderr
     assert "Traceback" not in result.stderr
     assert live_release(as_deploy) == serving and get(site, "/version")[0] == 200
-    projects = as_deploy.run("docker ps -a --filter label=slipway.app=demo --format "
+    projects = as_deploy.run(f"docker ps -a --filter label=slipway.app={LAB.app} --format "
                              "'{{.Label \"com.docker.compose.project\"}}' | sort -u").stdout.split()
-    assert projects == [f"demo-{serving}"]
+    assert projects == [LAB.release_project(serving)]
 
 
 def test_a_hung_release_command_is_killed_at_its_limit_and_frees_the_lock(variant, as_deploy, site, cli):
@@ -460,7 +481,7 @@ def test_a_hung_release_command_is_killed_at_its_limit_and_frees_the_lock(varian
     assert as_deploy.run("docker ps -aq --filter name=release").stdout.strip() == ""
     assert as_deploy.run("ps -eo args | grep -c '^sleep 3600$' || true").stdout.strip() == "0"
     assert cli("fab", "-H", "lab", "lock.status").stdout.strip().endswith("unlocked")
-    last = json.loads(as_deploy.run("tail -n 1 /srv/demo/.slipway/audit.log").stdout)
+    last = json.loads(as_deploy.run(f"tail -n 1 {LAB.audit_log}").stdout)
     assert last["event"] == "deploy failed" and last["step"] == "release command in a new api container"
 
 
@@ -475,10 +496,10 @@ def test_a_failed_pull_ends_cleanly_recorded_and_audited(variant, as_deploy, sit
     assert "deploy failed at 'pull images from 127.0.0.1:5999'" in result.stderr
     assert "still serves" in result.stderr and "Traceback" not in result.stderr + result.stdout
     assert live_release(as_deploy) == serving
-    records = [json.loads(line) for line in as_deploy.run("cat /srv/demo/releases/*/release.json").stdout.splitlines()]
+    records = [json.loads(line) for line in as_deploy.run(f"cat {LAB.releases}/*/release.json").stdout.splitlines()]
     newest = max(records, key=lambda r: r["id"])
     assert newest["outcome"] == "failed" and newest["detail"].startswith("pull images from 127.0.0.1:5999: ")
-    last = json.loads(as_deploy.run("tail -n 1 /srv/demo/.slipway/audit.log").stdout)
+    last = json.loads(as_deploy.run(f"tail -n 1 {LAB.audit_log}").stdout)
     assert last["event"] == "deploy failed" and last["step"] == "pull images from 127.0.0.1:5999"
 
 
@@ -488,25 +509,26 @@ def test_named_volumes_and_shared_folders_persist_across_deploy_and_rollback(var
     fab = variant(with_volumes)
     assert fab("deploy", "--version", "v1").returncode == 0
     first = live_release(as_deploy)
-    as_deploy.run(f"docker exec -u 0 demo-{first}-api-1 sh -c 'echo kept > /data/uploads/a && echo kept > /data/media/b'")
+    as_deploy.run(f"docker exec -u 0 {LAB.container(first, 'api')} "
+                  "sh -c 'echo kept > /data/uploads/a && echo kept > /data/media/b'")
     assert fab("deploy", "--version", "v2").returncode == 0
     second = live_release(as_deploy)
     assert second != first
     check = "cat /data/uploads/a /data/media/b"
-    assert as_deploy.run(f"docker exec demo-{second}-api-1 {check}").stdout.split() == ["kept", "kept"]
+    assert as_deploy.run(f"docker exec {LAB.container(second, 'api')} {check}").stdout.split() == ["kept", "kept"]
     rolled = fab("rollback")
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
     assert live_release(as_deploy) == first
-    assert as_deploy.run(f"docker exec demo-{first}-api-1 {check}").stdout.split() == ["kept", "kept"]
-    assert as_deploy.run("cat /srv/demo/shared/media/b").stdout.strip() == "kept"
+    assert as_deploy.run(f"docker exec {LAB.container(first, 'api')} {check}").stdout.split() == ["kept", "kept"]
+    assert as_deploy.run(f"cat {LAB.shared}/media/b").stdout.strip() == "kept"
 
 
 def test_rollback_keeps_the_original_deployer(as_deploy, cli):
     records = {r["id"]: r for r in (json.loads(line) for line in
-                                    as_deploy.run("cat /srv/demo/releases/*/release.json").stdout.splitlines())}
+                                    as_deploy.run(f"cat {LAB.releases}/*/release.json").stdout.splitlines())}
     serving = records[live_release(as_deploy)]
     assert serving["deployer"] and serving["outcome"] == "active"
-    events = [json.loads(line) for line in as_deploy.run("cat /srv/demo/.slipway/audit.log").stdout.splitlines()]
+    events = [json.loads(line) for line in as_deploy.run(f"cat {LAB.audit_log}").stdout.splitlines()]
     assert events[-1]["event"] == "rolled back"
     started = next(e for e in reversed(events) if e["event"] == "deploy started" and e["release"] == serving["id"])
     assert serving["deployer"] == started["by"]
@@ -525,7 +547,8 @@ def test_a_health_command_gates_traffic_in_place_of_curl(variant, as_deploy, sit
     passing = variant(probe(python_probe))("deploy", "--version", "v2")
     assert passing.returncode == 0, passing.stdout + passing.stderr
     serving = live_release(as_deploy)
-    test = json.loads(as_deploy.run(f"docker inspect -f '{{{{json .Config.Healthcheck.Test}}}}' demo-{serving}-api-1").stdout)
+    test = json.loads(as_deploy.run(f"docker inspect -f '{{{{json .Config.Healthcheck.Test}}}}' "
+                                    f"{LAB.container(serving, 'api')}").stdout)
     assert test[:3] == ["CMD", "python3", "-c"]
     assert serving_version(site) == "v2"
 
@@ -537,7 +560,7 @@ def test_an_image_with_neither_curl_nor_a_shell_is_health_gated_from_outside(cli
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     assert load.failed == 0, load.failures
     assert serving_version(site) == "bare"
-    api = f"demo-{live_release(as_deploy)}-api-1"
+    api = LAB.container(live_release(as_deploy), "api")
     for missing in ("sh", "curl"):
         assert as_deploy.run(f"docker exec {api} {missing} --version", check=False).failed
     assert as_deploy.run(f"docker inspect -f '{{{{.State.Health}}}}' {api}").stdout.strip() == "<nil>"
@@ -557,11 +580,12 @@ def test_an_image_with_neither_curl_nor_a_shell_is_health_gated_from_outside(cli
 
 
 def db_container(as_deploy):
-    return as_deploy.run("docker inspect -f '{{.Id}} {{.Config.Image}}' demo-db-1").stdout.split()
+    return as_deploy.run("docker inspect -f '{{.Id}} {{.Config.Image}}' " + LAB.db_container).stdout.split()
 
 
 def items(as_deploy):
-    return as_deploy.run("docker exec demo-db-1 psql -U demo -d demo -tAc 'SELECT count(*) FROM items'").stdout.strip()
+    return as_deploy.run(f"docker exec {LAB.db_container} psql -U {LAB.db_user} -d {LAB.db_name} "
+                         "-tAc 'SELECT count(*) FROM items'").stdout.strip()
 
 
 def test_the_database_is_recreated_only_when_its_settings_change_and_the_operator_asks(variant, as_deploy, site):
@@ -590,7 +614,7 @@ def test_the_database_is_recreated_only_when_its_settings_change_and_the_operato
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
     # The release rolled back to names the old image; the database stays as it is.
     assert db_container(as_deploy) == recreated
-    assert "slipway-demo/postgres:17\n" in as_deploy.run(f"grep -A1 '^  db:' /srv/demo/releases/{serving}/compose.yaml").stdout
+    assert "slipway-demo/postgres:17\n" in as_deploy.run(f"grep -A1 '^  db:' {LAB.release_dir(serving)}/compose.yaml").stdout
 
 
 def test_a_major_postgresql_change_is_refused_with_the_way_to_upgrade(variant, as_deploy, site, cli):
@@ -602,7 +626,7 @@ def test_a_major_postgresql_change_is_refused_with_the_way_to_upgrade(variant, a
     fab = variant(lambda data: data["database"].update(image="slipway-demo/postgres:18-fake"))
     refused = fab("deploy", "--version", "v2", "--restart-db")
     assert refused.returncode == 1
-    assert "cannot run on the data in volume demo_pgdata (image: 18, data: 17" in refused.stderr
+    assert f"cannot run on the data in volume {LAB.volume('pgdata')} (image: 18, data: 17" in refused.stderr
     assert "pg_dumpall" in refused.stderr and "Traceback" not in refused.stderr
     assert db_container(as_deploy) == before
     assert get(site, "/health")[0] == 200
@@ -619,13 +643,12 @@ def test_deploy_to_a_server_never_provisioned_stops_at_once_naming_provision(var
 
 
 def test_provision_takes_the_deploy_lock_before_anything_a_deploy_depends_on(cli, as_deploy):
-    from fabfile.commands.layout import Layout
     from fabfile.commands.lock import lock_command
     from fabfile.commands.shell import line
     as_deploy.run("ufw allow 5432/tcp >/dev/null", root=True)  # drift: the firewall step must run
-    held = line(lock_command(Layout("demo", "/srv/demo"), {"by": "ci@deployer", "command": "deploy v7", "since": "now"}))
+    held = line(lock_command(LAB.layout, {"by": "ci@deployer", "command": "deploy v7", "since": "now"}))
     as_deploy.run(f"setsid sh -c {shlex.quote(f'sleep 3600 | {held}')} >/dev/null 2>&1 < /dev/null &")
-    time.sleep(1)
+    wait_for_lock_holder(as_deploy, "ci@deployer")
     try:
         refused = cli("fab", "-H", "lab", "provision")
         assert refused.returncode == 1
@@ -633,7 +656,7 @@ def test_provision_takes_the_deploy_lock_before_anything_a_deploy_depends_on(cli
         assert "5432/tcp" in as_deploy.run("ufw status", root=True).stdout
     finally:
         as_deploy.run("pkill -f '^sleep 3600$' || true")
-    time.sleep(1)
+    wait_for_free_lock(as_deploy)
     done = cli("fab", "-H", "lab", "provision")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "5432/tcp" not in as_deploy.run("ufw status", root=True).stdout

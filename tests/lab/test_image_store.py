@@ -4,14 +4,8 @@ installs). Runs last: it leaves the session's target on that store."""
 import json
 import re
 
-import pytest
-from lab_site import Site
+from lab_names import LAB
 from test_deploy import live_release, serving_version
-
-
-@pytest.fixture(scope="module")
-def site(provisioned):
-    return Site.of(provisioned)
 
 
 def server_image_id(as_deploy, ref):
@@ -34,7 +28,7 @@ def test_images_ship_to_the_containerd_image_store_sending_only_missing_layers(v
     assert "an OCI layout for the containerd image store" in first.stdout
     assert serving_version(site) == "v1"
     v1 = live_release(as_deploy)
-    record = json.loads(as_deploy.run(f"cat /srv/demo/releases/{v1}/release.json").stdout)
+    record = json.loads(as_deploy.run(f"cat {LAB.release_dir(v1)}/release.json").stdout)
     assert record["images"]["api"]["id"] == server_image_id(as_deploy, "slipway-demo/api:v1")
 
     second = fab("deploy", "--version", "v2")

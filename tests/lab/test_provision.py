@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fabfile.errors import ConnectError
+from lab_names import LAB
 
 SSHD_DROP_IN = "/etc/ssh/sshd_config.d/00-slipway-hardening.conf"
 PROJECT = Path(__file__).resolve().parents[2]
@@ -87,7 +88,7 @@ def fingerprint(as_deploy):
     """What a no-op must leave alone: managed files, packages, docker and sshd processes, firewall."""
     return as_deploy.run(
         "stat -c '%n %Y %a %U' /etc/docker/daemon.json /etc/ssh/sshd_config.d/00-slipway-hardening.conf "
-        "/etc/sudoers.d/slipway-deploy /home/deploy/.ssh/authorized_keys /srv/demo /etc/localtime; "
+        f"/etc/sudoers.d/slipway-deploy /home/deploy/.ssh/authorized_keys {LAB.base} /etc/localtime; "
         "stat -c '%Y' /var/lib/dpkg/status; systemctl show -p MainPID -p ActiveEnterTimestamp docker.service ssh.service; "
         "ufw status verbose", root=True).stdout
 
@@ -130,7 +131,7 @@ def test_failed_step_names_itself_the_command_and_stderr(variant):
     result = fab("provision")
     assert result.returncode == 1
     assert "provision step 'timezone Mars/Olympus_Mons' failed" in result.stderr
-    assert "command failed (exit 1): test -f /usr/share/zoneinfo/Mars/Olympus_Mons" in result.stderr
+    assert "command failed (exit 1): slipway-timezone /usr/share/zoneinfo/Mars/Olympus_Mons Mars/Olympus_Mons" in result.stderr
     assert "| no such time zone: Mars/Olympus_Mons" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -16,18 +16,17 @@ import time
 import pytest
 from fabfile.commands import database as db_commands
 from fabfile.commands import shell
-from lab_server import live_release, nginx_processes, restart_nginx
-from lab_site import Site, get
+from lab_names import LAB
+from lab_server import live_release, nginx_processes, restart_nginx, wait_until
+from lab_site import get
 from load import LoadLoop, strict_clients
 
-
-@pytest.fixture(scope="module", autouse=True)
-def site(provisioned):
-    return Site.of(provisioned)
+# Every test here needs the provisioned target (conftest.py's site).
+pytestmark = pytest.mark.usefixtures("site")
 
 
 def audit_events(as_deploy) -> list[dict]:
-    return [json.loads(line) for line in as_deploy.run("cat /srv/demo/.slipway/audit.log").stdout.splitlines()]
+    return [json.loads(line) for line in as_deploy.run(f"cat {LAB.audit_log}").stdout.splitlines()]
 
 
 def test_maintenance_on_and_off_under_load_answers_200_or_503_never_a_connection_error(cli, as_deploy, site):
@@ -58,7 +57,7 @@ def test_maintenance_on_and_off_under_load_answers_200_or_503_never_a_connection
 def test_maintenance_survives_an_nginx_restart_and_a_deploy_and_lets_allowed_addresses_through(cli, as_deploy, site):
     get(site, "/version")
     # The address nginx sees for this machine's requests (Docker's proxy on the target).
-    address = as_deploy.run("docker logs --tail 1 demo-nginx-1 2>/dev/null").stdout.split()[0]
+    address = as_deploy.run(f"docker logs --tail 1 {LAB.nginx_container} 2>/dev/null").stdout.split()[0]
     assert cli("fab", "-H", "lab", "maintenance.on").returncode == 0
     try:
         restart_nginx(as_deploy, lambda: get(site, "/version"))
@@ -77,12 +76,12 @@ def test_maintenance_survives_an_nginx_restart_and_a_deploy_and_lets_allowed_add
 
 
 def test_a_bad_allowed_address_is_one_line_and_changes_nothing(cli, as_deploy):
-    before = as_deploy.run("ls -A /srv/demo/shared/nginx/traffic").stdout
+    before = as_deploy.run(f"ls -A {LAB.traffic_dir}").stdout
     refused = cli("fab", "-H", "lab", "maintenance.on", "--allow", "10.0.0.300")
     assert refused.returncode == 1
     assert refused.stderr.strip() == ("error: --allow: found '10.0.0.300'; expected a client IP address like "
                                       "203.0.113.7")
-    assert refused.stdout == "" and as_deploy.run("ls -A /srv/demo/shared/nginx/traffic").stdout == before
+    assert refused.stdout == "" and as_deploy.run(f"ls -A {LAB.traffic_dir}").stdout == before
 
 
 def status(cli) -> tuple[int, dict, str]:
@@ -101,7 +100,7 @@ def test_status_on_a_healthy_host_shows_everything_and_exits_0(cli, as_deploy):
     assert serving["release"] == live and serving["version"] in ("v1", "v2")
     api = [c for c in report["containers"] if c["release"] == live and c["service"] == "api"]
     assert len(api) == 2 and all(c["health"] == "healthy" and c["memory_bytes"] > 2**20 for c in api)
-    assert {c["name"] for c in report["containers"]} >= {"demo-nginx-1", "demo-db-1"}
+    assert {c["name"] for c in report["containers"]} >= {LAB.nginx_container, LAB.db_container}
     assert report["certificate"]["present"] and report["certificate"]["days_left"] > 0
     assert report["backup"]["newest_good"] and report["lock"] == {"held": False}
     assert report["last_deploys"][0]["event"] in ("deploy succeeded", "rolled back")
@@ -118,12 +117,24 @@ def doctor_and_logs(cli) -> tuple[int, dict, subprocess.CompletedProcess]:
     return doctor.returncode, {check["area"]: check for check in json.loads(doctor.stdout)}, logs
 
 
-@pytest.mark.parametrize("break_it, mend, problem", [
-    ("docker stop demo-db-1", "docker start demo-db-1 && until docker exec demo-db-1 pg_isready -q; do sleep 0.5; done",
-     "demo-db-1 is exited"),
-    ("docker stop demo-nginx-1", "docker start demo-nginx-1", "demo-nginx-1 is exited"),
-], ids=["db stopped", "nginx stopped"])
-def test_status_names_a_stopped_container_and_exits_1(cli, as_deploy, break_it, mend, problem):
+def start_db_command() -> str:
+    """Start the stopped database container and wait until it takes connections."""
+    db = LAB.db_container
+    return f"docker start {db} && until docker exec {db} pg_isready -q; do sleep 0.5; done"
+
+
+def stopping(which: str) -> tuple[str, str, str]:
+    """For WHICH container (db or nginx): the command that stops it, the one that starts it again (the database
+    taking connections), and the problem status names."""
+    if which == "db":
+        return f"docker stop {LAB.db_container}", start_db_command(), f"{LAB.db_container} is exited"
+    nginx = LAB.nginx_container
+    return f"docker stop {nginx}", f"docker start {nginx}", f"{nginx} is exited"
+
+
+@pytest.mark.parametrize("which", ["db", "nginx"], ids=["db stopped", "nginx stopped"])
+def test_status_names_a_stopped_container_and_exits_1(cli, as_deploy, which):
+    break_it, mend, problem = stopping(which)
     as_deploy.run(break_it)
     try:
         code, report, _ = status(cli)
@@ -150,7 +161,7 @@ def test_status_names_a_crash_looping_container(cli, as_deploy):
         code, report, _ = status(cli)
         doctor, checks, logs = doctor_and_logs(cli)
     finally:  # a new worker container starts its restart count from 0
-        as_deploy.run("cd /srv/demo/current && docker compose -p \"demo-$(basename \"$(readlink -f .)\")\" "
+        as_deploy.run(f"cd {LAB.current} && docker compose -p \"{LAB.app}-$(basename \"$(readlink -f .)\")\" "
                       "-f compose.yaml up -d --force-recreate --no-deps worker")
     assert code == 1 and f"{worker} restarted 3 times: it keeps crashing (see its logs)" in report["problems"]
     assert doctor == 1 and f"{worker} restarted 3 times" in checks["containers"]["detail"]
@@ -158,7 +169,7 @@ def test_status_names_a_crash_looping_container(cli, as_deploy):
 
 
 def test_status_names_a_nearly_full_filesystem(cli, as_deploy):
-    folder = "/srv/demo/backups"
+    folder = LAB.backups
     as_deploy.run(f"set -e; rm -rf /run/backups-copy; cp -a {folder} /run/backups-copy; "
                   f"mount -t tmpfs -o size=1m,mode=0750,uid=$(id -u deploy),gid=$(id -g deploy) slipway-full {folder}; "
                   f"head -c 980k /dev/zero > {folder}/filler", root=True)
@@ -216,8 +227,8 @@ def test_status_of_an_unreachable_host_is_one_line(variant):
 def test_logs_show_every_replica_prefixed_filtered_and_in_time_order(cli, as_deploy, site):
     # nginx picks the first of the addresses Docker's DNS gave it in the last second, so requests through it
     # may all land on one replica: each replica is asked directly, turn by turn, to be sure both have lines.
-    release = as_deploy.run("basename \"$(readlink -f /srv/demo/current)\"").stdout.strip()
-    replicas = [f"demo-{release}-api-{index}" for index in (1, 2)]
+    release = as_deploy.run(f"basename \"$(readlink -f {LAB.current})\"").stdout.strip()
+    replicas = [LAB.container(release, "api", index) for index in (1, 2)]
     probe = f"logs-probe-{time.time_ns()}"
     for index in range(6):
         as_deploy.run(f"docker exec {replicas[index % 2]} curl -sS -o /dev/null 'http://127.0.0.1:8000/version?{probe}={index}'")
@@ -230,7 +241,7 @@ def test_logs_show_every_replica_prefixed_filtered_and_in_time_order(cli, as_dep
     stamps = [text.split(" | ")[1].split()[0] for text in lines]
     assert stamps == sorted(stamps)
     nginx = cli("fab", "-H", "lab", "logs", "nginx", "--since", "5m", "--grep", f"{probe}-edge=1")
-    assert nginx.returncode == 0 and nginx.stdout.startswith("demo-nginx-1 | "), nginx.stdout + nginx.stderr
+    assert nginx.returncode == 0 and nginx.stdout.startswith(f"{LAB.nginx_container} | "), nginx.stdout + nginx.stderr
 
 
 def test_logs_follow_streams_until_ctrl_c_and_leaves_nothing_running(cli, as_deploy, site):
@@ -241,13 +252,15 @@ def test_logs_follow_streams_until_ctrl_c_and_leaves_nothing_running(cli, as_dep
         time.sleep(2)
         get(site, "/version?followed=1")
         line = following.stdout.readline()
-        assert "GET /version?followed=1" in line and re.match(r"demo-\d{8}-\d{6}-api-[12] \| ", line), line
+        replica = re.escape(LAB.app) + r"-\d{8}-\d{6}-api-[12] \| "
+        assert "GET /version?followed=1" in line and re.match(replica, line), line
         following.send_signal(signal.SIGINT)
         assert following.wait(timeout=10) == 0
     finally:
         following.kill()
     assert "Traceback" not in following.stderr.read()
-    time.sleep(1)
+    wait_until(lambda: as_deploy.run("pgrep -fa '[d]ocker logs' || true").stdout == "", 10,
+               "every `docker logs` on the server to end", interval=0.5)
     assert as_deploy.run("pgrep -fa '[d]ocker logs' || true").stdout == ""
 
 
@@ -261,7 +274,7 @@ def test_restart_starts_the_serving_release_afresh_with_no_failed_request(cli, a
     assert load.failed == 0 and load.total > 100, load.failures
     now = live_release(as_deploy)
     assert now != before and f"{before} ({version}) restarted as {now}" in restarted.stdout
-    record = json.loads(as_deploy.run(f"cat /srv/demo/releases/{now}/release.json").stdout)
+    record = json.loads(as_deploy.run(f"cat {LAB.release_dir(now)}/release.json").stdout)
     assert (record["restart_of"], record["version"], record["outcome"]) == (before, version, "active")
     assert "release command" not in restarted.stdout and nginx_processes(as_deploy) == processes
     assert re.search(rf"^\* {now} .* active \(restart of {before}\)$", cli("fab", "-H", "lab", "releases").stdout, re.M)
@@ -286,13 +299,14 @@ def test_doctor_gives_each_area_a_verdict_and_fails_on_a_stopped_database(cli, a
     assert set(checks) == {"docker", "containers", "disk", "memory", "clock", "security updates", "deploy lock",
                            "certificate", "backups", "database access", "ssh hardening"}
     assert checks["ssh hardening"]["verdict"] == checks["docker"]["verdict"] == checks["containers"]["verdict"] == "ok"
-    as_deploy.run("docker stop demo-db-1")
+    as_deploy.run(f"docker stop {LAB.db_container}")
     try:
         broken = cli("fab", "-H", "lab", "doctor")
     finally:
-        as_deploy.run("docker start demo-db-1 && until docker exec demo-db-1 pg_isready -q; do sleep 0.5; done")
+        as_deploy.run(start_db_command())
     assert broken.returncode == 1 and "Traceback" not in broken.stderr
-    assert re.search(r"^FAIL  containers +demo-db-1 is exited(;.*)?\n +fix: fab -H lab logs all", broken.stdout, re.M), \
+    assert re.search(rf"^FAIL  containers +{re.escape(LAB.db_container)} is exited(;.*)?\n +fix: fab -H lab logs all",
+                     broken.stdout, re.M), \
         broken.stdout
 
 
@@ -366,7 +380,7 @@ def test_shell_and_psql_are_real_terminals(cli):
 
 
 def test_a_command_after_a_double_dash_runs_on_the_host_as_the_deploy_user_and_passes_its_exit_status_back(cli, variant):
-    shown = cli("fab", "-H", "lab", "--", "id -un; test -w /srv/demo && echo can-write-the-app; exit 3")
+    shown = cli("fab", "-H", "lab", "--", f"id -un; test -w {LAB.base} && echo can-write-the-app; exit 3")
     assert shown.returncode == 3 and shown.stdout.split() == ["deploy", "can-write-the-app"], shown.stdout + shown.stderr
     assert "Traceback" not in shown.stderr
     # The inventory's connection, not ~/.ssh/config's idea of a host called "lab".
@@ -396,13 +410,16 @@ def test_a_one_off_whose_operator_is_killed_is_removed_with_a_terminal_or_withou
 
 def opens_the_database(as_deploy, password: str) -> bool:
     """PASSWORD logs in as the app does: over the app network, with a password."""
-    address = as_deploy.run("docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' demo-db-1").stdout.strip()
-    return as_deploy.run(f"docker exec -e PGPASSWORD={shlex.quote(password)} demo-db-1 psql -X -h {address} -U demo -d demo "
-                         "-Atc 'SELECT 1'", check=False).ok
+    address = as_deploy.run("docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "
+                            + LAB.db_container).stdout.strip()
+    return as_deploy.run(f"docker exec -e PGPASSWORD={shlex.quote(password)} {LAB.db_container} psql -X -h {address} "
+                         f"-U {LAB.db_user} -d {LAB.db_name} -Atc 'SELECT 1'", check=False).ok
 
 
 def passwordless_lines(as_deploy) -> int:
-    return int(as_deploy.run("docker exec demo-db-1 sh -c 'grep -c slipway \"$(psql -U demo -Atc \"SHOW hba_file\")\"'", check=False).stdout.strip())
+    hba_file = f"$(psql -U {LAB.db_user} -Atc \"SHOW hba_file\")"
+    return int(as_deploy.run(f"docker exec {LAB.db_container} sh -c 'grep -c slipway \"{hba_file}\"'",
+                             check=False).stdout.strip())
 
 
 def test_a_new_database_password_is_refused_by_deploy_and_rotated_with_no_failed_request(cli, variant, as_deploy, site,
@@ -438,10 +455,10 @@ def test_a_new_database_password_is_refused_by_deploy_and_rotated_with_no_failed
     assert fab("db.rotate-password").stdout.strip().endswith("nothing to rotate")
     # Neither password reached PostgreSQL's log; a database made anew later gets the new one, from a file
     # only the deploy user's folder leads to.
-    db_log = as_deploy.run("docker logs demo-db-1 2>&1").stdout
+    db_log = as_deploy.run(f"docker logs {LAB.db_container} 2>&1").stdout
     assert new not in db_log and old not in db_log
-    assert as_deploy.run("stat -c '%a %U' /srv/demo/shared/db /srv/demo/shared/db/password").stdout == "700 deploy\n644 deploy\n"
-    assert as_deploy.run("cat /srv/demo/shared/db/password").stdout == new
+    assert as_deploy.run(f"stat -c '%a %U' {LAB.shared}/db {LAB.shared}/db/password").stdout == "700 deploy\n644 deploy\n"
+    assert as_deploy.run(f"cat {LAB.shared}/db/password").stdout == new
     assert get(site, "/items")[0] == 200
 
     back = cli("fab", "-H", "lab", "db.rotate-password")

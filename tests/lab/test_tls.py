@@ -12,19 +12,12 @@ import subprocess
 import time
 
 import pytest
+from lab_names import LAB
 from lab_site import Site, get
 from load import LoadLoop
 
-RENEWAL_CONF = "/etc/letsencrypt/renewal/demo.conf"
-
-
-@pytest.fixture(scope="module")
-def site(provisioned, cli):
-    """The demo app serving (deployed here when this file runs on its own)."""
-    if "*" not in cli("fab", "-H", "lab", "releases").stdout:
-        deployed = cli("fab", "-H", "lab", "deploy")
-        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    return Site.of(provisioned)
+# conftest.py's site: the demo app serving (deployed there when this file runs on its own).
+pytestmark = pytest.mark.deploy_if_nothing_serves
 
 
 def issued(lab_target) -> int:
@@ -50,7 +43,7 @@ def issuer(certificate: dict) -> str:
 
 
 def nginx_started_at(as_deploy) -> str:
-    return as_deploy.run("docker inspect -f '{{.State.StartedAt}}' demo-nginx-1").stdout.strip()
+    return as_deploy.run("docker inspect -f '{{.State.StartedAt}}' " + LAB.nginx_container).stdout.strip()
 
 
 def negotiated_protocol(site: Site) -> str | None:
@@ -75,12 +68,12 @@ def test_the_site_serves_https_with_a_certificate_from_the_acme_ca_for_every_dom
 def test_http_redirects_to_https_except_the_acme_challenge_path(site, as_deploy):
     status, _, headers = get(site, "/version?from=http", https=False)
     assert status == 301 and headers["Location"] == "https://demo.slipway.test/version?from=http"
-    as_deploy.run("mkdir -p /srv/demo/shared/acme-challenge/.well-known/acme-challenge && "
-                  "echo token-body > /srv/demo/shared/acme-challenge/.well-known/acme-challenge/lab-token")
+    challenges = f"{LAB.acme_webroot}/.well-known/acme-challenge"
+    as_deploy.run(f"mkdir -p {challenges} && echo token-body > {challenges}/lab-token")
     try:
         assert get(site, "/.well-known/acme-challenge/lab-token", https=False)[:2] == (200, "token-body\n")
     finally:
-        as_deploy.run("rm -f /srv/demo/shared/acme-challenge/.well-known/acme-challenge/lab-token")
+        as_deploy.run(f"rm -f {challenges}/lab-token")
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
@@ -119,7 +112,7 @@ def test_a_domain_that_does_not_resolve_fails_in_one_line_and_the_site_keeps_ser
     assert "nowhere.slipway.test does not resolve" in errors[0] and "the CA was not asked" in errors[0]
     assert "keeps serving HTTPS" in errors[0] and "the next deploy tries again" in errors[0]
     assert "is live" in result.stdout
-    last = json.loads(as_deploy.run("tail -n 1 /srv/demo/.slipway/audit.log").stdout)
+    last = json.loads(as_deploy.run(f"tail -n 1 {LAB.audit_log}").stdout)
     assert last["event"] == "certificate failed" and "nowhere.slipway.test" in last["reason"]
     assert issued(lab_target) == before and served_certificate(site)["serialNumber"] == serial
     assert load.failed == 0 and load.total > 0, load.failures
@@ -152,14 +145,14 @@ def test_adding_a_domain_expands_the_certificate_and_the_canonical_host_gets_the
 def test_the_renewal_timers_unit_renews_a_due_certificate_under_load_with_no_nginx_restart(cli, as_deploy, site):
     before, started = served_certificate(site)["serialNumber"], nginx_started_at(as_deploy)
     # The lab's certificates last 6 days: asking for renewal 7 days ahead makes this one due now.
-    as_deploy.run(f"sed -i '/^renew_before_expiry/d; 1i renew_before_expiry = 7 days' {RENEWAL_CONF}", root=True)
+    as_deploy.run(f"sed -i '/^renew_before_expiry/d; 1i renew_before_expiry = 7 days' {LAB.renewal_conf}", root=True)
     try:
         with LoadLoop(site, clients=10, keep_alive=True) as load:
             time.sleep(1)
             as_deploy.run("systemctl start certbot.service", root=True, timeout=300)
             time.sleep(1)
     finally:
-        as_deploy.run(f"sed -i '/^renew_before_expiry/d' {RENEWAL_CONF}", root=True)
+        as_deploy.run(f"sed -i '/^renew_before_expiry/d' {LAB.renewal_conf}", root=True)
     renewed = served_certificate(site)["serialNumber"]
     assert renewed != before and nginx_started_at(as_deploy) == started
     assert load.failed == 0 and load.total > 0, load.failures
@@ -171,13 +164,13 @@ def test_the_renewal_timers_unit_renews_a_due_certificate_under_load_with_no_ngi
 
 def test_a_renewal_whose_nginx_test_fails_never_reloads_nginx(cli, as_deploy, site):
     before = served_certificate(site)["serialNumber"]
-    as_deploy.run("echo 'this is not nginx;' > /srv/demo/shared/nginx/zz-broken.conf")
+    as_deploy.run(f"echo 'this is not nginx;' > {LAB.shared}/nginx/zz-broken.conf")
     try:
         renewed = cli("fab", "-H", "lab", "tls.renew", "--force")
         served = served_certificate(site)["serialNumber"]
         status = json.loads(cli("fab", "-H", "lab", "tls.status", "--json").stdout)
     finally:
-        as_deploy.run("rm -f /srv/demo/shared/nginx/zz-broken.conf")
+        as_deploy.run(f"rm -f {LAB.shared}/nginx/zz-broken.conf")
     assert served == before, renewed.stdout + renewed.stderr
     assert status["last_renewal"]["outcome"].startswith("renewed, but nginx -t failed, so nginx was not reloaded")
     assert status["certificate"]["serial"].lstrip("0") != before.lstrip("0")
@@ -202,7 +195,7 @@ def test_a_failed_scheduled_renewal_is_recorded_and_shown_and_the_certificate_ke
                                                                                             lab_target):
     pebble, network = lab_target["acme"]["container"], lab_target["backup_host"]["network"]
     before = served_certificate(site)["serialNumber"]
-    as_deploy.run(f"sed -i '/^renew_before_expiry/d; 1i renew_before_expiry = 7 days' {RENEWAL_CONF}", root=True)
+    as_deploy.run(f"sed -i '/^renew_before_expiry/d; 1i renew_before_expiry = 7 days' {LAB.renewal_conf}", root=True)
     # The CA cut off the network (not restarted: Pebble would make a new root).
     subprocess.run(["docker", "network", "disconnect", network, pebble], check=True)
     try:
@@ -210,7 +203,7 @@ def test_a_failed_scheduled_renewal_is_recorded_and_shown_and_the_certificate_ke
     finally:
         subprocess.run(["docker", "network", "connect", "--ip", lab_target["acme"]["address"], "--alias", "pebble",
                         network, pebble], check=True)
-        as_deploy.run(f"sed -i '/^renew_before_expiry/d' {RENEWAL_CONF}", root=True)
+        as_deploy.run(f"sed -i '/^renew_before_expiry/d' {LAB.renewal_conf}", root=True)
     shown = cli("fab", "-H", "lab", "tls.status")
     assert re.search(r"^last check   \S+ FAILED \(exit-code, exit 1\)$", shown.stdout, re.M), shown.stdout
     assert served_certificate(site)["serialNumber"] == before
@@ -242,8 +235,9 @@ def test_an_own_certificate_is_served_and_its_key_is_roots_alone(variant, as_dep
         assert "BEGIN PRIVATE KEY" not in result.stdout + result.stderr
         own = Site(site.http_port, site.https_port, site.domain, str(tmp_path / "own.pem"))
         assert int(served_certificate(own)["serialNumber"], 16) == certificate.serial_number
-        assert as_deploy.run("stat -c '%a %U' /etc/slipway/demo/tls/privkey.pem", root=True).stdout.split() == ["600", "root"]
-        assert as_deploy.run("test -r /etc/slipway/demo/tls/privkey.pem", check=False).exited != 0
+        server_key = f"{LAB.own_certificates}/privkey.pem"
+        assert as_deploy.run(f"stat -c '%a %U' {server_key}", root=True).stdout.split() == ["600", "root"]
+        assert as_deploy.run(f"test -r {server_key}", check=False).exited != 0
     finally:
         back = cli("fab", "-H", "lab", "deploy")
     assert back.returncode == 0, back.stdout + back.stderr

@@ -1,5 +1,6 @@
 """The inventory model: one precise line per problem, all at once, before any SSH."""
 
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -492,7 +493,7 @@ def test_provision_puts_the_deploy_users_ssh_files_in_its_real_home(inventories)
 def test_the_probe_reads_the_ssh_files_in_the_home_the_passwd_entry_names(inventories, tmp_path):
     write(inventories)
     probe = provision.probe_script(config.load(inventories, "prod").inventory)
-    assert "/home/" not in probe
+    assert not any("/home/" in word for word in probe)
     home = tmp_path / "srv home"
     (home / ".ssh").mkdir(parents=True)
     (home / ".ssh" / "authorized_keys").write_text("ssh-ed25519 AAAA op@laptop\n")
@@ -500,16 +501,16 @@ def test_the_probe_reads_the_ssh_files_in_the_home_the_passwd_entry_names(invent
     shims.mkdir()
     (shims / "getent").write_text(f"#!/bin/sh\n[ \"$2\" = deploy ] && echo 'deploy:x:1000:1000::{home}:/bin/bash'\n")
     (shims / "getent").chmod(0o755)
-    home_part = next(part for part in probe.splitlines() if part.startswith("home="))
-    result = subprocess.run(["sh", "-c", home_part], capture_output=True, text=True,
-                            env={"PATH": f"{shims}:/usr/bin:/bin"})
+    # The probe as the server runs it (one line for the login shell); /usr/sbin's sshd and ufw stay off PATH.
+    run = ["sh", "-c", shlex.join(probe)]
+    result = subprocess.run(run, capture_output=True, text=True, env={"PATH": f"{shims}:/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     state = provision.parse_probe(result.stdout)
     assert state.files[f"{home}/.ssh/authorized_keys"].content == "ssh-ed25519 AAAA op@laptop\n"
     assert state.directories[f"{home}/.ssh"] is not None
     (shims / "getent").write_text("#!/bin/sh\nexit 2\n")
-    assert subprocess.run(["sh", "-c", home_part], capture_output=True, text=True,
-                          env={"PATH": f"{shims}:/usr/bin:/bin"}).stdout == ""
+    without = subprocess.run(run, capture_output=True, text=True, env={"PATH": f"{shims}:/usr/bin:/bin"}).stdout
+    assert not any(path.startswith(str(home)) for path in provision.parse_probe(without).files)
 
 
 # --- the app's folder: one of its own ----------------------------------------------------------------

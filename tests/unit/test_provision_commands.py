@@ -4,7 +4,6 @@ import base64
 import grp
 import os
 import pwd
-import shlex
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 import yaml
 
 from fabfile import config
-from fabfile.commands import provision, provision_plan, shell, tls
+from fabfile.commands import facts, provision, provision_plan, shell, tls
 from fabfile.errors import SlipwayError
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -87,7 +86,7 @@ def test_fresh_host_needs_every_step_in_a_safe_order(inventory):
         "firewall allows only 22/tcp, 80/tcp, 443/tcp", "sshd: no root login, no passwords",
     ]
     packages = next(step for step in steps if step.name == "packages")
-    assert packages.actions[0].command.endswith(
+    assert shell.shown(packages.actions[0].command) == (
         "slipway-apt_install 600 ca-certificates curl sudo tzdata ufw unattended-upgrades certbot jq "
         "docker.io docker-cli docker-compose openssl")
 
@@ -104,9 +103,12 @@ def test_sshd_is_hardened_only_between_two_proven_logins(inventory):
     assert kinds == ["ProveLogin", "Write", "Shell", "ProveLogin", "Shell"]
     assert hardening.actions[0] == provision_plan.ProveLogin("deploy", "sudo -n true && docker compose version", "sshd")
     assert hardening.actions[3].undo == provision_plan.restore_sshd_command()
+    assert hardening.actions[3].undo[3:] == ["slipway-restore_sshd", provision.SSHD_DROP_IN,
+                                             f"{provision.SSHD_DROP_IN}.slipway-previous"]
     assert hardening.disruptive
     assert hardening.actions[1].file.check_installed == "sshd -t"
     assert hardening.actions[2].command == "systemctl try-reload-or-restart ssh.service"
+    assert hardening.actions[4].command == ["rm", "-f", f"{provision.SSHD_DROP_IN}.slipway-previous"]
 
 
 def test_new_authorized_keys_stay_only_once_a_new_login_gets_through_them(inventory):
@@ -118,8 +120,8 @@ def test_new_authorized_keys_stay_only_once_a_new_login_gets_through_them(invent
     write, prove, drop = step.actions
     assert write.file.path == keys and write.file.keep_previous and write.file.content == desired.files[keys].content
     assert (prove.user, prove.command, prove.what) == ("deploy", "true", "authorized_keys")
-    assert shlex.split(prove.undo)[3:] == ["slipway-restore_previous", keys, f"{keys}.slipway-previous"]
-    assert shlex.split(drop.command) == ["rm", "-f", f"{keys}.slipway-previous"]
+    assert prove.undo[3:] == ["slipway-restore_previous", keys, f"{keys}.slipway-previous"]
+    assert drop.command == ["rm", "-f", f"{keys}.slipway-previous"]
     assert not step.disruptive
 
 
@@ -135,22 +137,34 @@ def test_keys_a_stopped_run_left_unproven_get_their_login_proof(inventory):
     state.files[keys].content = "ssh-ed25519 AAAAunproven\n"
     (step,) = [s for s in provision_plan.plan(desired, state) if s.needed]
     write, prove, _ = step.actions
-    assert not write.file.keep_previous and shlex.split(prove.undo)[-1] == f"{keys}.slipway-previous"
+    assert not write.file.keep_previous and prove.undo[-1] == f"{keys}.slipway-previous"
+
+
+def fake_commands(folder: Path, **programs: str) -> dict[str, str]:
+    """PROGRAMS (NAME=shell text) as commands in FOLDER; the environment that puts them first on PATH.
+    /usr/sbin stays off it: sshd, ufw and swapon of this machine are not the server's."""
+    folder.mkdir(exist_ok=True)
+    for name, text in programs.items():
+        (folder / name).write_text("#!/bin/sh\n" + text + "\n")
+        (folder / name).chmod(0o755)
+    return {"PATH": f"{folder}:/usr/bin:/bin"}
+
+
+def run_probe(argv, env, cwd=None) -> subprocess.CompletedProcess:
+    """The probe as the server runs it: its argv joined into one line for the login shell."""
+    return subprocess.run(["sh", "-c", shell.line(argv)], capture_output=True, text=True, env=env, cwd=cwd)
 
 
 def test_probe_reads_the_previous_authorized_keys_a_stopped_run_left(inventory, tmp_path):
     (tmp_path / ".ssh").mkdir()
     (tmp_path / ".ssh" / "authorized_keys.slipway-previous").write_text("ssh-ed25519 AAAAold\n")
-    shims = tmp_path / "bin"
-    shims.mkdir()
-    (shims / "getent").write_text(f"#!/bin/sh\necho 'deploy:x:1000:1000::{tmp_path}:/bin/bash'\n")
-    (shims / "getent").chmod(0o755)
-    home_part = next(part for part in provision.probe_script(inventory).splitlines() if part.startswith("home="))
-    result = subprocess.run(["sh", "-c", home_part], capture_output=True, text=True,
-                            env={"PATH": f"{shims}:/usr/bin:/bin"})
-    files = provision.parse_probe(result.stdout).files
-    assert files[f"{tmp_path}/.ssh/authorized_keys"] is None
-    assert files[f"{tmp_path}/.ssh/authorized_keys.slipway-previous"].content == "ssh-ed25519 AAAAold\n"
+    env = fake_commands(tmp_path / "bin", getent=f"echo 'deploy:x:1000:1000::{tmp_path}:/bin/bash'")
+    result = run_probe(provision.probe_script(inventory), env)
+    assert result.returncode == 0, result.stderr
+    state = provision.parse_probe(result.stdout)
+    assert state.files[f"{tmp_path}/.ssh/authorized_keys"] is None
+    assert state.files[f"{tmp_path}/.ssh/authorized_keys.slipway-previous"].content == "ssh-ed25519 AAAAold\n"
+    assert state.directories[f"{tmp_path}/.ssh"] is not None
 
 
 def test_deleted_file_is_planned_back_with_a_diff(inventory):
@@ -177,7 +191,7 @@ def test_user_outside_docker_group_is_added(inventory):
     state = converged_state(desired)
     state.user_groups = {"deploy"}
     (step,) = [s for s in provision_plan.plan(desired, state) if s.needed]
-    assert step.actions[0].command == "usermod --append --groups docker deploy"
+    assert step.actions[0].command == ["usermod", "--append", "--groups", "docker", "deploy"]
 
 
 def test_extra_firewall_rule_resets_rules_before_enabling(inventory):
@@ -186,7 +200,7 @@ def test_extra_firewall_rule_resets_rules_before_enabling(inventory):
     state.firewall = UFW_ACTIVE.replace("443/tcp                    ALLOW IN    Anywhere\n",
                                         "443/tcp                    ALLOW IN    Anywhere\n5432/tcp                   ALLOW IN    Anywhere\n")
     (step,) = [s for s in provision_plan.plan(desired, state) if s.needed]
-    enable = shlex.split(step.actions[0].command)
+    enable = step.actions[0].command
     assert enable[3:] == ["slipway-firewall_enable", "22", str(provision_plan.FIREWALL_REVERT_SECONDS),
                           provision_plan.FIREWALL_BACKUP, "1", "22", "80", "443"]
     text = shell.script_text("firewall_enable")
@@ -202,10 +216,10 @@ def test_firewall_is_enabled_behind_a_dead_mans_switch_and_a_proven_login(invent
     enable, prove, confirm = step.actions
     assert enable.stdin == shell.script_text("firewall_restore")
     assert prove.user is None and prove.what == "firewall"
-    assert shlex.split(prove.undo)[3:] == ["slipway-firewall_restore", provision_plan.FIREWALL_BACKUP]
-    assert shlex.split(confirm.command)[3:] == ["slipway-firewall_confirm", provision_plan.FIREWALL_BACKUP]
+    assert prove.undo[3:] == ["slipway-firewall_restore", provision_plan.FIREWALL_BACKUP]
+    assert confirm.command[3:] == ["slipway-firewall_confirm", provision_plan.FIREWALL_BACKUP]
     assert step.disruptive
-    assert shlex.split(enable.command)[7] == "0"  # no extra rules: no reset
+    assert enable.command[7] == "0"  # no extra rules: no reset
 
 
 def test_firewall_is_refused_before_anything_when_sshd_listens_elsewhere(inventory):
@@ -251,7 +265,8 @@ def test_swap_step_only_when_asked_and_sized_differently(inventory):
     sized = provision.Desired(**{**desired.__dict__, "swap_mb": 512})
     state = converged_state(sized)
     (step,) = [s for s in provision_plan.plan(sized, state) if s.needed]
-    assert "fallocate -l 512M /swapfile" in step.actions[0].command
+    assert step.actions[0].command[3:] == ["slipway-swap_file", "/swapfile", "512M"]
+    assert 'fallocate -l "$size" "$file"' in shell.script_text("swap_file")
     # What a live swap file looks like: swapon counts one page less than the file holds.
     state.swaps = {"/swapfile": 512 * 1024 * 1024 - 4096}
     state.swap_file_bytes = 512 * 1024 * 1024
@@ -322,13 +337,156 @@ def test_probe_output_is_parsed_section_by_section(inventory):
     assert state.directories == {"/srv/shop": provision.DirectoryState(0o750, "deploy", "deploy"), "/srv/shop/releases": None}
 
 
-def test_probe_script_is_valid_shell_that_reads_absent_paths(inventory):
-    result = subprocess.run(["sh", "-n", "-c", provision.probe_script(inventory)], capture_output=True, text=True)
+def test_the_probe_script_prints_every_section_and_reads_files_and_folders_there_or_not(inventory, tmp_path,
+                                                                                      monkeypatch):
+    home = tmp_path / "the home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "authorized_keys").write_text("ssh-ed25519 AAAA op@laptop\n")
+    there, folder = tmp_path / "there.conf", tmp_path / "folder"
+    there.write_text("a = 1\n")
+    there.chmod(0o640)
+    folder.mkdir()
+    env = fake_commands(
+        tmp_path / "bin", getent=f"[ \"$2\" = deploy ] && echo 'deploy:x:1000:1000::{home}:/bin/bash'",
+        id='[ "$2" = deploy ] && echo deploy docker', systemctl='shift; for unit do echo "enabled $unit"; done',
+        sshd="printf 'port 22\\nport 2222\\naddressfamily any\\n'", ufw="echo 'Status: inactive'",
+        readlink="echo /usr/share/zoneinfo/Etc/UTC", **{"dpkg-query": 'for p do echo "$p ii "; done', "dpkg": "echo amd64"})
+    files = [str(there), str(tmp_path / "missing.conf")]
+    folders = [str(folder), str(tmp_path / "no-folder")]
+    monkeypatch.setattr(provision, "managed_paths", lambda _: (files, folders))
+    result = run_probe(provision.probe_script(inventory), env)
     assert result.returncode == 0, result.stderr
+    headers = [header for header, _ in facts.sections(result.stdout)]
+    assert headers == ["os", "packages", "user", "docker", "timezone", "firewall", "swaps", "swapfile", "sshd_ports",
+                       "timers", "offsite_key", "app_state", f"file {home}/.ssh/authorized_keys",
+                       f"file {home}/.ssh/authorized_keys.slipway-previous", f"dir {home}/.ssh",
+                       *(f"file {path}" for path in files), *(f"dir {path}" for path in folders)]
+    state = provision.parse_probe(result.stdout)
+    assert state.architecture == "amd64" and set(provision.BASE_PACKAGES) <= state.installed
+    assert (state.user_home, state.user_shell, state.user_groups) == (str(home), "/bin/bash", {"deploy", "docker"})
+    assert (state.docker_enabled, state.docker_active) == ("enabled docker.service", "enabled docker.service")
+    assert state.sshd_ports == [22, 2222] and state.timezone_link == "/usr/share/zoneinfo/Etc/UTC"
+    assert state.timers_enabled == [] and not state.app_deployed
+    assert state.files[str(there)] == provision.FileState(0o640, *owner_and_group(), "a = 1\n")
+    assert state.files[str(tmp_path / "missing.conf")] is None
+    assert state.files[f"{home}/.ssh/authorized_keys"].content == "ssh-ed25519 AAAA op@laptop\n"
+    assert state.directories[str(folder)].mode == folder.stat().st_mode & 0o777
+    assert state.directories[str(tmp_path / "no-folder")] is None
+    # A user still to be made: no home, so nothing is read in one.
+    env = fake_commands(tmp_path / "bin", getent="exit 2")
+    without = provision.parse_probe(run_probe(provision.probe_script(inventory), env).stdout)
+    assert without.user_home is None and not any(path.startswith(str(home)) for path in without.files)
+
+
+def owner_and_group() -> tuple[str, str]:
+    return pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+
+
+# --- values reach the server as argv elements, never as program text ---------------------------------
+
+HOSTILE = "it's \"odd\" $(touch pwned) `touch pwned` ;touch pwned\nline two"
+
+
+def hostile_desired(inventory) -> provision.Desired:
+    """DESIRED with HOSTILE in every value a step puts on a command line: user, home, paths, time zone, URL, units."""
+    desired = desired_for(inventory)
+    user, home = HOSTILE, f"/home/{HOSTILE}"
+    files = {path: managed for path, managed in desired.files.items()
+             if path not in ("/etc/sudoers.d/slipway-deploy", "/home/deploy/.ssh/authorized_keys")}
+    timer = provision.ManagedFile(f"/etc/systemd/system/{HOSTILE}.timer", "[Timer]\n",
+                                  check_candidate=provision.TIMER_CHECK)
+    files.update({managed.path: managed for managed in (
+        replace(desired.files["/etc/sudoers.d/slipway-deploy"], path=f"/etc/sudoers.d/slipway-{user}"),
+        replace(desired.files["/home/deploy/.ssh/authorized_keys"], path=f"{home}/.ssh/authorized_keys",
+                owner=user, group=user),
+        timer)})
+    return replace(
+        desired, deploy_user=user, deploy_home=home, timezone=HOSTILE, docker_repository=f"https://apt.example/{HOSTILE}",
+        files=files, swap_mb=512, backup_files=(timer.path,), backup_timers=(f"{HOSTILE}.timer",),
+        offsite_key=f"/etc/slipway/{HOSTILE}/offsite_ed25519",
+        directories=(provision.Directory(f"{home}/.ssh", user, user, 0o700),
+                     provision.Directory(f"/srv/{HOSTILE}", user, user, 0o750),
+                     provision.Directory(f"/var/lib/slipway/{HOSTILE}", "root", "root", 0o755)))
+
+
+def commands_of(steps):
+    """Every command the steps' actions send to the server (the file writer's too)."""
+    for step in steps:
+        for action in step.actions:
+            if isinstance(action, provision_plan.Shell):
+                yield action.command
+            elif isinstance(action, provision_plan.Write):
+                yield provision_plan.write_file_command(action.file)
+            else:
+                yield action.command
+                if action.undo:
+                    yield action.undo
+
+
+def program_texts(command) -> list[str]:
+    """What a shell on the server reads as program in COMMAND: a fixed line; a packaged script's text and the
+    file writer's checks (shell text run on the file). The elements of any other argv are only ever values."""
+    if isinstance(command, str):
+        return [command]
+    if command[:2] != ["sh", "-c"]:
+        return []
+    options = ("--candidate-check", "--installed-check")
+    return [command[2], *(value for option, value in zip(command[3:], command[4:]) if option in options)]
+
+
+def test_hostile_values_reach_every_step_as_argv_elements_never_as_program_text(inventory):
+    desired = hostile_desired(inventory)
+    fresh = provision.HostState(os_id="debian", os_version="13", codename="trixie", architecture="amd64")
+    outside_docker = replace(fresh, user_home=f"/home/{HOSTILE}", user_groups={HOSTILE})
+    commands = [*commands_of(provision_plan.plan(desired, fresh)), *commands_of(provision_plan.plan(desired, outside_docker)),
+                provision_plan.restore_sshd_command()]
+    carrying = []
+    for command in commands:
+        assert all("touch pwned" not in text and HOSTILE not in text for text in program_texts(command)), command
+        if isinstance(command, list) and any(HOSTILE in word for word in command):
+            carrying.append(shell.shown(command).split()[0])
+    assert {"useradd", "usermod", "install", "slipway-timezone", "slipway-offsite_key", "slipway-enable_units",
+            "slipway-docker_keyring", "slipway-install_file", "slipway-restore_previous", "rm"} <= set(carrying)
+    assert ["slipway-timezone", f"/usr/share/zoneinfo/{HOSTILE}", HOSTILE] in [c[3:] for c in commands if isinstance(c, list)]
+
+
+def test_hostile_values_reach_the_probe_as_its_arguments(inventory, tmp_path, monkeypatch):
+    server = inventory.server.model_copy(update={"deploy_user": HOSTILE})
+    app = inventory.app.model_copy(update={"base_dir": Path(f"/srv/{HOSTILE}")})
+    hostile = inventory.model_copy(update={"server": server, "app": app})
+    probe = provision.probe_script(hostile)
+    assert "touch pwned" not in probe[2] and probe[3:5] == ["slipway-probe", facts.MARK]
+    assert probe[5] == HOSTILE and f"/srv/{HOSTILE}/.slipway" in probe and f"/srv/{HOSTILE}/releases" in probe
+    assert provision.deploy_home_command(hostile)[3:] == ["slipway-deploy_home", HOSTILE]
+    # Run: a line break cannot be told from the next line of the probe's output, the rest can.
+    odd = HOSTILE.replace("\n", " ")
+    (tmp_path / odd).write_text("x\n")
+    (tmp_path / f"{odd} folder").mkdir()
+    files, folders = [str(tmp_path / odd), str(tmp_path / f"{odd} missing")], [str(tmp_path / f"{odd} folder")]
+    monkeypatch.setattr(provision, "managed_paths", lambda _: (files, folders))
+    env = fake_commands(tmp_path / "bin", getent='[ "$2" = "$HOSTILE" ] && echo "x:x:1:1::$HOME_DIR:/bin/sh"')
+    env.update(HOSTILE=HOSTILE, HOME_DIR=str(tmp_path))
+    result = run_probe(provision.probe_script(hostile), env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    state = provision.parse_probe(result.stdout)
+    assert state.user_home == str(tmp_path)
+    assert state.files[str(tmp_path / odd)].content == "x\n" and state.files[str(tmp_path / f"{odd} missing")] is None
+    assert state.directories[str(tmp_path / f"{odd} folder")] is not None
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_the_file_writer_takes_a_hostile_path_as_it_is(tmp_path):
+    target = tmp_path / HOSTILE / f"{HOSTILE}.conf"
+    result = subprocess.run(["sh", "-c", shell.line(provision_plan.write_file_command(provision.ManagedFile(
+        str(target), "a = 1\n", owner=owner_and_group()[0], group=owner_and_group()[1], keep_previous=True)))],
+        input="a = 1\n", capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert target.read_text() == "a = 1\n" and [p.name for p in target.parent.iterdir()] == [target.name]
+    assert not (tmp_path / "pwned").exists()
 
 
 def run_writer(managed: provision.ManagedFile) -> subprocess.CompletedProcess:
-    return subprocess.run(["sh", "-c", provision_plan.write_file_command(managed)], input=managed.content,
+    return subprocess.run(["sh", "-c", shell.line(provision_plan.write_file_command(managed))], input=managed.content,
                           capture_output=True, text=True)
 
 
@@ -344,7 +502,7 @@ def test_file_writer_replaces_atomically_with_owner_and_mode(tmp_path):
 def test_file_writer_keeps_the_live_file_when_the_candidate_check_fails(tmp_path):
     target = tmp_path / "sudoers"
     target.write_text("old\n")
-    result = run_writer(provision.ManagedFile(str(target), "new\n", check_candidate="grep -q valid {path}"))
+    result = run_writer(provision.ManagedFile(str(target), "new\n", check_candidate='grep -q valid "$1"'))
     assert result.returncode != 0
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["sudoers"]
@@ -374,7 +532,7 @@ def write_authorized_keys(inventory, home: Path, before: str | None):
     state = provision.HostState(os_id="debian", os_version="13")
     (step,) = [s for s in provision_plan.plan(desired, state) if s.name == f"file {keys}"]
     write, prove, drop = step.actions
-    me = replace(write.file, owner=pwd.getpwuid(os.getuid()).pw_name, group=grp.getgrgid(os.getgid()).gr_name)
+    me = replace(write.file, owner=owner_and_group()[0], group=owner_and_group()[1])
     result = run_writer(me)
     assert result.returncode == 0, result.stderr
     assert keys.read_text() == desired.files[str(keys)].content
@@ -384,7 +542,7 @@ def write_authorized_keys(inventory, home: Path, before: str | None):
 @pytest.mark.parametrize("before", [OLD_KEYS, None])
 def test_a_refused_login_puts_back_the_authorized_keys_there_were(inventory, tmp_path, before):
     keys, prove, _ = write_authorized_keys(inventory, tmp_path, before)
-    undo = subprocess.run(shlex.split(prove.undo), capture_output=True, text=True)
+    undo = subprocess.run(["sh", "-c", shell.line(prove.undo)], capture_output=True, text=True)
     assert undo.returncode == 0, undo.stderr
     if before is None:
         assert list(keys.parent.iterdir()) == []
@@ -396,6 +554,6 @@ def test_a_refused_login_puts_back_the_authorized_keys_there_were(inventory, tmp
 
 def test_a_proven_login_keeps_the_new_authorized_keys_alone(inventory, tmp_path):
     keys, _, drop = write_authorized_keys(inventory, tmp_path, OLD_KEYS)
-    assert subprocess.run(shlex.split(drop.command)).returncode == 0
+    assert subprocess.run(drop.command).returncode == 0
     assert [p.name for p in keys.parent.iterdir()] == ["authorized_keys"]
     assert "op@laptop" in keys.read_text() and keys.stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,184 @@
+"""What the lab inventory calls things on the target: the app's folders, its containers, its backups' files.
+
+Lab tests take these names from here, never as literals (`/srv/demo`, `demo-db-1`): they come from the lab
+inventory (inventories/lab.yaml, which `inv lab.up` writes) through slipway's own layout code, the way
+the tasks themselves find them.
+
+`LAB` reads the inventory the first time a name is asked for, never at import: collecting the tests needs
+no lab, and by the time a test runs, the session's lab target (conftest.py's lab_target) has written it.
+Only names and paths are read from it, which a rewritten inventory (a new target's ports) leaves as they were.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import invoke
+
+from fabfile import config
+from fabfile.commands import backup, tls
+from fabfile.commands.layout import Layout, layout_of
+from fabfile.config import Inventory
+from lab import cli as lab_cli
+from tasks import ns
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def checkout_context() -> invoke.Context:
+    """A context as `inv` makes one in the checkout (tasks.py's collection: slipway's settings and the lab's)."""
+    settings = invoke.Config(project_location=str(PROJECT))
+    settings.load_collection(ns.configuration())
+    return invoke.Context(settings)
+
+
+class LabNames:
+    """The lab inventory's names and paths on the target, read from it on first use."""
+
+    @cached_property
+    def inventory(self) -> Inventory:
+        inventory_file, _ = lab_cli.inventory_files(checkout_context())
+        return config.load(inventory_file.parent, lab_cli.LAB_INVENTORY).inventory
+
+    @cached_property
+    def layout(self) -> Layout:
+        return layout_of(self.inventory)
+
+    @cached_property
+    def backup_paths(self) -> backup.BackupPaths:
+        return backup.paths_of(self.inventory)
+
+    @cached_property
+    def tls_paths(self) -> tls.TlsPaths:
+        return tls.paths_of(self.inventory)
+
+    # The app and its folders ------------------------------------------------------------------------------
+
+    @property
+    def app(self) -> str:
+        """The app's name (demo)."""
+        return self.layout.app
+
+    @property
+    def base(self) -> str:
+        """The app's folder on the server (/srv/demo)."""
+        return self.layout.base
+
+    @property
+    def releases(self) -> str:
+        return self.layout.releases
+
+    def release_dir(self, release_id: str) -> str:
+        return self.layout.release_dir(release_id)
+
+    @property
+    def current(self) -> str:
+        return self.layout.current
+
+    @property
+    def shared(self) -> str:
+        return self.layout.shared
+
+    @property
+    def traffic_dir(self) -> str:
+        """Which slot serves (a marker file) and which release each slot holds (a file per slot)."""
+        return self.layout.traffic_dir
+
+    @property
+    def audit_log(self) -> str:
+        return self.layout.audit_log
+
+    @property
+    def lock_file(self) -> str:
+        return self.layout.lock_file
+
+    @property
+    def lock_info(self) -> str:
+        """The deploy lock's holder record, written once the holder has the lock."""
+        return self.layout.lock_info
+
+    # Docker's names ---------------------------------------------------------------------------------------
+
+    def release_project(self, release_id: str) -> str:
+        """A release's compose project (demo-RELEASE)."""
+        return self.layout.release_project(release_id)
+
+    def container(self, release_id: str, service: str, index: int = 1) -> str:
+        """Replica INDEX of a release's SERVICE (demo-RELEASE-api-1)."""
+        return self.layout.containers(release_id, service, index)[-1]
+
+    @property
+    def nginx_container(self) -> str:
+        return self.layout.nginx_container
+
+    @property
+    def db_container(self) -> str:
+        return self.layout.db_container
+
+    @property
+    def db_user(self) -> str:
+        return self.inventory.database.user
+
+    @property
+    def db_name(self) -> str:
+        return self.inventory.database.name
+
+    def volume(self, name: str) -> str:
+        """A named volume's Docker name (demo_pgdata)."""
+        return self.layout.volume(name)
+
+    # Backups -----------------------------------------------------------------------------------------------
+
+    @property
+    def backups(self) -> str:
+        """The backups folder on the server (/srv/demo/backups)."""
+        return self.backup_paths.folder
+
+    @property
+    def backup_conf(self) -> str:
+        return self.backup_paths.conf
+
+    @property
+    def backup_secrets(self) -> str:
+        return self.backup_paths.secrets
+
+    def backup_unit(self, kind: str = "backup", suffix: str = "service") -> str:
+        """A systemd unit's name: KIND backup or backup-check (...), SUFFIX service or timer."""
+        return self.backup_paths.unit_name(kind, suffix)
+
+    @property
+    def verify_container(self) -> str:
+        return self.backup_paths.verify_container
+
+    @property
+    def offsite_host(self) -> str:
+        """restic's --host for the app's snapshots (slipway-demo)."""
+        return self.backup_paths.offsite_host
+
+    @property
+    def metrics_dir(self) -> str:
+        return self.inventory.backup.metrics_dir
+
+    @property
+    def metrics_file(self) -> str:
+        """The backups' node_exporter textfile (metrics.sh writes it)."""
+        return f"{self.metrics_dir}/slipway_backup_{self.app}.prom"
+
+    # TLS ---------------------------------------------------------------------------------------------------
+
+    @property
+    def renewal_conf(self) -> str:
+        """certbot's renewal settings of the app's certificate (its lineage is named after the app)."""
+        return f"{tls.LETSENCRYPT}/renewal/{self.app}.conf"
+
+    @property
+    def acme_webroot(self) -> str:
+        return self.tls_paths.webroot
+
+    @property
+    def own_certificates(self) -> str:
+        return self.tls_paths.own_certificates
+
+
+LAB = LabNames()
