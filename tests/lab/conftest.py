@@ -13,7 +13,7 @@ import yaml
 from fabfile import config, ssh
 from fabfile.errors import LoginRefused
 from fabfile.remote import Remote
-from lab import cli as lab
+from lab import target as lab
 from lab_names import PROJECT, checkout_context
 from lab_site import Site
 

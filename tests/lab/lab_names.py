@@ -20,7 +20,7 @@ from fabfile import config
 from fabfile.commands import backup, tls
 from fabfile.commands.layout import Layout, layout_of
 from fabfile.config import Inventory
-from lab import cli as lab_cli
+from lab import paths as lab_paths
 from tasks import ns
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -38,8 +38,8 @@ class LabNames:
 
     @cached_property
     def inventory(self) -> Inventory:
-        inventory_file, _ = lab_cli.inventory_files(checkout_context())
-        return config.load(inventory_file.parent, lab_cli.LAB_INVENTORY).inventory
+        inventory_file, _ = lab_paths.inventory_files(checkout_context())
+        return config.load(inventory_file.parent, lab_paths.LAB_INVENTORY).inventory
 
     @cached_property
     def layout(self) -> Layout:

@@ -32,7 +32,7 @@ def lab_inventory(tmp_path, secrets=f"DATABASE_PASSWORD='{SECRET}'\n", edit=None
            "acme": {"directory": "https://pebble:14000/dir", "api_certificate": str(tmp_path / "pebble-api.pem")}}
     backup_host = {"address": "172.30.99.20", "user": "restic", "root": "/srv/restic",
                    "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBackupHost"}
-    from lab.cli import render_template  # the lab inventory `inv lab.up` writes (lab/templates/)
+    from lab.paths import render_template  # the lab inventory `inv lab.up` writes (lab/templates/)
 
     text = render_template("inventory.yaml.j2", lab=lab, backup_host=backup_host)
     secrets += "RESTIC_PASSWORD=offsite-password\n"

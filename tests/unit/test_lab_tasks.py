@@ -6,7 +6,7 @@ from pathlib import Path
 
 import fabfile
 import tasks
-from lab import cli as lab
+from lab import paths as lab
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
