@@ -53,68 +53,21 @@ class LabNames:
     def tls_paths(self) -> tls.TlsPaths:
         return tls.paths_of(self.inventory)
 
-    # The app and its folders ------------------------------------------------------------------------------
+    def __getattr__(self, name: str):
+        """A name the layout, the backups' or TLS's paths define, as they define it (LAB.base, LAB.release_dir(id),
+        LAB.nginx_container, LAB.verify_container, LAB.own_certificates ...)."""
+        if name.startswith("_") or name in ("inventory", "layout", "backup_paths", "tls_paths"):
+            raise AttributeError(name)  # not one of theirs: one of ours failed while it was made
+        for source in (self.layout, self.backup_paths, self.tls_paths):
+            if hasattr(source, name):
+                return getattr(source, name)
+        raise AttributeError(f"the lab has no name {name!r}")
 
-    @property
-    def app(self) -> str:
-        """The app's name (demo)."""
-        return self.layout.app
-
-    @property
-    def base(self) -> str:
-        """The app's folder on the server (/srv/demo)."""
-        return self.layout.base
-
-    @property
-    def releases(self) -> str:
-        return self.layout.releases
-
-    def release_dir(self, release_id: str) -> str:
-        return self.layout.release_dir(release_id)
-
-    @property
-    def current(self) -> str:
-        return self.layout.current
-
-    @property
-    def shared(self) -> str:
-        return self.layout.shared
-
-    @property
-    def traffic_dir(self) -> str:
-        """Which slot serves (a marker file) and which release each slot holds (a file per slot)."""
-        return self.layout.traffic_dir
-
-    @property
-    def audit_log(self) -> str:
-        return self.layout.audit_log
-
-    @property
-    def lock_file(self) -> str:
-        return self.layout.lock_file
-
-    @property
-    def lock_info(self) -> str:
-        """The deploy lock's holder record, written once the holder has the lock."""
-        return self.layout.lock_info
-
-    # Docker's names ---------------------------------------------------------------------------------------
-
-    def release_project(self, release_id: str) -> str:
-        """A release's compose project (demo-RELEASE)."""
-        return self.layout.release_project(release_id)
+    # Names of the lab's own -------------------------------------------------------------------------------
 
     def container(self, release_id: str, service: str, index: int = 1) -> str:
         """Replica INDEX of a release's SERVICE (demo-RELEASE-api-1)."""
         return self.layout.containers(release_id, service, index)[-1]
-
-    @property
-    def nginx_container(self) -> str:
-        return self.layout.nginx_container
-
-    @property
-    def db_container(self) -> str:
-        return self.layout.db_container
 
     @property
     def db_user(self) -> str:
@@ -123,10 +76,6 @@ class LabNames:
     @property
     def db_name(self) -> str:
         return self.inventory.database.name
-
-    def volume(self, name: str) -> str:
-        """A named volume's Docker name (demo_pgdata)."""
-        return self.layout.volume(name)
 
     # Backups -----------------------------------------------------------------------------------------------
 
@@ -148,15 +97,6 @@ class LabNames:
         return self.backup_paths.unit_name(kind, suffix)
 
     @property
-    def verify_container(self) -> str:
-        return self.backup_paths.verify_container
-
-    @property
-    def offsite_host(self) -> str:
-        """restic's --host for the app's snapshots (slipway-demo)."""
-        return self.backup_paths.offsite_host
-
-    @property
     def metrics_dir(self) -> str:
         return self.inventory.backup.metrics_dir
 
@@ -175,10 +115,6 @@ class LabNames:
     @property
     def acme_webroot(self) -> str:
         return self.tls_paths.webroot
-
-    @property
-    def own_certificates(self) -> str:
-        return self.tls_paths.own_certificates
 
 
 LAB = LabNames()

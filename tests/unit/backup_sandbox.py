@@ -19,8 +19,9 @@ SECRETS = {"DB_PASSWORD": "x", "RESTIC_PASSWORD": "correct horse battery", "S3_I
 SECRET = SECRETS.__getitem__
 
 
-def shop_inventory(tmp_path):
-    """The shop's inventory and its secrets written to TMP_PATH (prod.yaml, prod.env), loaded."""
+def shop_inventory(tmp_path, with_database=True):
+    """The shop's inventory and its secrets written to TMP_PATH (prod.yaml, prod.env), loaded (WITH_DATABASE
+    False: the app alone, with neither database nor backups)."""
     (tmp_path / "id.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDuptqmDfSXBQUmUGJh op@laptop\n")
     data = {
         "host": {"address": "203.0.113.7"},
@@ -30,6 +31,8 @@ def shop_inventory(tmp_path):
         "database": {"image": "postgres:17", "name": "shop", "user": "shopper", "password_secret": "DB_PASSWORD"},
         "backup": {"schedule": "*-*-* 02:30:00", "keep_daily": 10},
     }
+    if not with_database:
+        del data["database"], data["backup"]
     (tmp_path / "prod.yaml").write_text(yaml.safe_dump(data))
     (tmp_path / "prod.env").write_text("".join(f"{key}={value}\n" for key, value in SECRETS.items()))
     return config.load(tmp_path, "prod").inventory

@@ -9,9 +9,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-import yaml
 
-from fabfile import config
+from backup_sandbox import SECRET, shop_inventory
 from fabfile.commands import backup, provision, provision_plan, shell, tls
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -167,26 +166,11 @@ def test_only_the_library_defines_the_shared_functions_and_every_script_that_cal
     assert "tls_state.sh" not in users and "tls_preflight.sh" not in users
 
 
-def inventory_of(tmp_path, with_database):
-    (tmp_path / "id.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDuptqmDfSXBQUmUGJh op@laptop\n")
-    data = {
-        "host": {"address": "203.0.113.7"},
-        "server": {"authorized_keys": ["id.pub"]},
-        "app": {"name": "shop", "domains": ["shop.example.com"], "base_dir": "/srv/shop"},
-        "services": {"api": {"image": "shop/api"}},
-    }
-    if with_database:
-        data["database"] = {"image": "postgres:17", "name": "shop", "user": "shopper", "password_secret": "DB_PASSWORD"}
-    (tmp_path / "prod.yaml").write_text(yaml.safe_dump(data))
-    (tmp_path / "prod.env").write_text("DB_PASSWORD=x\n")
-    return config.load(tmp_path, "prod").inventory
-
-
 @pytest.mark.parametrize("with_database", [True, False], ids=["backups and TLS", "TLS only"])
 def test_provision_installs_the_library_once_before_the_scripts_and_the_tasks_check_it(tmp_path, with_database):
-    inventory = inventory_of(tmp_path, with_database)
+    inventory = shop_inventory(tmp_path, with_database)
     assert inventory.tls_enabled and bool(inventory.database) == with_database
-    desired = provision.desired_state(inventory, PROJECT, "debian", "13", {"DB_PASSWORD": "x"}.__getitem__)
+    desired = provision.desired_state(inventory, PROJECT, "debian", "13", SECRET)
     library = desired.files[INSTALLED_LIBRARY]
     assert library.content == LIBRARY.read_text()
     assert (library.mode, library.owner, library.group) == (0o755, "root", "root")
