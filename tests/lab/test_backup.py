@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fabfile.commands import backup_records
-from fabfile.commands import shell
+from fabfile.commands import backup as backup_commands, backup_records
 from lab_names import LAB
 from load import LoadLoop
 
@@ -113,7 +112,9 @@ def test_a_restore_of_a_database_with_a_63_character_name_replaces_it_and_drops_
         as_deploy.run([*admin, "-d", name, "-c", "UPDATE t SET v = 'live'"])
         as_deploy.run(f"printf '%s\\n' BACKUPS_DIR={work} DB_CONTAINER={LAB.db_container} DB_USER={LAB.db_user} "
                       f"DB_NAME={name} LOCK_WAIT_SECONDS=5 > {work}/conf")
-        restored = as_deploy.run(shell.script("restore", f"{work}/conf", f"{work}/dump", ""), check=False)
+        # The script provision installed, with its library beside it, on a configuration of this test's own.
+        restore = backup_commands.installed_script("restore.sh")
+        restored = as_deploy.run(["sh", restore, f"{work}/conf", f"{work}/dump", ""], check=False)
         assert restored.ok, restored.stderr
         assert as_deploy.run([*admin, "-d", name, "-tAc", "SELECT v FROM t"]).stdout.strip() == "in the dump"
         databases = as_deploy.run([*admin, "-d", "postgres", "-tAc", "SELECT datname FROM pg_database"]).stdout.split()

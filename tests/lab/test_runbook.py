@@ -313,6 +313,9 @@ def test_doctor_gives_each_area_a_verdict_and_fails_on_a_stopped_database(cli, a
 KILL = "kill"  # a step's action: SIGKILL fab, as when the operator's laptop dies
 
 
+FIRST_KEYS_AFTER_SECONDS = 1
+
+
 def in_terminal(cli, args, steps, rows=40, cols=123, timeout=90) -> tuple[int, str, list[float]]:
     """`fab -H lab ARGS` in a terminal of ROWS x COLS, driven by STEPS, (pattern, action) pairs taken in turn:
     once PATTERN shows up in what fab printed since the previous step, ACTION runs: bytes are typed, a
@@ -337,6 +340,11 @@ def in_terminal(cli, args, steps, rows=40, cols=123, timeout=90) -> tuple[int, s
             if pending and (found := re.search(pending[0][0], seen[since:])):
                 since += found.end()
                 action = pending.pop(0)[1]
+                if not times:
+                    # The program's first prompt can come before docker has finished attaching the terminal
+                    # and given it its size: keys typed within those milliseconds are lost or see a 0 x 0
+                    # window. A person takes longer than this to start typing.
+                    time.sleep(FIRST_KEYS_AFTER_SECONDS)
                 times.append(time.monotonic())
                 if action == KILL:
                     process.kill()
@@ -348,7 +356,10 @@ def in_terminal(cli, args, steps, rows=40, cols=123, timeout=90) -> tuple[int, s
                     os.write(master, action)
             if process.poll() is not None and not select.select([master], [], [], 0.2)[0]:
                 break
-        return process.wait(timeout=10), seen.decode(errors="replace"), times
+        try:
+            return process.wait(timeout=10), seen.decode(errors="replace"), times
+        except subprocess.TimeoutExpired:  # still running: what it printed says where it stood
+            return None, seen.decode(errors="replace"), times
     finally:
         process.kill()
         os.close(master)
