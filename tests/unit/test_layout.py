@@ -37,3 +37,17 @@ def test_flows_and_commands_never_import_the_tasks(module):
     assert not {name for name in imported if name.startswith(("fabfile.cli", "fabfile.tasking"))}
     if module.parent.name == "commands":
         assert not {name for name in imported if name.startswith(("fabfile.flows", "fabfile.remote"))}
+
+
+SOURCES = sorted([*FABFILE.rglob("*.py"), *(FABFILE.parent / "lab").rglob("*.py")])
+MODULE_LINES, FUNCTION_LINES = 400, 50
+
+
+@pytest.mark.parametrize("module", SOURCES, ids=lambda path: str(path.relative_to(FABFILE.parent)))
+def test_modules_and_functions_stay_small_enough_to_read_whole(module):
+    text = module.read_text()
+    assert len(text.splitlines()) <= MODULE_LINES
+    long = [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)" for node in ast.walk(ast.parse(text))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > FUNCTION_LINES]
+    assert not long
