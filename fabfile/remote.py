@@ -24,7 +24,7 @@ DEFAULT_TIMEOUT_SECONDS = 120
 # How often a wait for a remote command looks whether Ctrl-C was pressed.
 INTERRUPT_POLL_SECONDS = 0.2
 
-# Ctrl-C sets this (see cli/common.py) instead of raising wherever the main thread happens to be:
+# Ctrl-C sets this (see tasking.py) instead of raising wherever the main thread happens to be:
 # a KeyboardInterrupt raised inside paramiko can leave its transport's send lock held, and the
 # cleanup that follows (on the same connection) then waits on it for ever.
 INTERRUPTED = threading.Event()
