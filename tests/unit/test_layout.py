@@ -51,3 +51,10 @@ def test_modules_and_functions_stay_small_enough_to_read_whole(module):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
             and node.end_lineno - node.lineno + 1 > FUNCTION_LINES]
     assert not long
+
+
+def test_every_reader_of_the_server_marks_its_sections_the_one_way_facts_does():
+    """facts.MARK is the one section marker: no other module or script spells one of its own."""
+    spelled = [path for path in [*FABFILE.rglob("*.py"), *FABFILE.rglob("*.sh")]
+               if "@@" in path.read_text() and path != FABFILE / "commands" / "facts.py"]
+    assert spelled == []
