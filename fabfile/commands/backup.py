@@ -10,12 +10,11 @@ the operator's machine.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..config import Inventory
-from .layout import layout_of
+from .layout import AppPaths, layout_of, path
 from .offsite import offsite_known_hosts_text, offsite_tag, repository, rest_repository, snapshot_host
 from .shell import SCRIPTS_DIR, Argv
 
@@ -48,18 +47,19 @@ VERIFY_READY_SECONDS = 120
 DOWNLOADS_DIR = ".slipway/backups"
 
 
-@dataclass(frozen=True)
-class BackupPaths:
-    app: str
-    base: str
+class BackupPaths(AppPaths):
+    """The backups' folder, settings, systemd units and offsite credentials of one app."""
 
-    @property
-    def folder(self) -> str:
-        return f"{self.base}/backups"
+    folder = path("{base}/backups")
+    uploads = path("{folder}/.uploads")
+    conf = path("{settings}/backup.conf")
+    verify_container = path("{app}-backup-verify")
 
-    @property
-    def conf(self) -> str:
-        return f"/etc/slipway/{self.app}/backup.conf"
+    def dump(self, backup_id: str) -> str:
+        return f"{self.folder}/{backup_id}.dump"
+
+    def globals(self, backup_id: str) -> str:
+        return f"{self.folder}/{backup_id}.globals.sql"
 
     def unit_name(self, kind: str, suffix: str) -> str:
         """KIND backup or backup-verify; SUFFIX service or timer."""
@@ -68,39 +68,14 @@ class BackupPaths:
     def unit(self, kind: str, suffix: str) -> str:
         return f"/etc/systemd/system/{self.unit_name(kind, suffix)}"
 
-    @property
-    def verify_container(self) -> str:
-        return f"{self.app}-backup-verify"
-
-    def dump(self, backup_id: str) -> str:
-        return f"{self.folder}/{backup_id}.dump"
-
-    def globals(self, backup_id: str) -> str:
-        return f"{self.folder}/{backup_id}.globals.sql"
-
-    @property
-    def uploads(self) -> str:
-        return f"{self.folder}/.uploads"
-
-    @property
-    def offsite_key(self) -> str:
-        """The server's own SSH key for the backup host (made on the server; only its public half leaves)."""
-        return f"/etc/slipway/{self.app}/offsite_ed25519"
-
-    @property
-    def offsite_known_hosts(self) -> str:
-        return f"/etc/slipway/{self.app}/offsite_known_hosts"
-
-    @property
-    def offsite_ca(self) -> str:
-        """The CA bundle a REST repository's certificate is checked with (a private CA's certificate: public)."""
-        return f"/etc/slipway/{self.app}/offsite-ca.pem"
-
-    @property
-    def secrets(self) -> str:
-        """The offsite repository's password and keys (a REST repository's URL with its credentials), and the
-        ping URL: 0600, the deploy user's."""
-        return f"/etc/slipway/{self.app}/backup.env"
+    # The server's own SSH key for the backup host (made on the server; only its public half leaves).
+    offsite_key = path("{settings}/offsite_ed25519")
+    offsite_known_hosts = path("{settings}/offsite_known_hosts")
+    # The CA bundle a REST repository's certificate is checked with (a private CA's certificate: public).
+    offsite_ca = path("{settings}/offsite-ca.pem")
+    # The offsite repository's password and keys (a REST repository's URL with its credentials), and the
+    # ping URL: 0600, the deploy user's.
+    secrets = path("{settings}/backup.env")
 
     @property
     def offsite_host(self) -> str:
@@ -108,7 +83,7 @@ class BackupPaths:
 
 
 def paths_of(inventory: Inventory) -> BackupPaths:
-    return BackupPaths(inventory.app.name, str(inventory.app.base_dir))
+    return BackupPaths.of(inventory)
 
 
 def conf_text(inventory: Inventory, inventory_name: str | None = None) -> str:

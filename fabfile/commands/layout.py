@@ -30,14 +30,44 @@ def new_release_id(now: datetime) -> str:
     return now.astimezone(timezone.utc).strftime("%Y%m%d-%H%M%S")
 
 
+class _Fields:
+    """OBJECT's attributes as str.format_map's fields."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __getitem__(self, name: str) -> str:
+        return getattr(self.obj, name)
+
+
+def path(template: str) -> property:
+    """A path (or a name) made from TEMPLATE, whose {fields} are the object's other attributes."""
+    return property(lambda self: template.format_map(_Fields(self)))
+
+
 @dataclass(frozen=True)
-class Layout:
+class AppPaths:
+    """Where an app's things live: BASE, the deploy user's folder, and its root-only settings folder."""
+
     app: str
     base: str
 
-    @property
-    def releases(self) -> str:
-        return f"{self.base}/releases"
+    settings = path("/etc/slipway/{app}")
+
+    @classmethod
+    def of(cls, inventory: Inventory):
+        return cls(inventory.app.name, str(inventory.app.base_dir))
+
+
+class Layout(AppPaths):
+    """A deployment's folders on the server and the names of its Docker objects."""
+
+    releases = path("{base}/releases")
+    current = path("{base}/current")
+    shared = path("{base}/shared")
+    # The password a new database is created with (PostgreSQL keeps its own afterwards): a file, so that
+    # the database container's settings do not change when the password does.
+    db_password_file = path("{shared}/db/password")
 
     def release_dir(self, release_id: str) -> str:
         return f"{self.releases}/{release_id}"
@@ -45,77 +75,32 @@ class Layout:
     def compose_file(self, release_id: str) -> str:
         return f"{self.release_dir(release_id)}/compose.yaml"
 
-    @property
-    def current(self) -> str:
-        return f"{self.base}/current"
-
-    @property
-    def shared(self) -> str:
-        return f"{self.base}/shared"
-
-    @property
-    def db_password_file(self) -> str:
-        """The password a new database is created with (PostgreSQL keeps its own afterwards): a file, so
-        that the database container's settings do not change when the password does."""
-        return f"{self.shared}/db/password"
-
-    @property
-    def live_nginx_conf(self) -> str:
-        return f"{self.shared}/nginx/app.conf"
-
-    @property
-    def traffic_dir(self) -> str:
-        """Which slot serves (a marker file) and which release each slot holds (a file per slot)."""
-        return f"{self.shared}/nginx/traffic"
-
-    @property
-    def slot_marker(self) -> str:
-        return f"{self.traffic_dir}/{SLOT_MARKER}"
+    live_nginx_conf = path("{shared}/nginx/app.conf")
+    # Which slot serves (a marker file) and which release each slot holds (a file per slot).
+    traffic_dir = path("{shared}/nginx/traffic")
+    slot_marker = path(f"{{traffic_dir}}/{SLOT_MARKER}")
+    maintenance_page = path(f"{{traffic_dir}}/{MAINTENANCE_PAGE}")
 
     @property
     def serving_lookup(self) -> tuple[str, str, str, str]:
         """What lib_serving.sh's serving_release takes to tell the serving slot and release."""
         return self.traffic_dir, self.slot_marker, MARKED_SLOT, other_slot(MARKED_SLOT)
 
-    @property
-    def maintenance_page(self) -> str:
-        return f"{self.traffic_dir}/{MAINTENANCE_PAGE}"
+    state_dir = path("{base}/.slipway")
+    audit_log = path("{state_dir}/audit.log")
+    lock_file = path("{state_dir}/deploy.lock")
+    lock_info = path("{state_dir}/lock.json")
+    steps_lock = path("{state_dir}/steps.lock")
+    shipped_images = path("{state_dir}/shipped-images")
 
     def slot_alias(self, slot: str, service: str) -> str:
         """The DNS name (Docker's, on the app network) of SERVICE's containers in SLOT."""
         return f"{self.app}-{slot}-{service}"
 
-    @property
-    def state_dir(self) -> str:
-        return f"{self.base}/.slipway"
-
-    @property
-    def audit_log(self) -> str:
-        return f"{self.state_dir}/audit.log"
-
-    @property
-    def lock_file(self) -> str:
-        return f"{self.state_dir}/deploy.lock"
-
-    @property
-    def lock_info(self) -> str:
-        return f"{self.state_dir}/lock.json"
-
-    @property
-    def shipped_images(self) -> str:
-        return f"{self.state_dir}/shipped-images"
-
-    @property
-    def steps_lock(self) -> str:
-        return f"{self.state_dir}/steps.lock"
-
-    @property
-    def network(self) -> str:
-        return f"{self.app}_app"
-
-    @property
-    def infra_project(self) -> str:
-        return self.app
+    network = path("{app}_app")
+    infra_project = path("{app}")
+    nginx_container = path("{app}-nginx-1")
+    db_container = path("{app}-db-1")
 
     def release_project(self, release_id: str) -> str:
         return f"{self.app}-{release_id}"
@@ -123,14 +108,6 @@ class Layout:
     def compose(self, release_id: str, *args: str) -> list[str]:
         """`docker compose ARGS` on release RELEASE_ID's own project and compose file."""
         return ["docker", "compose", "-p", self.release_project(release_id), "-f", self.compose_file(release_id), *args]
-
-    @property
-    def nginx_container(self) -> str:
-        return f"{self.app}-nginx-1"
-
-    @property
-    def db_container(self) -> str:
-        return f"{self.app}-db-1"
 
     def containers(self, release_id: str, service: str, replicas: int) -> list[str]:
         return [f"{self.release_project(release_id)}-{service}-{index}" for index in range(1, replicas + 1)]
@@ -141,7 +118,7 @@ class Layout:
 
 
 def layout_of(inventory: Inventory) -> Layout:
-    return Layout(inventory.app.name, str(inventory.app.base_dir))
+    return Layout.of(inventory)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from ..config import Inventory
 from .backup import INSTALL_DIR, LIBRARY
-from .layout import layout_of
+from .layout import AppPaths, layout_of, path
 from .shell import SCRIPTS_DIR, Argv
 
 INSTALLED_SCRIPTS = (LIBRARY, "tls_state.sh", "tls_issue.sh", "tls_renew.sh", "tls_renewed.sh", "tls_renew_result.sh")
@@ -33,53 +33,25 @@ CIPHERS = ":".join((
 ))
 
 
-@dataclass(frozen=True)
-class TlsPaths:
-    app: str
-    base: str
+class TlsPaths(AppPaths):
+    """Where one app's certificates, certbot's webroot and TLS settings live."""
 
-    @property
-    def webroot(self) -> str:
-        """certbot's webroot on the host: the deploy user's, served by nginx read-only."""
-        return f"{self.base}/shared/acme-challenge"
-
-    @property
-    def live(self) -> str:
-        return f"{LETSENCRYPT}/live/{self.app}"
-
-    @property
-    def own_certificates(self) -> str:
-        """A certificate and key of the user's own, root's only (0700 folder, 0600 key)."""
-        return f"/etc/slipway/{self.app}/tls"
-
-    @property
-    def conf(self) -> str:
-        return f"/etc/slipway/{self.app}/tls.conf"
-
-    @property
-    def ca_bundle(self) -> str:
-        return f"/etc/slipway/{self.app}/acme-ca.pem"
-
-    @property
-    def record_dir(self) -> str:
-        return f"/var/lib/slipway/{self.app}"
-
-    @property
-    def record(self) -> str:
-        """The last renewal check and the last renewal, written by the scripts certbot runs."""
-        return f"{self.record_dir}/tls.json"
-
-    @property
-    def deploy_hook(self) -> str:
-        return f"{LETSENCRYPT}/renewal-hooks/deploy/slipway-{self.app}"
-
-    @property
-    def certbot_drop_in(self) -> str:
-        return f"/etc/systemd/system/certbot.service.d/slipway-{self.app}.conf"
+    # certbot's webroot on the host: the deploy user's, served by nginx read-only.
+    webroot = path("{base}/shared/acme-challenge")
+    live = path(f"{LETSENCRYPT}/live/{{app}}")
+    # A certificate and key of the user's own, root's only (0700 folder, 0600 key).
+    own_certificates = path("{settings}/tls")
+    conf = path("{settings}/tls.conf")
+    ca_bundle = path("{settings}/acme-ca.pem")
+    record_dir = path("/var/lib/slipway/{app}")
+    # The last renewal check and the last renewal, written by the scripts certbot runs.
+    record = path("{record_dir}/tls.json")
+    deploy_hook = path(f"{LETSENCRYPT}/renewal-hooks/deploy/slipway-{{app}}")
+    certbot_drop_in = path("/etc/systemd/system/certbot.service.d/slipway-{app}.conf")
 
 
 def paths_of(inventory: Inventory) -> TlsPaths:
-    return TlsPaths(inventory.app.name, str(inventory.app.base_dir))
+    return TlsPaths.of(inventory)
 
 
 def uses_acme(inventory: Inventory) -> bool:
