@@ -14,10 +14,12 @@ DETACHED_WAIT_SECONDS = 90
 SETTLE_WAIT_SECONDS = 10
 
 
-def lock_command(layout: Layout, holder: dict) -> Argv:
-    """Hold the lock for as long as this command's stdin stays open (see scripts/lock.sh)."""
+def lock_command(layout: Layout, holder: dict, started_event: str = "") -> Argv:
+    """Hold the lock for as long as this command's stdin stays open (see scripts/lock.sh); STARTED_EVENT, an
+    audit line, is appended once it is held."""
+    audit = [layout.audit_log, started_event.rstrip("\n")] if started_event else []
     return script("lock", layout.lock_file, layout.lock_info, layout.steps_lock, json.dumps(holder, sort_keys=True),
-                  DETACHED_WAIT_SECONDS, SETTLE_WAIT_SECONDS, LOCK_BUSY_EXIT)
+                  DETACHED_WAIT_SECONDS, SETTLE_WAIT_SECONDS, LOCK_BUSY_EXIT, *audit)
 
 
 def in_run(layout: Layout, argv: Argv, limit: int) -> Argv:

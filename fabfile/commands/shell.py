@@ -40,7 +40,20 @@ def line(argv: Argv) -> str:
 
 
 def shown(argv: Argv) -> str:
-    """ARGV as an operator reads it in an error: a packaged script by its name and arguments."""
+    """ARGV as an operator reads it in an error: a packaged script by its name and arguments, a sequence
+    (see sequence.py) as its commands joined by &&."""
     if argv[:2] == ["sh", "-c"] and len(argv) > 3:
+        if argv[3] == "slipway-sequence":
+            return " && ".join(shown(part) for part, _ in sequence_parts(argv[5:]))
         return shlex.join(argv[3:])
     return shlex.join(argv)
+
+
+def sequence_parts(arguments: list[str]) -> list[tuple[Argv, int]]:
+    """What scripts/sequence.sh's arguments after MARK say: each command and how many stdin bytes it reads."""
+    parts = []
+    while len(arguments) >= 2:
+        count, size = int(arguments[0]), int(arguments[1])
+        parts.append((arguments[2:2 + count], size))
+        arguments = arguments[2 + count:]
+    return parts

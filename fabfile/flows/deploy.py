@@ -13,15 +13,15 @@ from ..commands import traffic
 from ..commands.layout import image_refs, layout_of, new_release_id
 from ..commands.release import ReleaseFile, nginx_conf as render_nginx_conf, release_diff, release_files, \
     release_tarball, serves_https
-from ..commands.state import SERVED, ServerState, dump_files_command, parse_file_dump
+from ..commands.state import ServerState, dump_files_command, parse_file_dump
 from ..config import Deployment
 from ..errors import SlipwayError
 from ..remote import Remote, Reporter
 from . import backups, images, tls
 from .database import check_database_password
-from .locked import Attempt, LockedRun, audit, deploy_lock, deployer, failing_cleanly, read_state, recover, \
-    remove_leftovers
-from .release import activate, prune
+from .locked import Attempt, LockedRun, audit, audit_line, deploy_lock, deployer, failing_cleanly, read_state, \
+    recover, remove_leftovers
+from .release import Ending, activate
 
 
 def checkout_commit(project: Path) -> str:
@@ -80,8 +80,8 @@ def deploy(remote: Remote, reporter: Reporter, plan: Plan, restart_db: bool, res
     deployment, release_id, version = plan.deployment, plan.release_id, plan.version
     inventory = deployment.inventory
     layout = layout_of(inventory)
-    with deploy_lock(remote, layout, f"deploy {version}", inventory.app.step_timeout_seconds) as run:
-        audit(run, layout, "deploy started", release=release_id, version=version)
+    with deploy_lock(remote, layout, f"deploy {version}", inventory.app.step_timeout_seconds,
+                     started=audit_line("deploy started", release=release_id, version=version)) as run:
         try:
             check_database_password(run, reporter, deployment)
         except SlipwayError as refusal:
@@ -96,7 +96,6 @@ def deploy(remote: Remote, reporter: Reporter, plan: Plan, restart_db: bool, res
             files = [replace(f, content=plan.https_conf) if f.path == "nginx.conf" else f for f in files]
         modes = (traffic.RESTART if restart_db else traffic.KEEP, traffic.RESTART if restart_nginx else traffic.KEEP)
         safety = _serve(remote, run, reporter, plan, state, files, modes)
-        audit(run, layout, "deploy succeeded", release=release_id, version=version)
         tls_problem = None
         if tls_commands.uses_acme(inventory) and not (certificate and certificate.covers(inventory.app.domains)):
             tls_problem = tls.obtain(run, reporter, deployment, release_id, plan.https_conf)
@@ -128,9 +127,9 @@ def _serve(remote: Remote, run: LockedRun, reporter: Reporter, plan: Plan, state
         tar = release_tarball(files, {"release.json": attempt.record("pending")})
         nginx_conf = next(f.content for f in files if f.path == "nginx.conf")
         safety = _backup_before_migrations(remote, run, reporter, deployment, state)
-        activate(run, reporter, deployment, state, attempt, tar, nginx_conf, *modes)
-        state.releases[plan.release_id] = {"id": plan.release_id, "images": attempt.images, "outcome": SERVED}
-        prune(run, reporter, deployment, state, plan.release_id)
+        succeeded = Ending(keep=True, event="deploy succeeded", details={"release": plan.release_id,
+                                                                          "version": plan.version})
+        activate(run, reporter, deployment, state, attempt, tar, nginx_conf, *modes, succeeded)
     return safety
 
 def _certificate(remote, run: LockedRun, reporter: Reporter, deployment: Deployment):
@@ -138,9 +137,10 @@ def _certificate(remote, run: LockedRun, reporter: Reporter, deployment: Deploym
     inventory = deployment.inventory
     if not inventory.tls_enabled:
         return None
+    if inventory.tls.uses_acme:
+        return tls.installed_certificate(run, reporter, deployment)
     tls.check_installed(remote, deployment, reporter)
-    if not inventory.tls.uses_acme:
-        tls.install_own(run, reporter, deployment)
+    tls.install_own(run, reporter, deployment)
     return tls.read_certificate(run, reporter, deployment)
 
 

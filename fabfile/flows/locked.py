@@ -15,6 +15,7 @@ from ..commands import lock as lock_commands
 from ..commands import traffic
 from ..commands.layout import Layout
 from ..commands.release import audit_event, release_record
+from ..commands.sequence import Outcome, Part, read_outcome, sequence_command
 from ..commands.shell import KILL_AFTER_SECONDS, Argv, line, shown
 from ..commands.state import FAILED, SERVED, ServerState, parse_state, state_command
 from ..errors import RemoteCommandFailed, SlipwayError
@@ -51,12 +52,13 @@ class LockedRun:
 
 @contextmanager
 def deploy_lock(remote: Remote, layout: Layout, command: str, step_limit: int, message: str = "",
-                as_user: str | None = None) -> Iterator[LockedRun]:
-    """Hold the deploy lock for the block (AS_USER: the holder runs as that user, through sudo)."""
+                as_user: str | None = None, started: str = "") -> Iterator[LockedRun]:
+    """Hold the deploy lock for the block (AS_USER: the holder runs as that user, through sudo). STARTED: the
+    run's first audit line (see audit_line), written as the lock is taken."""
     holder = {"by": deployer(), "command": command, "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if message:
         holder["message"] = message
-    argv = lock_commands.lock_command(layout, holder)
+    argv = lock_commands.lock_command(layout, holder, started)
     if as_user and as_user != remote.user:
         argv = ["sudo", "-n", "-u", as_user, *argv]
     channel = remote.open_channel(line(argv))
@@ -81,14 +83,35 @@ def _json(text: str) -> dict:
         return {}
 
 
+def audit_line(event: str, **details) -> str:
+    """The audit log's line for EVENT, by this operator, now."""
+    return audit_event(event, deployer(), datetime.now(timezone.utc), **details)
+
+
 def audit(run, layout: Layout, event: str, **details) -> None:
     """Append one JSON line to the audit log (RUN: a Remote's or a LockedRun's run)."""
-    run(traffic.append_audit_command(layout), stdin=audit_event(event, deployer(), datetime.now(timezone.utc), **details))
+    run(traffic.append_audit_command(layout), stdin=audit_line(event, **details))
+
+
+def run_parts(run, label: str, parts: list[Part], check: bool = True, **kwargs) -> Outcome:
+    """PARTS in one round trip (RUN: a Remote's or a LockedRun's run); CHECK: the first that fails raises,
+    named as the operator reads it."""
+    argv, stdin = sequence_command(parts)
+    result = run(argv, stdin=stdin, check=False, **kwargs)
+    outcome = read_outcome(result.stdout, result.stderr, result.exited, len(parts))
+    if check and outcome.failed is not None:
+        failed = shown(parts[outcome.failed].argv) if outcome.failed < len(parts) else shown(argv)
+        raise RemoteCommandFailed(label, failed, outcome.exited, outcome.stderr or outcome.output(outcome.failed))
+    return outcome
 
 
 def read_state(run, layout: Layout, refs: list[str], label: str) -> ServerState:
     """The server's state; a server slipway never provisioned stops everything here."""
-    state = parse_state(run(state_command(layout, refs)).stdout, layout)
+    return provisioned_state(run(state_command(layout, refs)).stdout, layout, label)
+
+
+def provisioned_state(output: str, layout: Layout, label: str) -> ServerState:
+    state = parse_state(output, layout)
     if not state.provisioned:
         raise SlipwayError(f"{label}: {layout.releases} does not exist: this server was never provisioned for "
                            f"{layout.app}; run `fab -H {label} provision` first")
@@ -98,8 +121,9 @@ def read_state(run, layout: Layout, refs: list[str], label: str) -> ServerState:
 def recover(run: LockedRun, reporter: Reporter, layout: Layout, refs: list[str], label: str) -> ServerState:
     """Under the lock: finish what an interrupted run left, then read the server afresh."""
     with reporter.step("recover from interrupted runs, re-read state") as step:
-        restored = run(traffic.recover_command(layout)).stdout.startswith("restored")
-        state = read_state(run, layout, refs, label)
+        read = run_parts(run, label, [Part(traffic.recover_command(layout)), Part(state_command(layout, refs))])
+        restored = read.output(0).startswith("restored")
+        state = provisioned_state(read.output(1), layout, label)
         notes = ["put back the nginx config of an unfinished switch"] if restored else []
         for release_id, record in state.releases.items():
             if record.get("outcome") != "pending":

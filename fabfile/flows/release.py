@@ -3,22 +3,34 @@ drained and retired; the last releases kept. Deploy, rollback, restart and passw
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from ..commands import traffic
 from ..commands.layout import Layout, layout_of, new_release_id, web_services, workers
 from ..commands.release import ReleaseFile, release_tarball, serves_https
+from ..commands.sequence import Part
 from ..commands.shell import shown
 from ..commands.state import SERVED, ServerState, releases_to_prune, unused_images
 from ..config import Deployment
 from ..errors import RemoteCommandFailed, SlipwayError
 from ..remote import Reporter
-from .locked import Attempt, LockedRun, deployer
+from .locked import Attempt, LockedRun, audit_line, deployer, run_parts
+
+
+@dataclass(frozen=True)
+class Ending:
+    """What the attempt's last round trip does besides retiring the old release: KEEP, the releases past
+    `keep_releases` pruned; EVENT, the audit event (with DETAILS) appended."""
+
+    keep: bool = False
+    event: str = ""
+    details: dict = field(default_factory=dict)
 
 
 def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: ServerState, attempt: Attempt,
-             release_tar: bytes | None, nginx_conf: str, db_mode: str, nginx_mode: str) -> None:
+             release_tar: bytes | None, nginx_conf: str, db_mode: str, nginx_mode: str,
+             ending: Ending = Ending()) -> None:
     """Bring the attempt's release up beside the serving one, gate it on health, then move traffic to it.
 
     A new release (RELEASE_TAR given) runs its release commands first; a rollback does not
@@ -32,7 +44,7 @@ def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: 
     if web:
         activation.start_healthy(web)
     activation.move_traffic(nginx_conf, nginx_mode == traffic.RESTART, bool(web))
-    activation.retire_old()
+    activation.retire_old(ending)
 
 
 @dataclass
@@ -88,24 +100,27 @@ class Activation:
         """The web services' new containers started beside the old and every one healthy, or the attempt ends."""
         layout, release_id = self.layout, self.attempt.release_id
         replicas = sum(service.replicas for service in web.values())
-        with self.reporter.step(f"start {', '.join(web)} ({replicas} new beside the old)") as step:
-            self.run(traffic.start_services_command(layout, release_id, list(web)))
-            step.changed = True
         checks = [(container, service.healthcheck.port, service.healthcheck.path) for name, service in web.items()
                   for container in layout.containers(release_id, name, service.replicas)]
         timeout = max(service.healthcheck.timeout_seconds for service in web.values())
-        with self.reporter.step("wait until every new container is healthy") as step:
-            result = self.run(traffic.wait_healthy_command(checks, timeout),
-                              limit=timeout + traffic.HEALTH_MARGIN_SECONDS, check=False)
-            step.detail = result.stdout.strip().partition(":")[2].strip()
-            if result.exited == traffic.UNHEALTHY_EXIT:
+        with self.reporter.step(f"start {', '.join(web)} ({replicas} new beside the old), wait until healthy") as step:
+            parts = [Part(traffic.start_services_command(layout, release_id, list(web))),
+                     Part(traffic.wait_healthy_command(checks, timeout))]
+            started = run_parts(self.run, self.deployment.name, parts, check=False,
+                                limit=self.run.step_limit + timeout + traffic.HEALTH_MARGIN_SECONDS)
+            step.changed = started.succeeded(0)
+            if started.failed == 0:
+                raise RemoteCommandFailed(self.deployment.name, shown(parts[0].argv), started.exited,
+                                          started.stderr or started.output(0))
+            step.detail = started.output(1).strip().partition(":")[2].strip()
+            if started.exited == traffic.UNHEALTHY_EXIT:
                 report = self.run(traffic.failure_report_command([c for c, _, _ in checks]), check=False).stdout
                 raise SlipwayError(f"{self.deployment.name}: release {release_id} ({self.attempt.version}) never "
                                    f"became healthy, so it got no traffic; {self.still_serving} still serves.\n"
                                    f"{report.rstrip()}")
-            if result.failed:
-                raise SlipwayError(f"{self.deployment.name}: waiting for health failed (exit {result.exited}): "
-                                   f"{(result.stderr or result.stdout).strip()}")
+            if started.failed is not None:
+                raise SlipwayError(f"{self.deployment.name}: waiting for health failed (exit {started.exited}): "
+                                   f"{(started.stderr or started.output(1)).strip()}")
 
     def move_traffic(self, nginx_conf: str, restart_nginx: bool, probe: bool) -> None:
         """nginx sends the next request to the new slot; PROBE: /health through nginx proves it, else it moves back."""
@@ -124,15 +139,27 @@ class Activation:
             self.attempt.switched = step.changed = True
             step.detail = result.stdout.strip() or "no nginx reload"
 
-    def retire_old(self) -> None:
-        """The old release's containers drained and stopped, the workers started, the attempt recorded as served."""
-        inventory, release_id = self.deployment.inventory, self.attempt.release_id
+    def retire_old(self, ending: Ending) -> None:
+        """The old release's containers drained and stopped, the workers started, the attempt recorded as served;
+        then what ENDING adds, all in one round trip."""
+        inventory, layout, release_id = self.deployment.inventory, self.layout, self.attempt.release_id
         old = sorted(rid for rid in self.state.projects if rid != release_id)
-        with self.reporter.step("drain and stop old containers, start workers") as step:
-            self.run(traffic.finish_command(self.layout, release_id, old, list(workers(inventory)),
-                                            inventory.app.drain_seconds))
-            step.changed, step.detail = True, f"retired {', '.join(old)}" if old else ""
-        self.run(traffic.write_record_command(self.layout, release_id), stdin=self.attempt.record(SERVED))
+        parts = [Part(traffic.finish_command(layout, release_id, old, list(workers(inventory)),
+                                             inventory.app.drain_seconds)),
+                 Part(traffic.write_record_command(layout, release_id), self.attempt.record(SERVED).encode())]
+        self.state.releases[release_id] = {**self.state.releases.get(release_id, {}), "id": release_id,
+                                           "images": self.attempt.images, "outcome": SERVED}
+        pruned = releases_to_prune(self.state, inventory.app.keep_releases, {release_id}) if ending.keep else []
+        if pruned:
+            parts.append(Part(traffic.prune_command(layout, pruned, unused_images(self.state, pruned))))
+        if ending.event:
+            parts.append(Part(traffic.append_audit_command(layout), audit_line(ending.event, **ending.details).encode()))
+        kept = f", keep the last {inventory.app.keep_releases} that served" if ending.keep else ""
+        with self.reporter.step(f"drain and stop old containers, start workers{kept}") as step:
+            run_parts(self.run, self.deployment.name, parts)
+            notes = [f"retired {', '.join(old)}"] if old else []
+            notes += [f"pruned {', '.join(pruned)}"] if pruned else []
+            step.changed, step.detail = True, "; ".join(notes)
 
 
 def _probe(inventory, nginx_conf: str) -> tuple[str, str]:
@@ -157,16 +184,6 @@ def _database_refusal(deployment: Deployment, state: ServerState, exited: int, d
             f"the inventory, `docker exec {layout.db_container} pg_dumpall -U {database.user} > all.sql`; then set "
             "the new image and a new `database.volume`, deploy with --restart-db, and load the dump with "
             f"`docker exec -i {layout.db_container} psql -U {database.user} -d postgres < all.sql`")
-
-
-def prune(run: LockedRun, reporter: Reporter, deployment: Deployment, state: ServerState, serving: str) -> None:
-    """Drop releases past `keep_releases` (never the serving one) and images only they used."""
-    keep = deployment.inventory.app.keep_releases
-    remove = releases_to_prune(state, keep, {serving})
-    with reporter.step(f"keep the last {keep} releases that served") as step:
-        if remove:
-            run(traffic.prune_command(layout_of(deployment.inventory), remove, unused_images(state, remove)))
-            step.changed, step.detail = True, f"pruned {', '.join(remove)}"
 
 
 def copy_attempt(deployment: Deployment, state: ServerState, kind: str, **fields) -> Attempt:
@@ -194,10 +211,10 @@ def copy_serving(run: LockedRun, reporter: Reporter, layout: Layout, state: Serv
         step.changed = True
 
 
-def serve_copy(run: LockedRun, reporter: Reporter, deployment: Deployment, state: ServerState, attempt: Attempt) -> None:
+def serve_copy(run: LockedRun, reporter: Reporter, deployment: Deployment, state: ServerState, attempt: Attempt,
+               event: str = "", **details) -> None:
     """Start the copied release beside the serving one, health-gate it and move traffic to it (nginx's config as
-    it is), then keep the last releases."""
+    it is), then keep the last releases and record the audit EVENT, if given."""
     nginx_conf = run(["cat", layout_of(deployment.inventory).live_nginx_conf]).stdout
-    activate(run, reporter, deployment, state, attempt, None, nginx_conf, traffic.LEAVE, traffic.LEAVE)
-    state.releases[attempt.release_id] = {"id": attempt.release_id, "images": attempt.images, "outcome": SERVED}
-    prune(run, reporter, deployment, state, attempt.release_id)
+    activate(run, reporter, deployment, state, attempt, None, nginx_conf, traffic.LEAVE, traffic.LEAVE,
+             Ending(keep=True, event=event, details=details))

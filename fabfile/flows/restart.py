@@ -31,7 +31,7 @@ def restart(remote: Remote, reporter: Reporter, deployment: Deployment, service:
         with failing_cleanly(run, reporter, layout, attempt, deployment.name):
             remove_leftovers(run, reporter, layout, state)
             copy_serving(run, reporter, layout, state, attempt)
-            serve_copy(run, reporter, deployment, state, attempt)
-        audit(run, layout, "restarted", release=attempt.release_id, restart_of=attempt.restart_of)
+            serve_copy(run, reporter, deployment, state, attempt, "restarted", release=attempt.release_id,
+                       restart_of=attempt.restart_of)
     print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")
     print(f"[{deployment.name}] {attempt.restart_of} ({attempt.version}) restarted as {attempt.release_id}")

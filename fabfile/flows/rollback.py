@@ -14,7 +14,7 @@ from ..errors import SlipwayError
 from ..remote import Remote, Reporter
 from .database import check_release_password
 from .locked import Attempt, LockedRun, audit, deploy_lock, failing_cleanly, recover, remove_leftovers
-from .release import activate
+from .release import Ending, activate
 
 
 def rollback(remote: Remote, reporter: Reporter, deployment: Deployment, to: str | None) -> None:
@@ -36,8 +36,10 @@ def rollback(remote: Remote, reporter: Reporter, deployment: Deployment, to: str
             remove_leftovers(run, reporter, layout, state)
             with reporter.step(f"images of {target} on the server (no pull, no build)"):
                 run(traffic.tag_images_command(record["images"]))
-            activate(run, reporter, deployment, state, attempt, None, nginx_conf, traffic.LEAVE, traffic.LEAVE)
-        audit(run, layout, "rolled back", release=target, version=record["version"], previous=state.serving)
+            rolled_back = Ending(event="rolled back", details={"release": target, "version": record["version"],
+                                                               "previous": state.serving})
+            activate(run, reporter, deployment, state, attempt, None, nginx_conf, traffic.LEAVE, traffic.LEAVE,
+                     rolled_back)
     print(f"{reporter.summary()}, {remote.round_trips} SSH round trips")
     print(f"[{deployment.name}] rolled back to {target} ({record['version']})")
 

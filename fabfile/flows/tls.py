@@ -9,11 +9,13 @@ from datetime import datetime, timezone
 from ..commands import tls as tls_commands
 from ..commands import traffic
 from ..commands.layout import layout_of
+from ..commands.sequence import Part
 from ..commands.shell import shown
 from ..config import Deployment
 from ..errors import RemoteCommandFailed, SlipwayError
 from ..remote import Remote, Reporter
-from .installed import require_installed
+from .installed import hashes_part, require_hashes, require_installed
+from .locked import run_parts
 
 ISSUE_LIMIT_SECONDS = 300
 
@@ -32,6 +34,19 @@ def read_certificate(run, reporter: Reporter, deployment: Deployment) -> tls_com
     with reporter.step("certificate on the server") as step:
         certificate = tls_commands.parse_certificate(run(tls_commands.state_argv(inventory), root=True).stdout)
         step.detail = describe(certificate, inventory.app.domains) if certificate else "none yet"
+    return certificate
+
+
+def installed_certificate(run, reporter: Reporter, deployment: Deployment) -> tls_commands.Certificate | None:
+    """check_installed and read_certificate in one round trip."""
+    inventory = deployment.inventory
+    wanted = tls_commands.installed_texts(inventory)
+    with reporter.step("TLS scripts in place, certificate on the server") as step:
+        read = run_parts(run, deployment.name, [hashes_part(wanted), Part(tls_commands.state_argv(inventory))],
+                         root=True)
+        require_hashes(deployment, wanted, read.output(0))
+        certificate = tls_commands.parse_certificate(read.output(1))
+        step.detail = describe(certificate, inventory.app.domains) if certificate else "no certificate yet"
     return certificate
 
 

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Hold the deploy lock for as long as this script's stdin stays open.
-# Usage: lock.sh LOCK_FILE INFO_FILE STEPS_LOCK HOLDER_JSON DETACHED_WAIT SETTLE_WAIT BUSY_EXIT
+# Usage: lock.sh LOCK_FILE INFO_FILE STEPS_LOCK HOLDER_JSON DETACHED_WAIT SETTLE_WAIT BUSY_EXIT [AUDIT_LOG EVENT]
+# With AUDIT_LOG, the EVENT line is appended to it once the lock is held (the run's first audit line,
+# in the same round trip).
 #
 # flock is atomic and dies with its holder: when slipway exits, is stopped
 # with Ctrl-C or loses its SSH connection (sshd's keep-alives notice a
@@ -12,6 +14,7 @@
 # looking), instead of reporting "an unknown holder".
 set -eu
 lock_file=$1 info=$2 steps=$3 holder=$4 detached_wait=$5 settle_wait=$6 busy_exit=$7
+audit_log=${8:-} event=${9:-}
 
 holder_alive() {
   pid=$(sed -n 's/^{"pid": \([0-9][0-9]*\),.*/\1/p' "$info" 2>/dev/null)
@@ -35,6 +38,10 @@ if ! flock -n 9; then
   fi
 fi
 printf '{"pid": %s, "holder": %s}\n' "$$" "$holder" > "$info"
+if [ -n "$audit_log" ]; then
+  mkdir -p "$(dirname "$audit_log")"
+  printf '%s\n' "$event" >> "$audit_log"
+fi
 echo LOCKED
 # Only this shell holds the lock, on descriptor 9 (force_unlock.sh checks it);
 # the reader runs in a subshell so the shell's own descriptors stay as they are.

@@ -441,7 +441,7 @@ def test_a_new_database_password_is_refused_by_deploy_and_rotated_with_no_failed
     def never_healthy(data):
         data["services"]["api"]["healthcheck"].update(path="/nope", timeout_seconds=5)
     failed = variant(never_healthy, extra_secrets={"DATABASE_PASSWORD": new})("db.rotate-password")
-    assert failed.returncode == 1 and "password rotation failed at 'wait until every new container is healthy'" in failed.stderr
+    assert failed.returncode == 1 and "password rotation failed at 'start api (2 new beside the old), wait until healthy'" in failed.stderr
     assert "put the old password back" in failed.stdout and "Traceback" not in failed.stderr
     assert opens_the_database(as_deploy, old) and not opens_the_database(as_deploy, new)
     assert live_release(as_deploy) == serving and passwordless_lines(as_deploy) == 0

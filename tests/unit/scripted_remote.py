@@ -10,15 +10,20 @@ from __future__ import annotations
 import io
 import json
 import re
+import shlex
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Callable
 
 from invoke.runners import Result
 
-from fabfile.commands.layout import Layout
+from fabfile.commands import shell
 from fabfile.commands.facts import MARK
+from fabfile.commands.layout import Layout
 from fabfile.remote import Remote
+
+
+SEQUENCE = "slipway-sequence"
 
 
 @dataclass
@@ -61,8 +66,26 @@ class ScriptedRemote(Remote):
         return [call for call in self.calls if re.search(pattern, call.shown)]
 
     def _run_collecting(self, line, stdin, timeout, shown) -> Result:
-        fed = stdin.decode(errors="replace") if isinstance(stdin, bytes) else (stdin or "")
-        self.calls.append(Call(shown, fed))
+        fed = stdin if isinstance(stdin, bytes) else (stdin or "").encode()
+        argv = shlex.split(line)
+        if SEQUENCE in argv:
+            return self._sequence(line, argv[argv.index(SEQUENCE) + 2:], fed)
+        stdout, stderr, exited = self._replay(shown, fed)
+        return Result(stdout=stdout, stderr=stderr, exited=exited, command=line)
+
+    def _sequence(self, line: str, arguments: list[str], fed: bytes) -> Result:
+        """Each part of a sequence (scripts/sequence.sh) replayed as its own command, until one fails."""
+        stdout, stderr = "", ""
+        for number, (part, size) in enumerate(shell.sequence_parts(arguments), start=1):
+            out, err, exited = self._replay(shell.shown(part), fed[:size])
+            fed, stdout, stderr = fed[size:], stdout + out, stderr + err
+            if exited:
+                return Result(stdout=stdout, stderr=stderr, exited=exited, command=line)
+            stdout += f"\n{MARK} {number}\n"
+        return Result(stdout=stdout, stderr=stderr, exited=0, command=line)
+
+    def _replay(self, shown: str, fed: bytes) -> tuple[str, str, int]:
+        self.calls.append(Call(shown, fed.decode(errors="replace")))
         for rule in self.rules:
             if re.search(rule.pattern, shown):
                 if rule.once:
@@ -70,13 +93,19 @@ class ScriptedRemote(Remote):
                 if rule.raises is not None:
                     raise rule.raises
                 stdout = rule.answer(shown) if rule.answer else rule.stdout
-                return Result(stdout=stdout, stderr=rule.stderr, exited=rule.exited, command=line)
-        return Result(stdout="", stderr="", exited=0, command=line)
+                return stdout, rule.stderr, rule.exited
+        return "", "", 0
 
     def _exec(self, line):
-        """The deploy lock's channel: the lock is taken at once."""
-        self.calls.append(Call("take the deploy lock", ""))
+        """The deploy lock's channel: the lock is taken at once (recorded as lock.sh's own name and arguments)."""
+        self.calls.append(Call(shell.shown(shlex.split(line)), ""))
         return LockChannel()
+
+    def audit_events(self) -> list[dict]:
+        """Every audit line written, in order: the lock's first (lock.sh's EVENT argument), then append_audit's."""
+        events = [json.loads(shlex.split(call.shown)[-1]) for call in self.ran(r"^slipway-lock ")
+                  if len(shlex.split(call.shown)) == 10]
+        return events + [json.loads(call.stdin) for call in self.ran(r"^slipway-append_audit ")]
 
 
 class LockChannel:

@@ -7,6 +7,7 @@ what is recorded, undone, audited and said.
 import base64
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,7 @@ def reporter() -> Reporter:
 
 
 def audits(remote: ScriptedRemote) -> list[str]:
-    return [json.loads(call.stdin)["event"] for call in remote.ran(r"^slipway-append_audit ")]
+    return [event["event"] for event in remote.audit_events()]
 
 
 def last_record(remote: ScriptedRemote, layout, release_id: str) -> dict:
@@ -80,13 +81,13 @@ def test_a_release_that_never_gets_healthy_is_recorded_failed_removed_and_the_ol
     with pytest.raises(SlipwayError) as raised:
         deploy(remote, deployment)
     release_id = json.loads(remote.ran(r"^slipway-append_audit ")[0].stdin)["release"]
-    assert str(raised.value).startswith(f"lab: deploy failed at 'wait until every new container is healthy': "
+    assert str(raised.value).startswith(f"lab: deploy failed at 'start api (2 new beside the old), wait until healthy': "
                                         f"{release_id} (v2) got no traffic; {SERVING} still serves.\n")
     assert "demo-x-api-1 said: boom" in str(raised.value)
     assert not remote.ran(r"^slipway-switch_nginx ")
     assert remote.ran(f"^slipway-discard demo-{release_id}$")
     record = last_record(remote, layout, release_id)
-    assert record["outcome"] == "failed" and record["detail"].startswith("wait until every new container is healthy: ")
+    assert record["outcome"] == "failed" and record["detail"].startswith("start api (2 new beside the old), wait until healthy: ")
     assert audits(remote) == ["deploy started", "deploy failed"]
 
 
@@ -108,7 +109,7 @@ def test_a_switch_that_failed_after_traffic_moved_is_trusted_to_the_server_and_t
 
 
 def release_of(remote: ScriptedRemote) -> str:
-    return json.loads(remote.ran(r"^slipway-append_audit ")[0].stdin)["release"]
+    return remote.audit_events()[0]["release"]
 
 
 def test_a_release_nginx_cannot_reach_moves_traffic_back_and_is_removed(deployment, layout):
@@ -133,7 +134,7 @@ def test_ctrl_c_mid_step_stops_the_step_on_the_server_puts_nginx_back_and_record
     assert shown[stopped + 1].startswith("slipway-recover ")
     release_id = release_of(remote)
     assert remote.ran(f"^slipway-discard demo-{release_id}$")
-    assert last_record(remote, layout, release_id)["detail"] == "wait until every new container is healthy: interrupted"
+    assert last_record(remote, layout, release_id)["detail"] == "start api (2 new beside the old), wait until healthy: interrupted"
     assert audits(remote)[-1] == "deploy failed"
 
 
@@ -195,7 +196,7 @@ def rotation(deployment, layout, failing: str) -> ScriptedRemote:
 def test_a_rotation_whose_new_release_never_serves_puts_the_old_password_back_and_ends_password_less_access(
         deployment, layout):
     remote = rotation(deployment, layout, r"^slipway-wait_healthy ")
-    with pytest.raises(SlipwayError, match="password rotation failed at 'wait until every new container is healthy'"):
+    with pytest.raises(SlipwayError, match=re.escape("password rotation failed at 'start api (2 new beside the old), wait until healthy'")):
         database_flow.rotate_password(remote, reporter(), deployment)
     sets = [call.stdin for call in remote.ran(r"^slipway-db_access \S+ \S+ \S+ \S+ set")]
     assert len(sets) == 2 and "old-verifier" in sets[1] and "old-verifier" not in sets[0]
