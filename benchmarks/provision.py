@@ -117,6 +117,7 @@ def main() -> None:
         ansible_env = {"ANSIBLE_PIPELINING": "True", "ANSIBLE_HOST_KEY_CHECKING": "True", "PATH": f"{tools}:/usr/bin:/bin",
                        "ANSIBLE_LOCAL_TEMP": str(workdir / "ansible-tmp"), "HOME": str(Path.home())}
         commands = {
+            "fab --version": ([str(BIN / "fab"), "--version"], None),
             "slipway": ([str(BIN / "fab"), "-H", "lab", "provision"], None),
             "ansible": ([str(tools / "ansible-playbook"), "-i", "hosts.yml", "playbook.yml"], ansible_env),
             "pyinfra": ([str(tools / "pyinfra"), "-y", "--sudo", "--ssh-user", user, "--ssh-key", str(host.key_file),
@@ -126,14 +127,18 @@ def main() -> None:
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
         for name, (argv, env) in commands.items():
-            timed(argv, workdir if name != "slipway" else PROJECT, env)  # converge and warm up
+            folder = workdir if name in ("ansible", "pyinfra") else PROJECT
+            timed(argv, folder, env)  # converge and warm up
             for _ in range(args.runs):
-                elapsed, output = timed(argv, workdir if name != "slipway" else PROJECT, env)
+                elapsed, output = timed(argv, folder, env)
                 times[name].append(elapsed)
-            print(f"{name:8} last run says: {_no_op_evidence(name, output)}")
+            if name != "fab --version":
+                print(f"{name:8} last run says: {_no_op_evidence(name, output)}")
 
     slipway = statistics.median(times["slipway"])
     print(f"\nno-op provision re-run against the lab target, median of {args.runs} (wall time, whole command):")
+    start_up = statistics.median(times.pop("fab --version"))
+    print(f"  {'fab --version (start-up only)':<30} {start_up:6.2f}s; slipway's no-op provision is {slipway / start_up:.1f}x that")
     for name, samples in times.items():
         median = statistics.median(samples)
         ratio = "" if name == "slipway" else f"  slipway is {median / slipway:.1f}x faster"

@@ -6,7 +6,8 @@ Needs a provisioned lab target with the app deployed. Prints, per command,
 the median and the fastest of RUNS runs of `fab -H lab status` and
 `fab -H lab logs all --tail 100`, next to what every `fab` command pays
 before it does anything (`fab --version`: Python, Invoke, Fabric, paramiko)
-and slipway's own import.
+and slipway's own import, each also as a multiple of `fab --version` (the
+machine's speed varies from run to run; the ratio much less).
 """
 
 from __future__ import annotations
@@ -41,10 +42,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
+    start_up = None
     for name, argv in COMMANDS.items():
         timed(argv)  # warm the page cache
         times = [timed(argv) for _ in range(args.runs)]
-        print(f"{name:<34} median {statistics.median(times):5.2f} s   fastest {min(times):5.2f} s")
+        median = statistics.median(times)
+        start_up = start_up or median
+        print(f"{name:<34} median {median:5.2f} s   fastest {min(times):5.2f} s   {median / start_up:4.1f}x fab --version")
 
 
 if __name__ == "__main__":

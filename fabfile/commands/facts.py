@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from .shell import line, script
+
 MARK = "@@slipway@@"
 
 
@@ -22,9 +24,8 @@ class Fact:
 
 
 def gather_command(facts: Iterable[Fact]) -> str:
-    """One shell line printing every fact under its section."""
-    return "; ".join(f"{fact.command} 2>/dev/null" if fact.name is None else
-                     f"echo {MARK} {fact.name}; {fact.command} 2>/dev/null" for fact in facts)
+    """One shell line printing every fact under its section (scripts/gather.sh: the facts run at once)."""
+    return line(script("gather", MARK, *(word for fact in facts for word in (fact.name or "-", fact.command))))
 
 
 def sections(output: str) -> list[tuple[str, list[str]]]:

@@ -227,7 +227,7 @@ def test_stale_lock_is_shown_refused_and_released_only_with_force(cli, as_deploy
     as_deploy.run("pkill -f '^sleep 3600$' || true")
 
 
-@pytest.mark.parametrize("kill_after", ["start api", "move traffic"])
+@pytest.mark.parametrize("kill_after", ["release command", "move traffic"])
 def test_lost_connection_mid_deploy_keeps_the_site_up_and_the_next_deploy_works(kill_after, cli, site, as_deploy):
     version = "v1" if serving_version(site) == "v2" else "v2"
     argv = [str(cli.__globals__["BIN"] / "fab"), "-H", "lab", "deploy", "--version", version]
@@ -263,7 +263,7 @@ def test_ctrl_c_mid_deploy_undoes_the_attempt_and_frees_the_lock(cli, site, as_d
         deploying = subprocess.Popen(argv, cwd=cli.__globals__["PROJECT"], stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         for line in deploying.stdout:
-            if "start api" in line:
+            if "release command" in line:
                 deploying.send_signal(signal.SIGINT)
                 break
         output = deploying.stdout.read()
@@ -291,7 +291,7 @@ def test_an_operator_lost_without_a_trace_frees_the_lock_within_a_minute(cli, si
                                  cwd=cli.__globals__["PROJECT"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         for line in deploying.stdout:
-            if "start api" in line:
+            if "release command" in line:
                 break
         for rule in ssh_rules:
             subprocess.run([*in_target, "iptables", "-I", *rule], check=True)

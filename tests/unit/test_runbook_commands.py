@@ -10,9 +10,8 @@ def facts_output(**values) -> str:
     return "".join(f"{MARK} {key}\n{value}\n" for key, value in values.items())
 
 
-def test_facts_command_is_one_line_of_probes_that_runs_in_sh():
+def test_facts_command_runs_in_sh():
     command = runbook.facts_command()
-    assert "\n" not in command
     completed = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
     facts = runbook.parse_facts(completed.stdout)
     assert facts["kernel"].startswith("Linux ")

@@ -1,6 +1,7 @@
 """`status` as data: the sections one round trip prints, read into a report and the problems that need a human."""
 
 import json
+import shlex
 import subprocess
 from datetime import datetime, timezone
 
@@ -9,7 +10,7 @@ import pytest
 from fabfile.commands import runbook
 from fabfile.errors import ConfigError
 from fabfile.commands.doctor import doctor_checks, format_doctor
-from fabfile.commands.facts import MARK
+from fabfile.commands.facts import MARK, Fact, gather_command, sections
 from fabfile.commands.status import format_status, parse_status, status_command
 from test_deploy_commands import lab_inventory
 
@@ -103,11 +104,22 @@ def test_a_stopped_docker_is_said_first_and_nothing_is_guessed_about_containers(
                                   "(sudo systemctl status docker)"]
 
 
-def test_the_status_line_runs_every_section_even_when_one_fails(tmp_path):
-    command = status_command(lab_inventory(tmp_path).inventory)
-    for section in ("lock", "audit", "backups", "certificate"):
-        assert f"echo {MARK} {section};" in command
-    assert subprocess.run(["sh", "-n", "-c", command]).returncode == 0
+def test_the_status_line_gathers_every_section(tmp_path):
+    words = shlex.split(status_command(lab_inventory(tmp_path).inventory))
+    for section in ("-", "lock", "audit", "backups", "certificate", "passwordless"):
+        assert section in words[words.index(MARK):]
+    assert subprocess.run(["sh", "-n", "-c", words[2]]).returncode == 0
+
+
+def test_facts_are_gathered_at_once_and_printed_in_order_even_when_one_fails(tmp_path):
+    flag = shlex.quote(str(tmp_path / "made"))
+    # The first fact sees what a later one makes only if they run at the same time.
+    facts = [Fact("waits", f"for i in $(seq 50); do [ -e {flag} ] && echo saw && break; sleep 0.1; done"),
+             Fact("broken", "echo partial; echo why >&2; exit 3"), Fact(None, f"echo '{MARK} own'; echo 2"),
+             Fact("makes", f"touch {flag}; printf '%s\\n' \"a b\"")]
+    printed = subprocess.run(["sh", "-c", gather_command(facts)], capture_output=True, text=True)
+    assert printed.returncode == 0 and printed.stderr == ""
+    assert sections(printed.stdout) == [("waits", ["saw"]), ("broken", ["partial"]), ("own", ["2"]), ("makes", ["a b"])]
 
 
 FAKE_DOCKER = """#!/bin/sh
