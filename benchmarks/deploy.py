@@ -5,7 +5,7 @@
 Needs a provisioned lab target (`inv lab.up && fab -H lab provision`). It
 deploys v1 and v2 once each to ship them, then alternates between them and
 prints, per run and as a median: the whole command's wall time, the time
-spent waiting for health checks, the configured drain, the traffic switch,
+spent starting the new containers and waiting for their health checks, the configured drain, the traffic switch,
 the time the server spends in Docker (the other remote steps), and slipway's own overhead (all
 the rest: Python start-up, config, rendering, SSH, reporting), with the
 number of SSH round trips.
@@ -36,7 +36,8 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 FAB = Path(sys.executable).parent / "fab"
 STEP = re.compile(r"^\[lab\] (?P<name>.+?) +(?:ok|changed|failed) +(?P<seconds>\d+\.\d+)s")
-HEALTH_STEP = "wait until every new container is healthy"
+# The web containers started and their health waited for, in one round trip.
+HEALTH_STEP_END = ", wait until healthy"
 SWITCH_STEP = "move traffic to "
 
 
@@ -52,12 +53,12 @@ def deploy(version: str) -> tuple[float, str]:
 
 def breakdown(elapsed: float, output: str, drain: float) -> dict[str, float]:
     steps = {m["name"]: float(m["seconds"]) for m in map(STEP.match, output.splitlines()) if m}
-    health = steps.get(HEALTH_STEP, 0.0)
+    health = sum(seconds for name, seconds in steps.items() if name.endswith(HEALTH_STEP_END))
     remote = sum(seconds for name, seconds in steps.items() if not name.startswith("connect"))
     switch = next(seconds for name, seconds in steps.items() if name.startswith(SWITCH_STEP))
     docker = remote - health - drain - switch
     trips = int(re.search(r"(\d+) SSH round trips", output).group(1))
-    return {"total": elapsed, "health wait": health, "drain": drain, "move traffic": switch,
+    return {"total": elapsed, "start and health wait": health, "drain": drain, "move traffic": switch,
             "docker on server": docker, "slipway overhead": elapsed - remote, "round trips": trips}
 
 
@@ -184,7 +185,7 @@ def main() -> None:
     print(f"\nmedian of {args.runs} deploys of an already-shipped image:")
     for key in rows[0]:
         value = statistics.median(row[key] for row in rows)
-        print(f"  {key:<18} {value:.0f}" if key == "round trips" else f"  {key:<18} {value:6.2f}s")
+        print(f"  {key:<22} {value:.0f}" if key == "round trips" else f"  {key:<22} {value:6.2f}s")
     compare_paths(args.rate, args.seconds)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -148,7 +149,7 @@ def main() -> None:
 def _no_op_evidence(name: str, output: str) -> str:
     lines = [line for line in output.splitlines() if line.strip()]
     if name == "slipway":
-        return lines[-1].strip()
+        return next((line.strip() for line in reversed(lines) if re.search(r" ok, \d+ changed, ", line)), "?")
     if name == "ansible":
         return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("lab ")), "?")
     operations = sum(line.startswith("--> Starting operation:") for line in lines)
