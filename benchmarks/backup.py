@@ -30,6 +30,7 @@ sys.path.insert(0, str(PROJECT))
 
 from fabfile import config, ssh  # noqa: E402
 from fabfile.commands import backup as backups  # noqa: E402
+from fabfile.commands.layout import layout_of  # noqa: E402
 from fabfile.remote import Remote  # noqa: E402
 
 FILL_SQL = """DROP TABLE IF EXISTS bench_rows;
@@ -63,7 +64,7 @@ def main() -> None:
 
     deployment = config.load(PROJECT / "inventories", "lab")
     inventory = deployment.inventory
-    paths = backups.paths_of(inventory)
+    paths = layout_of(inventory)
     db, user, name = f"{inventory.app.name}-db-1", inventory.database.user, inventory.database.name
     conn = ssh.open_connection(ssh.connection(inventory.host, "lab", "inv lab.up", user=inventory.server.deploy_user),
                                "lab", ssh.known_hosts_file(inventory.host), "inv lab.up")
@@ -76,7 +77,7 @@ def main() -> None:
         print(f"database {name}: {size}")
 
         local_conf = "/tmp/slipway-bench-backup.conf"
-        remote.run(f"grep -v '^OFFSITE_REPOSITORY=' {paths.conf} > {local_conf}")
+        remote.run(f"grep -v '^OFFSITE_REPOSITORY=' {paths.backup_conf} > {local_conf}")
         raw, raw_same, ours, offsite = [], [], [], []
         for _ in range(args.runs):
             raw.append(timed(remote, f"docker exec {db} pg_dump -Fc -U {user} -d {name} > /dev/null")[0])

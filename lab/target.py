@@ -9,7 +9,7 @@ from pathlib import Path
 from invoke import Context
 
 from fabfile import config, ssh
-from fabfile.commands import backup as backup_commands
+from fabfile.commands.layout import layout_of
 from fabfile.errors import LocalCommandFailed
 from fabfile.remote import Reporter
 from fabfile.tasking import project_dir, run_local
@@ -113,7 +113,7 @@ def trust_offsite_key(c: Context, reporter: Reporter) -> str:
     account's authorized_keys (read from the target's disk, as from a console)."""
     lab = names(c)
     inventory = config.load(inventory_files(c)[0].parent, LAB_INVENTORY).inventory
-    key_path = backup_commands.paths_of(inventory).offsite_key + ".pub"
+    key_path = layout_of(inventory).offsite_key + ".pub"
     with reporter.step(f"authorize {lab.target}'s offsite key on {lab.backup_host}") as step:
         public_key = " ".join(run_local(c, commands.exec_command(lab.target, f"cat {key_path}")).stdout.split()[:2])
         run_local(c, commands.exec_command(lab.backup_host, commands.AUTHORIZE_BACKUP_KEY, interactive=True),

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import Inventory
-from .layout import AppPaths, layout_of, path
-from .offsite import offsite_known_hosts_text, offsite_tag, repository, rest_repository, snapshot_host
+from .layout import Layout, layout_of
+from .offsite import offsite_known_hosts_text, offsite_tag, repository, rest_repository
 from .shell import SCRIPTS_DIR, Argv
 
 INSTALL_DIR = "/usr/local/lib/slipway"
@@ -47,53 +47,14 @@ VERIFY_READY_SECONDS = 120
 DOWNLOADS_DIR = ".slipway/backups"
 
 
-class BackupPaths(AppPaths):
-    """The backups' folder, settings, systemd units and offsite credentials of one app."""
-
-    folder = path("{base}/backups")
-    uploads = path("{folder}/.uploads")
-    conf = path("{settings}/backup.conf")
-    verify_container = path("{app}-backup-verify")
-
-    def dump(self, backup_id: str) -> str:
-        return f"{self.folder}/{backup_id}.dump"
-
-    def globals(self, backup_id: str) -> str:
-        return f"{self.folder}/{backup_id}.globals.sql"
-
-    def unit_name(self, kind: str, suffix: str) -> str:
-        """KIND backup or backup-verify; SUFFIX service or timer."""
-        return f"slipway-{self.app}-{kind}.{suffix}"
-
-    def unit(self, kind: str, suffix: str) -> str:
-        return f"/etc/systemd/system/{self.unit_name(kind, suffix)}"
-
-    # The server's own SSH key for the backup host (made on the server; only its public half leaves).
-    offsite_key = path("{settings}/offsite_ed25519")
-    offsite_known_hosts = path("{settings}/offsite_known_hosts")
-    # The CA bundle a REST repository's certificate is checked with (a private CA's certificate: public).
-    offsite_ca = path("{settings}/offsite-ca.pem")
-    # The offsite repository's password and keys (a REST repository's URL with its credentials), and the
-    # ping URL: 0600, the deploy user's.
-    secrets = path("{settings}/backup.env")
-
-    @property
-    def offsite_host(self) -> str:
-        return snapshot_host(self.app)
-
-
-def paths_of(inventory: Inventory) -> BackupPaths:
-    return BackupPaths.of(inventory)
-
-
 def conf_text(inventory: Inventory, inventory_name: str | None = None) -> str:
     """backup.conf: KEY=VALUE lines the scripts read with sed (never sourced: values stay data).
 
     INVENTORY_NAME (the inventory's file name, prod for inventories/prod.yaml) tags the offsite snapshots,
     so that inventories sharing a repository and an app name keep apart."""
-    layout, paths, database, backup = layout_of(inventory), paths_of(inventory), inventory.database, inventory.backup
+    layout, database, backup = layout_of(inventory), inventory.database, inventory.backup
     settings = {
-        "BACKUPS_DIR": paths.folder,
+        "BACKUPS_DIR": layout.backups,
         "DB_CONTAINER": layout.db_container,
         "DB_USER": database.user,
         "DB_NAME": database.name,
@@ -102,13 +63,13 @@ def conf_text(inventory: Inventory, inventory_name: str | None = None) -> str:
         "KEEP_WEEKLY": backup.keep_weekly,
         "KEEP_MONTHLY": backup.keep_monthly,
         "LOCK_WAIT_SECONDS": LOCK_WAIT_SECONDS,
-        "VERIFY_CONTAINER": paths.verify_container,
+        "VERIFY_CONTAINER": layout.verify_container,
         "VERIFY_READY_SECONDS": VERIFY_READY_SECONDS,
         "VERIFY_SPACE_PERCENT": VERIFY_SPACE_PERCENT,
         "VERIFY_RESERVE_MB": VERIFY_RESERVE_MB,
         "VERIFY_DUMP_EXPANSION": VERIFY_DUMP_EXPANSION,
         "OFFSITE_FAILED_EXIT": OFFSITE_FAILED_EXIT,
-        "SECRETS_FILE": paths.secrets,
+        "SECRETS_FILE": layout.backup_secrets,
         "APP": inventory.app.name,
         "METRICS_DIR": backup.metrics_dir,
         **offsite_settings(inventory, inventory_name),
@@ -119,18 +80,18 @@ def conf_text(inventory: Inventory, inventory_name: str | None = None) -> str:
 
 def offsite_settings(inventory: Inventory, inventory_name: str | None = None) -> dict[str, object]:
     """backup.conf's offsite keys: none without an offsite repository."""
-    offsite, paths = inventory.backup.offsite, paths_of(inventory)
+    offsite, layout = inventory.backup.offsite, layout_of(inventory)
     if not offsite:
         return {}
-    settings: dict[str, object] = {"OFFSITE_REPOSITORY": repository(inventory), "OFFSITE_HOST": paths.offsite_host,
+    settings: dict[str, object] = {"OFFSITE_REPOSITORY": repository(inventory), "OFFSITE_HOST": layout.offsite_host,
                                    "OFFSITE_CHECK_SUBSET": offsite.check_subset}
     if inventory_name:
         settings["OFFSITE_TAG"] = offsite_tag(inventory_name)
     if offsite.sftp:
         settings |= {"OFFSITE_SSH": f"{offsite.sftp.user}@{offsite.sftp.host}", "OFFSITE_SSH_PORT": offsite.sftp.port,
-                     "OFFSITE_SSH_KEY": paths.offsite_key, "OFFSITE_KNOWN_HOSTS": paths.offsite_known_hosts}
+                     "OFFSITE_SSH_KEY": layout.offsite_key, "OFFSITE_KNOWN_HOSTS": layout.offsite_known_hosts}
     if offsite.rest and offsite.rest.ca_bundle:
-        settings["OFFSITE_CACERT"] = paths.offsite_ca
+        settings["OFFSITE_CACERT"] = layout.offsite_ca
     if offsite.append_only:
         # offsite.sh never forgets there: backup.prune-offsite does, from the operator's machine.
         settings["OFFSITE_APPEND_ONLY"] = "yes"
@@ -140,11 +101,11 @@ def offsite_settings(inventory: Inventory, inventory_name: str | None = None) ->
 def offsite_files(inventory: Inventory) -> dict[str, str]:
     """The offsite repository's files provision installs beside backup.conf (nothing secret): the SFTP
     backup host's pinned key, or the CA bundle a REST server's certificate is checked with."""
-    offsite, paths = inventory.backup.offsite, paths_of(inventory)
+    offsite, layout = inventory.backup.offsite, layout_of(inventory)
     if offsite and offsite.sftp:
-        return {paths.offsite_known_hosts: offsite_known_hosts_text(inventory)}
+        return {layout.offsite_known_hosts: offsite_known_hosts_text(inventory)}
     if offsite and offsite.rest and offsite.rest.ca_bundle:
-        return {paths.offsite_ca: offsite.rest.ca_bundle.read_text()}
+        return {layout.offsite_ca: offsite.rest.ca_bundle.read_text()}
     return {}
 
 
@@ -172,12 +133,12 @@ def secrets_text(inventory: Inventory, secret: Callable[[str], str]) -> str | No
     return "".join(f"{key}={value}\n" for key, value in values.items()) if values else None
 
 
-def offsite_argv(paths: BackupPaths, action: str, *args: str) -> Argv:
-    return ["sh", installed_script("offsite.sh"), paths.conf, action, *args]
+def offsite_argv(layout: Layout, action: str, *args: str) -> Argv:
+    return ["sh", installed_script("offsite.sh"), layout.backup_conf, action, *args]
 
 
-def metrics_argv(paths: BackupPaths) -> Argv:
-    return ["sh", installed_script("metrics.sh"), paths.conf]
+def metrics_argv(layout: Layout) -> Argv:
+    return ["sh", installed_script("metrics.sh"), layout.backup_conf]
 
 
 def installed_script(name: str) -> str:
@@ -188,40 +149,40 @@ def script_texts() -> dict[str, str]:
     return {f"{INSTALL_DIR}/{name}": (SCRIPTS_DIR / name).read_text() for name in INSTALLED_SCRIPTS}
 
 
-def backup_argv(paths: BackupPaths, trigger: str) -> Argv:
-    return ["sh", installed_script("backup.sh"), paths.conf, trigger]
+def backup_argv(layout: Layout, trigger: str) -> Argv:
+    return ["sh", installed_script("backup.sh"), layout.backup_conf, trigger]
 
 
-def verify_argv(paths: BackupPaths, backup_id: str) -> Argv:
-    return ["sh", installed_script("verify_backup.sh"), paths.conf, backup_id]
+def verify_argv(layout: Layout, backup_id: str) -> Argv:
+    return ["sh", installed_script("verify_backup.sh"), layout.backup_conf, backup_id]
 
 
-def prune_argv(paths: BackupPaths, dry_run: bool = False) -> Argv:
-    return ["sh", installed_script("prune.sh"), paths.conf, *(["--dry-run"] if dry_run else [])]
+def prune_argv(layout: Layout, dry_run: bool = False) -> Argv:
+    return ["sh", installed_script("prune.sh"), layout.backup_conf, *(["--dry-run"] if dry_run else [])]
 
 
-def restore_argv(paths: BackupPaths, dump: str, globals_file: str) -> Argv:
-    return ["sh", installed_script("restore.sh"), paths.conf, dump, globals_file]
+def restore_argv(layout: Layout, dump: str, globals_file: str) -> Argv:
+    return ["sh", installed_script("restore.sh"), layout.backup_conf, dump, globals_file]
 
 
 def unit_contexts(inventory: Inventory) -> dict[str, dict]:
     """Unit file path -> template context, for the backup timer and (when scheduled) the verify timer."""
-    paths, backup = paths_of(inventory), inventory.backup
+    layout, backup = layout_of(inventory), inventory.backup
     user = inventory.server.deploy_user
-    jobs = {"backup": (backup.schedule, backup_argv(paths, "scheduled"), backup.timeout_seconds)}
+    jobs = {"backup": (backup.schedule, backup_argv(layout, "scheduled"), backup.timeout_seconds)}
     if backup.verify_schedule:
-        jobs["backup-verify"] = (backup.verify_schedule, verify_argv(paths, "latest"), backup.timeout_seconds)
+        jobs["backup-verify"] = (backup.verify_schedule, verify_argv(layout, "latest"), backup.timeout_seconds)
     if backup.offsite and backup.offsite.check_schedule:
-        jobs["backup-check"] = (backup.offsite.check_schedule, offsite_argv(paths, "check"), backup.timeout_seconds)
+        jobs["backup-check"] = (backup.offsite.check_schedule, offsite_argv(layout, "check"), backup.timeout_seconds)
     contexts = {}
     for kind, (schedule, argv, seconds) in jobs.items():
         what = UNIT_PURPOSES[kind]
         # The metrics file is root's to write (node_exporter's folder is not the deploy user's): `+`.
-        after = shlex.join(metrics_argv(paths)) if kind == "backup" else ""
-        contexts[paths.unit(kind, "service")] = {"template": "backup.service", "app": inventory.app.name, "kind": what,
+        after = shlex.join(metrics_argv(layout)) if kind == "backup" else ""
+        contexts[layout.backup_unit_file(kind, "service")] = {"template": "backup.service", "app": inventory.app.name, "kind": what,
                                                  "user": user, "command": shlex.join(argv), "timeout_seconds": seconds,
                                                  "as_root_after": after}
-        contexts[paths.unit(kind, "timer")] = {"template": "backup.timer", "app": inventory.app.name, "kind": what,
+        contexts[layout.backup_unit_file(kind, "timer")] = {"template": "backup.timer", "app": inventory.app.name, "kind": what,
                                                "schedule": schedule}
     return contexts
 
@@ -234,9 +195,9 @@ def timers(inventory: Inventory) -> list[str]:
     return [path.rsplit("/", 1)[1] for path in unit_contexts(inventory) if path.endswith(".timer")]
 
 
-def list_command(paths: BackupPaths) -> Argv:
+def list_command(layout: Layout) -> Argv:
     """Every record, one JSON document per line (records are written on one line)."""
-    return ["sh", "-c", 'for f in "$1"/*.json; do [ -e "$f" ] && cat "$f"; done; true', "slipway-backups", paths.folder]
+    return ["sh", "-c", 'for f in "$1"/*.json; do [ -e "$f" ] && cat "$f"; done; true', "slipway-backups", layout.backups]
 
 
 def download_folder(project: Path, inventory_name: str) -> Path:

@@ -18,6 +18,8 @@ MARKED_SLOT = SLOTS[1]
 SLOT_MARKER = f"{MARKED_SLOT}-serves"
 # While this page is in the traffic folder, nginx answers the app's requests with it, as a 503.
 MAINTENANCE_PAGE = "maintenance.html"
+# certbot's own folder, where the nginx container sees it too.
+LETSENCRYPT = "/etc/letsencrypt"
 # Where nginx sees the traffic folder (the live config's folder is mounted as conf.d).
 CONTAINER_TRAFFIC_DIR = "/etc/nginx/conf.d/traffic"
 
@@ -31,43 +33,81 @@ def new_release_id(now: datetime) -> str:
 
 
 class _Fields:
-    """OBJECT's attributes as str.format_map's fields."""
+    """OBJECT's attributes as str.format_map's fields; a field in capitals is one of this module's constants."""
 
     def __init__(self, obj):
         self.obj = obj
 
     def __getitem__(self, name: str) -> str:
-        return getattr(self.obj, name)
+        return globals()[name] if name.isupper() else getattr(self.obj, name)
 
 
 def path(template: str) -> property:
-    """A path (or a name) made from TEMPLATE, whose {fields} are the object's other attributes."""
+    """A path (or a name) made from TEMPLATE, whose {fields} are the object's other attributes (see _Fields)."""
     return property(lambda self: template.format_map(_Fields(self)))
 
 
 @dataclass(frozen=True)
-class AppPaths:
-    """Where an app's things live: BASE, the deploy user's folder, and its root-only settings folder."""
+class Layout:
+    """Where one app's things live on the server, and what its Docker objects are called: one table, so that
+    no two capabilities name the same place differently."""
 
     app: str
     base: str
 
-    settings = path("/etc/slipway/{app}")
-
-    @classmethod
-    def of(cls, inventory: Inventory):
-        return cls(inventory.app.name, str(inventory.app.base_dir))
-
-
-class Layout(AppPaths):
-    """A deployment's folders on the server and the names of its Docker objects."""
-
+    # Releases, and what every release shares.
     releases = path("{base}/releases")
     current = path("{base}/current")
     shared = path("{base}/shared")
     # The password a new database is created with (PostgreSQL keeps its own afterwards): a file, so that
     # the database container's settings do not change when the password does.
     db_password_file = path("{shared}/db/password")
+    # nginx's live config; which slot serves (a marker file) and which release each slot holds (a file per slot).
+    live_nginx_conf = path("{shared}/nginx/app.conf")
+    traffic_dir = path("{shared}/nginx/traffic")
+    slot_marker = path("{traffic_dir}/{SLOT_MARKER}")
+    maintenance_page = path("{traffic_dir}/{MAINTENANCE_PAGE}")
+    # The runs' own state: lock, audit log, what was shipped.
+    state_dir = path("{base}/.slipway")
+    audit_log = path("{state_dir}/audit.log")
+    lock_file = path("{state_dir}/deploy.lock")
+    lock_info = path("{state_dir}/lock.json")
+    steps_lock = path("{state_dir}/steps.lock")
+    shipped_images = path("{state_dir}/shipped-images")
+    # Docker's names.
+    network = path("{app}_app")
+    infra_project = path("{app}")
+    nginx_container = path("{app}-nginx-1")
+    db_container = path("{app}-db-1")
+    # Settings only root reads (and the deploy user, where said).
+    settings = path("/etc/slipway/{app}")
+    # Backups: dumps and records, their settings, the throwaway database that verifies one.
+    backups = path("{base}/backups")
+    backup_uploads = path("{backups}/.uploads")
+    backup_conf = path("{settings}/backup.conf")
+    # The offsite repository's password and keys (a REST repository's URL with its credentials), and the
+    # ping URL: 0600, the deploy user's.
+    backup_secrets = path("{settings}/backup.env")
+    verify_container = path("{app}-backup-verify")
+    # The server's own SSH key for the backup host (made on the server; only its public half leaves), the
+    # host's key, and the CA bundle a REST repository's certificate is checked with (public).
+    offsite_key = path("{settings}/offsite_ed25519")
+    offsite_known_hosts = path("{settings}/offsite_known_hosts")
+    offsite_ca = path("{settings}/offsite-ca.pem")
+    # restic's --host for the app's snapshots: the same on a rebuilt server, so it finds them.
+    offsite_host = path("slipway-{app}")
+    # TLS: certbot's webroot (the deploy user's, served by nginx read-only), the certificate's lineage, a
+    # certificate and key of the user's own (root's only: 0700 folder, 0600 key), the settings and CA bundle
+    # the installed scripts read, the last renewal check and renewal, and what certbot runs.
+    acme_webroot = path("{shared}/acme-challenge")
+    tls_live = path("{LETSENCRYPT}/live/{app}")
+    own_certificates = path("{settings}/tls")
+    tls_conf = path("{settings}/tls.conf")
+    acme_ca_bundle = path("{settings}/acme-ca.pem")
+    tls_record_dir = path("/var/lib/slipway/{app}")
+    tls_record = path("{tls_record_dir}/tls.json")
+    tls_deploy_hook = path("{LETSENCRYPT}/renewal-hooks/deploy/slipway-{app}")
+    certbot_drop_in = path("/etc/systemd/system/certbot.service.d/slipway-{app}.conf")
 
     def release_dir(self, release_id: str) -> str:
         return f"{self.releases}/{release_id}"
@@ -75,32 +115,14 @@ class Layout(AppPaths):
     def compose_file(self, release_id: str) -> str:
         return f"{self.release_dir(release_id)}/compose.yaml"
 
-    live_nginx_conf = path("{shared}/nginx/app.conf")
-    # Which slot serves (a marker file) and which release each slot holds (a file per slot).
-    traffic_dir = path("{shared}/nginx/traffic")
-    slot_marker = path(f"{{traffic_dir}}/{SLOT_MARKER}")
-    maintenance_page = path(f"{{traffic_dir}}/{MAINTENANCE_PAGE}")
-
     @property
     def serving_lookup(self) -> tuple[str, str, str, str]:
         """What lib_serving.sh's serving_release takes to tell the serving slot and release."""
         return self.traffic_dir, self.slot_marker, MARKED_SLOT, other_slot(MARKED_SLOT)
 
-    state_dir = path("{base}/.slipway")
-    audit_log = path("{state_dir}/audit.log")
-    lock_file = path("{state_dir}/deploy.lock")
-    lock_info = path("{state_dir}/lock.json")
-    steps_lock = path("{state_dir}/steps.lock")
-    shipped_images = path("{state_dir}/shipped-images")
-
     def slot_alias(self, slot: str, service: str) -> str:
         """The DNS name (Docker's, on the app network) of SERVICE's containers in SLOT."""
         return f"{self.app}-{slot}-{service}"
-
-    network = path("{app}_app")
-    infra_project = path("{app}")
-    nginx_container = path("{app}-nginx-1")
-    db_container = path("{app}-db-1")
 
     def release_project(self, release_id: str) -> str:
         return f"{self.app}-{release_id}"
@@ -116,9 +138,22 @@ class Layout(AppPaths):
         """A named volume's Docker name: one per app, shared by every release."""
         return f"{self.app}_{name}"
 
+    def backup_dump(self, backup_id: str) -> str:
+        return f"{self.backups}/{backup_id}.dump"
+
+    def backup_globals(self, backup_id: str) -> str:
+        return f"{self.backups}/{backup_id}.globals.sql"
+
+    def backup_unit_name(self, kind: str, suffix: str) -> str:
+        """KIND backup or backup-verify; SUFFIX service or timer."""
+        return f"slipway-{self.app}-{kind}.{suffix}"
+
+    def backup_unit_file(self, kind: str, suffix: str) -> str:
+        return f"/etc/systemd/system/{self.backup_unit_name(kind, suffix)}"
+
 
 def layout_of(inventory: Inventory) -> Layout:
-    return Layout.of(inventory)
+    return Layout(inventory.app.name, str(inventory.app.base_dir))
 
 
 @dataclass(frozen=True)

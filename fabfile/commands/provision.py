@@ -19,6 +19,7 @@ from . import tls
 from ..errors import SlipwayError
 from ..render import render
 from .facts import MARK, sections
+from .layout import layout_of
 from .shell import Argv, script
 
 # jq: the backup scripts write their JSON records with it.
@@ -139,7 +140,7 @@ def desired_state(inventory: Inventory, project_dir: Path, os_id: str, os_versio
     directories = [Directory(f"{home}/{SSH_DIR}", user, user, 0o700)] + [
         Directory(str(path), user, user, 0o750)
         for path in (base, base / "releases", base / "shared", base / "backups")
-    ] + ([Directory(tls.paths_of(inventory).record_dir, "root", "root", 0o755)] if tls_files else [])
+    ] + ([Directory(layout_of(inventory).tls_record_dir, "root", "root", 0o755)] if tls_files else [])
     return Desired(
         packages=tuple(dict.fromkeys(BASE_PACKAGES + docker_packages(inventory, os_id, os_version)
                                      + (backups.OFFSITE_PACKAGES if offsite else ()) + (tls.PACKAGES if tls_files else ()))),
@@ -153,33 +154,33 @@ def desired_state(inventory: Inventory, project_dir: Path, os_id: str, os_versio
         swap_mb=server.swap_mb,
         backup_files=tuple(f.path for f in backup_files),
         backup_timers=tuple(backups.timers(inventory)) if inventory.database else (),
-        offsite_key=backups.paths_of(inventory).offsite_key if offsite and offsite.sftp else None,
+        offsite_key=layout_of(inventory).offsite_key if offsite and offsite.sftp else None,
         tls_files=tuple(f.path for f in tls_files),
     )
 
 
 def _tls_files(inventory: Inventory, template) -> list[ManagedFile]:
     """The TLS scripts; for ACME, what certbot's renewals need to reload nginx safely and record how they went."""
-    paths = tls.paths_of(inventory)
-    executable = {*tls.script_texts(), paths.deploy_hook}
+    paths = layout_of(inventory)
+    executable = {*tls.script_texts(), paths.tls_deploy_hook}
     files = [ManagedFile(path, text, mode=0o755 if path in executable else 0o644)
              for path, text in tls.installed_texts(inventory).items()]
     if not inventory.tls.uses_acme:
         return files
     files.append(ManagedFile(paths.certbot_drop_in, template(
-        "certbot-drop-in.conf", app=inventory.app.name, conf=paths.conf, record_script=tls.installed_script(
-            "tls_renew_result.sh"), ca_bundle=paths.ca_bundle if inventory.tls.ca_bundle else None)))
+        "certbot-drop-in.conf", app=inventory.app.name, conf=paths.tls_conf, record_script=tls.installed_script(
+            "tls_renew_result.sh"), ca_bundle=paths.acme_ca_bundle if inventory.tls.ca_bundle else None)))
     return files
 
 
 def _backup_files(inventory: Inventory, template, secret: Callable[[str], str],
                   inventory_name: str | None) -> list[ManagedFile]:
-    user, paths = inventory.server.deploy_user, backups.paths_of(inventory)
+    user, paths = inventory.server.deploy_user, layout_of(inventory)
     scripts = [ManagedFile(path, text, mode=0o755) for path, text in backups.script_texts().items()]
-    conf_files = [ManagedFile(paths.conf, backups.conf_text(inventory, inventory_name), mode=0o640, group=user)]
+    conf_files = [ManagedFile(paths.backup_conf, backups.conf_text(inventory, inventory_name), mode=0o640, group=user)]
     secrets = backups.secrets_text(inventory, secret)
     if secrets:
-        conf_files.append(ManagedFile(paths.secrets, secrets, mode=0o600, owner=user, group=user, secret=True))
+        conf_files.append(ManagedFile(paths.backup_secrets, secrets, mode=0o600, owner=user, group=user, secret=True))
     # The SFTP backup host's pinned key, or the CA a REST server's certificate is checked with (both public).
     conf_files += [ManagedFile(path, text) for path, text in backups.offsite_files(inventory).items()]
     units = [
@@ -198,15 +199,15 @@ def managed_paths(inventory: Inventory) -> tuple[list[str], list[str]]:
     files = ["/etc/docker/daemon.json", f"/etc/sudoers.d/slipway-{user}",
              "/etc/apt/apt.conf.d/20auto-upgrades", SSHD_DROP_IN, DOCKER_SOURCES]
     if inventory.database:
-        paths = backups.paths_of(inventory)
-        files += [*backups.script_texts(), paths.conf, *backups.unit_contexts(inventory)]
-        files += [paths.secrets] if backups.secret_names(inventory) else []
+        paths = layout_of(inventory)
+        files += [*backups.script_texts(), paths.backup_conf, *backups.unit_contexts(inventory)]
+        files += [paths.backup_secrets] if backups.secret_names(inventory) else []
         files += list(backups.offsite_files(inventory))
     if inventory.tls_enabled:
         files += tls.installed_paths(inventory)
     directories = [str(p) for p in (base, base / "releases", base / "shared", base / "backups")]
     if inventory.tls_enabled:
-        directories.append(tls.paths_of(inventory).record_dir)
+        directories.append(layout_of(inventory).tls_record_dir)
     # Once each: the backup scripts and the TLS scripts share their library.
     return list(dict.fromkeys(files)), directories
 
@@ -264,7 +265,7 @@ def probe_script(inventory: Inventory) -> Argv:
               *(("--timer", timer) for timer in (backups.timers(inventory) if inventory.database else ())),
               ("--home-file", AUTHORIZED_KEYS), ("--home-file", PREVIOUS_KEYS), ("--home-dir", SSH_DIR),
               *(("--file", path) for path in files), *(("--dir", path) for path in directories)]
-    return script("probe", MARK, inventory.server.deploy_user, SWAP_FILE, backups.paths_of(inventory).offsite_key,
+    return script("probe", MARK, inventory.server.deploy_user, SWAP_FILE, layout_of(inventory).offsite_key,
                   f"{inventory.app.base_dir}/.slipway", *[word for pair in listed for word in pair])
 
 

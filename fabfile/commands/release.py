@@ -170,7 +170,7 @@ def shared_items(inventory: Inventory) -> list[str]:
     if inventory.database:
         items.append(f"volume:{layout.volume(inventory.database.volume)}")
     # The deploy user's, before nginx mounts it (Docker would make a missing one root's).
-    items.append(f"dir:{tls.paths_of(inventory).webroot}")
+    items.append(f"dir:{layout_of(inventory).acme_webroot}")
     return list(dict.fromkeys(items))
 
 

@@ -32,7 +32,7 @@ DEPLOY_EVENTS = ("deploy succeeded", "deploy failed", "rolled back", "rollback f
 def status_filesystems(inventory: Inventory) -> list[str]:
     """Paths whose filesystems `status` watches: the root, Docker's images and volumes, the app, its backups."""
     paths = ["/", "/var/lib/docker", str(inventory.app.base_dir)]
-    return paths + ([backups.paths_of(inventory).folder] if inventory.database else [])
+    return paths + ([layout_of(inventory).backups] if inventory.database else [])
 
 
 def health_paths(inventory: Inventory) -> str:
@@ -54,7 +54,7 @@ def status_facts(inventory: Inventory) -> list[Fact]:
     sections.append(Fact("lock", line(lock_status_command(layout))))
     sections.append(Fact("audit", line(["tail", "-n", "200", layout.audit_log])))
     if inventory.database:
-        sections.append(Fact("backups", line(backups.list_command(backups.paths_of(inventory)))))
+        sections.append(Fact("backups", line(backups.list_command(layout_of(inventory)))))
     if inventory.tls_enabled:
         sections.append(Fact("certificate", line(["sudo", "-n", *tls.state_argv(inventory)])))
     if inventory.database:

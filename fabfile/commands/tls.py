@@ -15,14 +15,13 @@ from datetime import datetime, timezone
 
 from ..config import Inventory
 from .backup import INSTALL_DIR, LIBRARY
-from .layout import AppPaths, layout_of, path
+from .layout import LETSENCRYPT, Layout, layout_of
 from .shell import SCRIPTS_DIR, Argv
 
 INSTALLED_SCRIPTS = (LIBRARY, "tls_state.sh", "tls_issue.sh", "tls_renew.sh", "tls_renewed.sh", "tls_renew_result.sh")
 PACKAGES = ("certbot", "openssl")
 PREFLIGHT_FAILED_EXIT = 3
 # Where the nginx container sees the host's folders (the same in every release's compose file).
-LETSENCRYPT = "/etc/letsencrypt"
 CONTAINER_WEBROOT = "/var/www/acme-challenge"
 CONTAINER_OWN_CERTIFICATES = "/etc/slipway/tls"
 # The Mozilla "intermediate" profile without DHE: TLS 1.2 with ECDHE AEAD suites, and TLS 1.3.
@@ -33,27 +32,6 @@ CIPHERS = ":".join((
 ))
 
 
-class TlsPaths(AppPaths):
-    """Where one app's certificates, certbot's webroot and TLS settings live."""
-
-    # certbot's webroot on the host: the deploy user's, served by nginx read-only.
-    webroot = path("{base}/shared/acme-challenge")
-    live = path(f"{LETSENCRYPT}/live/{{app}}")
-    # A certificate and key of the user's own, root's only (0700 folder, 0600 key).
-    own_certificates = path("{settings}/tls")
-    conf = path("{settings}/tls.conf")
-    ca_bundle = path("{settings}/acme-ca.pem")
-    record_dir = path("/var/lib/slipway/{app}")
-    # The last renewal check and the last renewal, written by the scripts certbot runs.
-    record = path("{record_dir}/tls.json")
-    deploy_hook = path(f"{LETSENCRYPT}/renewal-hooks/deploy/slipway-{{app}}")
-    certbot_drop_in = path("/etc/systemd/system/certbot.service.d/slipway-{app}.conf")
-
-
-def paths_of(inventory: Inventory) -> TlsPaths:
-    return TlsPaths.of(inventory)
-
-
 def uses_acme(inventory: Inventory) -> bool:
     return inventory.tls_enabled and inventory.tls.uses_acme
 
@@ -61,22 +39,22 @@ def uses_acme(inventory: Inventory) -> bool:
 def certificate_files(inventory: Inventory) -> tuple[str, str]:
     """(chain, key) as the nginx container sees them."""
     if inventory.tls.uses_acme:
-        live = paths_of(inventory).live
+        live = layout_of(inventory).tls_live
         return f"{live}/fullchain.pem", f"{live}/privkey.pem"
     return f"{CONTAINER_OWN_CERTIFICATES}/fullchain.pem", f"{CONTAINER_OWN_CERTIFICATES}/privkey.pem"
 
 
 def host_certificate(inventory: Inventory) -> str:
     """The certificate (leaf first) whose names and dates slipway reads on the host."""
-    paths = paths_of(inventory)
-    return f"{paths.live}/cert.pem" if inventory.tls.uses_acme else f"{paths.own_certificates}/fullchain.pem"
+    layout = layout_of(inventory)
+    return f"{layout.tls_live}/cert.pem" if inventory.tls.uses_acme else f"{layout.own_certificates}/fullchain.pem"
 
 
 def nginx_mounts(inventory: Inventory) -> list[str]:
     """The nginx container's TLS mounts: always there, so turning TLS on never re-creates nginx."""
-    paths = paths_of(inventory)
-    return [f"{LETSENCRYPT}:{LETSENCRYPT}:ro", f"{paths.webroot}:{CONTAINER_WEBROOT}:ro",
-            f"{paths.own_certificates}:{CONTAINER_OWN_CERTIFICATES}:ro"]
+    layout = layout_of(inventory)
+    return [f"{LETSENCRYPT}:{LETSENCRYPT}:ro", f"{layout.acme_webroot}:{CONTAINER_WEBROOT}:ro",
+            f"{layout.own_certificates}:{CONTAINER_OWN_CERTIFICATES}:ro"]
 
 
 def hsts_header(inventory: Inventory) -> str | None:
@@ -102,15 +80,15 @@ def nginx_context(inventory: Inventory, certificate_ready: bool) -> dict | None:
 
 def conf_text(inventory: Inventory) -> str:
     """tls.conf: KEY=VALUE lines the scripts read with sed (never sourced)."""
-    paths, tls = paths_of(inventory), inventory.tls
+    layout, tls = layout_of(inventory), inventory.tls
     settings = {
         "CERT_NAME": inventory.app.name,
-        "LINEAGE": paths.live,
-        "WEBROOT": paths.webroot,
+        "LINEAGE": layout.tls_live,
+        "WEBROOT": layout.acme_webroot,
         "ACME_SERVER": tls.acme_url,
-        "CA_BUNDLE": paths.ca_bundle if tls.ca_bundle else "",
-        "NGINX_CONTAINER": layout_of(inventory).nginx_container,
-        "RECORD": paths.record,
+        "CA_BUNDLE": layout.acme_ca_bundle if tls.ca_bundle else "",
+        "NGINX_CONTAINER": layout.nginx_container,
+        "RECORD": layout.tls_record,
     }
     header = f"# Managed by slipway provision for {inventory.app.name}; read by {INSTALL_DIR}/tls_*.sh.\n"
     return header + "".join(f"{key}={value}\n" for key, value in settings.items())
@@ -129,30 +107,30 @@ def installed_texts(inventory: Inventory) -> dict[str, str]:
     settings, the CA bundle and certbot's deploy hook."""
     texts = script_texts()
     if inventory.tls.uses_acme:
-        paths = paths_of(inventory)
-        texts[paths.conf] = conf_text(inventory)
-        texts[paths.deploy_hook] = deploy_hook_text(inventory)
+        layout = layout_of(inventory)
+        texts[layout.tls_conf] = conf_text(inventory)
+        texts[layout.tls_deploy_hook] = deploy_hook_text(inventory)
         if inventory.tls.ca_bundle:
-            texts[paths.ca_bundle] = inventory.tls.ca_bundle.read_text()
+            texts[layout.acme_ca_bundle] = inventory.tls.ca_bundle.read_text()
     return texts
 
 
 def installed_paths(inventory: Inventory) -> list[str]:
     """Every file provision installs for TLS (the probe reads them before the OS is known)."""
-    return [*installed_texts(inventory), *([paths_of(inventory).certbot_drop_in] if inventory.tls.uses_acme else [])]
+    return [*installed_texts(inventory), *([layout_of(inventory).certbot_drop_in] if inventory.tls.uses_acme else [])]
 
 
 def deploy_hook_text(inventory: Inventory) -> str:
     """certbot runs every file in renewal-hooks/deploy with no arguments: this one hands over the app's conf."""
-    paths = paths_of(inventory)
+    layout = layout_of(inventory)
     return ("#!/bin/sh\n# Managed by slipway provision: after a renewal, test nginx's config and reload it.\n"
-            f"exec sh {installed_script('tls_renewed.sh')} {paths.conf}\n")
+            f"exec sh {installed_script('tls_renewed.sh')} {layout.tls_conf}\n")
 
 
-def own_certificate_hashes_command(paths: TlsPaths) -> Argv:
+def own_certificate_hashes_command(layout: Layout) -> Argv:
     """sha256sum of the user's own certificate and key where nginx reads them (their folder made root's)."""
     return ["sh", "-c", 'install -d -m 700 "$1" && cd "$1" && sha256sum fullchain.pem privkey.pem || true',
-            "slipway-own-certificate", paths.own_certificates]
+            "slipway-own-certificate", layout.own_certificates]
 
 
 def state_argv(inventory: Inventory) -> Argv:
@@ -160,24 +138,24 @@ def state_argv(inventory: Inventory) -> Argv:
 
 
 def issue_argv(inventory: Inventory) -> Argv:
-    return ["sh", installed_script("tls_issue.sh"), paths_of(inventory).conf, inventory.tls.email or "",
+    return ["sh", installed_script("tls_issue.sh"), layout_of(inventory).tls_conf, inventory.tls.email or "",
             *inventory.app.domains]
 
 
 def renew_argv(inventory: Inventory, force: bool) -> Argv:
-    return ["sh", installed_script("tls_renew.sh"), paths_of(inventory).conf, str(int(force))]
+    return ["sh", installed_script("tls_renew.sh"), layout_of(inventory).tls_conf, str(int(force))]
 
 
 def preflight_argv(inventory: Inventory) -> Argv:
     return ["sh", "-c", (SCRIPTS_DIR / "tls_preflight.sh").read_text(), "slipway-tls-preflight",
-            paths_of(inventory).webroot, str(PREFLIGHT_FAILED_EXIT), *inventory.app.domains]
+            layout_of(inventory).acme_webroot, str(PREFLIGHT_FAILED_EXIT), *inventory.app.domains]
 
 
 def status_argv(inventory: Inventory) -> Argv:
     """As root, in one round trip: the certificate, the renewal record, and whether certbot's timer runs."""
-    paths = paths_of(inventory)
+    layout = layout_of(inventory)
     return ["sh", "-c", 'sh "$1" "$2"; cat "$3" 2>/dev/null || echo "{}"; systemctl is-active certbot.timer || true',
-            "slipway-tls-status", installed_script("tls_state.sh"), host_certificate(inventory), paths.record]
+            "slipway-tls-status", installed_script("tls_state.sh"), host_certificate(inventory), layout.tls_record]
 
 
 @dataclass(frozen=True)

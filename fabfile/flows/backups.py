@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..commands import backup as backups
 from ..commands import backup_records
+from ..commands.layout import layout_of
 from ..commands.shell import limited, shown
 from ..config import Deployment
 from ..errors import RemoteCommandFailed, SlipwayError
@@ -21,11 +22,11 @@ from .installed import require_installed
 def check_installed(remote: Remote, deployment: Deployment, reporter: Reporter) -> None:
     """The server's backup scripts and configuration are the ones this slipway and inventory make."""
     inventory = deployment.inventory
-    paths = backups.paths_of(inventory)
-    wanted = {**backups.script_texts(), paths.conf: backups.conf_text(inventory, deployment.name)}
+    paths = layout_of(inventory)
+    wanted = {**backups.script_texts(), paths.backup_conf: backups.conf_text(inventory, deployment.name)}
     secrets = backups.secrets_text(inventory, deployment.secret)
     if secrets:
-        wanted[paths.secrets] = secrets
+        wanted[paths.backup_secrets] = secrets
     wanted |= backups.offsite_files(inventory)
     with reporter.step("backup scripts and configuration in place"):
         require_installed(remote, deployment, wanted)
@@ -37,7 +38,7 @@ def take(remote: Remote, reporter: Reporter, deployment: Deployment, trigger: st
     A backup whose offsite copy failed is still good on the server: the returned `offsite_error`
     says why, and the caller decides whether that fails its task."""
     backup = deployment.inventory.backup
-    argv = limited(backup.timeout_seconds, backups.backup_argv(backups.paths_of(deployment.inventory), trigger))
+    argv = limited(backup.timeout_seconds, backups.backup_argv(layout_of(deployment.inventory), trigger))
     with reporter.step(f"{trigger} backup (pg_dump in the db container)") as step:
         try:
             if run:
@@ -46,7 +47,7 @@ def take(remote: Remote, reporter: Reporter, deployment: Deployment, trigger: st
                 result = remote.run(argv, timeout=backup.timeout_seconds + 60, check=False)
         finally:
             # node_exporter's folder is root's; the scheduled run does the same from its service.
-            remote.run(backups.metrics_argv(backups.paths_of(deployment.inventory)), root=True, check=False)
+            remote.run(backups.metrics_argv(layout_of(deployment.inventory)), root=True, check=False)
         if result.failed and result.exited != backups.OFFSITE_FAILED_EXIT:
             raise RemoteCommandFailed(deployment.name, shown(argv), result.exited, result.stderr or result.stdout)
         backup_id, size, sha256, seconds = result.stdout.split()[-4:]
@@ -65,7 +66,7 @@ def last_line(text: str) -> str:
 
 
 def records(remote: Remote, deployment: Deployment) -> list[backup_records.Record]:
-    return backup_records.parse_records(remote.run(backups.list_command(backups.paths_of(deployment.inventory))).stdout)
+    return backup_records.parse_records(remote.run(backups.list_command(layout_of(deployment.inventory))).stdout)
 
 
 def chosen(found: list[backup_records.Record], backup_id: str, deployment: Deployment) -> backup_records.Record:
@@ -137,7 +138,7 @@ def list_backups(remote: Remote, deployment: Deployment, as_json: bool) -> float
 
 
 def verify(remote: Remote, reporter: Reporter, deployment: Deployment, backup_id: str) -> None:
-    paths = backups.paths_of(deployment.inventory)
+    paths = layout_of(deployment.inventory)
     check_installed(remote, deployment, reporter)
     with reporter.step(f"restore {backup_id} into {paths.verify_container}, compare row counts") as step:
         seconds = deployment.inventory.backup.timeout_seconds
@@ -155,12 +156,12 @@ def verify(remote: Remote, reporter: Reporter, deployment: Deployment, backup_id
 def download(remote: Remote, reporter: Reporter, deployment: Deployment, backup_id: str, folder: Path,
              within: Path | None) -> None:
     """BACKUP_ID's dump, roles and record copied into FOLDER (made 0700 down from WITHIN), the dump's sha256 checked."""
-    paths = backups.paths_of(deployment.inventory)
+    paths = layout_of(deployment.inventory)
     record = chosen(records(remote, deployment), backup_id, deployment)
     private_folder(folder, within=within)
     with reporter.step(f"copy {record.id} to {folder}") as step:
         sftp = remote.conn.sftp()
-        for remote_path in (paths.dump(record.id), paths.globals(record.id)):
+        for remote_path in (paths.backup_dump(record.id), paths.backup_globals(record.id)):
             local = folder / Path(remote_path).name
             partial = local.with_name(local.name + ".partial")
             with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as stream:
@@ -179,7 +180,7 @@ def download(remote: Remote, reporter: Reporter, deployment: Deployment, backup_
 
 def prune(remote: Remote, reporter: Reporter, deployment: Deployment, dry_run: bool) -> None:
     """Retention now, without a backup: it only deletes, so it works on a full disk."""
-    paths, seconds = backups.paths_of(deployment.inventory), deployment.inventory.backup.timeout_seconds
+    paths, seconds = layout_of(deployment.inventory), deployment.inventory.backup.timeout_seconds
     check_installed(remote, deployment, reporter)
     with reporter.step("retention over the backups on the server" + (" (dry run)" if dry_run else "")) as step:
         argv = limited(seconds, backups.prune_argv(paths, dry_run))

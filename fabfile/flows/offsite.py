@@ -9,8 +9,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..commands import backup as backups
 from ..commands import offsite
+from ..commands.layout import layout_of
 from ..config import Deployment
 from ..errors import SlipwayError
 from ..remote import Reporter
@@ -23,7 +23,7 @@ def forget_offsite(deployment: Deployment, dry_run: bool) -> None:
     inventory, name = deployment.inventory, deployment.name
     restic = _restic_here(deployment)
     reporter = Reporter(name)
-    whose = f"{backups.paths_of(inventory).offsite_host} ({offsite.offsite_tag(name)})"
+    whose = f"{layout_of(inventory).offsite_host} ({offsite.offsite_tag(name)})"
     with tempfile.TemporaryDirectory(prefix="slipway-offsite-") as work:
         known_hosts = Path(work) / "known_hosts"
         if inventory.backup.offsite.sftp:

@@ -32,7 +32,7 @@ def fetch_from_offsite(remote: Remote, reporter: Reporter, deployment: Deploymen
         raise SlipwayError(f"{deployment.inventory_file}: backup.offsite: missing; --from-offsite needs the "
                            "offsite repository the backups were copied to")
     seconds = inventory.backup.timeout_seconds
-    argv = limited(seconds, backups.offsite_argv(backups.paths_of(inventory), "fetch", backup_id))
+    argv = limited(seconds, backups.offsite_argv(layout_of(inventory), "fetch", backup_id))
     with reporter.step(f"fetch {backup_id} from the offsite repository (checksum checked)") as step:
         result = remote.run(argv, timeout=seconds + 60, check=False)
         if result.failed:
@@ -60,7 +60,7 @@ def restore(remote: Remote, reporter: Reporter, deployment: Deployment, project:
             raise SlipwayError(f"{deployment.name}: no release serves yet; deploy first, then restore into its database")
         if local:
             with reporter.step(f"upload {local.name}") as step:
-                run(["mkdir", "-p", backups.paths_of(inventory).uploads])
+                run(["mkdir", "-p", layout_of(inventory).backup_uploads])
                 remote.conn.sftp().put(str(local), source.dump)
                 step.changed = True
         with reporter.step("dump's sha256 matches its record"):
@@ -88,12 +88,12 @@ class Source:
 
 
 def _source(remote: Remote, deployment: Deployment, backup_id: str, local: Path | None) -> Source:
-    paths = backups.paths_of(deployment.inventory)
+    paths = layout_of(deployment.inventory)
     if local:
         digest = file_sha256(local)
-        return Source(f"{paths.uploads}/{local.name}", "", digest, f"{local} (sha256 {digest[:12]}…)")
+        return Source(f"{paths.backup_uploads}/{local.name}", "", digest, f"{local} (sha256 {digest[:12]}…)")
     record = chosen(records(remote, deployment), backup_id, deployment)
-    return Source(paths.dump(record.id), paths.globals(record.id), record.data["sha256"],
+    return Source(paths.backup_dump(record.id), paths.backup_globals(record.id), record.data["sha256"],
                   f"backup {record.id} ({record.data.get('trigger')}, "
                   f"{backup_records.human_size(record.data['size'])})")
 
@@ -102,7 +102,7 @@ def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, pro
     """Maintenance page on, app stopped, safety backup taken, database swapped; app and traffic back whatever
     happened. The safety backup comes after the app stopped, so no write it acknowledged is missing from it."""
     inventory = deployment.inventory
-    layout, paths = layout_of(inventory), backups.paths_of(inventory)
+    layout, paths = layout_of(inventory), layout_of(inventory)
     # Maintenance an operator turned on before stays on afterwards.
     already_on = maintenance_record(run, layout) is not None
     if not already_on:

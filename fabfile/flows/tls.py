@@ -60,7 +60,7 @@ def describe(certificate: tls_commands.Certificate, domains: list[str]) -> str:
 def install_own(run, reporter: Reporter, deployment: Deployment) -> None:
     """The user's own certificate and key, put where nginx reads them (the key root's only, 0600)."""
     inventory = deployment.inventory
-    paths = tls_commands.paths_of(inventory)
+    paths = layout_of(inventory)
     wanted = {f"{paths.own_certificates}/fullchain.pem": (inventory.tls.certificate_file.read_text(), 0o644),
               f"{paths.own_certificates}/privkey.pem": (inventory.tls.key_file.read_text(), 0o600)}
     with reporter.step("your certificate and key on the server") as step:

@@ -17,8 +17,7 @@ from pathlib import Path
 import invoke
 
 from fabfile import config
-from fabfile.commands import backup, tls
-from fabfile.commands.layout import Layout, layout_of
+from fabfile.commands.layout import LETSENCRYPT, Layout, layout_of
 from fabfile.config import Inventory
 from lab import paths as lab_paths
 from tasks import ns
@@ -45,22 +44,13 @@ class LabNames:
     def layout(self) -> Layout:
         return layout_of(self.inventory)
 
-    @cached_property
-    def backup_paths(self) -> backup.BackupPaths:
-        return backup.paths_of(self.inventory)
-
-    @cached_property
-    def tls_paths(self) -> tls.TlsPaths:
-        return tls.paths_of(self.inventory)
-
     def __getattr__(self, name: str):
-        """A name the layout, the backups' or TLS's paths define, as they define it (LAB.base, LAB.release_dir(id),
-        LAB.nginx_container, LAB.verify_container, LAB.own_certificates ...)."""
-        if name.startswith("_") or name in ("inventory", "layout", "backup_paths", "tls_paths"):
-            raise AttributeError(name)  # not one of theirs: one of ours failed while it was made
-        for source in (self.layout, self.backup_paths, self.tls_paths):
-            if hasattr(source, name):
-                return getattr(source, name)
+        """A name the layout defines, as it defines it (LAB.base, LAB.release_dir(id), LAB.nginx_container,
+        LAB.verify_container, LAB.backup_conf, LAB.acme_webroot ...)."""
+        if name.startswith("_") or name in ("inventory", "layout"):
+            raise AttributeError(name)  # not one of the layout's: one of ours failed while it was made
+        if hasattr(self.layout, name):
+            return getattr(self.layout, name)
         raise AttributeError(f"the lab has no name {name!r}")
 
     # Names of the lab's own -------------------------------------------------------------------------------
@@ -79,22 +69,9 @@ class LabNames:
 
     # Backups -----------------------------------------------------------------------------------------------
 
-    @property
-    def backups(self) -> str:
-        """The backups folder on the server (/srv/demo/backups)."""
-        return self.backup_paths.folder
-
-    @property
-    def backup_conf(self) -> str:
-        return self.backup_paths.conf
-
-    @property
-    def backup_secrets(self) -> str:
-        return self.backup_paths.secrets
-
     def backup_unit(self, kind: str = "backup", suffix: str = "service") -> str:
         """A systemd unit's name: KIND backup or backup-check (...), SUFFIX service or timer."""
-        return self.backup_paths.unit_name(kind, suffix)
+        return self.layout.backup_unit_name(kind, suffix)
 
     @property
     def metrics_dir(self) -> str:
@@ -110,11 +87,7 @@ class LabNames:
     @property
     def renewal_conf(self) -> str:
         """certbot's renewal settings of the app's certificate (its lineage is named after the app)."""
-        return f"{tls.LETSENCRYPT}/renewal/{self.app}.conf"
-
-    @property
-    def acme_webroot(self) -> str:
-        return self.tls_paths.webroot
+        return f"{LETSENCRYPT}/renewal/{self.app}.conf"
 
 
 LAB = LabNames()

@@ -11,6 +11,7 @@ import yaml
 from backup_sandbox import PROJECT, SECRET, fake_bin, local_conf, run_script, shop_inventory, write_records
 from fabfile import config
 from fabfile.commands import backup, backup_records, provision, provision_plan, shell
+from fabfile.commands.layout import layout_of
 from fabfile.errors import ConfigError
 
 
@@ -207,7 +208,7 @@ def test_provision_installs_scripts_configuration_and_timers(inventory):
     service = desired.files["/etc/systemd/system/slipway-shop-backup.service"].content
     assert "User=deploy\n" in service
     assert "ExecStart=sh /usr/local/lib/slipway/backup.sh /etc/slipway/shop/backup.conf scheduled\n" in service
-    assert backup.backup_argv(backup.paths_of(inventory), "scheduled") == \
+    assert backup.backup_argv(layout_of(inventory), "scheduled") == \
         ["sh", "/usr/local/lib/slipway/backup.sh", "/etc/slipway/shop/backup.conf", "scheduled"]
     steps = {step.name: step for step in provision_plan.plan(desired, provision.HostState(os_id="debian", os_version="13"))}
     timers = steps["backup timers slipway-shop-backup.timer, slipway-shop-backup-verify.timer"]

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from fabfile.commands import provision, release, tls
+from fabfile.commands.layout import layout_of
 from test_deploy_commands import PROJECT, lab_inventory
 
 
@@ -87,17 +88,17 @@ def test_renewal_files_hand_every_value_to_the_scripts_as_settings(tmp_path):
     deployment = lab_inventory(tmp_path)
     inventory = deployment.inventory
     desired = provision.desired_state(inventory, PROJECT, "debian", "13", deployment.secret)
-    paths = tls.paths_of(inventory)
+    paths = layout_of(inventory)
     assert set(desired.tls_files) == set(tls.installed_paths(inventory))
-    conf = desired.files[paths.conf].content
+    conf = desired.files[paths.tls_conf].content
     assert "CERT_NAME=demo\n" in conf and "ACME_SERVER=https://pebble:14000/dir\n" in conf
-    assert f"CA_BUNDLE={paths.ca_bundle}\n" in conf and "NGINX_CONTAINER=demo-nginx-1\n" in conf
-    assert desired.files[paths.ca_bundle].content == (tmp_path / "pebble-api.pem").read_text()
+    assert f"CA_BUNDLE={paths.acme_ca_bundle}\n" in conf and "NGINX_CONTAINER=demo-nginx-1\n" in conf
+    assert desired.files[paths.acme_ca_bundle].content == (tmp_path / "pebble-api.pem").read_text()
     drop_in = desired.files[paths.certbot_drop_in].content
-    assert f"Environment=REQUESTS_CA_BUNDLE={paths.ca_bundle}\n" in drop_in
-    assert f"ExecStopPost=/bin/sh /usr/local/lib/slipway/tls_renew_result.sh {paths.conf}\n" in drop_in
-    hook = desired.files[paths.deploy_hook]
-    assert hook.mode == 0o755 and hook.content.endswith(f"tls_renewed.sh {paths.conf}\n")
+    assert f"Environment=REQUESTS_CA_BUNDLE={paths.acme_ca_bundle}\n" in drop_in
+    assert f"ExecStopPost=/bin/sh /usr/local/lib/slipway/tls_renew_result.sh {paths.tls_conf}\n" in drop_in
+    hook = desired.files[paths.tls_deploy_hook]
+    assert hook.mode == 0o755 and hook.content.endswith(f"tls_renewed.sh {paths.tls_conf}\n")
     assert "openssl" in desired.packages
 
 
