@@ -12,46 +12,59 @@ from pathlib import Path
 from ..commands import backup as backups
 from ..commands import backup_records
 from ..commands.layout import layout_of
+from ..commands.sequence import Part
 from ..commands.shell import limited, shown
 from ..config import Deployment
 from ..errors import RemoteCommandFailed, SlipwayError
 from ..remote import Remote, Reporter
-from .installed import require_installed
+from .installed import check_part, require_checked, require_installed
+from .locked import run_parts
 
 
 def check_installed(remote: Remote, deployment: Deployment, reporter: Reporter) -> None:
     """The server's backup scripts and configuration are the ones this slipway and inventory make."""
+    with reporter.step("backup scripts and configuration in place"):
+        require_installed(remote, deployment, installed_texts(deployment))
+
+
+def installed_texts(deployment: Deployment) -> dict[str, str]:
+    """What provision installs for backups: path -> text."""
     inventory = deployment.inventory
-    paths = layout_of(inventory)
-    wanted = {**backups.script_texts(), paths.backup_conf: backups.conf_text(inventory, deployment.name)}
+    layout = layout_of(inventory)
+    wanted = {**backups.script_texts(), layout.backup_conf: backups.conf_text(inventory, deployment.name)}
     secrets = backups.secrets_text(inventory, deployment.secret)
     if secrets:
-        wanted[paths.backup_secrets] = secrets
-    wanted |= backups.offsite_files(inventory)
-    with reporter.step("backup scripts and configuration in place"):
-        require_installed(remote, deployment, wanted)
+        wanted[layout.backup_secrets] = secrets
+    return wanted | backups.offsite_files(inventory)
 
 
-def take(remote: Remote, reporter: Reporter, deployment: Deployment, trigger: str, run=None) -> dict:
-    """One backup through the installed script (RUN: a locked run, when the deploy lock is held).
+def take(remote: Remote, reporter: Reporter, deployment: Deployment, trigger: str, run=None,
+         check_first: bool = False) -> dict:
+    """One backup through the installed script (RUN: a locked run, when the deploy lock is held), and the
+    metrics it leaves; CHECK_FIRST: the installed scripts checked in the same round trip.
 
     A backup whose offsite copy failed is still good on the server: the returned `offsite_error`
     says why, and the caller decides whether that fails its task."""
     backup = deployment.inventory.backup
     argv = limited(backup.timeout_seconds, backups.backup_argv(layout_of(deployment.inventory), trigger))
+    # node_exporter's folder is root's; the scheduled run does the same from its service.
+    metrics = Part(["sudo", "-n", *backups.metrics_argv(layout_of(deployment.inventory))])
+    parts = [*([check_part(installed_texts(deployment))] if check_first else []), Part(argv), metrics]
     with reporter.step(f"{trigger} backup (pg_dump in the db container)") as step:
-        try:
-            if run:
-                result = run(argv, limit=backup.timeout_seconds + 60, check=False)
-            else:
-                result = remote.run(argv, timeout=backup.timeout_seconds + 60, check=False)
-        finally:
-            # node_exporter's folder is root's; the scheduled run does the same from its service.
-            remote.run(backups.metrics_argv(layout_of(deployment.inventory)), root=True, check=False)
-        if result.failed and result.exited != backups.OFFSITE_FAILED_EXIT:
-            raise RemoteCommandFailed(deployment.name, shown(argv), result.exited, result.stderr or result.stdout)
-        backup_id, size, sha256, seconds = result.stdout.split()[-4:]
-        offsite_error = last_line(result.stderr) if result.failed else None
+        runner = run or (lambda command, **kwargs: remote.run(command, timeout=backup.timeout_seconds + 60, **kwargs))
+        extra = {"limit": backup.timeout_seconds + 60} if run else {}
+        outcome = run_parts(runner, deployment.name, parts, check=False, **extra)
+        if check_first:
+            require_checked(deployment, outcome, 0)
+        backed_up = len(parts) - 2
+        result_failed = outcome.failed == backed_up
+        if result_failed:
+            remote.run(metrics.argv, check=False)
+        if result_failed and outcome.exited != backups.OFFSITE_FAILED_EXIT:
+            raise RemoteCommandFailed(deployment.name, shown(argv), outcome.exited,
+                                      outcome.stderr or outcome.output(outcome.failed))
+        backup_id, size, sha256, seconds = outcome.output(backed_up).split()[-4:]
+        offsite_error = last_line(outcome.stderr) if result_failed else None
         step.changed, step.detail = True, f"{backup_id}, {backup_records.human_size(int(size))}"
         if backup.offsite:
             step.detail += f"; offsite copy FAILED: {offsite_error}" if offsite_error else ", copied offsite"

@@ -156,8 +156,7 @@ def _backup_before_migrations(remote, run: LockedRun, reporter: Reporter, deploy
         with reporter.step("pre-deploy backup") as step:
             step.detail = f"skipped: {layout_of(inventory).db_container} is not running, so there is nothing to back up"
         return None
-    backups.check_installed(remote, deployment, reporter)
-    return backups.take(remote, reporter, deployment, "pre-deploy", run=run)["id"]
+    return backups.take(remote, reporter, deployment, "pre-deploy", run=run, check_first=True)["id"]
 
 
 def _show_dry_run(remote: Remote, reporter: Reporter, plan: Plan, state: ServerState) -> None:

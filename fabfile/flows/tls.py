@@ -14,7 +14,7 @@ from ..commands.shell import shown
 from ..config import Deployment
 from ..errors import RemoteCommandFailed, SlipwayError
 from ..remote import Remote, Reporter
-from .installed import hashes_part, require_hashes, require_installed
+from .installed import check_part, require_checked, require_installed
 from .locked import run_parts
 
 ISSUE_LIMIT_SECONDS = 300
@@ -42,9 +42,12 @@ def installed_certificate(run, reporter: Reporter, deployment: Deployment) -> tl
     inventory = deployment.inventory
     wanted = tls_commands.installed_texts(inventory)
     with reporter.step("TLS scripts in place, certificate on the server") as step:
-        read = run_parts(run, deployment.name, [hashes_part(wanted), Part(tls_commands.state_argv(inventory))],
-                         root=True)
-        require_hashes(deployment, wanted, read.output(0))
+        read = run_parts(run, deployment.name, [check_part(wanted), Part(tls_commands.state_argv(inventory))],
+                         root=True, check=False)
+        require_checked(deployment, read, 0)
+        if read.failed is not None:
+            raise RemoteCommandFailed(deployment.name, shown(tls_commands.state_argv(inventory)), read.exited,
+                                      read.stderr)
         certificate = tls_commands.parse_certificate(read.output(1))
         step.detail = describe(certificate, inventory.app.domains) if certificate else "no certificate yet"
     return certificate

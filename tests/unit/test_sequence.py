@@ -2,10 +2,15 @@
 
 import json
 import subprocess
+from types import SimpleNamespace
+
+import pytest
 
 from fabfile.commands import lock, shell
 from fabfile.commands.layout import Layout
 from fabfile.commands.sequence import Part, read_outcome, sequence_command
+from fabfile.errors import SlipwayError
+from fabfile.flows.installed import check_part, require_checked
 
 
 def run_here(parts: list[Part]):
@@ -46,3 +51,20 @@ def test_the_lock_writes_the_runs_first_audit_line_once_held_and_not_when_busy(t
     held.wait()
     assert busy.returncode == lock.LOCK_BUSY_EXIT
     assert [json.loads(line) for line in open(layout.audit_log)] == [json.loads(event)]
+
+
+def test_an_installed_check_stops_a_sequence_and_names_each_file_that_differs_or_is_missing(tmp_path):
+    (tmp_path / "same.sh").write_text("echo same\n")
+    (tmp_path / "changed file.conf").write_text("A=1\n")
+    wanted = {str(tmp_path / "same.sh"): "echo same\n", str(tmp_path / "changed file.conf"): "A=2\n",
+              str(tmp_path / "missing.sh"): "x"}
+    outcome, _ = run_here([check_part(wanted), Part(["touch", str(tmp_path / "never")])])
+    assert outcome.failed == 0 and not (tmp_path / "never").exists()
+    with pytest.raises(SlipwayError) as refused:
+        require_checked(SimpleNamespace(name="prod"), outcome, 0)
+    assert str(refused.value) == (f"prod: {tmp_path}/changed file.conf, {tmp_path}/missing.sh on the server differ "
+                                  "from what this slipway and inventory make (or are missing); run `fab -H prod "
+                                  "provision` first")
+    del wanted[str(tmp_path / "changed file.conf")], wanted[str(tmp_path / "missing.sh")]
+    outcome, _ = run_here([check_part(wanted), Part(["touch", str(tmp_path / "now")])])
+    assert outcome.failed is None and (tmp_path / "now").exists()
