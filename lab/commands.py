@@ -160,7 +160,9 @@ SYSTEMD_FLAGS = [
 ]
 
 
-def run_target_command(names: LabNames, key_fingerprint: str) -> str:
+def run_target_command(names: LabNames, key_fingerprint: str, host_ports: dict[str, int]) -> str:
+    """HOST_PORTS: the loopback port each of GUEST_PORTS is published on, named at creation, so that a restarted
+    target (a rebooted server) keeps its addresses; left to Docker, a restart picks new ones."""
     argv = [
         "docker", "run", "--detach", "--name", names.target, "--hostname", "target",
         "--label", f"{names.key_label}={key_fingerprint}", *SYSTEMD_FLAGS,
@@ -169,9 +171,8 @@ def run_target_command(names: LabNames, key_fingerprint: str) -> str:
         # The same for containerd's snapshots, used by Docker's containerd image store.
         "-v", f"{names.containerd_volume}:/var/lib/containerd",
     ]
-    for guest_port in GUEST_PORTS.values():
-        # Docker picks a free loopback port; `docker port` tells which.
-        argv += ["-p", f"127.0.0.1::{guest_port}"]
+    for name, guest_port in GUEST_PORTS.items():
+        argv += ["-p", f"127.0.0.1:{host_ports[name]}:{guest_port}"]
     argv += [names.target_image, "/sbin/init"]
     return shlex.join(argv)
 

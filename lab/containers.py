@@ -87,10 +87,23 @@ def ensure_key(path: Path) -> bool:
 
 
 def create_target(c: Context, lab: commands.LabNames, fingerprint: str, public_key: str) -> None:
-    run_local(c, commands.run_target_command(lab, fingerprint))
+    run_local(c, commands.run_target_command(lab, fingerprint, free_loopback_ports(commands.GUEST_PORTS)))
     wait_for_ssh(c, lab.target)
     run_local(c, commands.exec_command(lab.target, commands.AUTHORIZE_ROOT_KEY, interactive=True),
               in_stream=io.StringIO(public_key))
+
+
+def free_loopback_ports(names) -> dict[str, int]:
+    """A loopback port no one listens on for each of NAMES (the kernel's pick, held until all are picked)."""
+    sockets = []
+    try:
+        for _ in names:
+            sockets.append(socket.socket())
+            sockets[-1].bind(("127.0.0.1", 0))
+        return {name: held.getsockname()[1] for name, held in zip(names, sockets)}
+    finally:
+        for held in sockets:
+            held.close()
 
 
 def ssh_port(c: Context, container: str) -> int | None:

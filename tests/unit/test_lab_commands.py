@@ -13,15 +13,15 @@ NAMES = lab.LabNames(prefix="slipway-lab", suite="trixie")
 LAB_TEMPLATES = Path(__file__).resolve().parents[2] / "lab" / "templates"
 
 
-def test_target_runs_with_the_checked_flags_and_loopback_ports():
-    argv = shlex.split(lab.run_target_command(NAMES, "SHA256:abc"))
+def test_target_runs_with_the_checked_flags_and_the_loopback_ports_it_keeps_when_restarted():
+    argv = shlex.split(lab.run_target_command(NAMES, "SHA256:abc", {"ssh": 40022, "http": 40080, "https": 40443}))
     assert "--privileged" not in argv
     for flag in (["--cap-add", "ALL"], ["--cap-drop", "SYS_RESOURCE"], ["--security-opt", "systempaths=unconfined"],
                  ["-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw"], ["-v", "slipway-lab-target-docker:/var/lib/docker"],
                  ["--tmpfs", "/run"]):
         assert any(argv[i:i + 2] == flag for i in range(len(argv))), flag
     published = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-p"]
-    assert published == ["127.0.0.1::22", "127.0.0.1::80", "127.0.0.1::443"]
+    assert published == ["127.0.0.1:40022:22", "127.0.0.1:40080:80", "127.0.0.1:40443:443"]
     assert argv[-2:] == ["slipway-lab/target:trixie", "/sbin/init"]
     assert "slipway-lab.key=SHA256:abc" in argv
 
