@@ -2,7 +2,7 @@
 
 `plan` compares a `HostState` (from the probe) with the `Desired` state and
 returns the steps that are needed, each a list of actions (shell commands,
-file writes, proven logins) for the runner in `cli/provision.py`. Nothing
+file writes, proven logins) for the runner in `flows/provision.py`. Nothing
 here talks to a server. Values (paths, the user, the time zone...) reach the
 server only as argv elements: as one command's arguments, or a packaged
 script's (`shell.script`).
