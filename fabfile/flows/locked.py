@@ -13,7 +13,7 @@ from typing import Iterator
 
 from ..commands import lock as lock_commands
 from ..commands import traffic
-from ..commands.layout import Layout
+from ..commands.layout import Layout, layout_of
 from ..commands.release import audit_event, release_record
 from ..commands.sequence import Outcome, Part, read_outcome, sequence_command
 from ..commands.shell import KILL_AFTER_SECONDS, Argv, line, shown
@@ -81,6 +81,28 @@ def _json(text: str) -> dict:
         return json.loads(text)
     except ValueError:
         return {}
+
+
+def lock_holder(remote: Remote, layout: Layout) -> dict | None:
+    """Who holds the deploy lock (lock_status.sh's record), or None when it is free."""
+    answer = remote.run(lock_commands.lock_status_command(layout)).stdout.strip()
+    return None if answer == "free" else _json(answer)
+
+
+def release_lock(remote: Remote, deployment, force: bool) -> None:
+    """The deploy lock released: shown first, then, only with FORCE, its holder stopped and the lock taken away."""
+    layout = layout_of(deployment.inventory)
+    record = lock_holder(remote, layout)
+    if record is None:
+        print("unlocked: nothing to release")
+        return
+    print(f"locked by {lock_commands.describe_lock(record)}")
+    if not force:
+        raise SlipwayError(f"{deployment.name}: the lock belongs to a running command; pass --force to stop it and "
+                           "take the lock away")
+    remote.run(lock_commands.force_unlock_command(layout, record.get("pid", "")), root=True)
+    audit(remote.run, layout, "lock forced", holder=record.get("holder", {}))
+    print("lock released (forced)")
 
 
 def audit_line(event: str, **details) -> str:
