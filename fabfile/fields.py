@@ -151,6 +151,28 @@ LocalFile = Annotated[Path, AfterValidator(local_file)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
+# RFC 1918's: never loopback, link-local or anyone's public addresses.
+PRIVATE_NETWORKS = tuple(ipaddress.IPv4Network(net) for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+
+def _private_network(value: Any) -> Any:
+    """An IPv4 network in a private range, written as its own address and prefix (host bits zero)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        network = ipaddress.IPv4Network(value)
+    except ValueError:
+        raise ValueError("expected an IPv4 network like 172.30.250.0/24 (its first address and a prefix length)") from None
+    # 16: the widest Docker takes for one network; 26: the narrowest with a web service's addresses in both slots.
+    if not any(network.subnet_of(private) for private in PRIVATE_NETWORKS) or not 16 <= network.prefixlen <= 26:
+        raise ValueError("expected a private IPv4 network (10/8, 172.16/12 or 192.168/16) from /16 to /26, "
+                         "like 172.30.250.0/24")
+    return str(network)
+
+
+PrivateNetwork = Annotated[str, BeforeValidator(_private_network)]
+
+
 def _numbers_are_an_address(value: str) -> str:
     # Resolvers read a name whose last label is a number as an IPv4 address (10.1 too): it must be a real one.
     if value.rsplit(".", 1)[-1].isdigit():

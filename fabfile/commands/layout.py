@@ -76,6 +76,8 @@ class Layout:
     shipped_images = path("{state_dir}/shipped-images")
     # Docker's names.
     network = path("{app}_app")
+    # Where nginx reaches the web containers at the addresses slipway gives them (see addresses.py).
+    slot_network = path("{app}_slots")
     infra_project = path("{app}")
     nginx_container = path("{app}-nginx-1")
     db_container = path("{app}-db-1")
@@ -119,6 +121,14 @@ class Layout:
     def serving_lookup(self) -> tuple[str, str, str, str]:
         """What lib_serving.sh's serving_release takes to tell the serving slot and release."""
         return self.traffic_dir, self.slot_marker, MARKED_SLOT, other_slot(MARKED_SLOT)
+
+    def slot_conf(self, slot: str) -> str:
+        """SLOT's nginx upstream groups (see addresses.py), beside the live config."""
+        return f"{self.shared}/nginx/slot-{slot}.conf"
+
+    def slot_conf_upload(self, slot: str) -> str:
+        """Where a new version of SLOT's groups waits for the switch (no .conf: nginx does not read it)."""
+        return f"{self.shared}/nginx/.slot-{slot}.next"
 
     def slot_alias(self, slot: str, service: str) -> str:
         """The DNS name (Docker's, on the app network) of SERVICE's containers in SLOT."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..config import Deployment, Inventory
 from ..render import render
 from . import tls
+from .addresses import group_name
 from .layout import CONTAINER_TRAFFIC_DIR, MAINTENANCE_PAGE, SLOT_MARKER, SLOTS, image_refs, layout_of, mounts, web_services
 
 MASK = "********"
@@ -21,6 +22,8 @@ MASK = "********"
 # What clients are told to wait while maintenance is on.
 MAINTENANCE_RETRY_AFTER_SECONDS = 30
 SLOT_VARIABLE = "${SLIPWAY_SLOT:?the release folder's .env names no slot}"
+# What nginx.conf.j2 sets per request to the serving slot's name.
+NGINX_SLOT_VARIABLE = "$slipway_slot"
 # In the release folder; prepare.sh installs it as Layout.db_password_file, which the database container reads here.
 DB_PASSWORD_FILE = "db-password"
 DB_PASSWORD_MOUNT = "/run/slipway/db-password"
@@ -138,8 +141,10 @@ def nginx_conf(inventory: Inventory, project_dir: Path, certificate_ready: bool)
     """The same for every release while nginx's own settings stay: traffic moves by slot, not by config."""
     web = web_services(inventory)
     first = next(iter(web.items()), None)
-    health = {"service": first[0], "port": first[1].ports[0], "path": first[1].healthcheck.path} if first else None
+    app = inventory.app.name
+    health = {"service": first[0], "path": first[1].healthcheck.path} if first else None
     return render(project_dir, "app/nginx.conf.j2", app=inventory.app, nginx=inventory.nginx, web_services=web,
+                  groups={name: group_name(app, NGINX_SLOT_VARIABLE, name) for name in web},
                   health=health, slots=SLOTS, traffic_dir=CONTAINER_TRAFFIC_DIR,
                   slot_marker=SLOT_MARKER, maintenance_page=MAINTENANCE_PAGE,
                   retry_after_seconds=MAINTENANCE_RETRY_AFTER_SECONDS, acme_webroot=_acme_webroot(inventory),

@@ -32,6 +32,8 @@ class ServerState:
     containerd_store: bool = False
     # Local image ID -> the server's IDs for it, for every image slipway shipped.
     shipped: dict[str, set[str]] = field(default_factory=dict)
+    # The slots whose nginx groups are on the server (a slipway before fixed addresses wrote none).
+    slots_with_groups: set[str] = field(default_factory=set)
 
     @property
     def standby_slot(self) -> str:
@@ -45,7 +47,8 @@ class ServerState:
 
 def state_command(layout: Layout, refs: list[str]) -> Argv:
     return script("state", MARK, layout.base, layout.app, layout.nginx_container, layout.db_container,
-                  layout.shipped_images, *layout.serving_lookup, *refs, uses=("serving",))
+                  layout.shipped_images, *layout.serving_lookup, *map(layout.slot_conf, SLOTS), *refs,
+                  uses=("serving",))
 
 
 def parse_state(output: str, layout: Layout) -> ServerState:
@@ -87,6 +90,8 @@ def _read_state_line(state: ServerState, layout: Layout, section: str, line: str
     elif section == "shipped":
         local_id, _, server_id = line.partition(" ")
         state.shipped.setdefault(local_id, set()).add(server_id)
+    elif section == "slot confs":
+        state.slots_with_groups.update(slot for slot in SLOTS if layout.slot_conf(slot) == line)
     elif section == "layers":
         layers = json.loads(line)
         state.layer_chains.update(tuple(layers[:depth]) for depth in range(1, len(layers) + 1))

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 
 from ..config import Inventory
-from .layout import MARKED_SLOT, Layout
+from .addresses import dynamic_range
+from .layout import MARKED_SLOT, SLOTS, Layout
 from .release import DB_PASSWORD_FILE, shared_items
 from .shell import Argv, script
 
@@ -19,6 +20,9 @@ DB_CHANGED_EXIT = 4
 DB_MAJOR_EXIT = 5
 NGINX_CHANGED_EXIT = 6
 MISROUTED_EXIT = 7
+SUBNET_EXIT = 8
+# The longest a config switch waits for the old config's workers to finish their requests before traffic moves.
+OLD_WORKERS_SECONDS = 10
 # The location nginx.conf.j2 gives the first web service's health path: monitors and the switch poll it.
 NGINX_HEALTH_PATH = "/health"
 # What a deploy may do to a database or an nginx that already runs.
@@ -36,7 +40,8 @@ def prepare_command(layout: Layout, inventory: Inventory, release_id: str, unpac
     Every value is a named flag's own argument (prepare.sh's Usage); the --db-* flags only with a database."""
     flags = _flags(releases=layout.releases, release_id=release_id, slot=slot, traffic_dir=layout.traffic_dir,
                    network=layout.network, infra_project=layout.infra_project, nginx_container=layout.nginx_container,
-                   nginx_mode=nginx_mode, nginx_changed_exit=NGINX_CHANGED_EXIT)
+                   nginx_mode=nginx_mode, nginx_changed_exit=NGINX_CHANGED_EXIT, slot_network=layout.slot_network,
+                   subnet=inventory.app.subnet, ip_range=dynamic_range(inventory.app.subnet), subnet_exit=SUBNET_EXIT)
     if unpack:
         flags.append("--unpack")
     database = inventory.database
@@ -74,26 +79,34 @@ def start_services_command(layout: Layout, release_id: str, services: list[str])
             "up", "-d", "--no-deps", *services]
 
 
-def wait_healthy_command(checks: list[tuple[str, int, str]], timeout_seconds: int) -> Argv:
-    """Until every (container, port, path) is healthy; exits UNHEALTHY_EXIT when time is up or one stopped."""
-    return script("wait_healthy", timeout_seconds, UNHEALTHY_EXIT, *(f"{c}|{port}|{path}" for c, port, path in checks))
+def slot_addresses_command(layout: Layout, addresses: dict[str, str]) -> Argv:
+    """Each container at its address (container name -> address) on the slot network."""
+    return script("slot_addresses", layout.slot_network, *(f"{name}={ip}" for name, ip in addresses.items()))
+
+
+def wait_healthy_command(checks: list[tuple[str, str, int, str]], timeout_seconds: int) -> Argv:
+    """Until every (container, address, port, path) is healthy; exits UNHEALTHY_EXIT when time is up or one
+    stopped."""
+    return script("wait_healthy", timeout_seconds, UNHEALTHY_EXIT, *("|".join(map(str, check)) for check in checks))
 
 
 def failure_report_command(containers: list[str]) -> Argv:
     return script("failure_report", *containers)
 
 
-def switch_nginx_command(layout: Layout, release_id: str, recreate: bool = False, serve_slot: str | None = None,
+def switch_nginx_command(layout: Layout, release_id: str, slot: str | None = None, recreate: bool = False,
                          probe: tuple[str, str] = ("", "")) -> Argv:
-    """Move traffic to SERVE_SLOT (None: leave it), and install the config on stdin when it changed, only if
-    `nginx -t` passes, with a reload; create nginx when it is not running (RECREATE: re-create it too when
-    its service in RELEASE_ID's compose file changed). Prints what happened to nginx, if anything.
+    """Move traffic to SLOT (None: leave it where it is), and install the config on stdin and SLOT's groups
+    (uploaded to layout.slot_conf_upload) when either changed, only if `nginx -t` passes, with a reload; create
+    nginx when it is not running (RECREATE: re-create it too when its service in RELEASE_ID's compose file
+    changed). Prints what happened to nginx, if anything.
     PROBE (scheme, host): once traffic moved, the health path must answer through nginx, or traffic moves
     back and the command exits MISROUTED_EXIT."""
-    mark = "" if serve_slot is None else str(int(serve_slot == MARKED_SLOT))
+    mark = "" if slot is None else str(int(slot == MARKED_SLOT))
+    slot_files = ("", "") if slot is None else (layout.slot_conf_upload(slot), layout.slot_conf(slot))
     return script("switch_nginx", layout.live_nginx_conf, layout.nginx_container, layout.infra_project,
                   layout.compose_file(release_id), int(recreate), layout.slot_marker, mark, *probe,
-                  NGINX_HEALTH_PATH, MISROUTED_EXIT)
+                  NGINX_HEALTH_PATH, MISROUTED_EXIT, *slot_files, layout.slot_network, OLD_WORKERS_SECONDS)
 
 
 def maintenance_on_command(layout: Layout, record: dict, allow: list[str]) -> Argv:
@@ -132,7 +145,7 @@ def discard_release_command(layout: Layout, release_id: str) -> Argv:
 
 
 def recover_command(layout: Layout) -> Argv:
-    return script("recover", layout.live_nginx_conf, layout.nginx_container)
+    return script("recover", layout.live_nginx_conf, layout.nginx_container, *map(layout.slot_conf, SLOTS))
 
 
 def write_file_command(path: str, mode: int = 0o644) -> Argv:

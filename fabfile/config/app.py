@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from ..fields import (AppDir, Command, EnvKey, EnvValue, HealthPath, Hostname, Image, Name, Port, Route, Version,
-                      Volume, matching)
+from ..fields import (AppDir, Command, EnvKey, EnvValue, HealthPath, Hostname, Image, Name, Port, PrivateNetwork,
+                      Route, Version, Volume, matching)
 from .section import Section, refuse, repeated_indexes
 
 
@@ -20,6 +20,10 @@ class App(Section):
     drain_seconds: int = Field(3, ge=0, le=300, description="how long old containers keep serving requests already sent to them")
     step_timeout_seconds: int = Field(300, ge=10, le=86400, description="the longest any one remote step may run before it is killed")
     ship_timeout_seconds: int = Field(1800, ge=10, le=86400, description="the longest shipping or pulling images may take")
+    subnet: PrivateNetwork = Field(
+        "172.30.250.0/24", description="the private IPv4 network (like 172.30.250.0/24) where nginx reaches the web "
+                                       "containers at addresses slipway gives them; no other network on the server "
+                                       "may overlap it")
 
     @model_validator(mode="after")
     def _domains_are_distinct(self) -> App:
@@ -39,6 +43,10 @@ class HealthCheck(Section):
                                     "which needs nothing in the image")
 
 
+# Each web service has this many addresses in each slot (see commands/addresses.py).
+MAX_REPLICAS = 20
+
+
 class Service(Section):
     image: Image = Field(description="an image reference like registry.example.com/team/api")
     command: Command | None = None
@@ -47,7 +55,7 @@ class Service(Section):
     ports: list[Port] = []
     healthcheck: HealthCheck | None = None
     volumes: list[Volume] = []
-    replicas: int = Field(1, ge=1, le=20)
+    replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
     behind_nginx: bool = False
     route: Route = Field("/", description="the URL path prefix nginx sends to this service")
     release_command: Command | None = Field(None, description="a command run once in a new container of this service before traffic moves (migrations)")

@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 from pydantic import Field, model_validator
 
 from ..fields import Name
-from .app import App, Images, Service
+from .app import MAX_REPLICAS, App, Images, Service
 from .backup import Backup, Database
 from .section import Problem, Section, refuse
 from .server import Host, Server, fingerprint, public_half
@@ -103,6 +103,18 @@ class Inventory(Section):
                     f"expected a name unlike those slipway gives on the app network ({app}-blue-*, {app}-green-*, "
                     f"{app}-db-N, {app}-nginx-N, {app}-<release id>-*), so no name there answers for two containers")))
         refuse("Inventory", problems)
+        return self
+
+    @model_validator(mode="after")
+    def _web_services_fit_the_subnet(self) -> Inventory:
+        from ..commands.addresses import services_per_slot  # built on this package's models
+
+        web = [name for name, service in self.services.items() if service.behind_nginx]
+        room = services_per_slot(self.app.subnet)
+        if len(web) > room:
+            refuse("Inventory", [(("app", "subnet"), self.app.subnet, (
+                f"expected a network with room for {len(web)} services behind nginx ({MAX_REPLICAS} addresses each "
+                f"in each of 2 slots); this one has room for {room}: use a shorter prefix, like /24"))])
         return self
 
     @model_validator(mode="after")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from ..commands import traffic
+from ..commands import addresses, traffic
 from ..commands.layout import Layout, layout_of, new_release_id, web_services, workers
 from ..commands.release import ReleaseFile, release_tarball, serves_https
 from ..commands.sequence import Part
@@ -96,48 +96,75 @@ class Activation:
                              limit=limit + traffic.HEALTH_MARGIN_SECONDS)
                     step.changed = True
 
+    @property
+    def serving_without_groups(self) -> bool:
+        """The serving release was started by a slipway before fixed addresses: its containers have none yet."""
+        return bool(self.state.serving) and self.state.serving_slot not in self.state.slots_with_groups
+
+    def serving_replicas(self) -> dict[str, list[int]]:
+        """The serving release's web containers as they run, by service: replica numbers."""
+        return addresses.running_replicas(self.layout, self.state.serving, self.state.projects.get(self.state.serving, []),
+                                          list(web_services(self.deployment.inventory)))
+
     def start_healthy(self, web: dict) -> None:
-        """The web services' new containers started beside the old and every one healthy, or the attempt ends."""
-        layout, release_id = self.layout, self.attempt.release_id
+        """The web services' new containers started beside the old, each at its address in the standby slot, and
+        every one healthy, or the attempt ends."""
+        inventory, layout, release_id = self.deployment.inventory, self.layout, self.attempt.release_id
+        slot = self.state.standby_slot
+        given = addresses.slot_addresses(inventory, layout, slot, release_id)
+        if self.serving_without_groups:
+            given.update(addresses.slot_addresses(inventory, layout, self.state.serving_slot, self.state.serving,
+                                                  self.serving_replicas()))
+        checks = addresses.health_checks(inventory, layout, slot, release_id)
         replicas = sum(service.replicas for service in web.values())
-        checks = [(container, service.healthcheck.port, service.healthcheck.path) for name, service in web.items()
-                  for container in layout.containers(release_id, name, service.replicas)]
         timeout = max(service.healthcheck.timeout_seconds for service in web.values())
         with self.reporter.step(f"start {', '.join(web)} ({replicas} new beside the old), wait until healthy") as step:
             parts = [Part(traffic.start_services_command(layout, release_id, list(web))),
+                     Part(traffic.slot_addresses_command(layout, given)),
                      Part(traffic.wait_healthy_command(checks, timeout))]
             started = run_parts(self.run, self.deployment.name, parts, check=False,
                                 limit=self.run.step_limit + timeout + traffic.HEALTH_MARGIN_SECONDS)
             step.changed = started.succeeded(0)
-            if started.failed == 0:
-                raise RemoteCommandFailed(self.deployment.name, shown(parts[0].argv), started.exited,
-                                          started.stderr or started.output(0))
-            step.detail = started.output(1).strip().partition(":")[2].strip()
+            if started.failed in (0, 1):
+                raise RemoteCommandFailed(self.deployment.name, shown(parts[started.failed].argv), started.exited,
+                                          started.stderr or started.output(started.failed))
+            step.detail = started.output(2).strip().partition(":")[2].strip()
             if started.exited == traffic.UNHEALTHY_EXIT:
-                report = self.run(traffic.failure_report_command([c for c, _, _ in checks]), check=False).stdout
+                report = self.run(traffic.failure_report_command([c for c, *_ in checks]), check=False).stdout
                 raise SlipwayError(f"{self.deployment.name}: release {release_id} ({self.attempt.version}) never "
                                    f"became healthy, so it got no traffic; {self.still_serving} still serves.\n"
                                    f"{report.rstrip()}")
             if started.failed is not None:
                 raise SlipwayError(f"{self.deployment.name}: waiting for health failed (exit {started.exited}): "
-                                   f"{(started.stderr or started.output(1)).strip()}")
+                                   f"{(started.stderr or started.output(2)).strip()}")
 
     def move_traffic(self, nginx_conf: str, restart_nginx: bool, probe: bool) -> None:
-        """nginx sends the next request to the new slot; PROBE: /health through nginx proves it, else it moves back."""
-        release_id, inventory = self.attempt.release_id, self.deployment.inventory
-        with self.reporter.step(f"move traffic to {release_id} (slot {self.state.standby_slot})") as step:
-            switch = traffic.switch_nginx_command(self.layout, release_id, restart_nginx, self.state.standby_slot,
+        """nginx sends the next request to the new slot, through the slot's groups written for this release;
+        PROBE: /health through nginx proves it, else it moves back."""
+        release_id, inventory, layout = self.attempt.release_id, self.deployment.inventory, self.layout
+        slot = self.state.standby_slot
+        with self.reporter.step(f"move traffic to {release_id} (slot {slot})") as step:
+            parts = []
+            if self.serving_without_groups:
+                serving_groups = addresses.slot_conf(inventory, self.state.serving_slot, self.serving_replicas())
+                parts.append(Part(traffic.write_file_command(layout.slot_conf(self.state.serving_slot)),
+                                  serving_groups.encode()))
+            parts.append(Part(traffic.write_file_command(layout.slot_conf_upload(slot)),
+                              addresses.slot_conf(inventory, slot).encode()))
+            switch = traffic.switch_nginx_command(layout, release_id, slot, restart_nginx,
                                                   _probe(inventory, nginx_conf) if probe else ("", ""))
-            result = self.run(switch, stdin=nginx_conf, check=False)
-            if result.exited == traffic.MISROUTED_EXIT:
+            parts.append(Part(switch, nginx_conf.encode()))
+            result = run_parts(self.run, self.deployment.name, parts, check=False)
+            switched = result.output(len(parts) - 1)
+            if result.exited == traffic.MISROUTED_EXIT and result.failed == len(parts) - 1:
                 raise SlipwayError(f"{self.deployment.name}: release {release_id} ({self.attempt.version}) was "
                                    f"healthy, but {traffic.NGINX_HEALTH_PATH} did not answer through nginx once "
                                    f"traffic moved to it ({result.stderr.strip()}); {self.still_serving} serves again")
-            if result.failed:
-                raise RemoteCommandFailed(self.run.remote.label, shown(switch), result.exited,
-                                          result.stderr or result.stdout)
+            if result.failed is not None:
+                raise RemoteCommandFailed(self.run.remote.label, shown(parts[result.failed].argv), result.exited,
+                                          result.stderr or result.output(result.failed))
             self.attempt.switched = step.changed = True
-            step.detail = result.stdout.strip() or "no nginx reload"
+            step.detail = switched.strip() or "no nginx reload"
 
     def retire_old(self, ending: Ending) -> None:
         """The old release's containers drained and stopped, the workers started, the attempt recorded as served;

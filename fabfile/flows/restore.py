@@ -140,7 +140,8 @@ def _bring_back(run, reporter: Reporter, deployment: Deployment, serving: str, e
     with reporter.step(f"start {', '.join(inventory.services)}, wait until healthy") as step:
         run(layout.compose(serving, "start", *inventory.services))
         web = web_services(inventory)
-        checks = [(container, service.healthcheck.port, service.healthcheck.path)
+        # Healthy wherever the container answers: these are the containers nginx reached before the restore.
+        checks = [(container, "", service.healthcheck.port, service.healthcheck.path)
                   for name, service in web.items() for container in layout.containers(serving, name, service.replicas)]
         if checks:
             timeout = max(service.healthcheck.timeout_seconds for service in web.values())

@@ -14,6 +14,11 @@
 # compose would re-create the running nginx for the release (its image,
 # ports or mounts changed), nothing else happens and it exits
 # --nginx-changed-exit; `restart` lets the nginx switch re-create it.
+# The app's slot network (--slot-network, where nginx reaches the web
+# containers at fixed addresses) is made with --subnet, Docker handing out
+# --ip-range's addresses only, unless a route on this server overlaps it;
+# nginx joins it. One that exists with another subnet, or an overlapping
+# route, ends the run with --subnet-exit and what is in the way on stdout.
 # The release goes into --slot (the one not serving): its .env names the slot
 # for compose, and TRAFFIC_DIR/SLOT names the release. The release's file
 # --db-password-name (the password a new database gets) is installed as
@@ -24,7 +29,8 @@
 # Usage: prepare.sh --releases DIR --release-id ID [--unpack] --slot SLOT
 #          --traffic-dir DIR --network NAME --infra-project NAME
 #          --nginx-container NAME --nginx-mode keep|restart|leave
-#          --nginx-changed-exit CODE
+#          --nginx-changed-exit CODE --slot-network NAME --subnet NET --ip-range NET
+#          --subnet-exit CODE
 #          [--db-project NAME --db-mode keep|restart|leave --db-container NAME
 #           --db-image REF --db-volume NAME --db-changed-exit CODE
 #           --db-major-exit CODE --db-password-name FILE --db-password-file PATH]
@@ -55,6 +61,10 @@ while [ $# -gt 0 ]; do
     --nginx-container) nginx_container=${2-} ;;
     --nginx-mode) nginx_mode=${2-} ;;
     --nginx-changed-exit) nginx_changed_exit=${2-} ;;
+    --slot-network) slot_network=${2-} ;;
+    --subnet) subnet=${2-} ;;
+    --ip-range) ip_range=${2-} ;;
+    --subnet-exit) subnet_exit=${2-} ;;
     --db-project) db_project=${2-} ;;
     --db-mode) db_mode=${2-} ;;
     --db-container) db_container=${2-} ;;
@@ -73,7 +83,8 @@ done
 needs --releases "${releases-}" --release-id "${release_id-}" --slot "${slot-}" \
   --traffic-dir "${traffic_dir-}" --network "${network-}" --infra-project "${infra_project-}" \
   --nginx-container "${nginx_container-}" --nginx-mode "${nginx_mode-}" \
-  --nginx-changed-exit "${nginx_changed_exit-}"
+  --nginx-changed-exit "${nginx_changed_exit-}" --slot-network "${slot_network-}" --subnet "${subnet-}" \
+  --ip-range "${ip_range-}" --subnet-exit "${subnet_exit-}"
 if [ -n "$db_project" ]; then
   needs --db-mode "${db_mode-}" --db-container "${db_container-}" --db-image "${db_image-}" \
     --db-volume "${db_volume-}" --db-changed-exit "${db_changed_exit-}" --db-major-exit "${db_major_exit-}" \
@@ -133,6 +144,28 @@ mounts_made() {
   done
 }
 
+# The slot network as the flags describe it, nginx (when it exists) on it; or the run ends with --subnet-exit.
+slot_network_made() {
+  if found=$(docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$slot_network" 2>/dev/null); then
+    if [ "$found" != "$subnet" ]; then
+      echo "network $slot_network has subnet $found"
+      exit "$subnet_exit"
+    fi
+  else
+    # Routes inside the subnet, and those around it but the default one.
+    routes=$( (ip -4 -o route show root "$subnet"; ip -4 -o route show match "$subnet") | grep -v '^default' || true)
+    if [ -n "$routes" ]; then
+      echo "this server routes $(printf '%s' "$routes" | head -n 1 | cut -d ' ' -f 1-3) there"
+      exit "$subnet_exit"
+    fi
+    docker network create --subnet "$subnet" --ip-range "$ip_range" "$slot_network" >/dev/null
+  fi
+  if docker inspect "$nginx_container" >/dev/null 2>&1 && ! docker network inspect \
+      -f '{{range .Containers}}{{.Name}} {{end}}' "$slot_network" | grep -qw -- "$nginx_container"; then
+    docker network connect "$slot_network" "$nginx_container"
+  fi
+}
+
 # The release's database password (when it has one) where the database container mounts it.
 db_password_installed() {
   if [ -f "$release_dir/$db_password_name" ]; then
@@ -187,6 +220,7 @@ release_unpacked
 slot_assigned
 nginx_unchanged_unless_asked
 mounts_made "$@"
+slot_network_made
 [ -n "$db_project" ] || exit 0
 db_password_installed
 database_up

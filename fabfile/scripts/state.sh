@@ -4,15 +4,15 @@
 # the release in it, every release record, the image ID of each REF, the compose project
 # of each of the app's containers, whether nginx and the database run,
 # Docker's image store,
-# which local images became which server images, and every image's layer
-# chain.
+# which local images became which server images, every image's layer
+# chain, and which of the SLOT_CONF files (the slots' nginx groups) exist.
 # Usage: state.sh MARK BASE_DIR APP NGINX_CONTAINER DB_CONTAINER SHIPPED_FILE
-#          TRAFFIC_DIR MARKER MARKED_SLOT UNMARKED_SLOT [REF]...
+#          TRAFFIC_DIR MARKER MARKED_SLOT UNMARKED_SLOT SLOT_CONF SLOT_CONF [REF]...
 set -u
 mark=$1 base=$2 app=$3 nginx=$4 db=$5 shipped=$6 traffic=$7 marker=$8
 shift 8
-marked=$1 unmarked=$2
-shift 2
+marked=$1 unmarked=$2 first_conf=$3 second_conf=$4
+shift 4
 echo "$mark base"; [ -d "$base/releases" ] && echo present
 echo "$mark current"; readlink "$base/current" || true
 echo "$mark serving"
@@ -37,3 +37,7 @@ if docker info -f '{{json .DriverStatus}}' 2>/dev/null | grep -q io.containerd.s
 echo "$mark shipped"; cat "$shipped" 2>/dev/null || true
 echo "$mark layers"
 docker image ls -q | sort -u | xargs -r docker image inspect -f '{{json .RootFS.Layers}}'
+echo "$mark slot confs"
+for conf in "$first_conf" "$second_conf"; do
+  if [ -f "$conf" ]; then echo "$conf"; fi
+done

@@ -1,5 +1,5 @@
-"""Ordinary events on a server with nobody at the keyboard: it reboots. The last stage, as the target goes
-down and up again under it."""
+"""Ordinary events on a server with nobody at the keyboard: Docker's daemon or containerd restarts (an unattended
+security update), it reboots. The last stage, as the target goes down and up again under it."""
 
 import json
 import subprocess
@@ -12,6 +12,7 @@ from fabfile.remote import Remote
 from lab_names import LAB
 from lab_server import live_release, wait_until
 from lab_site import Site, get
+from load import strict_clients
 from conftest import connect, run_cli
 
 from lab.target import ensure_target, target_status
@@ -68,6 +69,51 @@ def reboot(target: str) -> float:
     subprocess.run(["docker", "wait", target], check=True, capture_output=True, timeout=120)
     subprocess.run(["docker", "start", target], check=True, capture_output=True)
     return time.monotonic()
+
+
+# How long the load goes on once the daemon answers again: past nginx's fail_timeout (a server marked failed
+# is tried again after it) and past the 5 s a resolver lookup used to wait before its 502.
+LOAD_AFTER_RESTART_SECONDS = 8
+
+
+def docker_answers(target: str) -> bool:
+    return subprocess.run(["docker", "exec", target, "docker", "info", "-f", "{{.ServerVersion}}"],
+                          capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("unit", ["docker", "containerd"])
+def test_a_restart_of_docker_or_containerd_fails_no_request(ctx, lab_now, unit, capsys):
+    """As an unattended docker.io or containerd update does: the containers keep running (live-restore) and nginx
+    reaches them at their fixed addresses, with nothing asked of the daemon that is down."""
+    target = lab_now["container"]
+    site = Site.of(lab_now)
+    remote = as_deploy_user(lab_now)
+    try:
+        serving = live_release(remote)
+    finally:
+        remote.close()
+    with strict_clients(site) as load:
+        wait_until(lambda: load.total > 500, 30, "the load's first requests")
+        started = time.monotonic()
+        # A unit restarted too often within a minute is refused by systemd: the lab's earlier restarts do not count.
+        subprocess.run(["docker", "exec", target, "systemctl", "reset-failed", f"{unit}.service"], check=False)
+        subprocess.run(["docker", "exec", target, "systemctl", "restart", f"{unit}.service"], check=True, timeout=120)
+        wait_until(lambda: docker_answers(target), 60, f"Docker to answer after {unit} restarted")
+        took = time.monotonic() - started
+        during = load.total
+        time.sleep(LOAD_AFTER_RESTART_SECONDS)
+    report(capsys, f"systemctl restart {unit}: Docker answered again after {took:.1f} s; {load.total} requests "
+                   f"from 20 keep-alive clients that never retry ({during} until then), {load.failed} failed")
+    assert load.failed == 0, load.failures
+    assert set(load.bodies) == {next(iter(load.bodies))}, "one release answered throughout"
+    remote = as_deploy_user(lab_now)
+    try:
+        assert live_release(remote) == serving
+    finally:
+        remote.close()
+    if unit == "docker":
+        deployed = run_cli("fab", "-H", "lab", "deploy")
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
 
 
 def test_a_rebooted_server_serves_the_same_release_over_https_by_itself(ctx, lab_now, capsys):

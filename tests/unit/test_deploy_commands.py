@@ -144,10 +144,11 @@ def test_nginx_config_names_no_release_and_finds_the_serving_slot_per_request(fi
     assert "20261122-140000" not in conf and "\nupstream " not in conf
     assert ("    set $slipway_slot blue;\n    if (-f /etc/nginx/conf.d/traffic/green-serves) {\n"
             "        set $slipway_slot green;\n    }\n") in conf
-    assert "resolver 127.0.0.11 valid=1s ipv6=off;" in conf
+    # The serving slot's upstream group, per request; never Docker's DNS, which a daemon restart silences.
+    assert "\nresolver " not in conf
     health = conf[conf.index("location = /health"):conf.index("}", conf.index("location = /health"))]
-    assert "limit_req" not in health and "proxy_pass http://demo-$slipway_slot-api:8000/health;" in health
-    assert "proxy_pass http://demo-$slipway_slot-api:8000;" in conf
+    assert "limit_req" not in health and "proxy_pass http://demo-$slipway_slot-api/health;" in health
+    assert "proxy_pass http://demo-$slipway_slot-api;" in conf
     assert "proxy_next_upstream error timeout http_502 http_503 http_504;" in conf
     assert "limit_req zone=demo_per_client burst=5000 nodelay;" in conf
     for header in ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy"):

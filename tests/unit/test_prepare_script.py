@@ -26,12 +26,21 @@ case "$*" in
   "inspect -f {{.Config.Image}} demo-nginx-1") echo slipway-demo/nginx:0 ;;
   "inspect -f {{.Config.Image}} demo-db-1") echo slipway-demo/postgres:16 ;;
   "inspect -f {{.State.Health.Status}} demo-db-1") echo healthy ;;
+  "network inspect -f {{range .IPAM.Config}}{{.Subnet}}{{end}} demo_slots")
+    [ -n "${NO_SLOT_NETWORK-}" ] && exit 1
+    echo "${SLOT_SUBNET:-172.30.250.0/24}" ;;
+  "network inspect -f {{range .Containers}}{{.Name}} {{end}} demo_slots") echo "${SLOT_MEMBERS-}" ;;
   *"--dry-run"*" nginx") [ -z "${NGINX_CHANGED-}" ] || echo " Container demo-nginx-1  Recreate" ;;
   *"--dry-run"*" db") [ -z "${DB_CHANGED-}" ] || echo " Container demo-db-1  Recreate" ;;
   *"--entrypoint postgres"*) echo "postgres (PostgreSQL) 17.2 (Debian 17.2-1.pgdg120+1)" ;;
   *"--entrypoint cat"*) echo "${DATA_MAJOR:-17}" ;;
   *) ;;
 esac
+"""
+# The server's routes (ip -4 -o route show ...): ROUTES, printed whatever was asked.
+FAKE_IP = r"""#!/bin/sh
+{ printf ip; for arg in "$@"; do printf '\037%s' "$arg"; done; printf '\036'; } >> "$DOCKER_LOG"
+[ -z "${ROUTES-}" ] || echo "$ROUTES"
 """
 
 
@@ -56,9 +65,11 @@ def run_prepare(tmp_path, argv, stdin=b"", **server):
     """ARGV run here as the server would run it, with the fake docker in a server state SERVER describes."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    (bin_dir / "docker").write_text(FAKE_DOCKER)
-    (bin_dir / "docker").chmod(0o755)
+    for name, text in (("docker", FAKE_DOCKER), ("ip", FAKE_IP)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
     log = tmp_path / "docker.log"
+    log.unlink(missing_ok=True)
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "DOCKER_LOG": str(log), **{k: "1" if v is True else v
                                                                           for k, v in server.items()}}
     result = subprocess.run(["sh", "-c", shell.line(argv)], input=stdin, capture_output=True, env=env)
@@ -89,6 +100,8 @@ def test_prepare_names_every_value(inventory):
         "--traffic-dir": layout.traffic_dir, "--network": "demo_app", "--infra-project": "demo",
         "--nginx-container": "demo-nginx-1", "--nginx-mode": "restart",
         "--nginx-changed-exit": str(traffic.NGINX_CHANGED_EXIT), "--unpack": True,
+        "--slot-network": "demo_slots", "--subnet": "172.30.250.0/24", "--ip-range": "172.30.250.0/28",
+        "--subnet-exit": str(traffic.SUBNET_EXIT),
         "--db-project": "demo", "--db-mode": "keep", "--db-container": "demo-db-1",
         "--db-image": inventory.database.image, "--db-volume": "demo_pgdata",
         "--db-changed-exit": str(traffic.DB_CHANGED_EXIT), "--db-major-exit": str(traffic.DB_MAJOR_EXIT),
@@ -178,3 +191,31 @@ def test_prepare_without_a_database_makes_the_mounts_and_stops(tmp_path, invento
     assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
     assert not [call for call in calls if "db" in call or "demo-db-1" in call]
     assert (Path(layout.shared) / "acme-challenge").is_dir() and not Path(layout.db_password_file).exists()
+
+
+def test_prepare_makes_the_slot_network_with_its_subnet_and_puts_nginx_on_it(tmp_path, inventory):
+    layout = layout_of(inventory)
+    argv = traffic.prepare_command(layout, inventory, RELEASE_ID, True, traffic.KEEP, traffic.KEEP, "green")
+    result, calls = run_prepare(tmp_path, argv, release_tar(), NO_SLOT_NETWORK=True, NGINX_RUNNING=True)
+    assert result.returncode == 0, result.stderr
+    assert ["network", "create", "--subnet", "172.30.250.0/24", "--ip-range", "172.30.250.0/28", "demo_slots"] in calls
+    assert ["network", "connect", "demo_slots", "demo-nginx-1"] in calls
+    # Once made and joined, the next release changes nothing there.
+    reuse = traffic.prepare_command(layout, inventory, RELEASE_ID, False, traffic.KEEP, traffic.KEEP, "green")
+    again, calls = run_prepare(tmp_path, reuse, NGINX_RUNNING=True, SLOT_MEMBERS="demo-nginx-1 ")
+    assert again.returncode == 0, again.stderr
+    assert not [call for call in calls if call[:2] in (["network", "create"], ["network", "connect"])]
+
+
+@pytest.mark.parametrize("server, detail", [
+    ({"SLOT_SUBNET": "172.30.251.0/24"}, "network demo_slots has subnet 172.30.251.0/24"),
+    ({"NO_SLOT_NETWORK": True, "ROUTES": "172.30.0.0/16 via 10.0.0.1 dev eth1"},
+     "this server routes 172.30.0.0/16 via 10.0.0.1 there"),
+])
+def test_prepare_refuses_a_subnet_in_use_before_the_database_or_nginx_change(tmp_path, inventory, server, detail):
+    layout = layout_of(inventory)
+    argv = traffic.prepare_command(layout, inventory, RELEASE_ID, True, traffic.KEEP, traffic.KEEP, "green")
+    result, calls = run_prepare(tmp_path, argv, release_tar(), NGINX_RUNNING=True, **server)
+    assert (result.returncode, result.stdout.decode()) == (traffic.SUBNET_EXIT, f"{detail}\n")
+    assert not [call for call in calls if call[:2] in (["network", "create"], ["network", "connect"])
+                or "db" in call]

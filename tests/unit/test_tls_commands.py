@@ -33,7 +33,7 @@ def test_before_the_certificate_the_site_serves_http_and_answers_acme_challenges
     challenge = http[http.index("location ^~ /.well-known/acme-challenge/"):]
     assert challenge.split("}")[0].split("{")[1].split() == [
         "root", "/var/www/acme-challenge;", "default_type", "text/plain;", "try_files", "$uri", "=404;"]
-    assert "proxy_pass http://demo-$slipway_slot-api:8000;" in http and "Strict-Transport-Security" not in conf
+    assert "proxy_pass http://demo-$slipway_slot-api;" in http and "Strict-Transport-Security" not in conf
 
 
 def test_with_the_certificate_http_redirects_except_challenges_and_https_serves_the_intermediate_profile(tmp_path):
@@ -48,7 +48,7 @@ def test_with_the_certificate_http_redirects_except_challenges_and_https_serves_
     ciphers = re.search(r"ssl_ciphers (\S+);", https).group(1).split(":")
     assert ciphers and all(c.startswith("ECDHE-") and ("GCM" in c or "CHACHA20" in c) for c in ciphers)
     assert 'add_header Strict-Transport-Security "max-age=63072000" always;' in https
-    assert "proxy_pass http://demo-$slipway_slot-api:8000;" in https and "stapling" not in conf
+    assert "proxy_pass http://demo-$slipway_slot-api;" in https and "stapling" not in conf
 
 
 def test_a_canonical_host_gets_the_site_and_the_other_names_a_301_to_it(tmp_path):
