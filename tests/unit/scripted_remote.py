@@ -129,6 +129,8 @@ class Server:
     db_running: bool = True
     # Release ids with containers (the serving one's are added).
     projects: list[str] = field(default_factory=list)
+    # The serving slot has its nginx groups (a slipway before fixed addresses wrote none).
+    groups: bool = True
 
     def release(self, release_id: str, outcome: str = "active", version: str = "v1", **extra) -> Server:
         self.releases[release_id] = {"id": release_id, "outcome": outcome, "version": version,
@@ -147,5 +149,6 @@ class Server:
             "projects": [f"{layout.app}-{rid} {layout.app}-{rid}-api-1" for rid in projects],
             "nginx": ["true"],
             "db": ["true" if self.db_running else "false"],
+            "slot confs": [layout.slot_conf(self.slot)] if self.groups else [],
         }
         return "".join(f"{MARK} {name}\n" + "".join(f"{line}\n" for line in lines) for name, lines in sections.items())

@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -257,3 +258,28 @@ def test_a_restore_that_fails_and_cannot_bring_the_app_back_says_both(deployment
     message = str(raised.value)
     assert message.startswith("lab: the restore failed (lab: command failed (exit 1): sh /usr/local/lib/slipway/restore.sh") \
         and f"and bringing {SERVING} back failed too: " in message and "no such container" in message
+
+
+def test_a_release_started_by_a_slipway_before_fixed_addresses_gets_its_address_and_groups_first(deployment, layout):
+    """Taken over: the serving release's running containers join the slot network at the serving slot's addresses
+    and that slot's groups are written, before nginx's new config (which names groups only) is reloaded."""
+    remote = scripted(layout, Server(serving=SERVING, groups=False).release(SERVING))
+    deploy(remote, deployment)
+    release_id = release_of(remote)
+    given = shlex.split(remote.ran(r"^slipway-slot_addresses ")[0].shown)
+    assert given[-3:] == [f"demo-{release_id}-api-1=172.30.250.135", f"demo-{release_id}-api-2=172.30.250.136",
+                          f"demo-{SERVING}-api-1=172.30.250.16"]
+    serving_groups = remote.ran(f"^slipway-write_file {layout.slot_conf('blue')} ")[0].stdin
+    assert "upstream demo-blue-api {\n    server 172.30.250.16:8000 max_fails=1 fail_timeout=5s;\n}" in serving_groups
+    assert remote.calls.index(remote.ran(f"^slipway-write_file {layout.slot_conf('blue')} ")[0]) < \
+        remote.calls.index(remote.ran(r"^slipway-switch_nginx ")[0])
+
+
+def test_a_release_started_by_this_slipway_keeps_the_serving_slots_groups_as_they_are(deployment, layout):
+    remote = scripted(layout, Server(serving=SERVING).release(SERVING))
+    deploy(remote, deployment)
+    release_id = release_of(remote)
+    assert shlex.split(remote.ran(r"^slipway-slot_addresses ")[0].shown)[-2:] == [f"demo-{release_id}-api-1=172.30.250.135",
+                                                                     f"demo-{release_id}-api-2=172.30.250.136"]
+    assert not remote.ran(f"^slipway-write_file {layout.slot_conf('blue')} ")
+    assert remote.ran(f"^slipway-write_file {layout.slot_conf_upload('green')} ")
