@@ -20,6 +20,8 @@ SLOT_MARKER = f"{MARKED_SLOT}-serves"
 MAINTENANCE_PAGE = "maintenance.html"
 # certbot's own folder, where the nginx container sees it too.
 LETSENCRYPT = "/etc/letsencrypt"
+# Where the database container reads its password file.
+DB_PASSWORD_MOUNT = "/run/slipway/db-password"
 # Where nginx sees the traffic folder (the live config's folder is mounted as conf.d).
 CONTAINER_TRAFFIC_DIR = "/etc/nginx/conf.d/traffic"
 
@@ -74,6 +76,8 @@ class Layout:
     lock_info = path("{state_dir}/lock.json")
     steps_lock = path("{state_dir}/steps.lock")
     shipped_images = path("{state_dir}/shipped-images")
+    # The layout version the last deploy laid out (see upgrade.py).
+    layout_record = path("{state_dir}/layout")
     # Docker's names.
     network = path("{app}_app")
     # Where nginx reaches the web containers at the addresses slipway gives them (see addresses.py).

@@ -253,6 +253,7 @@ class HostState:
     # `systemctl is-enabled` of each backup timer, in order.
     timers_enabled: list[str] = field(default_factory=list)
     offsite_public_key: str = ""
+    layout_record: str = ""
 
 
 def probe_script(inventory: Inventory) -> Argv:
@@ -303,6 +304,8 @@ def parse_probe(output: str) -> HostState:
             state.offsite_public_key = lines[0] if lines else ""
         elif kind == "app_state":
             state.app_deployed = lines == ["present"]
+        elif kind == "layout":
+            state.layout_record = lines[0] if lines else ""
         elif kind == "file":
             state.files[argument] = _file_state(lines)
         elif kind == "dir":

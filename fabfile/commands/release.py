@@ -15,7 +15,7 @@ from ..config import Deployment, Inventory
 from ..render import render
 from . import tls
 from .addresses import group_name
-from .layout import CONTAINER_TRAFFIC_DIR, MAINTENANCE_PAGE, SLOT_MARKER, SLOTS, image_refs, layout_of, mounts, web_services
+from .layout import CONTAINER_TRAFFIC_DIR, DB_PASSWORD_MOUNT, MAINTENANCE_PAGE, SLOT_MARKER, SLOTS, image_refs, layout_of, mounts, web_services
 
 MASK = "********"
 # Compose fills it in from the release folder's .env (prepare.sh writes it before every start).
@@ -26,7 +26,6 @@ SLOT_VARIABLE = "${SLIPWAY_SLOT:?the release folder's .env names no slot}"
 NGINX_SLOT_VARIABLE = "$slipway_slot"
 # In the release folder; prepare.sh installs it as Layout.db_password_file, which the database container reads here.
 DB_PASSWORD_FILE = "db-password"
-DB_PASSWORD_MOUNT = "/run/slipway/db-password"
 
 
 @dataclass(frozen=True)

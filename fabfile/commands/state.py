@@ -8,8 +8,9 @@ import json
 from dataclasses import dataclass, field
 
 from .facts import MARK, sections
-from .layout import SLOTS, Layout, other_slot
+from .layout import DB_PASSWORD_MOUNT, SLOTS, Layout, other_slot
 from .shell import Argv, script
+from .upgrade import found_layout
 
 SERVED = "active"
 FAILED = "failed"
@@ -34,6 +35,13 @@ class ServerState:
     shipped: dict[str, set[str]] = field(default_factory=dict)
     # The slots whose nginx groups are on the server (a slipway before fixed addresses wrote none).
     slots_with_groups: set[str] = field(default_factory=set)
+    layout_record: str = ""
+    # Whether the database container reads its password from the file (None: no database container).
+    db_reads_password_file: bool | None = None
+
+    @property
+    def layout(self) -> int:
+        return found_layout(self.layout_record, self.db_reads_password_file)
 
     @property
     def standby_slot(self) -> str:
@@ -47,8 +55,8 @@ class ServerState:
 
 def state_command(layout: Layout, refs: list[str]) -> Argv:
     return script("state", MARK, layout.base, layout.app, layout.nginx_container, layout.db_container,
-                  layout.shipped_images, *layout.serving_lookup, *map(layout.slot_conf, SLOTS), *refs,
-                  uses=("serving",))
+                  layout.shipped_images, *layout.serving_lookup, *map(layout.slot_conf, SLOTS), layout.layout_record,
+                  DB_PASSWORD_MOUNT, *refs, uses=("serving",))
 
 
 def parse_state(output: str, layout: Layout) -> ServerState:
@@ -92,6 +100,10 @@ def _read_state_line(state: ServerState, layout: Layout, section: str, line: str
         state.shipped.setdefault(local_id, set()).add(server_id)
     elif section == "slot confs":
         state.slots_with_groups.update(slot for slot in SLOTS if layout.slot_conf(slot) == line)
+    elif section == "layout":
+        state.layout_record = line
+    elif section == "db password file":
+        state.db_reads_password_file = line == "mounted"
     elif section == "layers":
         layers = json.loads(line)
         state.layer_chains.update(tuple(layers[:depth]) for depth in range(1, len(layers) + 1))

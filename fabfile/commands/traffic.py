@@ -9,7 +9,7 @@ import json
 
 from ..config import Inventory
 from .addresses import dynamic_range
-from .layout import MARKED_SLOT, SLOTS, Layout
+from .layout import DB_PASSWORD_MOUNT, MARKED_SLOT, SLOTS, Layout
 from .release import DB_PASSWORD_FILE, shared_items
 from .shell import Argv, script
 
@@ -49,7 +49,8 @@ def prepare_command(layout: Layout, inventory: Inventory, release_id: str, unpac
         flags += _flags(db_project=layout.infra_project, db_mode=db_mode, db_container=layout.db_container,
                         db_image=database.image, db_volume=layout.volume(database.volume),
                         db_changed_exit=DB_CHANGED_EXIT, db_major_exit=DB_MAJOR_EXIT,
-                        db_password_name=DB_PASSWORD_FILE, db_password_file=layout.db_password_file)
+                        db_password_name=DB_PASSWORD_FILE, db_password_file=layout.db_password_file,
+                        db_password_mount=DB_PASSWORD_MOUNT)
     return script("prepare", *flags, "--", *shared_items(inventory))
 
 

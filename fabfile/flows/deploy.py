@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..commands import tls as tls_commands
-from ..commands import traffic
+from ..commands import traffic, upgrade
 from ..commands.layout import image_refs, layout_of, new_release_id
 from ..commands.release import ReleaseFile, nginx_conf as render_nginx_conf, release_diff, release_files, \
     release_tarball, serves_https
@@ -174,6 +174,10 @@ def _show_dry_run(remote: Remote, reporter: Reporter, plan: Plan, state: ServerS
         diff = release_diff(files, on_server)
         step.changed = bool(diff)
         step.detail = "\n" + "\n".join("    " + line for line in diff.rstrip("\n").splitlines()) if diff else ""
+    if state.serving and state.layout < upgrade.LAYOUT:
+        with reporter.step(f"upgrade the server's layout {state.layout} to {upgrade.LAYOUT} (not applied)") as step:
+            step.changed = True
+            step.detail = "\n" + "\n".join("    " + line for line in upgrade.migrations(state.layout))
     if plan.local_ids:
         missing = images.missing_on_server(plan.refs, plan.local_ids, state)
         with reporter.step("images to ship") as step:

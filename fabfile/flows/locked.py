@@ -18,6 +18,7 @@ from ..commands.release import audit_event, release_record
 from ..commands.sequence import Outcome, Part, read_outcome, sequence_command
 from ..commands.shell import KILL_AFTER_SECONDS, Argv, line, shown
 from ..commands.state import FAILED, SERVED, ServerState, parse_state, state_command
+from ..commands.upgrade import refuse_newer
 from ..errors import RemoteCommandFailed, SlipwayError
 from ..remote import Remote, Reporter
 
@@ -137,6 +138,7 @@ def provisioned_state(output: str, layout: Layout, label: str) -> ServerState:
     if not state.provisioned:
         raise SlipwayError(f"{label}: {layout.releases} does not exist: this server was never provisioned for "
                            f"{layout.app}; run `fab -H {label} provision` first")
+    refuse_newer(state.layout, label)
     return state
 
 

@@ -11,6 +11,7 @@ from .. import ssh
 from ..commands import provision as commands
 from ..commands import provision_plan as planning
 from ..commands.layout import layout_of
+from ..commands.upgrade import found_layout, refuse_newer
 from ..config import Deployment
 from ..errors import ConnectError, HostKeyError, LoginRefused, SlipwayError
 from ..remote import Remote, Reporter
@@ -27,6 +28,7 @@ def provision(remote: Remote, reporter: Reporter, deployment: Deployment, projec
     with reporter.step("gather facts (one round trip)") as facts:
         state = commands.parse_probe(remote.run(commands.probe_script(inventory), root=True).stdout)
         facts.detail = f"{state.os_id} {state.os_version}"
+    refuse_newer(found_layout(state.layout_record, None), deployment.name)
     desired = commands.desired_state(inventory, project, state.os_id, state.os_version, deployment.secret,
                                      home=state.user_home, inventory_name=deployment.name)
     steps = planning.plan(desired, state, switch_image_store)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from ..commands import addresses, traffic
+from ..commands import addresses, traffic, upgrade
 from ..commands.layout import Layout, layout_of, new_release_id, web_services, workers
 from ..commands.release import ReleaseFile, release_tarball, serves_https
 from ..commands.sequence import Part
@@ -173,7 +173,8 @@ class Activation:
         old = sorted(rid for rid in self.state.projects if rid != release_id)
         parts = [Part(traffic.finish_command(layout, release_id, old, list(workers(inventory)),
                                              inventory.app.drain_seconds)),
-                 Part(traffic.write_record_command(layout, release_id), self.attempt.record(SERVED).encode())]
+                 Part(traffic.write_record_command(layout, release_id), self.attempt.record(SERVED).encode()),
+                 Part(traffic.write_file_command(layout.layout_record), upgrade.layout_record())]
         self.state.releases[release_id] = {**self.state.releases.get(release_id, {}), "id": release_id,
                                            "images": self.attempt.images, "outcome": SERVED}
         pruned = releases_to_prune(self.state, inventory.app.keep_releases, {release_id}) if ending.keep else []

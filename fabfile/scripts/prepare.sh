@@ -9,7 +9,10 @@
 # would re-create it for the release's db settings, --db-mode `keep` changes
 # nothing and exits --db-changed-exit; `restart` re-creates it, unless the
 # image's PostgreSQL major version differs from the data's (--db-major-exit).
-# `leave` (rollback) never compares.
+# `leave` (rollback) never compares. A database container of an earlier
+# layout, made before the password file (it mounts nothing at
+# --db-password-mount), is kept running as it is under `keep` as long as
+# its image is the release's: only `restart` gives it the file.
 # nginx is likewise never re-created unasked: when --nginx-mode is `keep` and
 # compose would re-create the running nginx for the release (its image,
 # ports or mounts changed), nothing else happens and it exits
@@ -33,7 +36,8 @@
 #          --subnet-exit CODE
 #          [--db-project NAME --db-mode keep|restart|leave --db-container NAME
 #           --db-image REF --db-volume NAME --db-changed-exit CODE
-#           --db-major-exit CODE --db-password-name FILE --db-password-file PATH]
+#           --db-major-exit CODE --db-password-name FILE --db-password-file PATH
+#           --db-password-mount PATH]
 #          -- [volume:NAME|dir:PATH]...
 set -eu
 
@@ -74,6 +78,7 @@ while [ $# -gt 0 ]; do
     --db-major-exit) db_major_exit=${2-} ;;
     --db-password-name) db_password_name=${2-} ;;
     --db-password-file) db_password_file=${2-} ;;
+    --db-password-mount) db_password_mount=${2-} ;;
     --*) refuse "unknown flag $1" ;;
     *) refuse "$1: the mounts come after --" ;;
   esac
@@ -88,7 +93,8 @@ needs --releases "${releases-}" --release-id "${release_id-}" --slot "${slot-}" 
 if [ -n "$db_project" ]; then
   needs --db-mode "${db_mode-}" --db-container "${db_container-}" --db-image "${db_image-}" \
     --db-volume "${db_volume-}" --db-changed-exit "${db_changed_exit-}" --db-major-exit "${db_major_exit-}" \
-    --db-password-name "${db_password_name-}" --db-password-file "${db_password_file-}"
+    --db-password-name "${db_password_name-}" --db-password-file "${db_password_file-}" \
+    --db-password-mount "${db_password_mount-}"
 fi
 release_dir=$releases/$release_id
 
@@ -199,6 +205,12 @@ database_up() {
     exit 0
   fi
   if [ "$db_mode" = leave ] || ! would_recreate "$db_project" db "$db_container"; then
+    db_started_as_it_is
+    exit 0
+  fi
+  if [ "$db_mode" = keep ] && ! docker inspect -f '{{range .Mounts}}{{println .Destination}}{{end}}' "$db_container" \
+      | grep -qxF -- "$db_password_mount" \
+      && [ "$(docker inspect -f '{{.Config.Image}}' "$db_container")" = "$db_image" ]; then
     db_started_as_it_is
     exit 0
   fi

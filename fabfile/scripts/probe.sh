@@ -4,7 +4,7 @@
 # the PACKAGEs are installed, USER's passwd entry and groups, docker.service,
 # the time zone, the firewall, the swap in use and SWAP_FILE's size, the
 # ports sshd listens on, whether each TIMER is enabled, OFFSITE_KEY's public
-# half, whether APP_STATE_DIR exists; then, in the order given, each FILE
+# half, whether APP_STATE_DIR exists and the layout it records; then, in the order given, each FILE
 # (mode, owner, group and base64 content, when it is one) and DIR (mode,
 # owner, group, when it is one), and those at RELATIVE paths in the home
 # USER's passwd entry names (none when it has no such entry).
@@ -68,6 +68,7 @@ section sshd_ports; sshd -T 2>/dev/null | awk '$1 == "port" {print $2}'
 section timers; with_values --timer timers "$@"
 section offsite_key; cat -- "$offsite_key.pub" 2>/dev/null || true
 section app_state; if [ -d "$app_state" ]; then echo present; fi
+section layout; cat -- "$app_state/layout" 2>/dev/null || true
 # The home its passwd entry names (a user still to be made has no files in it yet).
 home=$(getent passwd "$user" | cut -d: -f6)
 while [ "$#" -ge 2 ]; do

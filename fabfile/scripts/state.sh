@@ -5,14 +5,17 @@
 # of each of the app's containers, whether nginx and the database run,
 # Docker's image store,
 # which local images became which server images, every image's layer
-# chain, and which of the SLOT_CONF files (the slots' nginx groups) exist.
+# chain, which of the SLOT_CONF files (the slots' nginx groups) exist, the
+# layout recorded in LAYOUT_RECORD, and whether the database container mounts
+# its password file at PASSWORD_MOUNT.
 # Usage: state.sh MARK BASE_DIR APP NGINX_CONTAINER DB_CONTAINER SHIPPED_FILE
-#          TRAFFIC_DIR MARKER MARKED_SLOT UNMARKED_SLOT SLOT_CONF SLOT_CONF [REF]...
+#          TRAFFIC_DIR MARKER MARKED_SLOT UNMARKED_SLOT SLOT_CONF SLOT_CONF
+#          LAYOUT_RECORD PASSWORD_MOUNT [REF]...
 set -u
 mark=$1 base=$2 app=$3 nginx=$4 db=$5 shipped=$6 traffic=$7 marker=$8
 shift 8
-marked=$1 unmarked=$2 first_conf=$3 second_conf=$4
-shift 4
+marked=$1 unmarked=$2 first_conf=$3 second_conf=$4 layout_record=$5 password_mount=$6
+shift 6
 echo "$mark base"; [ -d "$base/releases" ] && echo present
 echo "$mark current"; readlink "$base/current" || true
 echo "$mark serving"
@@ -41,3 +44,12 @@ echo "$mark slot confs"
 for conf in "$first_conf" "$second_conf"; do
   if [ -f "$conf" ]; then echo "$conf"; fi
 done
+echo "$mark layout"; cat "$layout_record" 2>/dev/null || true
+echo "$mark db password file"
+if docker inspect "$db" >/dev/null 2>&1; then
+  if docker inspect -f '{{range .Mounts}}{{println .Destination}}{{end}}' "$db" | grep -qxF -- "$password_mount"; then
+    echo mounted
+  else
+    echo absent
+  fi
+fi

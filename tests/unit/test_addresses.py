@@ -8,7 +8,7 @@ import yaml
 from fabfile import config
 from fabfile.commands import addresses
 from fabfile.commands.layout import SLOTS, layout_of
-from test_config import VALID, inventories, problems, write  # noqa: F401 (a fixture)
+from test_config import VALID, problems, write
 
 
 def with_web_services(count: int, subnet: str | None = None, replicas: int = 20) -> dict:

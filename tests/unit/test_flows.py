@@ -283,3 +283,19 @@ def test_a_release_started_by_this_slipway_keeps_the_serving_slots_groups_as_the
                                                                      f"demo-{release_id}-api-2=172.30.250.136"]
     assert not remote.ran(f"^slipway-write_file {layout.slot_conf('blue')} ")
     assert remote.ran(f"^slipway-write_file {layout.slot_conf_upload('green')} ")
+
+
+def test_a_server_a_newer_slipway_laid_out_is_refused_in_one_line_before_anything_changes(deployment, layout):
+    remote = scripted(layout, Server(serving=SERVING, layout_record="4").release(SERVING))
+    with pytest.raises(SlipwayError) as raised:
+        deploy(remote, deployment)
+    assert str(raised.value) == ("lab: this server was laid out by a newer slipway (layout 4; this slipway's is 3): "
+                                 "nothing was changed; upgrade slipway to work on it")
+    assert not remote.ran(r"^slipway-(prepare|switch_nginx|write_file|pull|discard) ")
+
+
+def test_a_deploy_records_the_layout_it_laid_out_with_the_release(deployment, layout):
+    remote = scripted(layout, Server(serving=SERVING).release(SERVING))
+    deploy(remote, deployment)
+    [record] = remote.ran(f"^slipway-write_file {layout.layout_record} ")
+    assert record.stdin == "3\n"

@@ -26,6 +26,9 @@ case "$*" in
   "inspect -f {{.Config.Image}} demo-nginx-1") echo slipway-demo/nginx:0 ;;
   "inspect -f {{.Config.Image}} demo-db-1") echo slipway-demo/postgres:16 ;;
   "inspect -f {{.State.Health.Status}} demo-db-1") echo healthy ;;
+  "inspect -f {{range .Mounts}}{{println .Destination}}{{end}} demo-db-1")
+    echo /var/lib/postgresql/data
+    [ -n "${DB_OF_LAYOUT_1-}" ] || echo /run/slipway/db-password ;;
   "network inspect -f {{range .IPAM.Config}}{{.Subnet}}{{end}} demo_slots")
     [ -n "${NO_SLOT_NETWORK-}" ] && exit 1
     echo "${SLOT_SUBNET:-172.30.250.0/24}" ;;
@@ -105,7 +108,8 @@ def test_prepare_names_every_value(inventory):
         "--db-project": "demo", "--db-mode": "keep", "--db-container": "demo-db-1",
         "--db-image": inventory.database.image, "--db-volume": "demo_pgdata",
         "--db-changed-exit": str(traffic.DB_CHANGED_EXIT), "--db-major-exit": str(traffic.DB_MAJOR_EXIT),
-        "--db-password-name": DB_PASSWORD_FILE, "--db-password-file": layout.db_password_file}
+        "--db-password-name": DB_PASSWORD_FILE, "--db-password-file": layout.db_password_file,
+        "--db-password-mount": "/run/slipway/db-password"}
     assert mounts == ["volume:demo_pgdata", f"dir:{layout.shared}/acme-challenge"]
     # An error names the script by its flags, readable as they were passed.
     assert shell.shown(traffic.prepare_command(layout, inventory, RELEASE_ID, False, traffic.LEAVE, traffic.LEAVE,
@@ -219,3 +223,22 @@ def test_prepare_refuses_a_subnet_in_use_before_the_database_or_nginx_change(tmp
     assert (result.returncode, result.stdout.decode()) == (traffic.SUBNET_EXIT, f"{detail}\n")
     assert not [call for call in calls if call[:2] in (["network", "create"], ["network", "connect"])
                 or "db" in call]
+
+
+def test_a_database_made_before_the_password_file_is_kept_as_it_is_while_its_image_is_the_releases(tmp_path,
+                                                                                                 inventory):
+    layout = layout_of(inventory)
+    same = inventory.model_copy(update={"database": inventory.database.model_copy(
+        update={"image": "slipway-demo/postgres:16"})})
+    argv = traffic.prepare_command(layout, same, RELEASE_ID, True, traffic.KEEP, traffic.KEEP, "green")
+    running = {"DB_RUNNING": True, "DB_CHANGED": True, "DB_OF_LAYOUT_1": True}
+    kept, calls = run_prepare(tmp_path, argv, release_tar(), **running)
+    assert kept.returncode == 0, kept.stderr
+    assert ["start", "demo-db-1"] in calls and not [call for call in calls if "up" in call and "db" in call
+                                                     and "--dry-run" not in call]
+    # Another image is still a change the operator has to ask for.
+    other = inventory.model_copy(update={"database": inventory.database.model_copy(update={"image": "postgres:17"})})
+    argv = traffic.prepare_command(layout, other, "20261201-120001", True, traffic.KEEP, traffic.KEEP, "green")
+    refused, _ = run_prepare(tmp_path, argv, release_tar(), **running)
+    assert (refused.returncode, refused.stdout) == (traffic.DB_CHANGED_EXIT,
+                                                    b"running: slipway-demo/postgres:16; release: postgres:17\n")

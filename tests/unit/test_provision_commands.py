@@ -358,7 +358,7 @@ def test_the_probe_script_prints_every_section_and_reads_files_and_folders_there
     assert result.returncode == 0, result.stderr
     headers = [header for header, _ in facts.sections(result.stdout)]
     assert headers == ["os", "packages", "user", "docker", "timezone", "firewall", "swaps", "swapfile", "sshd_ports",
-                       "timers", "offsite_key", "app_state", f"file {home}/.ssh/authorized_keys",
+                       "timers", "offsite_key", "app_state", "layout", f"file {home}/.ssh/authorized_keys",
                        f"file {home}/.ssh/authorized_keys.slipway-previous", f"dir {home}/.ssh",
                        *(f"file {path}" for path in files), *(f"dir {path}" for path in folders)]
     state = provision.parse_probe(result.stdout)

@@ -1,0 +1,80 @@
+"""Upgrading slipway: a server that an earlier slipway provisioned and deployed is taken over by this one, with no
+flag and no failed request. Each earlier slipway runs from its own commit, unpacked into a temporary folder, on a
+target made afresh for it (the stage replaces the target, so it comes after test_disaster_recovery.py)."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT, run_cli
+from lab_site import Site, get, post
+from load import strict_clients
+
+from lab.target import target_status
+
+EARLIER = {
+    "d0a998f": "main before the database password file (layout 1)",
+    "1aa813e": "main when the upgrade work was filed: password file, nginx on Docker's DNS (layout 2)",
+}
+
+
+def unpacked(commit: str, into: Path) -> Path:
+    """COMMIT's tree in INTO, with the lab's inventory and secrets (which that slipway reads as they are)."""
+    archive = subprocess.run(["git", "-C", str(PROJECT), "archive", commit], capture_output=True)
+    assert archive.returncode == 0, (f"git archive {commit}: {archive.stderr.decode().strip()} (the upgrade test "
+                                     "needs the project's history: a full clone)")
+    into.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    for name in ("lab.yaml", "lab.env"):
+        (into / "inventories" / name).write_bytes((PROJECT / "inventories" / name).read_bytes())
+    return into
+
+
+def succeeded(*args, cwd=PROJECT):
+    result = run_cli(*args, cwd=cwd)
+    assert result.returncode == 0, f"{' '.join(args)} (in {cwd})\n{result.stdout}{result.stderr}"
+    return result
+
+
+def release_ids(output: str) -> list[str]:
+    return [word for line in output.splitlines() for word in line.lstrip("* ").split()[:1]
+            if len(word) == 15 and word[8] == "-"]
+
+
+@pytest.mark.parametrize("commit", list(EARLIER))
+def test_a_server_an_earlier_slipway_laid_out_is_taken_over_under_load(ctx, commit, tmp_path, capsys):
+    earlier = unpacked(commit, tmp_path / commit)
+    succeeded("inv", "lab.down")
+    succeeded("inv", "lab.up")
+    site = Site.of(target_status(ctx))
+    for version in ("v1", "v2"):
+        succeeded("fab", "-H", "lab", "provision", cwd=earlier)
+        succeeded("fab", "-H", "lab", "deploy", "--version", version, cwd=earlier)
+    assert post(site, "/items", {"name": f"kept-from-{commit}"})[0] == 201
+    old_releases = sorted(release_ids(succeeded("fab", "-H", "lab", "releases", cwd=earlier).stdout))
+    assert len(old_releases) == 2
+
+    dry_run = succeeded("fab", "-H", "lab", "deploy", "--version", "v2", "--dry-run")
+    assert "layout 2 -> 3:" in dry_run.stdout
+    with strict_clients(site, clients=10) as load, strict_clients(site, clients=10, path="/items") as reads:
+        provisioned = succeeded("fab", "-H", "lab", "provision")
+        deployed = succeeded("fab", "-H", "lab", "deploy", "--version", "v2")
+    for output in (provisioned.stdout + provisioned.stderr, deployed.stdout + deployed.stderr):
+        assert "--restart-db" not in output and "--restart-nginx" not in output
+    releases = succeeded("fab", "-H", "lab", "releases").stdout
+    assert set(old_releases) < set(release_ids(releases)), releases
+    answer, body, _ = get(site, "/items")
+    assert answer == 200 and f"kept-from-{commit}" in body
+
+    # Back to the release the earlier slipway deployed first (v1), started by this one.
+    with strict_clients(site, clients=20) as back:
+        rolled_back = run_cli("fab", "-H", "lab", "rollback", "--to", old_releases[0])
+    with capsys.disabled():
+        print(f"\n    slipway at {commit} -> this one: provision and deploy under 20 keep-alive clients that never "
+              f"retry: {load.failed + reads.failed} failed of {load.total + reads.total}; rollback to "
+              f"{old_releases[0]}: exit {rolled_back.returncode}, {back.failed} failed of {back.total}")
+    assert load.failed == 0 and reads.failed == 0, load.failures + reads.failures
+    assert rolled_back.returncode == 0, rolled_back.stdout + rolled_back.stderr
+    assert back.failed == 0, back.failures
+    assert json.loads(get(site, "/version")[1])["version"] == "v1"
