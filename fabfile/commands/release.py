@@ -15,6 +15,7 @@ from ..config import Deployment, Inventory
 from ..render import render
 from . import tls
 from .addresses import group_name
+from .upgrade import LAYOUT
 from .layout import CONTAINER_TRAFFIC_DIR, DB_PASSWORD_MOUNT, MAINTENANCE_PAGE, SLOT_MARKER, SLOTS, image_refs, layout_of, mounts, web_services
 
 MASK = "********"
@@ -179,10 +180,13 @@ def shared_items(inventory: Inventory) -> list[str]:
 
 
 def release_record(release_id: str, version: str, images: dict[str, dict], commit: str, deployer: str,
-                   started: datetime, outcome: str, detail: str = "", restart_of: str = "") -> str:
-    """RESTART_OF: the release this one started afresh (same files and images)."""
+                   started: datetime, outcome: str, detail: str = "", restart_of: str = "",
+                   layout: int = LAYOUT) -> str:
+    """RESTART_OF: the release this one started afresh (same files and images). LAYOUT: the layout its files
+    were made for (see upgrade.py)."""
     record = {"id": release_id, "version": version, "images": images, "commit": commit, "deployer": deployer,
-              "time": started.astimezone(timezone.utc).isoformat(timespec="seconds"), "outcome": outcome}
+              "time": started.astimezone(timezone.utc).isoformat(timespec="seconds"), "outcome": outcome,
+              "layout": layout}
     if detail:
         record["detail"] = detail
     if restart_of:

@@ -11,6 +11,10 @@ from __future__ import annotations
 from ..errors import SlipwayError
 
 LAYOUT = 3
+# A release's record names the layout it was made at from layout 3 on; one without was made at 2 or before.
+UNRECORDED = 2
+# The first layout whose releases' nginx config reaches the containers at fixed addresses, not by Docker's DNS.
+FIXED_ADDRESSES = 3
 CHANGES = {
     2: "the database reads its password from a file; a database container made before keeps its own settings "
        "(its image still compared) until a deploy with --restart-db",

@@ -18,7 +18,7 @@ from ..commands.release import audit_event, release_record
 from ..commands.sequence import Outcome, Part, read_outcome, sequence_command
 from ..commands.shell import KILL_AFTER_SECONDS, Argv, line, shown
 from ..commands.state import FAILED, SERVED, ServerState, parse_state, state_command
-from ..commands.upgrade import refuse_newer
+from ..commands.upgrade import LAYOUT, refuse_newer
 from ..errors import RemoteCommandFailed, SlipwayError
 from ..remote import Remote, Reporter
 
@@ -194,10 +194,12 @@ class Attempt:
     images: dict[str, dict] | None = None
     switched: bool = False
     restart_of: str = ""
+    # The layout the release's files were made for: a copy's or a rollback target's is its source's.
+    layout: int = LAYOUT
 
     def record(self, outcome: str, detail: str = "") -> str:
         return release_record(self.release_id, self.version, self.images or {}, self.commit, self.by, self.started,
-                              outcome, detail, self.restart_of)
+                              outcome, detail, self.restart_of, self.layout)
 
     @property
     def new_release(self) -> bool:

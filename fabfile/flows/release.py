@@ -222,7 +222,8 @@ def copy_attempt(deployment: Deployment, state: ServerState, kind: str, **fields
         raise SlipwayError(f"{deployment.name}: {state.serving} started less than a second ago; try again")
     serving = state.releases[state.serving]
     return Attempt(kind, release_id, serving["version"], started, serving.get("commit", "unknown"), deployer(),
-                   state.serving, images=serving["images"], **fields)
+                   state.serving, images=serving["images"], layout=serving.get("layout", upgrade.UNRECORDED),
+                   **fields)
 
 
 def copy_serving(run: LockedRun, reporter: Reporter, layout: Layout, state: ServerState, attempt: Attempt,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..commands import traffic
+from ..commands import traffic, upgrade
 from ..commands.layout import layout_of, web_services
 from ..commands.release import serves_https
 from ..commands.state import SERVED, ServerState, previous_healthy
@@ -27,9 +27,9 @@ def rollback(remote: Remote, reporter: Reporter, deployment: Deployment, to: str
         record = state.releases[target]
         attempt = Attempt("rollback", target, record["version"], datetime.fromisoformat(record["time"]),
                           record.get("commit", "unknown"), record.get("deployer", "?"), state.serving,
-                          images=record["images"])
+                          images=record["images"], layout=record.get("layout", upgrade.UNRECORDED))
         nginx_conf = run(["cat", f"{layout.release_dir(target)}/nginx.conf"]).stdout
-        _check_it_can_serve(run, deployment, target, record["version"], nginx_conf)
+        _check_it_can_serve(run, deployment, attempt, nginx_conf)
         check_release_password(run, reporter, deployment, target, record["version"])
         audit(run, layout, "rollback started", release=target, version=record["version"], serving=state.serving)
         with failing_cleanly(run, reporter, layout, attempt, deployment.name):
@@ -59,14 +59,15 @@ def _target(deployment: Deployment, state: ServerState, to: str | None) -> str:
     return target
 
 
-def _check_it_can_serve(run: LockedRun, deployment: Deployment, target: str, version: str, nginx_conf: str) -> None:
-    """TARGET's containers can be found by nginx, and its nginx config keeps HTTPS on if the site serves it."""
+def _check_it_can_serve(run: LockedRun, deployment: Deployment, attempt: Attempt, nginx_conf: str) -> None:
+    """The target's containers can be found by nginx without Docker's DNS, and its nginx config keeps HTTPS on if
+    the site serves it."""
     layout = layout_of(deployment.inventory)
-    slotted = run(["grep", "-q", "SLIPWAY_SLOT", layout.compose_file(target)], check=False).ok
-    if web_services(deployment.inventory) and not slotted:
-        raise SlipwayError(f"{deployment.name}: {target} was deployed by a slipway that moved traffic by nginx "
-                           "reloads, and its containers have no slot name for nginx to find them by; deploy "
-                           f"its version instead: fab -H {deployment.name} deploy --version {version}")
+    target, version = attempt.release_id, attempt.version
+    if web_services(deployment.inventory) and attempt.layout < upgrade.FIXED_ADDRESSES:
+        raise SlipwayError(f"{deployment.name}: {target} was deployed by a slipway whose nginx config asks Docker's "
+                           "DNS for the containers (requests get a 502 while Docker restarts); deploy its "
+                           f"version instead: fab -H {deployment.name} deploy --version {version}")
     live_conf = run(["cat", layout.live_nginx_conf], check=False).stdout
     if serves_https(live_conf) and not serves_https(nginx_conf):
         raise SlipwayError(f"{deployment.name}: {target} was deployed before the site had its certificate; "

@@ -12,9 +12,9 @@
 # requests (at most OLD_WORKERS_SECONDS): until then every worker sends
 # new requests to the serving slot, whose groups no deploy changes, so no
 # request reaches the standby slot through groups an older config gave it.
-# The previous files are kept as .previous until the marker moved and put
-# back if the test fails: a config nginx refuses stops the switch before any
-# traffic moved. nginx is (re-)created from COMPOSE_FILE instead of reloaded
+# The previous files are kept as .previous until the new slot answered and
+# put back if the test fails: a config nginx refuses stops the switch before
+# any traffic moved. nginx is (re-)created from COMPOSE_FILE instead of reloaded
 # when it is not running, or when RECREATE is 1 and compose would re-create
 # it (its image, ports or mounts changed): then the config is tested in a
 # throwaway container of the new service, and the new nginx joins NETWORK
@@ -24,8 +24,9 @@
 # Once traffic moved, HEALTH_PATH must answer 2xx through nginx itself (its
 # published port, as SCHEME://HOST): a slot nginx cannot reach, or one that
 # reaches something else, is caught before the old containers stop. If it
-# does not within a few seconds, the marker moves back and the script exits
-# MISROUTED_EXIT. An empty SCHEME skips the check.
+# does not within a few seconds, the marker moves back, the previous config
+# and groups (when they changed) come back with a reload, and the script
+# exits MISROUTED_EXIT. An empty SCHEME skips the check.
 # Usage: switch_nginx.sh CONF CONTAINER PROJECT COMPOSE_FILE RECREATE MARKER MARK SCHEME HOST HEALTH_PATH
 #          MISROUTED_EXIT NEXT_SLOT_CONF SLOT_CONF NETWORK OLD_WORKERS_SECONDS
 set -eu
@@ -62,7 +63,15 @@ answers_through_nginx() {
     1) rm -f "$marker" ;;
     0) : > "$marker" ;;
   esac
-  echo "$health_path answered ${code:-nothing} through nginx on the new slot; traffic is back on the slot that served" >&2
+  back=""
+  if [ -e "$previous" ] || { [ -n "$slot_conf" ] && [ -e "$slot_conf.previous" ]; }; then
+    put_back "$conf"
+    [ -z "$slot_conf" ] || put_back "$slot_conf"
+    if docker exec "$container" nginx -t -q && docker exec "$container" nginx -s reload; then
+      back=", with the config it had"
+    fi
+  fi
+  echo "$health_path answered ${code:-nothing} through nginx on the new slot; traffic is back on the slot that served$back" >&2
   exit "$misrouted_exit"
 }
 # keep FILE: FILE.previous holds what FILE was (none: FILE did not exist).
@@ -134,6 +143,6 @@ case $mode in
     docker start "$container" >/dev/null
     if [ "$mode" = create ]; then echo "nginx started"; else echo "nginx re-created: its image, ports or mounts changed"; fi ;;
 esac
+answers_through_nginx
 rm -f "$previous"
 [ -z "$slot_conf" ] || rm -f "$slot_conf.previous"
-answers_through_nginx

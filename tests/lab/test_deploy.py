@@ -130,7 +130,7 @@ def test_broken_release_never_gets_traffic(deploy, site, as_deploy, cli):
 
     listing = cli("fab", "-H", "lab", "releases").stdout
     assert re.search(r"^  \S+ +broken .* failed$", listing, re.M)
-    assert re.search(r"^\* \S+ +v2 .* active$", listing, re.M)
+    assert re.search(r"^\* \S+ +v2 .* active( \(restart of \S+\))?$", listing, re.M)
     events = [json.loads(line) for line in as_deploy.run(f"cat {LAB.audit_log}").stdout.splitlines()]
     assert events[-1]["event"] == "deploy failed" and events[-1]["version"] == "broken"
 
@@ -438,22 +438,26 @@ def test_values_and_commands_reach_the_container_verbatim_through_compose(varian
 
 
 def test_a_healthy_release_nginx_cannot_reach_gets_its_traffic_moved_back(variant, as_deploy, site, tmp_path):
-    """Healthy containers under names nginx does not look up (here an overridden template's typo): the
-    check through nginx after the switch moves traffic back before the old containers stop."""
+    """Healthy containers that nginx's config does not reach (here an overridden template's typo in a group's
+    name): the check through nginx after the switch moves traffic and the config back before the old containers
+    stop."""
     serving = live_release(as_deploy)
-    builtin = (PROJECT / "templates" / "app" / "compose.yaml.j2").read_text()
-    typo = builtin.replace("aliases: [{{ slot_aliases[name] | tojson }}]", "aliases: [{{ (slot_aliases[name] ~ '-typo') | tojson }}]")
+    builtin = (PROJECT / "templates" / "app" / "nginx.conf.j2").read_text()
+    typo = builtin.replace("proxy_pass http://{{ groups[health.service] }}{{ health.path }};",
+                           "proxy_pass http://{{ groups[health.service] }}-typo{{ health.path }};")
     assert typo != builtin
     (tmp_path / "project" / "templates" / "app").mkdir(parents=True)
-    (tmp_path / "project" / "templates" / "app" / "compose.yaml.j2").write_text(typo)
+    (tmp_path / "project" / "templates" / "app" / "nginx.conf.j2").write_text(typo)
     variant(lambda data: None)
     result = run_cli("fab", "-H", "lab", "deploy", "--version", "v2", env_extra={
         "FABRIC_SLIPWAY_INVENTORY_DIR": str(tmp_path / "inventories"),
         "FABRIC_SLIPWAY_PROJECT_DIR": str(tmp_path / "project")})
     assert result.returncode == 1
     assert "was healthy, but /health did not answer through nginx once traffic moved to it" in result.stderr
+    assert "traffic is back on the slot that served, with the config it had" in result.stderr
     assert "Traceback" not in result.stderr
-    assert live_release(as_deploy) == serving and get(site, "/version")[0] == 200
+    assert live_release(as_deploy) == serving and get(site, "/version")[0] == 200 and get(site, "/health")[0] == 200
+    assert "-typo" not in as_deploy.run(f"cat {LAB.live_nginx_conf}").stdout
     projects = as_deploy.run(f"docker ps -a --filter label=slipway.app={LAB.app} --format "
                              "'{{.Label \"com.docker.compose.project\"}}' | sort -u").stdout.split()
     assert projects == [LAB.release_project(serving)]

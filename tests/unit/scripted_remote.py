@@ -137,7 +137,7 @@ class Server:
         self.releases[release_id] = {"id": release_id, "outcome": outcome, "version": version,
                                      "time": f"{release_id[:4]}-{release_id[4:6]}-{release_id[6:8]}T00:00:00+00:00",
                                      "images": {"api": {"ref": f"demo/api:{version}", "id": f"sha256:{version}"}},
-                                     **extra}
+                                     "layout": 3, **extra}
         return self
 
     def output(self, layout: Layout) -> str:

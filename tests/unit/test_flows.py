@@ -170,6 +170,19 @@ def test_rollback_to_a_release_that_never_served_changes_nothing(deployment, lay
     assert not remote.ran(r"^slipway-(prepare|switch_nginx|append_audit|discard) ")
 
 
+def test_rollback_to_a_release_an_earlier_slipway_made_is_refused_naming_its_version(deployment, layout):
+    """Its nginx config would send nginx back to Docker's DNS, which fails requests while Docker restarts."""
+    older = Server(serving=SERVING).release(OLDER).release(SERVING)
+    del older.releases[OLDER]["layout"]
+    remote = scripted(layout, older)
+    with pytest.raises(SlipwayError) as raised:
+        rollback(remote, reporter(), deployment, OLDER)
+    assert str(raised.value) == (f"lab: {OLDER} was deployed by a slipway whose nginx config asks Docker's DNS for "
+                                 "the containers (requests get a 502 while Docker restarts); deploy its version "
+                                 "instead: fab -H lab deploy --version v1")
+    assert not remote.ran(r"^slipway-(prepare|switch_nginx|append_audit|discard) ")
+
+
 def test_rollback_to_a_release_whose_password_was_rotated_since_is_refused_before_anything_changes(deployment, layout):
     remote = scripted(layout, Server(serving=SERVING).release(OLDER).release(SERVING))
     remote.on(r"^slipway-dump_files ", answer=lambda shown: dumped_env(shown, "DATABASE_PASSWORD=old-one\n"))
