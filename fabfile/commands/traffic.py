@@ -96,18 +96,19 @@ def failure_report_command(containers: list[str]) -> Argv:
 
 
 def switch_nginx_command(layout: Layout, release_id: str, slot: str | None = None, recreate: bool = False,
-                         probe: tuple[str, str] = ("", "")) -> Argv:
+                         probe: tuple[str, str] = ("", ""), reload: bool = True) -> Argv:
     """Move traffic to SLOT (None: leave it where it is), and install the config on stdin and SLOT's groups
     (uploaded to layout.slot_conf_upload) when either changed, only if `nginx -t` passes, with a reload; create
     nginx when it is not running (RECREATE: re-create it too when its service in RELEASE_ID's compose file
     changed). Prints what happened to nginx, if anything.
     PROBE (scheme, host): once traffic moved, the health path must answer through nginx, or traffic moves
-    back and the command exits MISROUTED_EXIT."""
+    back and the command exits MISROUTED_EXIT. RELOAD false: a changed config waits for nginx's next reload."""
     mark = "" if slot is None else str(int(slot == MARKED_SLOT))
     slot_files = ("", "") if slot is None else (layout.slot_conf_upload(slot), layout.slot_conf(slot))
     return script("switch_nginx", layout.live_nginx_conf, layout.nginx_container, layout.infra_project,
                   layout.compose_file(release_id), int(recreate), layout.slot_marker, mark, *probe,
-                  NGINX_HEALTH_PATH, MISROUTED_EXIT, *slot_files, layout.slot_network, OLD_WORKERS_SECONDS)
+                  NGINX_HEALTH_PATH, MISROUTED_EXIT, *slot_files, layout.slot_network, OLD_WORKERS_SECONDS,
+                  int(reload))
 
 
 def maintenance_on_command(layout: Layout, record: dict, allow: list[str]) -> Argv:

@@ -151,8 +151,11 @@ class Activation:
                                   serving_groups.encode()))
             parts.append(Part(traffic.write_file_command(layout.slot_conf_upload(slot)),
                               addresses.slot_conf(inventory, slot).encode()))
+            # nginx's config of an earlier layout finds both slots by Docker's DNS: reloading it now would close
+            # idle keep-alive connections for the migration alone.
             switch = traffic.switch_nginx_command(layout, release_id, slot, restart_nginx,
-                                                  _probe(inventory, nginx_conf) if probe else ("", ""))
+                                                  _probe(inventory, nginx_conf) if probe else ("", ""),
+                                                  reload=not self.serving_without_groups)
             parts.append(Part(switch, nginx_conf.encode()))
             result = run_parts(self.run, self.deployment.name, parts, check=False)
             switched = result.output(len(parts) - 1)

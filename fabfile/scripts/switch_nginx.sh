@@ -28,12 +28,16 @@
 # and groups (when they changed) come back with a reload, and the script
 # exits MISROUTED_EXIT. An empty SCHEME skips the check.
 # Usage: switch_nginx.sh CONF CONTAINER PROJECT COMPOSE_FILE RECREATE MARKER MARK SCHEME HOST HEALTH_PATH
-#          MISROUTED_EXIT NEXT_SLOT_CONF SLOT_CONF NETWORK OLD_WORKERS_SECONDS
+#          MISROUTED_EXIT NEXT_SLOT_CONF SLOT_CONF NETWORK OLD_WORKERS_SECONDS RELOAD
+# RELOAD 0: a changed config is installed (after `nginx -t`) but the running
+# nginx keeps the one it has until it reloads for another reason: its old
+# config must still reach both slots (one of an earlier layout that finds the
+# containers by Docker's DNS does), as traffic moves at once.
 set -eu
 conf=$1 container=$2 project=$3 compose_file=$4 recreate=$5 marker=$6 mark=$7
 scheme=$8 host=$9
 shift 9
-health_path=$1 misrouted_exit=$2 next_slot_conf=$3 slot_conf=$4 network=$5 old_workers_seconds=$6
+health_path=$1 misrouted_exit=$2 next_slot_conf=$3 slot_conf=$4 network=$5 old_workers_seconds=$6 reload=$7
 previous=$conf.previous
 nginx_dir=$(dirname "$conf")
 mkdir -p "$nginx_dir" "$(dirname "$marker")"
@@ -67,7 +71,8 @@ answers_through_nginx() {
   if [ -e "$previous" ] || { [ -n "$slot_conf" ] && [ -e "$slot_conf.previous" ]; }; then
     put_back "$conf"
     [ -z "$slot_conf" ] || put_back "$slot_conf"
-    if docker exec "$container" nginx -t -q && docker exec "$container" nginx -s reload; then
+    # Under RELOAD 0 the running nginx never read the new files.
+    if [ "$mode$reload" = reload0 ] || { docker exec "$container" nginx -t -q && docker exec "$container" nginx -s reload; }; then
       back=", with the config it had"
     fi
   fi
@@ -129,14 +134,17 @@ if ! tested; then
   echo 'nginx -t rejected the new config; the previous one is back' >&2
   exit 1
 fi
-case $mode in
-  reload)
+case $mode$reload in
+  reload0)
+    move_traffic
+    echo "nginx config installed, not reloaded: nginx keeps the one it runs until its next reload" ;;
+  reload1)
     old=$(workers | tr '\n' ' ')
     docker exec "$container" nginx -s reload
     old_workers_done "$old"
     move_traffic
     echo "nginx reloaded: its config changed" ;;
-  recreate|create)
+  recreate*|create*)
     move_traffic
     compose up -d --no-deps --no-start nginx
     joined

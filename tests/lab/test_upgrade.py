@@ -60,6 +60,7 @@ def test_a_server_an_earlier_slipway_laid_out_is_taken_over_under_load(ctx, comm
     with strict_clients(site, clients=10) as load, strict_clients(site, clients=10, path="/items") as reads:
         provisioned = succeeded("fab", "-H", "lab", "provision")
         deployed = succeeded("fab", "-H", "lab", "deploy", "--version", "v2")
+    assert "nginx config installed, not reloaded" in deployed.stdout, deployed.stdout
     for output in (provisioned.stdout + provisioned.stderr, deployed.stdout + deployed.stderr):
         assert "--restart-db" not in output and "--restart-nginx" not in output
     releases = succeeded("fab", "-H", "lab", "releases").stdout

@@ -286,6 +286,8 @@ def test_a_release_started_by_a_slipway_before_fixed_addresses_gets_its_address_
     assert "upstream demo-blue-api {\n    server 172.30.250.16:8000 max_fails=1 fail_timeout=5s;\n}" in serving_groups
     assert remote.calls.index(remote.ran(f"^slipway-write_file {layout.slot_conf('blue')} ")[0]) < \
         remote.calls.index(remote.ran(r"^slipway-switch_nginx ")[0])
+    # nginx's running config finds both slots by Docker's DNS: no reload for the migration alone.
+    assert shlex.split(remote.ran(r"^slipway-switch_nginx ")[0].shown)[-1] == "0"
 
 
 def test_a_release_started_by_this_slipway_keeps_the_serving_slots_groups_as_they_are(deployment, layout):
@@ -296,6 +298,7 @@ def test_a_release_started_by_this_slipway_keeps_the_serving_slots_groups_as_the
                                                                      f"demo-{release_id}-api-2=172.30.250.136"]
     assert not remote.ran(f"^slipway-write_file {layout.slot_conf('blue')} ")
     assert remote.ran(f"^slipway-write_file {layout.slot_conf_upload('green')} ")
+    assert shlex.split(remote.ran(r"^slipway-switch_nginx ")[0].shown)[-1] == "1"
 
 
 def test_a_server_a_newer_slipway_laid_out_is_refused_in_one_line_before_anything_changes(deployment, layout):
