@@ -80,3 +80,10 @@ def test_a_server_an_earlier_slipway_laid_out_is_taken_over_under_load(ctx, comm
     assert rolled_back.stderr.endswith("deploy its version instead: fab -H lab deploy --version v1\n")
     assert back.failed == 0, back.failures
     assert json.loads(get(site, "/version")[1])["version"] == "v2"
+
+    # The reload the upgrade left to the operator (RUNBOOK, "Upgrading slipway"): nginx then reaches the
+    # containers at their addresses, which the restarts in test_restarts.py rely on.
+    succeeded("fab", "-H", "lab", "--", "docker exec demo-nginx-1 nginx -s reload")
+    assert get(site, "/health")[0] == 200
+    config = succeeded("fab", "-H", "lab", "--", "docker exec demo-nginx-1 nginx -T").stdout
+    assert "upstream demo-blue-api {" in config and "resolver 127.0.0.11" not in config
