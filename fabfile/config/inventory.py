@@ -95,7 +95,8 @@ class Inventory(Section):
             longest = max((layout.slot_alias(slot, name) for slot in SLOTS), key=len)
             if service.behind_nginx and len(longest) > DNS_LABEL_MAX:
                 problems.append((("services", name), name, (
-                    f"expected a shorter name: nginx finds this service as {longest}, {len(longest)} characters, and "
+                    f"expected a shorter name: Docker's DNS names this service's containers {longest} (nginx "
+                    f"configs of an earlier layout look them up), {len(longest)} characters, and "
                     f"a DNS label holds at most {DNS_LABEL_MAX} (app.name and the service name together at most "
                     f"{DNS_LABEL_MAX - len(longest) + len(app) + len(name)})")))
             if slipway_names.fullmatch(name):

@@ -4,6 +4,7 @@ target made afresh for it (the stage replaces the target, so it comes after test
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -58,8 +59,11 @@ def test_a_server_an_earlier_slipway_laid_out_is_taken_over_under_load(ctx, comm
     dry_run = succeeded("fab", "-H", "lab", "deploy", "--version", "v2", "--dry-run")
     assert "layout 2 -> 3:" in dry_run.stdout
     with strict_clients(site, clients=10) as load, strict_clients(site, clients=10, path="/items") as reads:
+        started = time.monotonic()
         provisioned = succeeded("fab", "-H", "lab", "provision")
+        provision_took = time.monotonic() - started
         deployed = succeeded("fab", "-H", "lab", "deploy", "--version", "v2")
+        took = time.monotonic() - started
     assert "nginx config installed, not reloaded" in deployed.stdout, deployed.stdout
     for output in (provisioned.stdout + provisioned.stderr, deployed.stdout + deployed.stderr):
         assert "--restart-db" not in output and "--restart-nginx" not in output
@@ -72,8 +76,9 @@ def test_a_server_an_earlier_slipway_laid_out_is_taken_over_under_load(ctx, comm
     with strict_clients(site, clients=20) as back:
         rolled_back = run_cli("fab", "-H", "lab", "rollback", "--to", old_releases[0])
     with capsys.disabled():
-        print(f"\n    slipway at {commit} -> this one: provision and deploy under 20 keep-alive clients that never "
-              f"retry: {load.failed + reads.failed} failed of {load.total + reads.total}; rollback to "
+        print(f"\n    slipway at {commit} -> this one: provision ({provision_took:.1f} s) and deploy (in all "
+              f"{took:.1f} s) under 20 keep-alive clients that never retry: {load.failed + reads.failed} failed of "
+              f"{load.total + reads.total}; rollback to "
               f"{old_releases[0]} refused: {rolled_back.stderr.strip()}")
     assert load.failed == 0 and reads.failed == 0, load.failures + reads.failures
     assert rolled_back.returncode == 1 and rolled_back.stderr.count("\n") == 1, rolled_back.stderr

@@ -546,9 +546,9 @@ def test_a_web_services_slot_alias_fits_a_dns_label(inventories):
     config.load(inventories, "prod")
     write(inventories, changed("app.name", "s" * 54))
     assert problems(inventories) == [
-        f"inventories/prod.yaml: services.api: found 'api'; expected a shorter name: nginx finds this service as "
-        f"{'s' * 54}-green-api, 64 characters, and a DNS label holds at most 63 (app.name and the service name "
-        "together at most 56)"]
+        f"inventories/prod.yaml: services.api: found 'api'; expected a shorter name: Docker's DNS names this "
+        f"service's containers {'s' * 54}-green-api (nginx configs of an earlier layout look them up), 64 "
+        "characters, and a DNS label holds at most 63 (app.name and the service name together at most 56)"]
 
 
 def test_a_worker_gets_no_slot_alias_so_its_name_may_be_long(inventories):
