@@ -13,7 +13,7 @@ from . import backup_records
 from . import database as db_commands
 from . import tls
 from .facts import MARK, Fact, by_name, gather_command
-from .layout import Layout, layout_of, web_services
+from .layout import SLOTS, Layout, layout_of, web_services
 from .lock import lock_status_command
 from .shell import line, script
 
@@ -52,6 +52,8 @@ def status_facts(inventory: Inventory) -> list[Fact]:
         layout.releases, layout.maintenance_page, health_paths(inventory), *status_filesystems(inventory),
         uses=("serving",))))]
     sections.append(Fact("lock", line(lock_status_command(layout))))
+    sections.append(Fact("nginx config", line(script("nginx_loaded", layout.nginx_container, layout.live_nginx_conf,
+                                                        *map(layout.slot_conf, SLOTS)))))
     sections.append(Fact("audit", line(["tail", "-n", "200", layout.audit_log])))
     if inventory.database:
         sections.append(Fact("backups", line(backups.list_command(layout_of(inventory)))))
@@ -92,6 +94,9 @@ def parse_status(output: str, inventory: Inventory, now: datetime) -> dict:
         "certificate": _certificate(found.get("certificate"), inventory, now),
         "backup": _backup(found.get("backups"), inventory, now),
         "database_access": _database_access(found.get("passwordless")),
+        # Whether nginx runs its files' config: stale after an upgrade's first deploy, until it reloads.
+        "nginx_config": {"state": (found.get("nginx config") or ["unknown"])[0].split()[0],
+                         "container": layout.nginx_container},
     }
     report["problems"] = problems(report, inventory, docker_up)
     return report
@@ -262,6 +267,11 @@ def _upkeep_findings(report: dict) -> list[tuple[str, str]]:
             certificate["days_left"] < certificate["lifetime_days"] * CERTIFICATE_LEFT_SHARE:
         found.append(("certificate", f"the certificate expires in {certificate['days_left']} days and was not "
                                      "renewed: see tls.status"))
+    nginx = report["nginx_config"]
+    if nginx["state"] == "stale":
+        found.append(("nginx", "nginx runs an older config than its files (the first deploy after an upgrade "
+                               "leaves it so): reload it at a quiet moment (idle keep-alive connections close): "
+                               f"docker exec {nginx['container']} nginx -s reload"))
     backup = report["backup"]
     if backup and (backup["age_hours"] is None or backup["age_hours"] > backup["max_age_hours"]):
         age = "no good backup" if backup["age_hours"] is None else f"the newest good backup is {backup['age_hours']} hours old"

@@ -1,13 +1,14 @@
 """`status` as data: the sections one round trip prints, read into a report and the problems that need a human."""
 
 import json
+import os
 import shlex
 import subprocess
 from datetime import datetime, timezone
 
 import pytest
 
-from fabfile.commands import runbook
+from fabfile.commands import runbook, shell
 from fabfile.errors import ConfigError
 from fabfile.commands.doctor import doctor_checks, format_doctor
 from fabfile.commands.facts import MARK, Fact, gather_command, sections
@@ -35,6 +36,7 @@ def output(**overrides) -> str:
         "host": ["MemTotal: 24684544 kB", "MemAvailable: 23799808 kB", "SwapTotal: 0 kB", "SwapFree: 0 kB",
                  "load 0.10 0.20 0.30", "cpus 2"],
         "lock": ["free"],
+        "nginx config": ["current"],
         "audit": [json.dumps({"time": "2026-11-23T11:00:12+00:00", "event": "deploy succeeded", "release": RELEASE,
                               "version": "v2", "by": "op@laptop"}),
                   json.dumps({"time": "2026-11-23T11:20:00+00:00", "event": "maintenance on", "by": "op@laptop"})],
@@ -78,7 +80,8 @@ def test_each_thing_that_needs_a_human_is_one_problem(tmp_path):
                     host=["MemTotal: 1000000 kB", "MemAvailable: 20000 kB", "load 9 9 9", "cpus 2"],
                     lock=[json.dumps({"pid": 7, "holder": {"by": "ghost@x", "command": "deploy v9",
                                                            "since": "2026-11-23T09:00:00+00:00"}})],
-                    backups=[], certificate=[json.dumps({"domains": ["demo.slipway.test"], "serial": "01", "issuer": "x",
+                    backups=[], **{"nginx config": ["stale /srv/demo/shared/nginx/app.conf"]},
+                    certificate=[json.dumps({"domains": ["demo.slipway.test"], "serial": "01", "issuer": "x",
                                                          "not_before": int(NOW.timestamp()) - 86400 * 89,
                                                          "not_after": int(NOW.timestamp()) + 86400 * 1})])
     assert status["problems"] == [
@@ -92,6 +95,8 @@ def test_each_thing_that_needs_a_human_is_one_problem(tmp_path):
         "memory: 19 MB available of 976 MB",
         "the deploy lock has been held by ghost@x (`deploy v9`) since 2026-11-23T09:00:00+00:00: see lock.status",
         "the certificate expires in 1.0 days and was not renewed: see tls.status",
+        "nginx runs an older config than its files (the first deploy after an upgrade leaves it so): reload it at a "
+        "quiet moment (idle keep-alive connections close): docker exec demo-nginx-1 nginx -s reload",
         "no good backup (backup.max_age_hours 26): see backup.list",
     ]
 
@@ -106,7 +111,7 @@ def test_a_stopped_docker_is_said_first_and_nothing_is_guessed_about_containers(
 
 def test_the_status_line_gathers_every_section(tmp_path):
     words = shlex.split(status_command(lab_inventory(tmp_path).inventory))
-    for section in ("-", "lock", "audit", "backups", "certificate", "passwordless"):
+    for section in ("-", "lock", "nginx config", "audit", "backups", "certificate", "passwordless"):
         assert section in words[words.index(MARK):]
     assert subprocess.run(["sh", "-n", "-c", words[2]]).returncode == 0
 
@@ -270,3 +275,24 @@ def test_one_off_names_differ_from_run_to_run(tmp_path):
     inventory = lab_inventory(tmp_path).inventory
     names = {runbook.one_off_name(inventory, "api") for _ in range(20)}
     assert len(names) == 20 and all(name.startswith("demo-api-run-") for name in names)
+
+
+@pytest.mark.parametrize("worker_age, changed_ago, expected", [
+    (100, 200, "current"), (100, 100, "current"), (100, 50, "stale {conf}"), (None, 50, "")])
+def test_nginx_config_is_stale_when_a_file_changed_after_its_youngest_worker_started(tmp_path, worker_age,
+                                                                                     changed_ago, expected):
+    """nginx reads its files at start and reload only: a file newer than its workers is not what it runs."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    top = "PID ELAPSED COMMAND\n1 900 nginx: master process nginx -g daemon off;\n" + (
+        f"7 {worker_age} nginx: worker process\n8 {worker_age + 5} nginx: worker process\n" if worker_age else "")
+    (bin_dir / "docker").write_text(f"#!/bin/sh\nprintf '{top}'\n")
+    (bin_dir / "docker").chmod(0o755)
+    conf, other = tmp_path / "app.conf", tmp_path / "slot-blue.conf"
+    conf.write_text("x")
+    now = int(datetime.now().timestamp())
+    os.utime(conf, (now - changed_ago, now - changed_ago))
+    argv = shell.script("nginx_loaded", "demo-nginx-1", str(conf), str(other))
+    result = subprocess.run(["sh", "-c", shell.line(argv)], capture_output=True, text=True,
+                            env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    assert result.stdout.strip() == expected.format(conf=conf)
