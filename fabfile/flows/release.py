@@ -106,6 +106,17 @@ class Activation:
         return addresses.running_replicas(self.layout, self.state.serving, self.state.projects.get(self.state.serving, []),
                                           list(web_services(self.deployment.inventory)))
 
+    def serving_slot_groups(self) -> str | None:
+        """The groups the other slot's file needs before the switch, if it has none: those of the release it serves
+        (started before fixed addresses), or, while nothing serves, the inventory's (so that the next deploy, of
+        the same services, finds them as it would write them and reloads nothing)."""
+        state, inventory = self.state, self.deployment.inventory
+        if state.serving_slot in state.slots_with_groups:
+            return None
+        if state.serving:
+            return addresses.slot_conf(inventory, state.serving_slot, self.serving_replicas())
+        return addresses.slot_conf(inventory, state.serving_slot)
+
     def start_healthy(self, web: dict) -> None:
         """The web services' new containers started beside the old, each at its address in the standby slot, and
         every one healthy, or the attempt ends."""
@@ -145,8 +156,8 @@ class Activation:
         slot = self.state.standby_slot
         with self.reporter.step(f"move traffic to {release_id} (slot {slot})") as step:
             parts = []
-            if self.serving_without_groups:
-                serving_groups = addresses.slot_conf(inventory, self.state.serving_slot, self.serving_replicas())
+            serving_groups = self.serving_slot_groups()
+            if serving_groups is not None:
                 parts.append(Part(traffic.write_file_command(layout.slot_conf(self.state.serving_slot)),
                                   serving_groups.encode()))
             parts.append(Part(traffic.write_file_command(layout.slot_conf_upload(slot)),

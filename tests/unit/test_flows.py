@@ -315,3 +315,12 @@ def test_a_deploy_records_the_layout_it_laid_out_with_the_release(deployment, la
     deploy(remote, deployment)
     [record] = remote.ran(f"^slipway-write_file {layout.layout_record} ")
     assert record.stdin == "3\n"
+
+
+def test_a_first_deploy_writes_both_slots_groups_so_the_next_one_of_the_same_services_reloads_nothing(deployment,
+                                                                                                     layout):
+    remote = scripted(layout, Server(groups=False))
+    deploy(remote, deployment)
+    blue = remote.ran(f"^slipway-write_file {layout.slot_conf('blue')} ")[0].stdin
+    green = remote.ran(f"^slipway-write_file {layout.slot_conf_upload('green')} ")[0].stdin
+    assert "server 172.30.250.16:8000" in blue and "server 172.30.250.135:8000" in green
