@@ -97,6 +97,10 @@ def slot_conf(inventory: Inventory, slot: str, replicas: dict[str, list[int]] | 
         lines.append(f"upstream {group.name} {{")
         # A service with no replica running in the slot keeps a group that answers 502, never another's address.
         servers = [f"server {ip}:{group.port} max_fails=1 fail_timeout={FAIL_SECONDS}s;" for ip in group.addresses]
+        # nginx keeps a server's failures for as long as it runs: a slot that serves again (a deploy or rollback
+        # later) would find every server still marked and answer 502 to whatever comes while the first request
+        # probes one. The same containers as backups, never marked, take those requests.
+        servers += [f"server {ip}:{group.port} backup max_fails=0;" for ip in group.addresses]
         lines += [f"    {line}" for line in servers or ["server 127.0.0.1:1 down;"]]
         lines.append("}")
     return "\n".join(lines) + "\n"

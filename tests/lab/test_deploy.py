@@ -178,6 +178,28 @@ def test_a_refused_upstream_connection_is_retried_on_the_other_container(site, a
     assert int(refused) > 0, "no request ever met the refusing container: nothing was tested"
 
 
+def test_a_slot_whose_servers_nginx_marked_failed_answers_every_request_when_it_serves_again(site, as_deploy, cli):
+    """nginx keeps a server's failures as long as it runs: the slot's servers marked while it served (here both
+    replicas refuse), traffic leaves it, and a release starting there later finds the marks still set."""
+    serving = live_release(as_deploy)
+    for replica in (1, 2):
+        pid = as_deploy.run(f"docker inspect -f '{{{{.State.Pid}}}}' {LAB.container(serving, 'api', replica)}").stdout
+        as_deploy.run(f"nsenter -t {pid.strip()} -n iptables -I INPUT -p tcp --dport 8000 -j REJECT "
+                      "--reject-with tcp-reset", root=True)
+    with LoadLoop(site, clients=4, max_requests=400) as marking:
+        wait_until(lambda: marking.failed >= 20, 60, "nginx to meet the refusing servers")
+    # The restart moves traffic to the other slot (its containers refuse nothing) and removes these.
+    away = cli("fab", "-H", "lab", "restart", "api")
+    assert away.returncode == 0, away.stdout + away.stderr
+    # More clients than elsewhere: the 502s came to requests that met nginx while its first ones probed.
+    with strict_clients(site, clients=40) as load:
+        back = cli("fab", "-H", "lab", "restart", "api")
+        time.sleep(1)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert load.failed == 0, load.failures
+    assert serving_version(site) == release_record(as_deploy, serving)["version"]
+
+
 def wait_for_lock_holder(as_deploy, holder):
     """Wait until HOLDER holds the deploy lock: its record is written once it has the lock."""
     wait_until(lambda: as_deploy.run(f"grep -qF {shlex.quote(holder)} {LAB.lock_info}", check=False).ok, 30,

@@ -54,11 +54,14 @@ def test_a_slots_groups_name_each_replicas_address_and_a_service_without_one_ans
     inventory = config.load(inventories, "prod").inventory
     conf = addresses.slot_conf(inventory, "green")
     assert "upstream shop-green-web0 {\n    server 172.30.250.135:8000 max_fails=1 fail_timeout=5s;\n" \
-           "    server 172.30.250.136:8000 max_fails=1 fail_timeout=5s;\n}\n" in conf
+           "    server 172.30.250.136:8000 max_fails=1 fail_timeout=5s;\n" \
+           "    server 172.30.250.135:8000 backup max_fails=0;\n    server 172.30.250.136:8000 backup max_fails=0;\n" \
+           "}\n" in conf
     assert "upstream shop-green-web1 {\n    server 172.30.250.155:8000" in conf
     # The replicas that run (a release started before fixed addresses), not the inventory's count.
     running = addresses.slot_conf(inventory, "blue", {"web0": [2], "web1": []})
-    assert "upstream shop-blue-web0 {\n    server 172.30.250.17:8000 max_fails=1 fail_timeout=5s;\n}\n" in running
+    assert "upstream shop-blue-web0 {\n    server 172.30.250.17:8000 max_fails=1 fail_timeout=5s;\n" \
+           "    server 172.30.250.17:8000 backup max_fails=0;\n}\n" in running
     assert "upstream shop-blue-web1 {\n    server 127.0.0.1:1 down;\n}\n" in running
 
 

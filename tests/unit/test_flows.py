@@ -283,7 +283,8 @@ def test_a_release_started_by_a_slipway_before_fixed_addresses_gets_its_address_
     assert given[-3:] == [f"demo-{release_id}-api-1=172.30.250.135", f"demo-{release_id}-api-2=172.30.250.136",
                           f"demo-{SERVING}-api-1=172.30.250.16"]
     serving_groups = remote.ran(f"^slipway-write_file {layout.slot_conf('blue')} ")[0].stdin
-    assert "upstream demo-blue-api {\n    server 172.30.250.16:8000 max_fails=1 fail_timeout=5s;\n}" in serving_groups
+    assert "upstream demo-blue-api {\n    server 172.30.250.16:8000 max_fails=1 fail_timeout=5s;\n" \
+           "    server 172.30.250.16:8000 backup max_fails=0;\n}" in serving_groups
     assert remote.calls.index(remote.ran(f"^slipway-write_file {layout.slot_conf('blue')} ")[0]) < \
         remote.calls.index(remote.ran(r"^slipway-switch_nginx ")[0])
     # nginx's running config finds both slots by Docker's DNS: no reload for the migration alone.
