@@ -81,6 +81,11 @@ class Activation:
                     f"({result.stdout.strip()}; release: {inventory.nginx.image}; or its ports or mounts); it was left "
                     f"running as it is and {self.still_serving} still serves. Deploy with --restart-nginx to re-create "
                     "it (open connections drop and new ones are refused for a few seconds)")
+            if result.exited == traffic.SUBNET_EXIT:
+                raise SlipwayError(
+                    f"{self.deployment.name}: app.subnet {inventory.app.subnet} cannot be the slot network here "
+                    f"({result.stdout.strip()}); set app.subnet in {self.deployment.inventory_file} to a private "
+                    f"network nothing on the server uses; {self.still_serving} still serves")
             if result.failed:
                 raise RemoteCommandFailed(self.run.remote.label, shown(prepare), result.exited,
                                           result.stderr or result.stdout)

@@ -325,3 +325,15 @@ def test_a_first_deploy_writes_both_slots_groups_so_the_next_one_of_the_same_ser
     blue = remote.ran(f"^slipway-write_file {layout.slot_conf('blue')} ")[0].stdin
     green = remote.ran(f"^slipway-write_file {layout.slot_conf_upload('green')} ")[0].stdin
     assert "server 172.30.250.16:8000" in blue and "server 172.30.250.135:8000" in green
+
+
+def test_a_subnet_in_use_on_the_server_stops_the_deploy_naming_the_inventory_key(deployment, layout):
+    remote = scripted(layout, Server(serving=SERVING).release(SERVING))
+    remote.on(r"^slipway-prepare ", stdout="this server routes 172.30.0.0/16 via 10.0.0.1 there\n",
+              exited=traffic.SUBNET_EXIT)
+    with pytest.raises(SlipwayError) as raised:
+        deploy(remote, deployment)
+    assert (f"app.subnet 172.30.250.0/24 cannot be the slot network here (this server routes 172.30.0.0/16 via "
+            f"10.0.0.1 there); set app.subnet in {deployment.inventory_file} to a private network nothing on the "
+            f"server uses; {SERVING} still serves") in str(raised.value)
+    assert not remote.ran(r"^slipway-switch_nginx ")
