@@ -17,6 +17,7 @@ from lab.target import target_status
 EARLIER = {
     "d0a998f": "main before the database password file (layout 1)",
     "1aa813e": "main when the upgrade work was filed: password file, nginx on Docker's DNS (layout 2)",
+    "07e7b22": "main before fixed addresses, the last to land (layout 2)",
 }
 
 
