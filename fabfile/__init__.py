@@ -7,7 +7,7 @@ checkout's adds the lab's) without changing what `fab` lists.
 
 from invoke import Collection
 
-from .cli import backup, database, deploy, hostkeys, lock, provision, runbook, tls, verify
+from .cli import accessory, backup, database, deploy, hostkeys, lock, provision, runbook, tls, verify
 
 
 def collection() -> Collection:
@@ -16,7 +16,8 @@ def collection() -> Collection:
         runbook.status, runbook.logs, runbook.doctor, runbook.exec_, runbook.shell, runbook.psql, runbook.facts,
         hostkeys.trust, provision.provision, verify.verify,
         deploy.deploy, deploy.rollback, deploy.restart, deploy.releases,
-        lock.namespace, backup.namespace, tls.namespace, database.namespace, runbook.maintenance,
+        lock.namespace, backup.namespace, tls.namespace, database.namespace, accessory.namespace,
+        runbook.maintenance,
     )
     tasks.configure({
         "slipway": {

@@ -212,8 +212,9 @@ Route = Annotated[str, matching(r"/[A-Za-z0-9._~/-]*", "a URL path prefix starti
 VOLUME_RULE = (r"([A-Za-z0-9][A-Za-z0-9_.-]*|\./[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*|(/[A-Za-z0-9_.-]+)+)"
                r":(/[A-Za-z0-9_.-]+)+(:ro)?")
 # slipway's own folders in shared/ (commands/layout.py, commands/tls.py): the database password, nginx's live
-# config and traffic files, the ACME webroot. A service mounting one could read or change them.
-SLIPWAY_SHARED = ("db", "nginx", "acme-challenge")
+# config and traffic files, the ACME webroot, the accessories' environments. A service mounting one could read or
+# change them.
+SLIPWAY_SHARED = ("db", "nginx", "acme-challenge", "accessories")
 
 
 def _volume(value: str) -> str:

@@ -148,6 +148,9 @@ DEMO_IMAGES = (
     DemoImage("slipway-demo/api:broken", "demo/api", (("VERSION", "broken"), ("BROKEN", "1"))),
     DemoImage("slipway-demo/api:bare", "demo/api", (("VERSION", "bare"), ("BARE", "1"))),
     DemoImage("slipway-demo/postgres:17", "demo/postgres"),
+    DemoImage("slipway-demo/redis:1", "demo/redis", (("VERSION", "1"),)),
+    DemoImage("slipway-demo/redis:2", "demo/redis", (("VERSION", "2"),)),
+    DemoImage("slipway-demo/redis:broken", "demo/redis", (("VERSION", "broken"), ("BROKEN", "1"))),
     DemoImage("slipway-demo/nginx:1", "nginx"),
 )
 

@@ -69,6 +69,8 @@ class Layout:
     traffic_dir = path("{shared}/nginx/traffic")
     slot_marker = path("{traffic_dir}/{SLOT_MARKER}")
     maintenance_page = path("{traffic_dir}/{MAINTENANCE_PAGE}")
+    # The accessories' environment files, one per accessory.
+    accessories_dir = path("{shared}/accessories")
     # The runs' own state: lock, audit log, what was shipped.
     state_dir = path("{base}/.slipway")
     audit_log = path("{state_dir}/audit.log")
@@ -137,6 +139,18 @@ class Layout:
     def slot_alias(self, slot: str, service: str) -> str:
         """The DNS name (Docker's, on the app network) of SERVICE's containers in SLOT."""
         return f"{self.app}-{slot}-{service}"
+
+    def accessory_container(self, name: str) -> str:
+        """Accessory NAME's one container: on the app network, other containers reach it as NAME."""
+        return f"{self.app}-{name}"
+
+    def accessory_previous(self, name: str) -> str:
+        """What an upgrade calls the container it replaces, stopped, until the new one is healthy."""
+        return f"{self.accessory_container(name)}-previous"
+
+    def accessory_env_file(self, name: str) -> str:
+        """The environment accessory NAME's container was created with (mode 0600)."""
+        return f"{self.accessories_dir}/{name}.env"
 
     def release_project(self, release_id: str) -> str:
         return f"{self.app}-{release_id}"

@@ -7,6 +7,7 @@ import base64
 import json
 from dataclasses import dataclass, field
 
+from .accessories import APP_LABEL, FACT_FORMAT, Running, parse_accessories
 from .facts import MARK, sections
 from .layout import DB_PASSWORD_MOUNT, SLOTS, Layout, other_slot
 from .shell import Argv, script
@@ -38,6 +39,9 @@ class ServerState:
     layout_record: str = ""
     # Whether the database container reads its password from the file (None: no database container).
     db_reads_password_file: bool | None = None
+    # Accessories' containers by name, and those an unfinished upgrade keeps aside.
+    accessories: dict[str, Running] = field(default_factory=dict)
+    previous_accessories: dict[str, Running] = field(default_factory=dict)
 
     @property
     def layout(self) -> int:
@@ -56,14 +60,16 @@ class ServerState:
 def state_command(layout: Layout, refs: list[str]) -> Argv:
     return script("state", MARK, layout.base, layout.app, layout.nginx_container, layout.db_container,
                   layout.shipped_images, *layout.serving_lookup, *map(layout.slot_conf, SLOTS), layout.layout_record,
-                  DB_PASSWORD_MOUNT, *refs, uses=("serving",))
+                  DB_PASSWORD_MOUNT, f"{APP_LABEL}={layout.app}", FACT_FORMAT, *refs, uses=("serving",))
 
 
 def parse_state(output: str, layout: Layout) -> ServerState:
     state = ServerState()
     for section, lines in sections(output):
-        for line in lines:
-            _read_state_line(state, layout, section, line)
+        if section == "accessories":
+            state.accessories, state.previous_accessories = parse_accessories(lines, layout)
+        for text in lines:
+            _read_state_line(state, layout, section, text)
     return state
 
 

@@ -88,7 +88,8 @@ def slot_addresses_command(layout: Layout, addresses: dict[str, str]) -> Argv:
 def wait_healthy_command(checks: list[tuple[str, str, int, str]], timeout_seconds: int) -> Argv:
     """Until every (container, address, port, path) is healthy; exits UNHEALTHY_EXIT when time is up or one
     stopped."""
-    return script("wait_healthy", timeout_seconds, UNHEALTHY_EXIT, *("|".join(map(str, check)) for check in checks))
+    return script("wait_healthy", timeout_seconds, UNHEALTHY_EXIT, *("|".join(map(str, check)) for check in checks),
+                  uses=("healthy",))
 
 
 def failure_report_command(containers: list[str]) -> Argv:

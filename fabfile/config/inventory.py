@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from pydantic import Field, model_validator
 
 from ..fields import Name
+from .accessory import Accessory
 from .app import MAX_REPLICAS, App, Images, Service
 from .backup import Backup, Database
 from .section import Problem, Section, refuse
@@ -25,6 +26,7 @@ class Inventory(Section):
     server: Server
     app: App
     services: dict[Name, Service] = Field(min_length=1)
+    accessories: dict[Name, Accessory] = {}
     database: Database | None = None
     backup: Backup = Backup()
     nginx: Nginx = Nginx()
@@ -58,6 +60,10 @@ class Inventory(Section):
             raise ValueError(f"expected each service behind nginx to have its own route; {', '.join(duplicates)} is used twice")
         if "db" in self.services or "nginx" in self.services:
             raise ValueError("expected service names other than db and nginx (slipway runs those itself)")
+        refuse("Inventory", [(("accessories", name), name, (
+            "expected an accessory name other than the services' (" + ", ".join(self.services) + "), db and nginx: "
+            "the app's network answers each name for one container")) for name in self.accessories
+            if name in self.services or name in ("db", "nginx")])
         return self
 
     @model_validator(mode="after")
@@ -91,6 +97,16 @@ class Inventory(Section):
         slipway_names = re.compile(rf"{re.escape(app)}-(({'|'.join(SLOTS)})-.+|(db|nginx)-[0-9]+"
                                    r"|[0-9]{8}-[0-9]{6}(-.*)?)")
         problems: list[Problem] = []
+        for name in self.accessories:
+            container = layout.accessory_container(name)
+            if len(container) > DNS_LABEL_MAX:
+                problems.append((("accessories", name), name, (
+                    f"expected a shorter name: its container is {container}, {len(container)} characters, and "
+                    f"Docker's DNS answers to at most {DNS_LABEL_MAX}")))
+            if slipway_names.fullmatch(name):
+                problems.append((("accessories", name), name, (
+                    f"expected a name unlike those slipway gives on the app network ({app}-blue-*, {app}-green-*, "
+                    f"{app}-db-N, {app}-nginx-N, {app}-<release id>-*), so no name there answers for two containers")))
         for name, service in self.services.items():
             longest = max((layout.slot_alias(slot, name) for slot in SLOTS), key=len)
             if service.behind_nginx and len(longest) > DNS_LABEL_MAX:
@@ -104,6 +120,19 @@ class Inventory(Section):
                     f"expected a name unlike those slipway gives on the app network ({app}-blue-*, {app}-green-*, "
                     f"{app}-db-N, {app}-nginx-N, {app}-<release id>-*), so no name there answers for two containers")))
         refuse("Inventory", problems)
+        return self
+
+    @model_validator(mode="after")
+    def _accessory_data_has_one_writer(self) -> Inventory:
+        # Two containers writing one volume (a Redis and a service, say) corrupt it: a service may only read it.
+        writable = {volume.split(":")[0]: name for name, service in self.services.items()
+                    for volume in service.volumes if not volume.endswith(":ro")}
+        refuse("Inventory", [
+            (("accessories", name, "volumes", index), volume, (
+                f"expected a volume of the accessory's own: services.{writable[volume.split(':')[0]]} mounts "
+                f"{volume.split(':')[0]} too (add :ro there, or here, so only one of them writes)"))
+            for name, accessory in self.accessories.items() for index, volume in enumerate(accessory.volumes)
+            if not volume.endswith(":ro") and volume.split(":")[0] in writable])
         return self
 
     @model_validator(mode="after")
@@ -137,14 +166,16 @@ class Inventory(Section):
     def _volumes_keep_off_slipways_own(self) -> Inventory:
         base = self.app.base_dir
         problems: list[Problem] = []
-        for name, service in self.services.items():
+        users = [("services", name, service) for name, service in self.services.items()] + [
+            ("accessories", name, accessory) for name, accessory in self.accessories.items()]
+        for section, name, service in users:
             for index, volume in enumerate(service.volumes):
                 source = volume.split(":")[0]
                 if self.database and source == self.database.volume:
-                    problems.append((("services", name, "volumes", index), volume, (
+                    problems.append(((section, name, "volumes", index), volume, (
                         f"expected a volume other than database.volume ({source}): it holds the database's files")))
                 elif source.startswith("/") and (base == PurePosixPath(source) or base in PurePosixPath(source).parents):
-                    problems.append((("services", name, "volumes", index), volume, (
+                    problems.append(((section, name, "volumes", index), volume, (
                         f"expected a host folder outside app.base_dir ({base}), which holds slipway's releases, "
                         "state and secrets; ./folder is a folder of the app's own there (in shared/)")))
         refuse("Inventory", problems)

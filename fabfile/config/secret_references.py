@@ -14,6 +14,10 @@ def referenced_secrets(inventory: Inventory) -> list[tuple[str, str]]:
         (f"services.{service_name}.secrets[{index}]", key)
         for service_name, service in inventory.services.items()
         for index, key in enumerate(service.secrets)
+    ] + [
+        (f"accessories.{name}.secrets[{index}]", key)
+        for name, accessory in inventory.accessories.items()
+        for index, key in enumerate(accessory.secrets)
     ]
     if inventory.database:
         references.append(("database.password_secret", inventory.database.password_secret))
@@ -41,10 +45,11 @@ def raw_references(raw: dict) -> list[tuple[str, str]]:
         return value if isinstance(value, dict) else {}
 
     references = []
-    for service_name, service in section("services").items():
-        names = service.get("secrets") if isinstance(service, dict) else None
-        for index, key in enumerate(names if isinstance(names, list) else []):
-            references.append((f"services.{service_name}.secrets[{index}]", key))
+    for kind in ("services", "accessories"):
+        for service_name, service in section(kind).items():
+            names = service.get("secrets") if isinstance(service, dict) else None
+            for index, key in enumerate(names if isinstance(names, list) else []):
+                references.append((f"{kind}.{service_name}.secrets[{index}]", key))
     references.append(("database.password_secret", section("database").get("password_secret")))
     references.append(("images.password_secret", section("images").get("password_secret")))
     references.append(("backup.ping_url_secret", section("backup").get("ping_url_secret")))

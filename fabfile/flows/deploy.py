@@ -17,7 +17,7 @@ from ..commands.state import ServerState, dump_files_command, parse_file_dump
 from ..config import Deployment
 from ..errors import SlipwayError
 from ..remote import Remote, Reporter
-from . import backups, images, tls
+from . import accessories, backups, images, tls
 from .database import check_database_password
 from .locked import Attempt, LockedRun, audit, audit_line, deploy_lock, deployer, failing_cleanly, read_state, \
     recover, remove_leftovers
@@ -71,6 +71,12 @@ def dry_run(remote: Remote, reporter: Reporter, plan: Plan) -> None:
     with reporter.step("read server state (one round trip)") as step:
         state = read_state(remote.run, layout_of(deployment.inventory), list(plan.refs.values()), deployment.name)
         step.detail = f"serving {state.serving or 'nothing yet'}"
+    if deployment.inventory.accessories:
+        with reporter.step("accessories (not applied)") as step:
+            refusal = accessories.refusal(deployment, state)
+            starting = accessories.missing(deployment, state)
+            step.changed = bool(starting)
+            step.detail = refusal or (f"would start {', '.join(starting)}" if starting else "all up as the inventory says")
     check_database_password(remote.run, reporter, deployment, locked=False)
     _show_dry_run(remote, reporter, plan, state)
     print(reporter.summary())
@@ -80,15 +86,19 @@ def deploy(remote: Remote, reporter: Reporter, plan: Plan, restart_db: bool, res
     deployment, release_id, version = plan.deployment, plan.release_id, plan.version
     inventory = deployment.inventory
     layout = layout_of(inventory)
+    accessory_images = accessories.image_refs(deployment, list(inventory.accessories))
     with deploy_lock(remote, layout, f"deploy {version}", inventory.app.step_timeout_seconds,
                      started=audit_line("deploy started", release=release_id, version=version)) as run:
         try:
             check_database_password(run, reporter, deployment)
+            state = recover(run, reporter, layout, [*plan.refs.values(), *accessory_images.values()], deployment.name)
+            refusal = accessories.refusal(deployment, state)
+            if refusal:
+                raise SlipwayError(refusal)
         except SlipwayError as refusal:
             audit(run, layout, "deploy failed", release=release_id, version=version, step=reporter.failed_step,
                   detail=str(refusal))
             raise
-        state = recover(run, reporter, layout, list(plan.refs.values()), deployment.name)
         remove_leftovers(run, reporter, layout, state)
         certificate = _certificate(remote, run, reporter, deployment)
         files = plan.files
@@ -118,18 +128,21 @@ def _serve(remote: Remote, run: LockedRun, reporter: Reporter, plan: Plan, state
     Any failure ends it the one way (see failing_cleanly). The pre-deploy backup's id, if one was taken."""
     deployment = plan.deployment
     attempt = Attempt("deploy", plan.release_id, plan.version, plan.started, plan.commit, deployer(), state.serving)
+    starting = accessories.missing(deployment, state)
     with failing_cleanly(run, reporter, layout_of(deployment.inventory), attempt, deployment.name):
+        refs = {**plan.refs, **accessories.image_refs(deployment, starting)}
         if deployment.inventory.images.source == "ship":
-            image_ids = images.ship(run, reporter, deployment, plan.refs, plan.local_ids, state)
+            local_ids = {**plan.local_ids, **images.local_image_ids(accessories.image_refs(deployment, starting))}
+            image_ids = images.ship(run, reporter, deployment, refs, local_ids, state)
         else:
-            image_ids = images.pull(run, reporter, deployment, plan.refs)
+            image_ids = images.pull(run, reporter, deployment, refs)
         attempt.images = {name: {"ref": ref, "id": image_ids[ref]} for name, ref in plan.refs.items()}
         tar = release_tarball(files, {"release.json": attempt.record("pending")})
         nginx_conf = next(f.content for f in files if f.path == "nginx.conf")
         safety = _backup_before_migrations(remote, run, reporter, deployment, state)
         succeeded = Ending(keep=True, event="deploy succeeded", details={"release": plan.release_id,
                                                                           "version": plan.version})
-        activate(run, reporter, deployment, state, attempt, tar, nginx_conf, *modes, succeeded)
+        activate(run, reporter, deployment, state, attempt, tar, nginx_conf, *modes, succeeded, starting)
     return safety
 
 def _certificate(remote, run: LockedRun, reporter: Reporter, deployment: Deployment):

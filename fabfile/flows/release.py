@@ -15,6 +15,7 @@ from ..commands.state import SERVED, ServerState, releases_to_prune, unused_imag
 from ..config import Deployment
 from ..errors import RemoteCommandFailed, SlipwayError
 from ..remote import Reporter
+from . import accessories
 from .locked import Attempt, LockedRun, audit_line, deployer, run_parts
 
 
@@ -30,14 +31,16 @@ class Ending:
 
 def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: ServerState, attempt: Attempt,
              release_tar: bytes | None, nginx_conf: str, db_mode: str, nginx_mode: str,
-             ending: Ending = Ending()) -> None:
+             ending: Ending = Ending(), start_accessories: list[str] = ()) -> None:
     """Bring the attempt's release up beside the serving one, gate it on health, then move traffic to it.
 
     A new release (RELEASE_TAR given) runs its release commands first; a rollback does not
-    re-run an older release's migrations against a newer schema.
+    re-run an older release's migrations against a newer schema. START_ACCESSORIES come up before them.
     """
     activation = Activation(run, reporter, deployment, state, attempt)
     activation.prepare(release_tar, db_mode, nginx_mode)
+    if start_accessories:
+        accessories.start(run, reporter, deployment, list(start_accessories))
     if release_tar:
         activation.run_release_commands()
     web = web_services(deployment.inventory)

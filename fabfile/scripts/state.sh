@@ -6,16 +6,18 @@
 # Docker's image store,
 # which local images became which server images, every image's layer
 # chain, which of the SLOT_CONF files (the slots' nginx groups) exist, the
-# layout recorded in LAYOUT_RECORD, and whether the database container mounts
-# its password file at PASSWORD_MOUNT.
+# layout recorded in LAYOUT_RECORD, whether the database container mounts
+# its password file at PASSWORD_MOUNT, and the accessories' containers (those
+# with the label ACCESSORY_LABEL, each printed as ACCESSORY_FORMAT says).
 # Usage: state.sh MARK BASE_DIR APP NGINX_CONTAINER DB_CONTAINER SHIPPED_FILE
 #          TRAFFIC_DIR MARKER MARKED_SLOT UNMARKED_SLOT SLOT_CONF SLOT_CONF
-#          LAYOUT_RECORD PASSWORD_MOUNT [REF]...
+#          LAYOUT_RECORD PASSWORD_MOUNT ACCESSORY_LABEL ACCESSORY_FORMAT
+#          [REF]...
 set -u
 mark=$1 base=$2 app=$3 nginx=$4 db=$5 shipped=$6 traffic=$7 marker=$8
 shift 8
-marked=$1 unmarked=$2 first_conf=$3 second_conf=$4 layout_record=$5 password_mount=$6
-shift 6
+marked=$1 unmarked=$2 first_conf=$3 second_conf=$4 layout_record=$5 password_mount=$6 accessory_label=$7 accessory_format=$8
+shift 8
 echo "$mark base"; [ -d "$base/releases" ] && echo present
 echo "$mark current"; readlink "$base/current" || true
 echo "$mark serving"
@@ -53,3 +55,5 @@ if docker inspect "$db" >/dev/null 2>&1; then
     echo absent
   fi
 fi
+echo "$mark accessories"
+docker ps -a --filter "label=$accessory_label" --format "$accessory_format" 2>/dev/null || true

@@ -132,6 +132,8 @@ class Server:
     # The serving slot has its nginx groups (a slipway before fixed addresses wrote none).
     groups: bool = True
     layout_record: str = ""
+    # The accessories section's lines (see commands/accessories.py's FACT_FORMAT).
+    accessories: list[str] = field(default_factory=list)
 
     def release(self, release_id: str, outcome: str = "active", version: str = "v1", **extra) -> Server:
         self.releases[release_id] = {"id": release_id, "outcome": outcome, "version": version,
@@ -152,5 +154,6 @@ class Server:
             "db": ["true" if self.db_running else "false"],
             "slot confs": [layout.slot_conf(self.slot)] if self.groups else [],
             "layout": [self.layout_record] if self.layout_record else [],
+            "accessories": self.accessories,
         }
         return "".join(f"{MARK} {name}\n" + "".join(f"{line}\n" for line in lines) for name, lines in sections.items())

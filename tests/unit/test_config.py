@@ -160,7 +160,7 @@ def test_every_problem_is_reported_at_once(inventories):
         "inventories/prod.yaml: host.port: found 0; expected greater than or equal to 1",
         "inventories/prod.yaml: app.base_dir: found 'relative'; expected an absolute path of plain names "
         "(letters, digits, . _ -, no . or .. parts), like /srv/app",
-        "inventories/prod.yaml: surprise: unknown key; expected one of: app, backup, database, host, images, nginx, server, services, tls",
+        "inventories/prod.yaml: surprise: unknown key; expected one of: accessories, app, backup, database, host, images, nginx, server, services, tls",
     ]
 
 
@@ -614,7 +614,7 @@ def test_a_short_step_timeout_names_every_service_whose_grace_does_not_fit(inven
     ("services.api.volumes", ["./.:/data"], "expected paths without . or .. parts"),
     ("services.api.volumes", ["/srv/./x:/data"], "expected paths without . or .. parts"),
     ("services.api.volumes", ["./nginx/traffic:/data"],
-     "found './nginx/traffic:/data'; expected a folder other than ./nginx (db, nginx, acme-challenge in shared/ are "
+     "found './nginx/traffic:/data'; expected a folder other than ./nginx (db, nginx, acme-challenge, accessories in shared/ are "
      "slipway's own)"),
     ("services.api.volumes", ["./db:/data"], "expected a folder other than ./db"),
     ("services.api.volumes", ["pgdata:/data"],

@@ -35,7 +35,7 @@ def lab_inventory(tmp_path, secrets=f"DATABASE_PASSWORD='{SECRET}'\n", edit=None
     from lab.paths import render_template  # the lab inventory `inv lab.up` writes (lab/templates/)
 
     text = render_template("inventory.yaml.j2", lab=lab, backup_host=backup_host)
-    secrets += "RESTIC_PASSWORD=offsite-password\n"
+    secrets += "RESTIC_PASSWORD=offsite-password\nREDIS_PASSWORD=redis-password\n"
     data = yaml.safe_load(text)
     if edit:
         edit(data)
@@ -123,7 +123,7 @@ def test_env_files_are_private_and_quote_values_literally(files):
     api_env = files["env/api.env"]
     assert api_env.mode == 0o600
     assert f"DATABASE_PASSWORD='{SECRET}'" in api_env.content.splitlines()
-    assert api_env.secret_keys == {"DATABASE_PASSWORD"}
+    assert api_env.secret_keys == {"DATABASE_PASSWORD", "REDIS_PASSWORD"}
 
 
 def test_the_database_container_gets_its_password_from_a_file_so_a_new_password_never_re_creates_it(files):

@@ -33,8 +33,10 @@ OLDER = "20261129-100000"
 
 def registry_pulls(data):
     """The lab inventory with images pulled from a registry (shipping reads this machine's Docker), no TLS and no
-    backup before migrations (the TLS and backup flows check their installed files: their own business)."""
+    backup before migrations (the TLS and backup flows check their installed files: their own business), and no
+    accessories (test_accessory_flows.py has theirs)."""
     data["images"] = {"source": "registry", "registry": "registry.test:5000"}
+    del data["accessories"]
     data["tls"] = {"enabled": False}
     data["backup"]["before_deploy"] = False
 

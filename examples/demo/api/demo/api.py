@@ -1,4 +1,5 @@
-"""GET /health, GET /version, GET and POST /items, on port 8000; one log line per request.
+"""GET /health, GET /version, GET and POST /items, GET and POST /counter (kept in the Redis accessory), on
+port 8000; one log line per request.
 
 On SIGTERM it stops accepting and finishes the requests in flight, so a
 container being replaced never drops one.
@@ -11,6 +12,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .db import connect
+from .kv import redis_client
 
 VERSION = os.environ.get("APP_VERSION", "dev")
 BROKEN = os.environ.get("APP_BROKEN") == "1"
@@ -38,6 +40,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, {"status": "ok", "version": VERSION})
         if self.path == "/version":
             return self.reply(200, {"version": VERSION})
+        if self.path == "/counter":
+            return self.reply(200, {"counter": int(redis_client().get("counter") or 0)})
         if self.path == "/items":
             with cursor() as c:
                 c.execute("SELECT id, name, version FROM items ORDER BY id")
@@ -46,6 +50,8 @@ class Handler(BaseHTTPRequestHandler):
         return self.reply(404, {"error": "not found"})
 
     def do_POST(self):
+        if self.path == "/counter":
+            return self.reply(200, {"counter": redis_client().incr("counter")})
         if self.path != "/items":
             return self.reply(404, {"error": "not found"})
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")

@@ -1,0 +1,65 @@
+#!/bin/sh
+# Replace accessory CONTAINER by one made with the `docker create` arguments
+# after `--`, whose image is on the server already. The old one is stopped,
+# kept as PREVIOUS (not restarted by Docker meanwhile) and removed once the new
+# one passes CHECK (wait_healthy's) within TIMEOUT seconds. A new one that
+# does not is removed, the old one gets its name back and starts, and the
+# run exits UNHEALTHY_EXIT with the new one's last words on stdout. The new
+# environment (stdin) goes to ENV_FILE (mode 0600) only with the new
+# container; each host folder (dir:PATH) is made first. Prints how long the
+# accessory did not answer. A missing CONTAINER is simply created.
+# Usage: accessory_upgrade.sh CONTAINER PREVIOUS ENV_FILE TIMEOUT UNHEALTHY_EXIT CHECK [dir:PATH]... -- CREATE_ARG...
+set -eu
+container=$1 previous=$2 env_file=$3 timeout=$4 unhealthy_exit=$5 check=$6
+shift 6
+while [ $# -gt 0 ] && [ "$1" != -- ]; do
+  mkdir -p "${1#dir:}"
+  shift
+done
+shift
+mkdir -p "${env_file%/*}"
+chmod 700 "${env_file%/*}"
+incoming=$(mktemp "$env_file.XXXXXX")
+trap 'rm -f "$incoming"' EXIT
+cat > "$incoming"
+chmod 600 "$incoming"
+kept=$(mktemp "$env_file.previous.XXXXXX")
+trap 'rm -f "$incoming" "$kept"' EXIT
+
+exists() { docker container inspect "$1" >/dev/null 2>&1; }
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# An earlier upgrade cut off after the rename: its old container is the one to keep.
+if exists "$previous"; then
+  if exists "$container"; then docker rm -f "$container" >/dev/null; fi
+  docker rename "$previous" "$container"
+fi
+had_old=0
+if exists "$container"; then
+  had_old=1
+  [ ! -f "$env_file" ] || cp -p "$env_file" "$kept"
+fi
+began=$(now_ms)
+if [ "$had_old" = 1 ]; then
+  docker update --restart no "$container" >/dev/null
+  docker stop "$container" >/dev/null
+  docker rename "$container" "$previous"
+fi
+mv -f "$incoming" "$env_file"
+if docker create "$@" >/dev/null && docker start "$container" >/dev/null \
+    && wait_healthy "$timeout" "$unhealthy_exit" "$check" >/dev/null; then
+  echo "answered again after $(( $(now_ms) - began )) ms"
+  if [ "$had_old" = 1 ]; then docker rm "$previous" >/dev/null; fi
+  exit 0
+fi
+echo "the new container never got healthy:"
+docker logs --tail 10 "$container" 2>&1 | sed 's/^/  | /' || true
+docker rm -f "$container" >/dev/null 2>&1 || true
+if [ "$had_old" = 1 ]; then
+  [ ! -s "$kept" ] || mv -f "$kept" "$env_file"
+  docker rename "$previous" "$container"
+  docker update --restart unless-stopped "$container" >/dev/null
+  docker start "$container" >/dev/null
+  echo "the old one runs again"
+fi
+exit "$unhealthy_exit"
