@@ -21,8 +21,8 @@ if str(CHECKOUT) not in sys.path:
 LAB_TESTS = Path(__file__).parent / "lab"
 # test_image_store.py moves the target to Docker's containerd image store; test_disaster_recovery.py and
 # test_upgrade.py destroy the target and build a new one: they come last.
-LAB_STAGES = ["test_target.py", "test_provision.py", "test_deploy.py", "test_tls.py", "test_backup.py", "test_runbook.py",
-              "test_image_store.py", "test_disaster_recovery.py", "test_upgrade.py", "test_restarts.py"]
+LAB_STAGES = ["test_target.py", "test_provision.py", "test_deploy.py", "test_accessories.py", "test_tls.py",
+              "test_backup.py", "test_runbook.py", "test_image_store.py", "test_disaster_recovery.py", "test_upgrade.py", "test_restarts.py"]
 
 
 def pytest_addoption(parser):

@@ -3,8 +3,9 @@
 # after `--`, whose image is on the server already. The old one is stopped,
 # kept as PREVIOUS (not restarted by Docker meanwhile) and removed once the new
 # one passes CHECK (wait_healthy's) within TIMEOUT seconds. A new one that
-# does not is removed, the old one gets its name back and starts, and the
-# run exits UNHEALTHY_EXIT with the new one's last words on stdout. The new
+# does not is removed, the old one gets its name back and starts (and is
+# waited for likewise), and the run exits UNHEALTHY_EXIT with the new one's
+# last words on stdout. The new
 # environment (stdin) goes to ENV_FILE (mode 0600) only with the new
 # container; each host folder (dir:PATH) is made first. Prints how long the
 # accessory did not answer. A missing CONTAINER is simply created.
@@ -60,6 +61,10 @@ if [ "$had_old" = 1 ]; then
   docker rename "$previous" "$container"
   docker update --restart unless-stopped "$container" >/dev/null
   docker start "$container" >/dev/null
-  echo "the old one runs again"
+  if wait_healthy "$timeout" "$unhealthy_exit" "$check" >/dev/null; then
+    echo "the old one runs again, healthy"
+  else
+    echo "the old one runs again, but did not get healthy in $timeout s either"
+  fi
 fi
 exit "$unhealthy_exit"

@@ -48,6 +48,24 @@ def nginx_before_v2(lab_deployment):
         remote.close()
 
 
+@pytest.fixture(scope="module")
+def accessory_kept(lab_deployment, site):
+    """A check that the Redis accessory's container, and a counter the app wrote there when the first test of this
+    module that asks started, are as they were: no deploy, rollback or restart of the app touches them."""
+    remote = Remote(connect(lab_deployment, lab_deployment.inventory.server.deploy_user), "lab")
+    container = remote.run(f"docker inspect -f '{{{{.Id}}}}' {LAB.accessory_container('redis')}").stdout.strip()
+    remote.close()
+    status, written = post(site, "/counter", {})
+    assert status == 200, written
+
+    def check(as_deploy):
+        assert as_deploy.run(f"docker inspect -f '{{{{.Id}}}}' {LAB.accessory_container('redis')}").stdout.strip() \
+            == container
+        assert json.loads(get(site, "/counter")[1]) == written
+
+    return check
+
+
 def report(capsys, text):
     with capsys.disabled():
         print(f"\n    {text}")
@@ -90,7 +108,7 @@ def test_dry_run_shows_the_change_with_secrets_masked_and_changes_nothing(deploy
 
 
 def test_v2_under_load_fails_no_request_while_plain_compose_recreate_does(deploy, site, as_deploy, capsys, cli,
-                                                                           nginx_before_v2):
+                                                                           nginx_before_v2, accessory_kept):
     with strict_clients(site) as slipway_load:
         result = deploy("--version", "v2")
         time.sleep(1)
@@ -114,9 +132,10 @@ def test_v2_under_load_fails_no_request_while_plain_compose_recreate_does(deploy
     assert slipway_load.total > 200
     assert compose_load.failed > 0
     assert serving_version(site) == "v2"
+    accessory_kept(as_deploy)
 
 
-def test_broken_release_never_gets_traffic(deploy, site, as_deploy, cli):
+def test_broken_release_never_gets_traffic(deploy, site, as_deploy, cli, accessory_kept):
     with strict_clients(site) as load:
         result = deploy("--version", "broken")
     assert result.returncode == 1
@@ -133,9 +152,11 @@ def test_broken_release_never_gets_traffic(deploy, site, as_deploy, cli):
     assert re.search(r"^\* \S+ +v2 .* active( \(restart of \S+\))?$", listing, re.M)
     events = [json.loads(line) for line in as_deploy.run(f"cat {LAB.audit_log}").stdout.splitlines()]
     assert events[-1]["event"] == "deploy failed" and events[-1]["version"] == "broken"
+    accessory_kept(as_deploy)
 
 
-def test_rollback_returns_to_v1_without_pulling_or_building(cli, site, as_deploy, capsys, nginx_before_v2):
+def test_rollback_returns_to_v1_without_pulling_or_building(cli, site, as_deploy, capsys, nginx_before_v2,
+                                                             accessory_kept):
     images_before = as_deploy.run("docker images -q --no-trunc | sort").stdout
     with strict_clients(site) as load:
         started = time.monotonic()
@@ -154,6 +175,17 @@ def test_rollback_returns_to_v1_without_pulling_or_building(cli, site, as_deploy
     assert nginx_processes(as_deploy) == nginx_before_v2
     report(capsys, f"rollback to v1 took {took:.1f}s with {load.total} requests from 20 keep-alive clients that "
                    f"never retry, {load.failed} failed")
+    accessory_kept(as_deploy)
+
+
+def test_restarting_the_app_fails_no_request_and_leaves_the_accessory_alone(cli, site, as_deploy, accessory_kept):
+    serving = live_release(as_deploy)
+    with strict_clients(site) as load:
+        result = cli("fab", "-H", "lab", "restart", "all")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert load.failed == 0, load.failures
+    assert live_release(as_deploy) != serving
+    accessory_kept(as_deploy)
 
 
 def test_a_restarted_nginx_serves_the_release_recorded_as_serving(site, as_deploy):

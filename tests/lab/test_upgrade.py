@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import PROJECT, run_cli
 from lab_site import Site, get, post
 from load import strict_clients
@@ -22,14 +23,17 @@ EARLIER = {
 
 
 def unpacked(commit: str, into: Path) -> Path:
-    """COMMIT's tree in INTO, with the lab's inventory and secrets (which that slipway reads as they are)."""
+    """COMMIT's tree in INTO, with the lab's inventory (without accessories, which that slipway did not know)
+    and secrets."""
     archive = subprocess.run(["git", "-C", str(PROJECT), "archive", commit], capture_output=True)
     assert archive.returncode == 0, (f"git archive {commit}: {archive.stderr.decode().strip()} (the upgrade test "
                                      "needs the project's history: a full clone)")
     into.mkdir()
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
-    for name in ("lab.yaml", "lab.env"):
-        (into / "inventories" / name).write_bytes((PROJECT / "inventories" / name).read_bytes())
+    inventory = yaml.safe_load((PROJECT / "inventories" / "lab.yaml").read_text())
+    del inventory["accessories"]
+    (into / "inventories" / "lab.yaml").write_text(yaml.safe_dump(inventory))
+    (into / "inventories" / "lab.env").write_bytes((PROJECT / "inventories" / "lab.env").read_bytes())
     return into
 
 
@@ -72,6 +76,9 @@ def test_a_server_an_earlier_slipway_laid_out_is_taken_over_under_load(ctx, comm
     assert set(old_releases) < set(release_ids(releases)), releases
     answer, body, _ = get(site, "/items")
     assert answer == 200 and f"kept-from-{commit}" in body
+    # The accessory the earlier slipway's inventory did not have: this deploy started it.
+    assert "accessories redis up and healthy" in deployed.stdout
+    assert post(site, "/counter", {})[0] == 200
 
     # Back to the release the earlier slipway deployed first (v1): its nginx config asks Docker's DNS.
     with strict_clients(site, clients=20) as back:
