@@ -84,9 +84,13 @@ def doctor(c, json=False):
 def _one_off(c, task: str, service: str, command: list[str], terminal: bool) -> None:
     deployment = load_deployment(c)
     inventory = deployment.inventory
-    if service not in inventory.services:
-        raise ConfigError([f"{task} {service}: no such service; expected one of {', '.join(inventory.services)}"])
-    argv = commands.one_off_command(inventory, service, command, terminal, commands.one_off_name(inventory, service))
+    if service in inventory.accessories:
+        argv = commands.accessory_exec_command(inventory, service, command, terminal)
+    elif service in inventory.services:
+        argv = commands.one_off_command(inventory, service, command, terminal, commands.one_off_name(inventory, service))
+    else:
+        raise ConfigError([f"{task} {service}: no such service or accessory; expected one of "
+                           f"{', '.join([*inventory.services, *inventory.accessories])}"])
     reporter = Reporter(deployment.name, out=sys.stderr)
     with session(c, deployment, reporter, deploy_user_only=True) as remote:
         exited = remote.interactive(argv) if terminal else remote.stream(argv, sys.stdout.buffer, sys.stderr.buffer)
@@ -95,17 +99,19 @@ def _one_off(c, task: str, service: str, command: list[str], terminal: bool) -> 
 
 
 @operator_task(name="exec", positional=["service", "command"], help={
-    "service": "the app service whose image, env and mounts the command gets",
+    "service": "the app service whose image, env and mounts the command gets, or an accessory (run in its container)",
     "command": "the command and its arguments, quoted as one (run without a shell: say sh -c '...' for one)",
 })
 def exec_(c, service, command):
-    """Run a command in a one-off container of the serving release (like a release command); its exit status."""
+    """Run a command in a one-off container of the serving release (like a release command), or in an accessory's
+    container; its exit status."""
     _one_off(c, "exec", service, shlex.split(command), terminal=False)
 
 
-@operator_task(positional=["service"], help={"service": "the app service to open a shell in"})
+@operator_task(positional=["service"], help={"service": "the app service, or the accessory, to open a shell in"})
 def shell(c, service):
-    """A shell (sh) in a one-off container of SERVICE of the serving release, in a real terminal."""
+    """A shell (sh) in a one-off container of SERVICE of the serving release (an accessory: in its container), in a
+    real terminal."""
     _one_off(c, "shell", service, ["sh"], terminal=True)
 
 

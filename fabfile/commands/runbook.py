@@ -7,6 +7,7 @@ import secrets
 
 from ..config import Inventory
 from ..errors import ConfigError
+from . import accessories
 from .facts import Fact, by_name, gather_command
 from .layout import layout_of
 from .shell import Argv, script
@@ -64,7 +65,7 @@ SINCE_RULE = r"(\d+[smh])+|\d{4}-\d\d-\d\d(T\d\d:\d\d(:\d\d)?(Z|[+-]\d\d:\d\d)?)
 
 def log_services(inventory: Inventory, service: str) -> list[str]:
     """The services `logs SERVICE` means (every one for `all`); a name that is none is refused."""
-    known = [*inventory.services, "nginx", *(["db"] if inventory.database else [])]
+    known = [*inventory.services, "nginx", *(["db"] if inventory.database else []), *inventory.accessories]
     if service == "all":
         return known
     if service not in known:
@@ -79,8 +80,9 @@ def logs_command(inventory: Inventory, services: list[str], follow: bool, since:
     if not (tail == "all" or tail.isdigit()):
         raise ConfigError([f"--tail: found {tail!r}; expected a number of lines or all"])
     layout = layout_of(inventory)
-    return script("logs", layout.app, layout.infra_project, *layout.serving_lookup, int(follow), since, tail, grep,
-                  NO_CONTAINERS_EXIT, *services, uses=("serving",))
+    return script("logs", layout.app, layout.infra_project, f"{accessories.APP_LABEL}={layout.app}",
+                  accessories.NAME_LABEL, *layout.serving_lookup, int(follow), since, tail, grep, NO_CONTAINERS_EXIT,
+                  *services, uses=("serving",))
 
 
 # `exec`, `shell`, `psql`
@@ -90,6 +92,11 @@ def one_off_command(inventory: Inventory, service: str, command: list[str], term
     layout = layout_of(inventory)
     return script("one_off", layout.app, layout.releases, *layout.serving_lookup, name, int(terminal), service,
                   *command, uses=("serving",))
+
+
+def accessory_exec_command(inventory: Inventory, name: str, command: list[str], terminal: bool) -> Argv:
+    """COMMAND in accessory NAME's running container (its one copy of the data: no one-off container)."""
+    return ["docker", "exec", "-it" if terminal else "-i", layout_of(inventory).accessory_container(name), *command]
 
 
 def one_off_name(inventory: Inventory, service: str) -> str:

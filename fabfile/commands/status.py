@@ -123,7 +123,7 @@ def _containers(lines: list[str], layout: Layout, now: datetime) -> list[dict]:
         release = project[len(layout.app) + 1:] if project.startswith(layout.app + "-") else ""
         started_at = _time(started)
         containers.append({
-            "name": name, "service": service, "release": release, "state": state,
+            "name": name, "service": service, "release": release, "accessory": project == "-", "state": state,
             "health": None if health == "-" else health,
             "uptime_seconds": int((now - started_at).total_seconds()) if started_at and state == "running" else None,
             "restarts": int(restarts) if restarts.isdigit() else 0, "oom_killed": oom == "true",
@@ -224,6 +224,12 @@ def _container_findings(report: dict, inventory: Inventory) -> list[tuple[str, s
         container = containers_by_name.get(name)
         if not container or container["state"] != "running":
             found.append(("containers", f"{name} is {container['state'] if container else 'missing'}"))
+    for accessory in inventory.accessories:
+        container = containers_by_name.get(layout.accessory_container(accessory))
+        if not container or container["state"] != "running":
+            found.append(("containers", f"accessory {accessory} is missing: the next deploy starts it" if not container
+                          else f"accessory {accessory} is {container['state']}: accessory.restart {accessory} starts "
+                               "it again (see its logs first)"))
     if serving:
         for service_name, service in web_services(inventory).items():
             ours = [c for c in containers if c["release"] == serving["release"] and c["service"] == service_name]

@@ -1,17 +1,19 @@
 #!/bin/sh
 # The logs of SERVICEs' containers: the serving release's for the app's own
-# services, the app project's for nginx and db. Each line is prefixed with
+# services, the app project's for nginx and db, and for an accessory its
+# container (those with labels ACCESSORY_FILTER and NAME_LABEL=SERVICE). Each line is prefixed with
 # its container's name and Docker's timestamp; without FOLLOW the lines of
 # all containers come sorted by time, with it as they arrive, until stdin
 # ends (the operator's Ctrl-C closes the channel) or every log ends. GREP,
 # when not empty, keeps the lines holding it (fixed text). Exits
 # NO_CONTAINERS_EXIT when no container matches.
-# Usage: logs.sh APP INFRA_PROJECT TRAFFIC_DIR MARKER MARKED_SLOT UNMARKED_SLOT
-#          FOLLOW SINCE TAIL GREP NO_CONTAINERS_EXIT SERVICE...
+# Usage: logs.sh APP INFRA_PROJECT ACCESSORY_FILTER NAME_LABEL TRAFFIC_DIR MARKER
+#          MARKED_SLOT UNMARKED_SLOT FOLLOW SINCE TAIL GREP NO_CONTAINERS_EXIT SERVICE...
 set -u
-app=$1 infra=$2 traffic=$3 marker=$4 marked=$5 unmarked=$6 follow=$7 since=$8 tail=$9 pattern=${10}
-none=${11}
-shift 11
+app=$1 infra=$2 accessories=$3 name_label=$4
+shift 4
+traffic=$1 marker=$2 marked=$3 unmarked=$4 follow=$5 since=$6 tail=$7 pattern=$8 none=$9
+shift 9
 serving=$(serving_release "$traffic" "$marker" "$marked" "$unmarked")
 release=${serving#* }
 names=$(for service in "$@"; do
@@ -19,6 +21,7 @@ names=$(for service in "$@"; do
     docker ps -a --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.oneoff=False" \
       --filter "label=com.docker.compose.service=$service" --format '{{.Names}}' 2>/dev/null
   done
+  docker ps -a --filter "label=$accessories" --filter "label=$name_label=$service" --format '{{.Names}}' 2>/dev/null
 done | sort)
 if [ -z "$names" ]; then
   if ! docker version >/dev/null 2>&1; then

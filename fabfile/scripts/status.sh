@@ -2,8 +2,8 @@
 # Facts for `status` that have no script of their own, section by section:
 # the serving slot and release (MARKER exists: MARKED_SLOT; else the other),
 # its record, the maintenance record, every container of the app (name,
-# compose project and service, state, health, start time, restarts, OOM-killed,
-# memory in bytes), Docker's own answer, and the host: each filesystem of
+# compose project and service, or - and the accessory's name for an
+# accessory, state, health, start time, restarts, OOM-killed, memory in bytes), Docker's own answer, and the host: each filesystem of
 # PATH (size, used, inodes), memory, load and CPU count.
 # A serving web container with no Docker health check of its own is probed
 # on its health path from here instead (HEALTH_PATHS: SERVICE|PORT|PATH
@@ -48,7 +48,7 @@ echo "$mark containers"
 ids=$(timeout 5 docker ps -aq --filter "name=^$app-" 2>/dev/null)
 if [ -n "$ids" ]; then
   # shellcheck disable=SC2086 # container IDs: hex, no blanks
-  timeout 5 docker inspect -f '{{.Name}} {{index .Config.Labels "com.docker.compose.project"}} {{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.State.StartedAt}} {{.RestartCount}} {{.State.OOMKilled}} {{.State.Pid}} {{range .NetworkSettings.Networks}}{{.IPAddress}},{{end}}' $ids \
+  timeout 5 docker inspect -f '{{.Name}} {{with index .Config.Labels "com.docker.compose.project"}}{{.}}{{else}}-{{end}} {{with index .Config.Labels "com.docker.compose.service"}}{{.}}{{else}}{{with index .Config.Labels "slipway.accessory.name"}}{{.}}{{else}}-{{end}}{{end}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.State.StartedAt}} {{.RestartCount}} {{.State.OOMKilled}} {{.State.Pid}} {{range .NetworkSettings.Networks}}{{.IPAddress}},{{end}}' $ids \
     | while read -r name project service state health started restarts oom pid addresses; do
         memory=-
         [ "$pid" = 0 ] || memory=$(memory_in_use "$pid")

@@ -30,7 +30,8 @@ def output(**overrides) -> str:
             f"/demo-{RELEASE}-api-2 demo-{RELEASE} api running healthy 2026-11-23T11:00:05Z 0 false 11534336",
             f"/demo-{RELEASE}-worker-1 demo-{RELEASE} worker running - 2026-11-23T11:00:09Z 0 false 8388608",
             "/demo-db-1 demo db running healthy 2026-11-20T08:00:00Z 0 false 60817408",
-            "/demo-nginx-1 demo nginx running - 2026-11-20T08:00:00Z 0 false -"],
+            "/demo-nginx-1 demo nginx running - 2026-11-20T08:00:00Z 0 false -",
+            "/demo-redis - redis running healthy 2026-11-20T08:00:01Z 0 false 3145728"],
         "disk": ["/dev/vda 263174212 68423296 181293240 28% /"],
         "inodes": ["/dev/vda 16777216 503316 16273900 3% /"],
         "host": ["MemTotal: 24684544 kB", "MemAvailable: 23799808 kB", "SwapTotal: 0 kB", "SwapFree: 0 kB",
@@ -62,7 +63,10 @@ def test_a_healthy_host_reads_whole_and_needs_nobody(tmp_path):
     api = status["containers"][0]
     assert (api["name"], api["release"], api["uptime_seconds"], api["memory_bytes"]) == (
         f"demo-{RELEASE}-api-1", RELEASE, 3594, 12582912)
-    assert status["containers"][-1]["release"] == "" and status["containers"][-1]["memory_bytes"] is None
+    nginx, redis = status["containers"][-2:]
+    assert (nginx["release"], nginx["memory_bytes"], nginx["accessory"]) == ("", None, False)
+    assert (redis["name"], redis["service"], redis["accessory"], redis["health"]) == ("demo-redis", "redis", True,
+                                                                                      "healthy")
     assert status["host"]["filesystems"] == [{"mount": "/", "used_percent": 28, "inodes_used_percent": 3,
                                               "free_mb": 177044}]
     assert status["last_deploys"] == [{"time": "2026-11-23T11:00:12+00:00", "event": "deploy succeeded",
@@ -75,7 +79,8 @@ def test_a_healthy_host_reads_whole_and_needs_nobody(tmp_path):
 def test_each_thing_that_needs_a_human_is_one_problem(tmp_path):
     containers = output().split(f"{MARK} containers\n")[1].split(f"\n{MARK}")[0].splitlines()
     broken = [containers[0].replace("healthy 2026", "unhealthy 2026"), containers[1],
-              containers[2].replace(" 0 false", " 4 true"), containers[3].replace("running healthy", "exited -")]
+              containers[2].replace(" 0 false", " 4 true"), containers[3].replace("running healthy", "exited -"),
+              containers[5].replace("running healthy", "exited -")]
     status = report(tmp_path, containers=broken, disk=["/dev/vda 100 95 5 95% /"],
                     host=["MemTotal: 1000000 kB", "MemAvailable: 20000 kB", "load 9 9 9", "cpus 2"],
                     lock=[json.dumps({"pid": 7, "holder": {"by": "ghost@x", "command": "deploy v9",
@@ -87,6 +92,7 @@ def test_each_thing_that_needs_a_human_is_one_problem(tmp_path):
     assert status["problems"] == [
         "demo-nginx-1 is missing",
         "demo-db-1 is exited",
+        "accessory redis is exited: accessory.restart redis starts it again (see its logs first)",
         f"api: 1 of 2 containers of {RELEASE} running and healthy",
         f"demo-{RELEASE}-api-1 is unhealthy",
         f"demo-{RELEASE}-worker-1 restarted 4 times: it keeps crashing (see its logs)",
@@ -133,12 +139,14 @@ case "$1" in
   ps) case "$*" in
         *project=demo-r2*service=api*) printf 'demo-r2-api-2\\ndemo-r2-api-1\\n' ;;
         *project=demo\\ *service=nginx*) echo demo-nginx-1 ;;
+        *accessory.app=demo*accessory.name=redis*) echo demo-redis ;;
       esac ;;
   logs) for last; do :; done
         case $last in
           demo-r2-api-1) printf '2026-11-23T10:00:01Z GET /a 200\\n2026-11-23T10:00:03Z GET /c 500\\n' ;;
           demo-r2-api-2) printf '2026-11-23T10:00:02Z GET /b 200\\n' ;;
           demo-nginx-1) printf '2026-11-23T10:00:00Z nginx started\\n' ;;
+          demo-redis) printf '2026-11-23T09:59:59Z Ready to accept connections\\n' ;;
         esac ;;
 esac
 """
@@ -179,6 +187,14 @@ def test_logs_of_every_replica_come_prefixed_and_in_time_order(tmp_path):
         "demo-r2-api-1 | 2026-11-23T10:00:03Z GET /c 500"]
 
 
+def test_an_accessorys_logs_come_from_its_container_by_its_name_or_with_all(tmp_path):
+    assert run_logs(tmp_path, ["redis"]).stdout == "demo-redis | 2026-11-23T09:59:59Z Ready to accept connections\n"
+    inventory = lab_inventory(tmp_path).inventory
+    assert runbook.log_services(inventory, "all")[-1] == "redis"
+    with pytest.raises(ConfigError, match="expected one of api, worker, nginx, db, redis, or all"):
+        runbook.log_services(inventory, "queue")
+
+
 def test_logs_grep_keeps_the_lines_holding_the_text_and_no_match_is_an_exit_code(tmp_path):
     assert run_logs(tmp_path, ["api"], grep=" 500").stdout == "demo-r2-api-1 | 2026-11-23T10:00:03Z GET /c 500\n"
 
@@ -200,7 +216,7 @@ def test_bad_logs_arguments_are_one_line_each(tmp_path):
         runbook.logs_command(inventory, ["api"], False, "yesterday", "100", "")
     with pytest.raises(ConfigError, match=r"--tail: found '-5'; expected a number of lines or all"):
         runbook.logs_command(inventory, ["api"], False, "", "-5", "")
-    with pytest.raises(ConfigError, match=r"logs web: no such service; expected one of api, worker, nginx, db, or all"):
+    with pytest.raises(ConfigError, match=r"logs web: no such service; expected one of api, worker, nginx, db, redis, or all"):
         runbook.log_services(inventory, "web")
 
 

@@ -1,0 +1,188 @@
+"""Accessories as data: the inventory's rules for them, the container each becomes, the digests a deploy compares,
+and the scripts that start, upgrade and remove them (run here against a Docker that records what it is told)."""
+
+import json
+
+import pytest
+import yaml
+from pydantic import SecretStr
+
+from fabfile.commands import accessories
+from fabfile.commands.layout import layout_of
+from test_config import VALID, problems, write
+from test_deploy_commands import lab_inventory, run_here
+
+REDIS = {"image": "redis:7.2", "command": "redis-server --appendonly yes", "volumes": ["redis-data:/data"],
+         "secrets": ["REDIS_PASSWORD"], "ports": [6379], "healthcheck": {"command": "redis-cli ping"},
+         "memory_mb": 256}
+
+
+def with_accessory(name="redis", **changes):
+    data = yaml.safe_load(yaml.safe_dump(VALID))
+    data["accessories"] = {name: {**REDIS, **changes}}
+    return data
+
+
+@pytest.mark.parametrize("data, expected", [
+    (with_accessory("api"), "accessories.api: found 'api'; expected an accessory name other than the services' "
+                            "(api, worker), db and nginx: the app's network answers each name for one container"),
+    (with_accessory("db"), "accessories.db: found 'db'; expected an accessory name other than the services' "
+                           "(api, worker), db and nginx: the app's network answers each name for one container"),
+    (with_accessory(ports=["6379:6379"]), "accessories.redis.ports[0]: found '6379:6379'; expected a container port "
+                                          "like 6379: an accessory is reached on the app's network as NAME:PORT and "
+                                          "never published on the server"),
+    (with_accessory(image="redis:latest"), "accessories.redis.image: found 'redis:latest'; expected a pinned image like "
+                                           "redis:7.2 (a tag other than latest, or a digest): an accessory changes "
+                                           "only when accessory.upgrade is asked to"),
+    (with_accessory(image="redis"), "accessories.redis.image: found 'redis'; expected a pinned image like redis:7.2 (a "
+                                    "tag other than latest, or a digest): an accessory changes only when "
+                                    "accessory.upgrade is asked to"),
+    (with_accessory(healthcheck={"command": "redis-cli ping", "path": "/", "port": 8080}),
+     "accessories.redis.healthcheck: expected either command (run inside the container, healthy on exit 0) or path "
+     "and port (answering HTTP 2xx)"),
+    (with_accessory(healthcheck={"path": "/health"}),
+     "accessories.redis.healthcheck: expected either command (run inside the container, healthy on exit 0) or path "
+     "and port (answering HTTP 2xx)"),
+], ids=lambda value: "" if isinstance(value, dict) else value.split(": ")[0])
+def test_each_wrong_accessory_gets_one_precise_line_before_any_connection(inventories, data, expected):
+    write(inventories, data, secrets="DATABASE_PASSWORD=x\nREDIS_PASSWORD=y\n")
+    assert problems(inventories) == [f"inventories/prod.yaml: {expected}"]
+
+
+def test_an_accessory_shares_a_volume_with_a_service_only_when_one_of_them_only_reads_it(inventories):
+    data = with_accessory()
+    data["services"]["worker"]["volumes"] = ["redis-data:/var/lib/redis"]
+    write(inventories, data, secrets="DATABASE_PASSWORD=x\nREDIS_PASSWORD=y\n")
+    assert problems(inventories) == [
+        "inventories/prod.yaml: accessories.redis.volumes[0]: found 'redis-data:/data'; expected a volume of the "
+        "accessory's own: services.worker mounts redis-data too (add :ro there, or here, so only one of them writes)"]
+    data["services"]["worker"]["volumes"] = ["redis-data:/var/lib/redis:ro"]
+    write(inventories, data, secrets="DATABASE_PASSWORD=x\nREDIS_PASSWORD=y\n")
+    assert problems_or_none(inventories) is None
+
+
+def problems_or_none(inventories):
+    from fabfile import config
+    from fabfile.errors import ConfigError
+    try:
+        config.load(inventories, "prod")
+    except ConfigError as error:
+        return error.problems
+    return None
+
+
+def test_an_accessorys_secret_must_be_in_the_secrets_file(inventories):
+    write(inventories, with_accessory(), secrets="DATABASE_PASSWORD=x\n")
+    assert problems(inventories) == [
+        "inventories/prod.env: REDIS_PASSWORD: missing; expected a line REDIS_PASSWORD=... because "
+        "inventories/prod.yaml uses it at accessories.redis.secrets[0]"]
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    return lab_inventory(tmp_path)
+
+
+def test_the_container_is_on_the_app_network_by_its_name_never_published_and_its_secrets_off_the_command_line(
+        deployment):
+    args = accessories.create_args(deployment, "redis")
+    joined = " ".join(args)
+    assert args[:2] == ["--name", "demo-redis"]
+    assert ["--network", "demo_app", "--network-alias", "redis"] == args[args.index("--network"):][:4]
+    assert "--publish" not in args and "-p" not in args
+    assert ["--restart", "unless-stopped"] == args[args.index("--restart"):][:2]
+    assert ["--env-file", layout_of(deployment.inventory).accessory_env_file("redis")] == \
+        args[args.index("--env-file"):][:2]
+    assert "--volume demo_redis-data:/data" in joined and "--memory 128m" in joined and "--log-opt max-size=10m" in joined
+    assert deployment.secret("REDIS_PASSWORD") not in joined
+    assert args[args.index("slipway-demo/redis:1") - 2:][:2] == ["--health-start-period", "20s"]
+    assert accessories.env_file(deployment, "redis") == f"REDIS_PASSWORD={deployment.secret('REDIS_PASSWORD')}\n"
+
+
+def running_as(deployment, name="redis", **settings_changes) -> accessories.Running:
+    digests = {**accessories.settings(deployment, name), **settings_changes}
+    return accessories.Running(name, digests, "running", "slipway-demo/redis:1", "abc", "Up 1 minute (healthy)")
+
+
+def test_a_deploy_finds_which_settings_changed_and_a_rotated_secret_is_one_of_them(deployment):
+    assert accessories.differences(deployment, "redis", running_as(deployment)) == []
+    assert accessories.differences(deployment, "redis", running_as(deployment, image="0")) == ["image"]
+    rotated = deployment.model_copy(update={"secrets": {**deployment.secrets, "REDIS_PASSWORD": SecretStr("rotated")}})
+    assert accessories.differences(rotated, "redis", running_as(deployment)) == ["env"]
+    digests = json.dumps(accessories.settings(deployment, "redis"))
+    assert deployment.secret("REDIS_PASSWORD") not in digests
+
+
+def test_the_state_line_of_an_accessory_and_of_the_container_an_upgrade_keeps_aside_are_told_apart(deployment):
+    layout = layout_of(deployment.inventory)
+    line = "\t".join(["demo-redis", "redis", json.dumps({"image": "x"}), "running", "redis:7", "0123456789ab",
+                      "Up 2 hours (healthy)"])
+    aside = line.replace("demo-redis", "demo-redis-previous", 1).replace("running", "exited")
+    current, previous = accessories.parse_accessories([line, aside, "garbage"], layout)
+    assert current["redis"].healthy and current["redis"].settings == {"image": "x"}
+    assert previous["redis"].state == "exited" and not previous["redis"].healthy
+
+
+FAKE_DOCKER = """#!/bin/sh
+# A Docker that keeps its containers as files in $STATE (name -> state) and logs every call.
+echo "$*" >> "$STATE/calls"
+case $1 in
+  container) [ -f "$STATE/$3" ] ;;
+  inspect) [ "$(cat "$STATE/${4:-$3}")" = running ] && echo true || echo false ;;
+  create) for last; do :; done
+          while [ $# -gt 0 ]; do [ "$1" = --name ] && name=$2; shift; done
+          echo created > "$STATE/$name" ;;
+  start) echo running > "$STATE/$2" ;;
+  stop) echo exited > "$STATE/$2" ;;
+  rename) mv "$STATE/$2" "$STATE/$3" ;;
+  rm) shift; [ "$1" = -f ] && shift; rm -f "$STATE/$1" ;;
+  update|logs) ;;
+esac
+"""
+
+
+@pytest.fixture
+def docker(tmp_path):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "docker").write_text(FAKE_DOCKER)
+    (tmp_path / "bin" / "docker").chmod(0o755)
+    (tmp_path / "state").mkdir()
+    return tmp_path
+
+
+def start(deployment, docker, env_dir):
+    argv = accessories.start_command(deployment, "redis")
+    argv[argv.index(layout_of(deployment.inventory).accessory_env_file("redis"))] = str(env_dir / "redis.env")
+    return run_here(argv, input="REDIS_PASSWORD=p\n",
+                    env={"PATH": f"{docker / 'bin'}:/usr/bin:/bin", "STATE": str(docker / "state")})
+
+
+def test_start_creates_a_missing_accessory_with_its_env_file_private_and_leaves_a_running_one_alone(deployment, docker):
+    env_dir = docker / "accessories"
+    first = start(deployment, docker, env_dir)
+    assert (first.returncode, first.stdout) == (0, "created\n"), first.stderr
+    assert (env_dir / "redis.env").read_text() == "REDIS_PASSWORD=p\n"
+    assert oct((env_dir / "redis.env").stat().st_mode & 0o777) == "0o600"
+    calls = (docker / "state" / "calls").read_text()
+    again = start(deployment, docker, env_dir)
+    assert (again.returncode, again.stdout) == (0, "running\n")
+    assert (docker / "state" / "calls").read_text().count("create ") == calls.count("create ") == 1
+    (docker / "state" / "demo-redis").write_text("exited\n")
+    assert start(deployment, docker, env_dir).stdout == "started\n"
+    assert sorted(path.name for path in env_dir.iterdir()) == ["redis.env"]
+
+
+def test_start_puts_back_the_container_an_interrupted_upgrade_kept_aside(deployment, docker):
+    (docker / "state" / "demo-redis-previous").write_text("exited\n")
+    result = start(deployment, docker, docker / "accessories")
+    assert (result.returncode, result.stdout) == (0, "restored\n"), result.stderr
+    assert (docker / "state" / "demo-redis").read_text() == "running\n"
+    assert "create " not in (docker / "state" / "calls").read_text()
+
+
+def test_remove_keeps_named_volumes_unless_told(deployment):
+    layout = layout_of(deployment.inventory)
+    argv = accessories.remove_command(layout, "redis", accessories.named_volumes(deployment.inventory, "redis"), False)
+    assert argv[-5:] == ["demo-redis", "demo-redis-previous", layout.accessory_env_file("redis"), "0",
+                         "demo_redis-data"]
+    assert accessories.remove_command(layout, "redis", [], True)[-1] == "1"
