@@ -113,6 +113,26 @@ def test_the_inventorys_accessory_is_upgraded_back_listed_and_restarted(cli, as_
     assert counter(site) == written
 
 
+def test_the_on_call_commands_cover_the_accessory_by_name(cli, as_deploy, site):
+    written = counter(site)
+    status = cli("fab", "-H", "lab", "status", "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    redis = next(c for c in json.loads(status.stdout)["containers"] if c["name"] == LAB.accessory_container(REDIS))
+    assert (redis["accessory"], redis["state"], redis["health"]) == (True, "running", "healthy")
+    logs = cli("fab", "-H", "lab", "logs", REDIS, "--tail", "50")
+    assert logs.returncode == 0 and f"{LAB.accessory_container(REDIS)} | " in logs.stdout, logs.stdout + logs.stderr
+    asked = cli("fab", "-H", "lab", "exec", REDIS, """sh -c 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli get counter'""")
+    assert (asked.returncode, asked.stdout.strip()) == (0, str(written)), asked.stderr
+
+    as_deploy.run(f"docker stop {LAB.accessory_container(REDIS)}")
+    stopped = cli("fab", "-H", "lab", "status")
+    assert stopped.returncode == 1
+    assert "problem      accessory redis is exited: accessory.restart redis starts it again" in stopped.stdout
+    assert cli("fab", "-H", "lab", "accessory.restart", REDIS).returncode == 0
+    assert cli("fab", "-H", "lab", "status").returncode == 0
+    assert counter(site) == written
+
+
 def test_remove_keeps_the_data_unless_told_and_the_next_deploy_starts_the_accessory_again(cli, as_deploy, site):
     volume = LAB.volume("redis-data")
     kept = cli("fab", "-H", "lab", "accessory.remove", REDIS, "--yes")
