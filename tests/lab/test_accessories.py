@@ -138,6 +138,8 @@ def test_remove_keeps_the_data_unless_told_and_the_next_deploy_starts_the_access
     kept = cli("fab", "-H", "lab", "accessory.remove", REDIS, "--yes")
     assert kept.returncode == 0, kept.stdout + kept.stderr
     assert f"kept volume {volume}" in kept.stdout
+    last = json.loads(as_deploy.run(f"tail -n 1 {LAB.audit_log}").stdout)
+    assert (last["event"], last["accessory"], last["data"]) == ("accessory removed", REDIS, "kept")
     assert as_deploy.run(f"docker container inspect {LAB.accessory_container(REDIS)}", check=False).failed
     assert as_deploy.run(f"docker volume inspect {volume}", check=False).ok
     removed = cli("fab", "-H", "lab", "accessory.remove", REDIS, "--yes", "--delete-data")

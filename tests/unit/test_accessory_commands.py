@@ -186,3 +186,11 @@ def test_remove_keeps_named_volumes_unless_told(deployment):
     assert argv[-5:] == ["demo-redis", "demo-redis-previous", layout.accessory_env_file("redis"), "0",
                          "demo_redis-data"]
     assert accessories.remove_command(layout, "redis", [], True)[-1] == "1"
+
+
+def test_exec_and_shell_run_in_the_accessorys_own_container(deployment):
+    from fabfile.commands import runbook
+    inventory = deployment.inventory
+    assert runbook.accessory_exec_command(inventory, "redis", ["redis-cli", "info"], False) == [
+        "docker", "exec", "-i", "demo-redis", "redis-cli", "info"]
+    assert runbook.accessory_exec_command(inventory, "redis", ["sh"], True)[:3] == ["docker", "exec", "-it"]

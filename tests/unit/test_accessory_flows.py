@@ -98,3 +98,14 @@ def test_an_upgrade_that_never_gets_healthy_says_the_old_container_runs_again_an
 def test_an_accessory_the_inventory_does_not_name_is_refused_in_one_line(deployment):
     with pytest.raises(SlipwayError, match=r"^lab: no accessory queue in .*lab.yaml \(accessories: redis\)$"):
         flow.upgrade(ScriptedRemote("lab"), Reporter("lab", out=io.StringIO()), deployment, "queue")
+
+
+def test_restart_and_remove_take_the_deploy_lock_and_are_audited(deployment):
+    remote = scripted(deployment, Server(serving=SERVING, accessories=[fact_line(deployment)]).release(SERVING))
+    remote.on(r"^slipway-accessory_remove ", stdout="removed container demo-redis\nkept volume demo_redis-data\n")
+    flow.restart(remote, Reporter("lab", out=io.StringIO()), deployment, "redis")
+    flow.remove(remote, Reporter("lab", out=io.StringIO()), deployment, "redis", delete_data=False)
+    assert len(remote.ran(r"^slipway-lock ")) == 2
+    assert remote.ran(r"^docker restart --time 30 demo-redis$")
+    assert audits(remote) == ["accessory restarted", "accessory removed"]
+    assert remote.audit_events()[-1]["data"] == "kept"
