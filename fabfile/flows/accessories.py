@@ -115,6 +115,11 @@ def upgrade(remote: Remote, reporter: Reporter, deployment: Deployment, name: st
     with deploy_lock(remote, layout, f"accessory.upgrade {name}", inventory.app.step_timeout_seconds) as run:
         state = recover(run, reporter, layout, list(refs.values()), deployment.name)
         before = state.accessories.get(name)
+        if before and before.healthy and not commands.differences(deployment, name, before):
+            with reporter.step(f"{name} already runs as the inventory says") as step:
+                step.detail = f"{before.image} ({before.container_id}): nothing to replace"
+            print(reporter.summary())
+            return
         if inventory.images.source == "ship":
             images.ship(run, reporter, deployment, refs, local_ids, state)
         else:

@@ -82,7 +82,8 @@ def test_a_deploy_leaves_a_healthy_accessory_alone_and_costs_no_round_trip_for_i
 
 
 def test_an_upgrade_that_never_gets_healthy_says_the_old_container_runs_again_and_audits_it(deployment):
-    remote = scripted(deployment, Server(serving=SERVING, accessories=[fact_line(deployment)]).release(SERVING))
+    remote = scripted(deployment, Server(serving=SERVING, accessories=[fact_line(deployment, image="old")])
+                      .release(SERVING))
     remote.on(r"^slipway-accessory_upgrade ", exited=commands.UNHEALTHY_EXIT,
               stdout="the new container never got healthy:\n  | boom\nthe old one runs again, healthy\n")
     with pytest.raises(SlipwayError) as raised:
@@ -109,3 +110,10 @@ def test_restart_and_remove_take_the_deploy_lock_and_are_audited(deployment):
     assert remote.ran(r"^docker restart --time 30 demo-redis$")
     assert audits(remote) == ["accessory restarted", "accessory removed"]
     assert remote.audit_events()[-1]["data"] == "kept"
+
+
+def test_an_upgrade_of_an_accessory_already_as_the_inventory_says_replaces_nothing(deployment):
+    remote = scripted(deployment, Server(serving=SERVING, accessories=[fact_line(deployment)]).release(SERVING))
+    flow.upgrade(remote, Reporter("lab", out=io.StringIO()), deployment, "redis")
+    assert not remote.ran(r"^slipway-(pull|accessory_upgrade) ")
+    assert audits(remote) == []

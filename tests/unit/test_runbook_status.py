@@ -234,6 +234,13 @@ def test_doctor_on_a_healthy_host_says_ok_everywhere_it_can(tmp_path):
     assert checks["disk"]["detail"] == "fullest: / at 28%" and "fix" not in checks["disk"]
 
 
+def test_doctor_counts_the_accessory_among_the_containers_and_fails_when_it_is_gone(tmp_path):
+    assert doctor(tmp_path)["containers"]["detail"].startswith("6 running")
+    containers = output().split(f"{MARK} containers\n")[1].split(f"\n{MARK}")[0].splitlines()[:-1]
+    gone = doctor(tmp_path, containers=containers)["containers"]
+    assert (gone["verdict"], gone["detail"]) == ("fail", "accessory redis is missing: the next deploy starts it")
+
+
 def test_password_less_lines_an_interrupted_rotation_left_are_named_once_removed(tmp_path):
     removed = report(tmp_path, passwordless=["removed 3"])
     assert removed["database_access"] == {"passwordless_lines": 3, "removed": True} and removed["problems"] == []
