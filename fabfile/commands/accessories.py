@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import shlex
 from dataclasses import dataclass
 
@@ -41,9 +42,9 @@ class Running:
     container_id: str
     status: str  # Docker's words: "Up 3 minutes (healthy)"
 
-    @property
-    def healthy(self) -> bool:
-        return self.state == "running" and "(healthy)" in self.status
+    def up(self, docker_checks_health: bool) -> bool:
+        """Running, and healthy by Docker's own check when it has one (an HTTP check is slipway's, from the host)."""
+        return self.state == "running" and ("(healthy)" in self.status or not docker_checks_health)
 
 
 def parse_accessories(lines: list[str], layout: Layout) -> tuple[dict[str, Running], dict[str, Running]]:
@@ -76,19 +77,29 @@ def env_file(deployment: Deployment, name: str) -> str:
     return "".join(f"{key}={value}\n" for key, value in environment(deployment, name).items())
 
 
-def settings(deployment: Deployment, name: str) -> dict[str, str]:
-    """Each setting's digest: two containers made from the same inventory and secrets have the same ones."""
+def settings(deployment: Deployment, name: str, env_salt: str | None = None) -> dict[str, str]:
+    """Each setting's digest: two containers made from the same inventory and secrets have the same ones.
+
+    Defaults are left out (a slipway with a new default or a new setting finds nothing changed) and lists of
+    things without an order are sorted. The environment holds secrets: its digest is salted and costly (scrypt),
+    so the label gives no weak password away."""
     accessory = deployment.inventory.accessories[name]
-    values = accessory.model_dump(mode="json", include=set(SETTING_NAMES))
-    values["env"] = environment(deployment, name)
-    return {key: hashlib.sha256(json.dumps(values[key], sort_keys=True).encode()).hexdigest()[:12]
-            for key in SETTING_NAMES}
+    values = accessory.model_dump(mode="json", include=set(SETTING_NAMES), exclude_defaults=True)
+    for unordered in ("ports", "secrets", "volumes"):
+        values[unordered] = sorted(values.get(unordered, []))
+    digests = {key: hashlib.sha256(json.dumps(values.get(key), sort_keys=True).encode()).hexdigest()[:12]
+               for key in SETTING_NAMES if key != "env"}
+    salt = env_salt or secrets.token_hex(8)
+    environment_text = json.dumps(environment(deployment, name), sort_keys=True).encode()
+    digests["env"] = hashlib.scrypt(environment_text, salt=salt.encode(), n=2 ** 14, r=8, p=1, dklen=12).hex()
+    return {**digests, "env_salt": salt}
 
 
 def differences(deployment: Deployment, name: str, running: Running) -> list[str]:
-    """The settings of accessory NAME the inventory (and secrets) give otherwise than its container has."""
-    wanted = settings(deployment, name)
-    return [key for key in SETTING_NAMES if running.settings.get(key) != wanted[key]]
+    """The settings of accessory NAME the inventory (and secrets) give otherwise than its container has (those
+    its container records: one made by an older slipway is not blamed for a setting added since)."""
+    wanted = settings(deployment, name, running.settings.get("env_salt", ""))
+    return [key for key in SETTING_NAMES if key in running.settings and running.settings[key] != wanted[key]]
 
 
 def create_args(deployment: Deployment, name: str) -> Argv:
@@ -157,6 +168,10 @@ def upgrade_command(deployment: Deployment, name: str) -> Argv:
                   uses=("healthy",))
 
 
+def docker_checks_health(inventory: Inventory, name: str) -> bool:
+    return inventory.accessories[name].healthcheck.command is not None
+
+
 def restart_command(layout: Layout, accessory: Accessory, name: str) -> Argv:
     return ["docker", "restart", "--time", str(accessory.stop_grace_seconds), layout.accessory_container(name)]
 
@@ -168,7 +183,11 @@ def remove_command(layout: Layout, name: str, volumes: list[str], delete_data: b
                   layout.accessory_env_file(name), int(delete_data), *volumes)
 
 
-def named_volumes(inventory: Inventory, name: str) -> list[str]:
+def own_volumes(inventory: Inventory, name: str) -> list[str]:
+    """The named volumes accessory NAME writes and no service mounts: what --delete-data may remove."""
     if name not in inventory.accessories:
         return []
-    return [mount.source for mount in mounts(inventory.accessories[name], layout_of(inventory)) if mount.named]
+    layout = layout_of(inventory)
+    services = {mount.source for service in inventory.services.values() for mount in mounts(service, layout)}
+    return [mount.source for mount in mounts(inventory.accessories[name], layout)
+            if mount.named and not mount.read_only and mount.source not in services]

@@ -224,6 +224,11 @@ def _container_findings(report: dict, inventory: Inventory) -> list[tuple[str, s
         container = containers_by_name.get(name)
         if not container or container["state"] != "running":
             found.append(("containers", f"{name} is {container['state'] if container else 'missing'}"))
+    for container in containers:
+        if container["accessory"] and container["service"] not in inventory.accessories \
+                and container["name"] == layout.accessory_container(container["service"]):
+            found.append(("containers", f"accessory {container['service']} runs but is not in the inventory: "
+                                        f"accessory.remove {container['service']} --yes removes it"))
     for accessory in inventory.accessories:
         container = containers_by_name.get(layout.accessory_container(accessory))
         if not container or container["state"] != "running":

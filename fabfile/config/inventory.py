@@ -103,6 +103,10 @@ class Inventory(Section):
                 problems.append((("accessories", name), name, (
                     f"expected a shorter name: its container is {container}, {len(container)} characters, and "
                     f"Docker's DNS answers to at most {DNS_LABEL_MAX}")))
+            if name.endswith("-previous"):
+                problems.append((("accessories", name), name, (
+                    "expected a name not ending in -previous: an upgrade keeps an accessory's old container aside "
+                    f"as {app}-NAME-previous")))
             if slipway_names.fullmatch(name):
                 problems.append((("accessories", name), name, (
                     f"expected a name unlike those slipway gives on the app network ({app}-blue-*, {app}-green-*, "

@@ -21,8 +21,15 @@ from .locked import audit, deploy_lock, read_state, recover, run_parts
 def refusal(deployment: Deployment, state: ServerState) -> str | None:
     """Why a deploy may not go on: accessories whose containers were made with other settings than the inventory
     and secrets give them now (a deploy never changes one), or None."""
-    changed = {name: commands.differences(deployment, name, state.accessories[name])
-               for name in deployment.inventory.accessories if name in state.accessories}
+    inventory = deployment.inventory
+    shadowed = [name for name in state.accessories if name not in inventory.accessories and name in inventory.services]
+    if shadowed:
+        return (f"{deployment.name}: accessory {shadowed[0]} still runs and answers as {shadowed[0]} on the app's "
+                f"network, which service {shadowed[0]} would answer to as well; remove it first: "
+                f"`fab -H {deployment.name} accessory.remove {shadowed[0]} --yes`; nothing was changed")
+    # Where an upgrade was cut off, the container it kept aside is the one the next deploy would start.
+    found = {name: state.accessories.get(name) or state.previous_accessories.get(name) for name in inventory.accessories}
+    changed = {name: commands.differences(deployment, name, running) for name, running in found.items() if running}
     changed = {name: keys for name, keys in changed.items() if keys}
     if not changed:
         return None
@@ -35,8 +42,9 @@ def refusal(deployment: Deployment, state: ServerState) -> str | None:
 
 def missing(deployment: Deployment, state: ServerState) -> list[str]:
     """The inventory's accessories that are not up and healthy: deploy starts (or waits for) them."""
-    return [name for name in deployment.inventory.accessories
-            if name not in state.accessories or not state.accessories[name].healthy]
+    inventory = deployment.inventory
+    return [name for name in inventory.accessories if name not in state.accessories
+            or not state.accessories[name].up(commands.docker_checks_health(inventory, name))]
 
 
 def image_refs(deployment: Deployment, names: list[str]) -> dict[str, str]:
@@ -115,7 +123,8 @@ def upgrade(remote: Remote, reporter: Reporter, deployment: Deployment, name: st
     with deploy_lock(remote, layout, f"accessory.upgrade {name}", inventory.app.step_timeout_seconds) as run:
         state = recover(run, reporter, layout, list(refs.values()), deployment.name)
         before = state.accessories.get(name)
-        if before and before.healthy and not commands.differences(deployment, name, before):
+        if before and before.up(commands.docker_checks_health(inventory, name)) \
+                and not commands.differences(deployment, name, before):
             with reporter.step(f"{name} already runs as the inventory says") as step:
                 step.detail = f"{before.image} ({before.container_id}): nothing to replace"
             print(reporter.summary())
@@ -125,21 +134,25 @@ def upgrade(remote: Remote, reporter: Reporter, deployment: Deployment, name: st
         else:
             images.pull(run, reporter, deployment, refs)
         audit(run, layout, "accessory upgrade started", accessory=name, image=inventory.accessories[name].image)
-        timeout = commands.health_timeout(inventory, [name])
+        accessory = inventory.accessories[name]
         shown_before = f"{before.image} ({before.container_id})" if before else "nothing"
-        with reporter.step(f"replace {name}: {shown_before} stopped, {inventory.accessories[name].image} started, "
+        with reporter.step(f"replace {name}: {shown_before} stopped, {accessory.image} started, "
                            "wait until healthy") as step:
             began = time.monotonic()
-            result = run(commands.upgrade_command(deployment, name), stdin=commands.env_file(deployment, name),
-                         check=False, limit=run.step_limit + timeout + HEALTH_MARGIN_SECONDS)
+            upgrade_argv = commands.upgrade_command(deployment, name)
+            # The old container's stop, the new one's health wait and, when it fails, the old one's again.
+            limit = run.step_limit + accessory.stop_grace_seconds + 2 * accessory.healthcheck.timeout_seconds
+            result = run(upgrade_argv, stdin=commands.env_file(deployment, name), check=False,
+                         limit=limit + HEALTH_MARGIN_SECONDS)
             step.changed = True
+            if result.failed:
+                audit(run, layout, "accessory upgrade failed", accessory=name, image=accessory.image)
             if result.exited == commands.UNHEALTHY_EXIT:
-                audit(run, layout, "accessory upgrade failed", accessory=name, image=inventory.accessories[name].image)
-                raise SlipwayError(f"{deployment.name}: {name} on {inventory.accessories[name].image} never got "
+                raise SlipwayError(f"{deployment.name}: {name} on {accessory.image} never got "
                                    f"healthy, so {shown_before} runs again as it was.\n{result.stdout.rstrip()}")
             if result.failed:
-                raise RemoteCommandFailed(deployment.name, shown(commands.upgrade_command(deployment, name)),
-                                          result.exited, result.stderr or result.stdout)
+                raise RemoteCommandFailed(deployment.name, shown(upgrade_argv), result.exited,
+                                          result.stderr or result.stdout)
             step.detail = f"{result.stdout.strip()} (the whole step {time.monotonic() - began:.1f} s)"
         audit(run, layout, "accessory upgraded", accessory=name, image=inventory.accessories[name].image)
     print(reporter.summary())
@@ -175,7 +188,7 @@ def remove(remote: Remote, reporter: Reporter, deployment: Deployment, name: str
     layout = layout_of(inventory)
     with deploy_lock(remote, layout, f"accessory.remove {name}", inventory.app.step_timeout_seconds) as run:
         state = recover(run, reporter, layout, [], deployment.name)
-        volumes = commands.named_volumes(inventory, name)
+        volumes = commands.own_volumes(inventory, name)
         if name not in state.accessories and name not in state.previous_accessories and not volumes:
             raise SlipwayError(f"{deployment.name}: no accessory {name} on the server or in "
                                f"{deployment.inventory_file}; nothing was changed")

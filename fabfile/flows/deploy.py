@@ -142,7 +142,7 @@ def _serve(remote: Remote, run: LockedRun, reporter: Reporter, plan: Plan, state
         safety = _backup_before_migrations(remote, run, reporter, deployment, state)
         succeeded = Ending(keep=True, event="deploy succeeded", details={"release": plan.release_id,
                                                                           "version": plan.version})
-        activate(run, reporter, deployment, state, attempt, tar, nginx_conf, *modes, succeeded, starting)
+        activate(run, reporter, deployment, state, attempt, tar, nginx_conf, *modes, succeeded, tuple(starting))
     return safety
 
 def _certificate(remote, run: LockedRun, reporter: Reporter, deployment: Deployment):

@@ -31,7 +31,7 @@ class Ending:
 
 def activate(run: LockedRun, reporter: Reporter, deployment: Deployment, state: ServerState, attempt: Attempt,
              release_tar: bytes | None, nginx_conf: str, db_mode: str, nginx_mode: str,
-             ending: Ending = Ending(), start_accessories: list[str] = ()) -> None:
+             ending: Ending = Ending(), start_accessories: tuple[str, ...] = ()) -> None:
     """Bring the attempt's release up beside the serving one, gate it on health, then move traffic to it.
 
     A new release (RELEASE_TAR given) runs its release commands first; a rollback does not

@@ -19,23 +19,24 @@ mkdir -p "${env_file%/*}"
 chmod 700 "${env_file%/*}"
 incoming=$(mktemp "$env_file.XXXXXX")
 trap 'rm -f "$incoming"' EXIT
+trap 'exit 143' TERM INT HUP
 cat > "$incoming"
-chmod 600 "$incoming"
 
 exists() { docker container inspect "$1" >/dev/null 2>&1; }
 
-done=
+outcome=
 if ! exists "$container" && exists "$previous"; then
   docker rename "$previous" "$container"
-  docker update --restart unless-stopped "$container" >/dev/null
-  done=restored
+  outcome=restored
 fi
 if exists "$container"; then
   if [ "$(docker inspect -f '{{.State.Running}}' "$container")" = true ]; then
-    echo "${done:-running}"
+    echo "${outcome:-running}"
   else
+    # An upgrade cut off while it stopped the container left Docker told not to restart it.
+    docker update --restart unless-stopped "$container" >/dev/null
     docker start "$container" >/dev/null
-    echo "${done:-started}"
+    echo "${outcome:-started}"
   fi
   exit 0
 fi

@@ -21,19 +21,22 @@ shift
 mkdir -p "${env_file%/*}"
 chmod 700 "${env_file%/*}"
 incoming=$(mktemp "$env_file.XXXXXX")
-trap 'rm -f "$incoming"' EXIT
-cat > "$incoming"
-chmod 600 "$incoming"
 kept=$(mktemp "$env_file.previous.XXXXXX")
 trap 'rm -f "$incoming" "$kept"' EXIT
+trap 'exit 143' TERM INT HUP
+cat > "$incoming"
 
 exists() { docker container inspect "$1" >/dev/null 2>&1; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-# An earlier upgrade cut off after the rename: its old container is the one to keep.
+# What an earlier upgrade cut off left: a new container that runs healthy is the one to replace; any
+# other, the old one it kept aside.
 if exists "$previous"; then
-  if exists "$container"; then docker rm -f "$container" >/dev/null; fi
-  docker rename "$previous" "$container"
+  case $(docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$container" 2>/dev/null) in
+    running/healthy|running/) docker rm -f "$previous" >/dev/null ;;
+    *) docker rm -f "$container" >/dev/null 2>&1 || true
+       docker rename "$previous" "$container" ;;
+  esac
 fi
 had_old=0
 if exists "$container"; then

@@ -7,34 +7,38 @@
 # the ADDRESS nginx reaches it at (empty: its address on the first network it
 # is on), unless PORT is empty. Prints one status word per container; returns
 # UNHEALTHY_EXIT when the time is up, or at once when a container has stopped.
+# Its variables start with wait_, so that it changes none of its caller's.
 wait_healthy() {
   wait_timeout=$1 wait_unhealthy_exit=$2
   shift 2
   wait_deadline=$(( $(date +%s) + wait_timeout ))
   while :; do
-    ready=1 dead=0 report=""
-    for check in "$@"; do
-      name=${check%%|*} rest=${check#*|}
-      ip=${rest%%|*} rest=${rest#*|}
-      port=${rest%%|*} path=${rest#*|}
-      status=$(docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$name" 2>/dev/null || echo "missing/-")
-      probe=-
-      case $status in
+    wait_ready=1 wait_dead=0 wait_report=""
+    for wait_check in "$@"; do
+      wait_name=${wait_check%%|*} wait_rest=${wait_check#*|}
+      wait_ip=${wait_rest%%|*} wait_rest=${wait_rest#*|}
+      wait_port=${wait_rest%%|*} wait_path=${wait_rest#*|}
+      wait_status=$(docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$wait_name" 2>/dev/null || echo "missing/-")
+      wait_probe=-
+      case $wait_status in
         running/healthy|running/none)
-          if [ -z "$port" ]; then
-            [ "$status" = running/healthy ] || ready=0
+          if [ -z "$wait_port" ]; then
+            [ "$wait_status" = running/healthy ] || wait_ready=0
           else
-            [ -n "$ip" ] || ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$name" | cut -d ' ' -f 1)
-            probe=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$ip:$port$path" || true)
-            case $probe in 2??) ;; *) ready=0 ;; esac
+            [ -n "$wait_ip" ] || wait_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$wait_name" | cut -d ' ' -f 1)
+            wait_probe=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$wait_ip:$wait_port$wait_path" || true)
+            case $wait_probe in 2??) ;; *) wait_ready=0 ;; esac
           fi ;;
-        exited/*|dead/*|missing/*) ready=0 dead=1 ;;
-        *) ready=0 ;;
+        exited/*|dead/*|missing/*) wait_ready=0 wait_dead=1 ;;
+        *) wait_ready=0 ;;
       esac
-      report="$report $name=$status,http=${probe:--}"
+      wait_report="$wait_report $wait_name=$wait_status,http=${wait_probe:--}"
     done
-    if [ "$ready" = 1 ]; then echo "healthy:$report"; return 0; fi
-    if [ "$dead" = 1 ] || [ "$(date +%s)" -ge "$wait_deadline" ]; then echo "unhealthy:$report"; return "$wait_unhealthy_exit"; fi
+    if [ "$wait_ready" = 1 ]; then echo "healthy:$wait_report"; return 0; fi
+    if [ "$wait_dead" = 1 ] || [ "$(date +%s)" -ge "$wait_deadline" ]; then
+      echo "unhealthy:$wait_report"
+      return "$wait_unhealthy_exit"
+    fi
     sleep 1
   done
 }

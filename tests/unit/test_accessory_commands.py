@@ -49,6 +49,13 @@ def test_each_wrong_accessory_gets_one_precise_line_before_any_connection(invent
     assert problems(inventories) == [f"inventories/prod.yaml: {expected}"]
 
 
+def test_an_accessory_name_leaves_room_for_the_container_an_upgrade_keeps_aside(inventories):
+    write(inventories, with_accessory("redis-previous"), secrets="DATABASE_PASSWORD=x\nREDIS_PASSWORD=y\n")
+    assert problems(inventories) == [
+        "inventories/prod.yaml: accessories.redis-previous: found 'redis-previous'; expected a name not ending in "
+        "-previous: an upgrade keeps an accessory's old container aside as shop-NAME-previous"]
+
+
 def test_an_accessory_shares_a_volume_with_a_service_only_when_one_of_them_only_reads_it(inventories):
     data = with_accessory()
     data["services"]["worker"]["volumes"] = ["redis-data:/var/lib/redis"]
@@ -113,29 +120,56 @@ def test_a_deploy_finds_which_settings_changed_and_a_rotated_secret_is_one_of_th
     assert deployment.secret("REDIS_PASSWORD") not in digests
 
 
+def test_the_digests_ignore_defaults_and_order_and_an_older_label_is_not_blamed_for_settings_added_since(tmp_path,
+                                                                                                     deployment):
+    def reordered(data):
+        redis = data["accessories"]["redis"]
+        redis["stop_grace_seconds"] = 30  # the default, written out
+        redis["ports"] = list(reversed(redis["ports"])) + [6380]
+        redis["ports"].remove(6380)
+
+    (tmp_path / "same").mkdir()
+    same = lab_inventory(tmp_path / "same", edit=reordered)
+    assert accessories.differences(same, "redis", running_as(deployment)) == []
+    older = {key: value for key, value in accessories.settings(deployment, "redis").items() if key != "cpus"}
+    assert accessories.differences(deployment, "redis", accessories.Running(
+        "redis", older, "running", "slipway-demo/redis:1", "abc", "Up")) == []
+
+
 def test_the_state_line_of_an_accessory_and_of_the_container_an_upgrade_keeps_aside_are_told_apart(deployment):
     layout = layout_of(deployment.inventory)
     line = "\t".join(["demo-redis", "redis", json.dumps({"image": "x"}), "running", "redis:7", "0123456789ab",
                       "Up 2 hours (healthy)"])
     aside = line.replace("demo-redis", "demo-redis-previous", 1).replace("running", "exited")
     current, previous = accessories.parse_accessories([line, aside, "garbage"], layout)
-    assert current["redis"].healthy and current["redis"].settings == {"image": "x"}
-    assert previous["redis"].state == "exited" and not previous["redis"].healthy
+    assert current["redis"].up(docker_checks_health=True) and current["redis"].settings == {"image": "x"}
+    assert previous["redis"].state == "exited" and not previous["redis"].up(docker_checks_health=False)
+    unchecked = accessories.Running("redis", {}, "running", "redis:7", "0123456789ab", "Up 2 hours")
+    assert unchecked.up(docker_checks_health=False) and not unchecked.up(docker_checks_health=True)
 
 
 FAKE_DOCKER = """#!/bin/sh
-# A Docker that keeps its containers as files in $STATE (name -> state) and logs every call.
-echo "$*" >> "$STATE/calls"
+# A Docker that keeps its containers as files in $STATE (NAME: its state; NAME.health: its health, healthy
+# unless made from an image named broken) and logs every call as its verb and the container it is about.
+for last; do :; done
+case $1 in
+  create) for arg; do [ "${named:-}" = 1 ] && last=$arg && named=0; [ "$arg" = --name ] && named=1; done ;;
+esac
+echo "$1 $last" >> "$STATE/calls"
 case $1 in
   container) [ -f "$STATE/$3" ] ;;
-  inspect) [ "$(cat "$STATE/${4:-$3}")" = running ] && echo true || echo false ;;
-  create) for last; do :; done
+  inspect) [ -f "$STATE/$4" ] || exit 1
+           case $3 in
+             *State.Running*) [ "$(cat "$STATE/$4")" = running ] && echo true || echo false ;;
+             *) echo "$(cat "$STATE/$4")/$(cat "$STATE/$4.health")" ;;
+           esac ;;
+  create) case "$*" in *broken*) health=unhealthy ;; *) health=healthy ;; esac
           while [ $# -gt 0 ]; do [ "$1" = --name ] && name=$2; shift; done
-          echo created > "$STATE/$name" ;;
+          echo created > "$STATE/$name"; echo "$health" > "$STATE/$name.health" ;;
   start) echo running > "$STATE/$2" ;;
   stop) echo exited > "$STATE/$2" ;;
-  rename) mv "$STATE/$2" "$STATE/$3" ;;
-  rm) shift; [ "$1" = -f ] && shift; rm -f "$STATE/$1" ;;
+  rename) mv "$STATE/$2" "$STATE/$3"; mv "$STATE/$2.health" "$STATE/$3.health" 2>/dev/null || true ;;
+  rm) shift; [ "$1" = -f ] && shift; [ -f "$STATE/$1" ] || exit 1; rm -f "$STATE/$1" "$STATE/$1.health" ;;
   update|logs) ;;
 esac
 """
@@ -155,6 +189,72 @@ def start(deployment, docker, env_dir):
     argv[argv.index(layout_of(deployment.inventory).accessory_env_file("redis"))] = str(env_dir / "redis.env")
     return run_here(argv, input="REDIS_PASSWORD=p\n",
                     env={"PATH": f"{docker / 'bin'}:/usr/bin:/bin", "STATE": str(docker / "state")})
+
+
+def upgrade(deployment, docker, env_dir, image="slipway-demo/redis:2", timeout=2):
+    def new_image(data):
+        data["accessories"]["redis"]["image"] = image
+        data["accessories"]["redis"]["healthcheck"]["timeout_seconds"] = timeout
+
+    (env_dir.parent / "next").mkdir(exist_ok=True)
+    argv = accessories.upgrade_command(lab_inventory(env_dir.parent / "next", edit=new_image), "redis")
+    argv[argv.index(layout_of(deployment.inventory).accessory_env_file("redis"))] = str(env_dir / "redis.env")
+    return run_here(argv, input="REDIS_PASSWORD=new\n",
+                    env={"PATH": f"{docker / 'bin'}:/usr/bin:/bin", "STATE": str(docker / "state")})
+
+
+def running_redis(docker, env_dir, health="healthy"):
+    (docker / "state" / "demo-redis").write_text("running\n")
+    (docker / "state" / "demo-redis.health").write_text(f"{health}\n")
+    env_dir.mkdir(exist_ok=True)
+    (env_dir / "redis.env").write_text("REDIS_PASSWORD=old\n")
+
+
+def calls(docker):
+    return [line for line in (docker / "state" / "calls").read_text().splitlines()
+            if not line.startswith(("container ", "inspect "))]
+
+
+def test_an_upgrade_stops_the_old_container_keeps_it_aside_until_the_new_one_is_healthy_then_removes_it(
+        deployment, docker):
+    env_dir = docker / "accessories"
+    running_redis(docker, env_dir)
+    result = upgrade(deployment, docker, env_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("answered again after ") and result.stdout.endswith(" ms\n")
+    assert calls(docker) == ["update demo-redis", "stop demo-redis", "rename demo-redis-previous", "create demo-redis",
+                             "start demo-redis", "rm demo-redis-previous"]
+    assert (env_dir / "redis.env").read_text() == "REDIS_PASSWORD=new\n"
+    assert sorted(path.name for path in env_dir.iterdir()) == ["redis.env"]
+
+
+def test_an_upgrade_whose_new_container_never_gets_healthy_starts_the_very_old_one_again(deployment, docker):
+    env_dir = docker / "accessories"
+    running_redis(docker, env_dir)
+    result = upgrade(deployment, docker, env_dir, image="slipway-demo/redis:broken", timeout=1)
+    assert result.returncode == accessories.UNHEALTHY_EXIT
+    assert result.stdout.startswith("the new container never got healthy:\n")
+    assert result.stdout.endswith("the old one runs again, healthy\n")
+    assert calls(docker)[-4:] == ["rm demo-redis", "rename demo-redis", "update demo-redis", "start demo-redis"]
+    assert (docker / "state" / "demo-redis").read_text() == "running\n"
+    assert not (docker / "state" / "demo-redis-previous").exists()
+    assert (env_dir / "redis.env").read_text() == "REDIS_PASSWORD=old\n"
+
+
+@pytest.mark.parametrize("left, kept", [("healthy", "the new one"), ("unhealthy", "the old one")])
+def test_an_upgrade_after_one_cut_off_replaces_what_serves(deployment, docker, left, kept):
+    env_dir = docker / "accessories"
+    running_redis(docker, env_dir, health=left)
+    (docker / "state" / "demo-redis-previous").write_text("exited\n")
+    (docker / "state" / "demo-redis-previous.health").write_text("healthy\n")
+    result = upgrade(deployment, docker, env_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    first = calls(docker)[:2]
+    if kept == "the new one":
+        assert first == ["rm demo-redis-previous", "update demo-redis"]
+    else:
+        assert first == ["rm demo-redis", "rename demo-redis"]
+    assert not (docker / "state" / "demo-redis-previous").exists()
 
 
 def test_start_creates_a_missing_accessory_with_its_env_file_private_and_leaves_a_running_one_alone(deployment, docker):
@@ -180,12 +280,19 @@ def test_start_puts_back_the_container_an_interrupted_upgrade_kept_aside(deploym
     assert "create " not in (docker / "state" / "calls").read_text()
 
 
-def test_remove_keeps_named_volumes_unless_told(deployment):
+def test_remove_may_delete_only_the_volumes_the_accessory_alone_writes(deployment, tmp_path):
     layout = layout_of(deployment.inventory)
-    argv = accessories.remove_command(layout, "redis", accessories.named_volumes(deployment.inventory, "redis"), False)
+    argv = accessories.remove_command(layout, "redis", accessories.own_volumes(deployment.inventory, "redis"), False)
     assert argv[-5:] == ["demo-redis", "demo-redis-previous", layout.accessory_env_file("redis"), "0",
                          "demo_redis-data"]
     assert accessories.remove_command(layout, "redis", [], True)[-1] == "1"
+
+    def read_by_the_worker(data):
+        data["services"]["worker"]["volumes"] = ["redis-data:/redis:ro"]
+
+    (tmp_path / "shared").mkdir()
+    shared = lab_inventory(tmp_path / "shared", edit=read_by_the_worker)
+    assert accessories.own_volumes(shared.inventory, "redis") == []
 
 
 def test_exec_and_shell_run_in_the_accessorys_own_container(deployment):

@@ -117,3 +117,15 @@ def test_an_upgrade_of_an_accessory_already_as_the_inventory_says_replaces_nothi
     flow.upgrade(remote, Reporter("lab", out=io.StringIO()), deployment, "redis")
     assert not remote.ran(r"^slipway-(pull|accessory_upgrade) ")
     assert audits(remote) == []
+
+
+def test_a_deploy_refuses_a_service_named_like_an_accessory_that_still_runs(deployment):
+    leftover = "\t".join(["demo-worker", "worker", "{}", "running", "redis:7", "0123456789ab", "Up 1 hour"])
+    remote = scripted(deployment, Server(serving=SERVING, accessories=[fact_line(deployment), leftover])
+                      .release(SERVING))
+    with pytest.raises(SlipwayError) as raised:
+        deploy(remote, deployment)
+    assert str(raised.value) == (
+        "lab: accessory worker still runs and answers as worker on the app's network, which service worker would "
+        "answer to as well; remove it first: `fab -H lab accessory.remove worker --yes`; nothing was changed")
+    assert not remote.ran(r"^slipway-(pull|prepare|accessory_start|write_file) ")

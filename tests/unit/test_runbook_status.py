@@ -241,6 +241,13 @@ def test_doctor_counts_the_accessory_among_the_containers_and_fails_when_it_is_g
     assert (gone["verdict"], gone["detail"]) == ("fail", "accessory redis is missing: the next deploy starts it")
 
 
+def test_an_accessory_the_inventory_no_longer_names_is_a_problem_until_removed(tmp_path):
+    containers = output().split(f"{MARK} containers\n")[1].split(f"\n{MARK}")[0].splitlines()
+    leftover = "/demo-queue - queue running - 2026-11-20T08:00:01Z 0 false 3145728"
+    assert report(tmp_path, containers=[*containers, leftover])["problems"] == [
+        "accessory queue runs but is not in the inventory: accessory.remove queue --yes removes it"]
+
+
 def test_password_less_lines_an_interrupted_rotation_left_are_named_once_removed(tmp_path):
     removed = report(tmp_path, passwordless=["removed 3"])
     assert removed["database_access"] == {"passwordless_lines": 3, "removed": True} and removed["problems"] == []
