@@ -132,10 +132,11 @@ def create_args(deployment: Deployment, name: str) -> Argv:
     return [*args, accessory.image, *(accessory.command or [])]
 
 
-def folders(inventory: Inventory, name: str) -> list[str]:
-    """The host folders accessory NAME mounts, made (the deploy user's) before Docker would make them root's."""
-    return [f"dir:{mount.source}" for mount in mounts(inventory.accessories[name], layout_of(inventory))
-            if not mount.named]
+def folders(inventory: Inventory, name: str) -> str:
+    """The host folders accessory NAME mounts, one a line, made (the deploy user's) before Docker would make them
+    root's."""
+    return "\n".join(mount.source for mount in mounts(inventory.accessories[name], layout_of(inventory))
+                     if not mount.named)
 
 
 def health_check(inventory: Inventory, name: str) -> tuple[str, str, str, str]:
@@ -153,8 +154,8 @@ def start_command(deployment: Deployment, name: str) -> Argv:
     """Accessory NAME up as it is, or created when missing (its env file on stdin); see accessory_start.sh."""
     layout = layout_of(deployment.inventory)
     return script("accessory_start", layout.accessory_container(name), layout.accessory_previous(name),
-                  layout.accessory_env_file(name), *folders(deployment.inventory, name), "--",
-                  *create_args(deployment, name))
+                  layout.accessory_env_file(name), folders(deployment.inventory, name),
+                  *create_args(deployment, name), uses=("accessory",))
 
 
 def upgrade_command(deployment: Deployment, name: str) -> Argv:
@@ -164,8 +165,8 @@ def upgrade_command(deployment: Deployment, name: str) -> Argv:
     layout = layout_of(inventory)
     return script("accessory_upgrade", layout.accessory_container(name), layout.accessory_previous(name),
                   layout.accessory_env_file(name), health_timeout(inventory, [name]), UNHEALTHY_EXIT,
-                  "|".join(health_check(inventory, name)), *folders(inventory, name), "--", *create_args(deployment, name),
-                  uses=("healthy",))
+                  "|".join(health_check(inventory, name)), folders(inventory, name), *create_args(deployment, name),
+                  uses=("healthy", "accessory"))
 
 
 def docker_checks_health(inventory: Inventory, name: str) -> bool:

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
 from ..config import Inventory, Service
+from ..config.app import Container
 
 
 # Two slots take turns: the serving release's web containers answer as the live slot's names, the
@@ -198,7 +199,7 @@ class Mount:
         return f"{self.source}:{self.target}" + (":ro" if self.read_only else "")
 
 
-def mounts(service: Service, layout: Layout) -> list[Mount]:
+def mounts(service: Container, layout: Layout) -> list[Mount]:
     """A service's volumes with sources that are the same for every release: named volumes
     belong to the app (not to a release's compose project) and ./folders live under shared/."""
     found = []

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from ..fields import IMAGE_RULE, Command, EnvKey, EnvValue, HealthPath, Image, Port, Volume
-from .section import Section, refuse, repeated_indexes
+from ..fields import IMAGE_RULE, Command, HealthPath, Image, Port
+from .app import Container
+from .section import Section
 
 
 def _pinned(value: str) -> str:
@@ -47,23 +48,7 @@ class AccessoryHealthCheck(Section):
         return self
 
 
-class Accessory(Section):
+class Accessory(Container):
     image: PinnedImage = Field(description="a pinned image reference like redis:7.2")
-    command: Command | None = None
-    env: dict[EnvKey, EnvValue] = {}
-    secrets: list[EnvKey] = []
     ports: list[AccessoryPort] = []
-    volumes: list[Volume] = []
     healthcheck: AccessoryHealthCheck = Field(description="how deploy and upgrade know it is ready")
-    memory_mb: int | None = Field(None, ge=16, le=1048576)
-    cpus: float | None = Field(None, ge=0.01, le=256)
-    stop_grace_seconds: int = Field(30, ge=1, le=3600)
-
-    @model_validator(mode="after")
-    def _ports_and_mounts_are_distinct(self) -> Accessory:
-        targets = [volume.split(":")[1] for volume in self.volumes]
-        refuse("Accessory", [(("ports", index), self.ports[index], "expected each port once")
-                             for index in repeated_indexes(self.ports)]
-               + [(("volumes", index), self.volumes[index], f"expected one volume per container path; "
-                   f"{targets[index]} is mounted already") for index in repeated_indexes(targets)])
-        return self

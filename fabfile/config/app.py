@@ -47,23 +47,38 @@ class HealthCheck(Section):
 MAX_REPLICAS = 20
 
 
-class Service(Section):
-    image: Image = Field(description="an image reference like registry.example.com/team/api")
+class Container(Section):
+    """What every container slipway runs for the app takes: a service's of each release, or an accessory's."""
+
     command: Command | None = None
     env: dict[EnvKey, EnvValue] = {}
     secrets: list[EnvKey] = []
     ports: list[Port] = []
-    healthcheck: HealthCheck | None = None
     volumes: list[Volume] = []
+    memory_mb: int | None = Field(None, ge=16, le=1048576)
+    # Docker's smallest CPU quota is 0.01 CPUs.
+    cpus: float | None = Field(None, ge=0.01, le=256)
+    stop_grace_seconds: int = Field(30, ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _ports_and_mounts_are_distinct(self) -> Container:
+        # Compose and Docker refuse a port listed twice and two volumes on one container path.
+        targets = [volume.split(":")[1] for volume in self.volumes]
+        refuse(type(self).__name__, [(("ports", index), self.ports[index], "expected each port once")
+                                     for index in repeated_indexes(self.ports)]
+               + [(("volumes", index), self.volumes[index], f"expected one volume per container path; "
+                   f"{targets[index]} is mounted already") for index in repeated_indexes(targets)])
+        return self
+
+
+class Service(Container):
+    image: Image = Field(description="an image reference like registry.example.com/team/api")
+    healthcheck: HealthCheck | None = None
     replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
     behind_nginx: bool = False
     route: Route = Field("/", description="the URL path prefix nginx sends to this service")
     release_command: Command | None = Field(None, description="a command run once in a new container of this service before traffic moves (migrations)")
     release_command_timeout_seconds: int = Field(600, ge=1, le=86400, description="how long the release command may run before it is killed")
-    memory_mb: int | None = Field(None, ge=16, le=1048576)
-    # Docker's smallest CPU quota is 0.01 CPUs.
-    cpus: float | None = Field(None, ge=0.01, le=256)
-    stop_grace_seconds: int = Field(30, ge=1, le=3600)
 
     @model_validator(mode="after")
     def _web_services_can_be_health_gated(self) -> Service:
@@ -71,16 +86,6 @@ class Service(Section):
             raise ValueError("expected a healthcheck (path and port) for a service behind nginx, so traffic only reaches healthy containers")
         if self.behind_nginx and not self.ports:
             raise ValueError("expected at least one port for a service behind nginx")
-        return self
-
-    @model_validator(mode="after")
-    def _ports_and_mounts_are_distinct(self) -> Service:
-        # Compose refuses a port listed twice and two volumes on one container path.
-        targets = [volume.split(":")[1] for volume in self.volumes]
-        refuse("Service", [(("ports", index), self.ports[index], "expected each port once")
-                           for index in repeated_indexes(self.ports)]
-               + [(("volumes", index), self.volumes[index], f"expected one volume per container path; "
-                   f"{targets[index]} is mounted already") for index in repeated_indexes(targets)])
         return self
 
 

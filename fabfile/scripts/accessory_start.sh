@@ -1,26 +1,19 @@
 #!/bin/sh
 # Bring accessory CONTAINER up without changing one that exists: a running
 # one is left alone, a stopped one is started as it is. A missing one is
-# created with the `docker create` arguments after `--`, its environment
-# (stdin, read in any case) written to ENV_FILE first, mode 0600, and each
-# host folder (dir:PATH) made first (Docker would make it root's). When an
+# created with the `docker create` arguments CREATE_ARG..., its environment
+# (stdin, read in any case) written to ENV_FILE first, mode 0600, and the
+# host folders it mounts (FOLDERS, one a line) made first. When an
 # interrupted upgrade left only the old container, renamed PREVIOUS, that one
 # is put back. Prints what it did: running, started, restored or created.
-# Usage: accessory_start.sh CONTAINER PREVIOUS ENV_FILE [dir:PATH]... -- CREATE_ARG...
+# Usage: accessory_start.sh CONTAINER PREVIOUS ENV_FILE FOLDERS CREATE_ARG...
 set -eu
-container=$1 previous=$2 env_file=$3
-shift 3
-while [ $# -gt 0 ] && [ "$1" != -- ]; do
-  mkdir -p "${1#dir:}"
-  shift
-done
-shift
-mkdir -p "${env_file%/*}"
-chmod 700 "${env_file%/*}"
-incoming=$(mktemp "$env_file.XXXXXX")
-trap 'rm -f "$incoming"' EXIT
+container=$1 previous=$2 env_file=$3 folders=$4
+shift 4
+accessory_incoming=
+trap 'rm -f "$accessory_incoming"' EXIT
 trap 'exit 143' TERM INT HUP
-cat > "$incoming"
+accessory_environment "$env_file" "$folders"
 
 exists() { docker container inspect "$1" >/dev/null 2>&1; }
 
@@ -40,7 +33,7 @@ if exists "$container"; then
   fi
   exit 0
 fi
-mv -f "$incoming" "$env_file"
+mv -f "$accessory_incoming" "$env_file"
 docker create "$@" >/dev/null
 docker start "$container" >/dev/null
 echo created

@@ -1,30 +1,23 @@
 #!/bin/sh
 # Replace accessory CONTAINER by one made with the `docker create` arguments
-# after `--`, whose image is on the server already. The old one is stopped,
-# kept as PREVIOUS (not restarted by Docker meanwhile) and removed once the new
-# one passes CHECK (wait_healthy's) within TIMEOUT seconds. A new one that
-# does not is removed, the old one gets its name back and starts (and is
-# waited for likewise), and the run exits UNHEALTHY_EXIT with the new one's
-# last words on stdout. The new
-# environment (stdin) goes to ENV_FILE (mode 0600) only with the new
-# container; each host folder (dir:PATH) is made first. Prints how long the
-# accessory did not answer. A missing CONTAINER is simply created.
-# Usage: accessory_upgrade.sh CONTAINER PREVIOUS ENV_FILE TIMEOUT UNHEALTHY_EXIT CHECK [dir:PATH]... -- CREATE_ARG...
+# CREATE_ARG..., whose image is on the server already. The old one is
+# stopped, kept as PREVIOUS (not restarted by Docker meanwhile) and removed
+# once the new one passes CHECK (wait_healthy's) within TIMEOUT seconds. A new
+# one that does not is removed, the old one gets its name back and starts
+# (and is waited for likewise), and the run exits UNHEALTHY_EXIT with the new
+# one's last words on stdout. The new environment (stdin) goes to ENV_FILE
+# (mode 0600) only with the new container; the host folders it mounts
+# (FOLDERS, one a line) are made first. Prints how long the accessory did not
+# answer. A missing CONTAINER is simply created.
+# Usage: accessory_upgrade.sh CONTAINER PREVIOUS ENV_FILE TIMEOUT UNHEALTHY_EXIT CHECK FOLDERS CREATE_ARG...
 set -eu
-container=$1 previous=$2 env_file=$3 timeout=$4 unhealthy_exit=$5 check=$6
-shift 6
-while [ $# -gt 0 ] && [ "$1" != -- ]; do
-  mkdir -p "${1#dir:}"
-  shift
-done
-shift
-mkdir -p "${env_file%/*}"
-chmod 700 "${env_file%/*}"
-incoming=$(mktemp "$env_file.XXXXXX")
-kept=$(mktemp "$env_file.previous.XXXXXX")
-trap 'rm -f "$incoming" "$kept"' EXIT
+container=$1 previous=$2 env_file=$3 timeout=$4 unhealthy_exit=$5 check=$6 folders=$7
+shift 7
+accessory_incoming='' kept=''
+trap 'rm -f "$accessory_incoming" "$kept"' EXIT
 trap 'exit 143' TERM INT HUP
-cat > "$incoming"
+accessory_environment "$env_file" "$folders"
+kept=$(mktemp "$env_file.previous.XXXXXX")
 
 exists() { docker container inspect "$1" >/dev/null 2>&1; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
@@ -49,7 +42,7 @@ if [ "$had_old" = 1 ]; then
   docker stop "$container" >/dev/null
   docker rename "$container" "$previous"
 fi
-mv -f "$incoming" "$env_file"
+mv -f "$accessory_incoming" "$env_file"
 if docker create "$@" >/dev/null && docker start "$container" >/dev/null \
     && wait_healthy "$timeout" "$unhealthy_exit" "$check" >/dev/null; then
   echo "answered again after $(( $(now_ms) - began )) ms"
