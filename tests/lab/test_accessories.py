@@ -87,9 +87,14 @@ def test_an_upgrade_brings_the_new_image_before_it_stops_the_old_container_and_k
 def test_an_upgrade_to_an_image_that_never_gets_healthy_leaves_the_old_container_running(variant, as_deploy, site):
     before = container(as_deploy)
     written = counter(site)
-    failed = variant(lambda data: image_of(data, "slipway-demo/redis:broken"))("accessory.upgrade", REDIS)
+    def broken(data):
+        image_of(data, "slipway-demo/redis:broken")
+        # Never healthy: the run waits this long for it before it brings the old container back.
+        data["accessories"][REDIS]["healthcheck"]["timeout_seconds"] = 8
+
+    failed = variant(broken)("accessory.upgrade", REDIS)
     assert failed.returncode == 1
-    assert "never got healthy, so slipway-demo/redis:2" in failed.stderr and "runs again as it was" in failed.stderr
+    assert f"never got healthy, so {before[1]}" in failed.stderr and "runs again as it was" in failed.stderr
     assert "the old one runs again, healthy" in failed.stderr
     assert "Traceback" not in failed.stderr
     assert container(as_deploy) == before

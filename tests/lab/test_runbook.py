@@ -375,7 +375,7 @@ def test_exec_runs_in_a_one_off_container_with_the_releases_env_and_passes_the_e
     assert shown.returncode == 7 and f"version={version}" in shown.stdout, shown.stdout + shown.stderr
     assert one_off_containers(as_deploy) == ""
     refused = cli("fab", "-H", "lab", "exec", "web", "true")
-    assert refused.stderr.strip() == "error: exec web: no such service; expected one of api, worker"
+    assert refused.stderr.strip() == "error: exec web: no such service or accessory; expected one of api, worker, redis"
 
 
 def test_shell_and_psql_are_real_terminals(cli):
