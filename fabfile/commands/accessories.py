@@ -120,6 +120,11 @@ def create_args(deployment: Deployment, name: str) -> Argv:
         args += ["--volume", mount.compose_entry]
     for port in accessory.ports:
         args += ["--expose", str(port)]
+    return [*args, *_limits_and_health(accessory), accessory.image, *(accessory.command or [])]
+
+
+def _limits_and_health(accessory: Accessory) -> Argv:
+    args = []
     if accessory.memory_mb:
         args += ["--memory", f"{accessory.memory_mb}m"]
     if accessory.cpus:
@@ -129,7 +134,43 @@ def create_args(deployment: Deployment, name: str) -> Argv:
         # Docker's CLI takes a health command as one line for the container's /bin/sh.
         args += ["--health-cmd", shlex.join(check.command), "--health-interval", f"{check.interval_seconds}s",
                  "--health-timeout", "5s", "--health-retries", "3", "--health-start-period", f"{check.timeout_seconds}s"]
-    return [*args, accessory.image, *(accessory.command or [])]
+    return args
+
+
+def scratch_args(inventory: Inventory, name: str) -> Argv:
+    """`docker create`'s options for a throwaway copy of accessory NAME that backup.verify loads a dump into: its
+    environment, limits and health check; fresh anonymous volumes where it writes (its read-only mounts, its
+    configuration, as they are); no labels, so nothing counts it as the accessory; no network, unless its health
+    check is HTTP from the host (then the app network, without the accessory's name)."""
+    accessory, layout = inventory.accessories[name], layout_of(inventory)
+    network = "none" if accessory.healthcheck.command else layout.network
+    args = ["--network", network, "--env-file", layout.accessory_env_file(name)]
+    for mount in mounts(accessory, layout):
+        args += ["--volume", mount.compose_entry if mount.read_only else mount.target]
+    return [*args, *_limits_and_health(accessory)]
+
+
+def backup_entries(inventory: Inventory) -> list[dict]:
+    """backup.conf's ACCESSORIES: what backup.sh, verify_backup.sh and restore_accessory.sh need of each accessory
+    with a backup (command lines as lists of words: the scripts never split or evaluate them)."""
+    layout = layout_of(inventory)
+    entries = []
+    for name, accessory in inventory.accessories.items():
+        if not accessory.backup:
+            continue
+        check = accessory.healthcheck
+        restore = accessory.backup.restore
+        entries.append({"name": name, "container": layout.accessory_container(name), "image": accessory.image,
+                        "command": accessory.command or [], "backup": accessory.backup.command,
+                        "restore": [] if restore == "files" else restore, "file": accessory.backup.file or "",
+                        "stop_seconds": accessory.stop_grace_seconds, "scratch": scratch_args(inventory, name),
+                        "health_port": str(check.port or ""), "health_path": check.path or "",
+                        "health_seconds": check.timeout_seconds})
+    return entries
+
+
+def backed_up(inventory: Inventory) -> list[str]:
+    return [name for name, accessory in inventory.accessories.items() if accessory.backup]
 
 
 def folders(inventory: Inventory, name: str) -> str:

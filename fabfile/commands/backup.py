@@ -9,11 +9,13 @@ the operator's machine.
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 from typing import Callable
 
 from ..config import Inventory
+from .accessories import UNHEALTHY_EXIT, backup_entries
 from .layout import Layout, layout_of
 from .offsite import offsite_known_hosts_text, offsite_tag, repository, rest_repository
 from .shell import SCRIPTS_DIR, Argv
@@ -22,8 +24,8 @@ INSTALL_DIR = "/usr/local/lib/slipway"
 # The functions the installed scripts share (settings, the time, records): each sources it from beside itself.
 # First in every list of installed scripts, so that provision writes it before the scripts that need it.
 LIBRARY = "lib_installed.sh"
-INSTALLED_SCRIPTS = (LIBRARY, "backup.sh", "retention.sh", "prune.sh", "verify_backup.sh", "restore.sh",
-                     "count_rows.sql", "offsite.sh", "metrics.sh")
+INSTALLED_SCRIPTS = (LIBRARY, "lib_healthy.sh", "backup.sh", "retention.sh", "prune.sh", "verify_backup.sh",
+                     "restore.sh", "restore_accessory.sh", "count_rows.sql", "offsite.sh", "metrics.sh")
 NO_SUCH_BACKUP_EXIT = 2
 FAILED_VERIFICATION_EXIT = 3
 # verify refused before restoring anything: Docker's data root has not the room for the restored copy.
@@ -73,6 +75,7 @@ def conf_text(inventory: Inventory, inventory_name: str | None = None) -> str:
         "APP": inventory.app.name,
         "METRICS_DIR": backup.metrics_dir,
         **offsite_settings(inventory, inventory_name),
+        **accessory_settings(inventory),
     }
     header = f"# Managed by slipway provision for {inventory.app.name}; read by {INSTALL_DIR}/*.sh.\n"
     return header + "".join(f"{key}={value}\n" for key, value in settings.items())
@@ -96,6 +99,14 @@ def offsite_settings(inventory: Inventory, inventory_name: str | None = None) ->
         # offsite.sh never forgets there: backup.prune-offsite does, from the operator's machine.
         settings["OFFSITE_APPEND_ONLY"] = "yes"
     return settings
+
+
+def accessory_settings(inventory: Inventory) -> dict[str, object]:
+    """backup.conf's accessory keys: none when no accessory has a backup (a server's conf stays as it was)."""
+    entries = backup_entries(inventory)
+    if not entries:
+        return {}
+    return {"ACCESSORIES": json.dumps(entries, separators=(",", ":")), "UNHEALTHY_EXIT": UNHEALTHY_EXIT}
 
 
 def offsite_files(inventory: Inventory) -> dict[str, str]:
@@ -163,6 +174,10 @@ def prune_argv(layout: Layout, dry_run: bool = False) -> Argv:
 
 def restore_argv(layout: Layout, dump: str, globals_file: str) -> Argv:
     return ["sh", installed_script("restore.sh"), layout.backup_conf, dump, globals_file]
+
+
+def restore_accessory_argv(layout: Layout, name: str, dump: str) -> Argv:
+    return ["sh", installed_script("restore_accessory.sh"), layout.backup_conf, name, dump]
 
 
 def unit_contexts(inventory: Inventory) -> dict[str, dict]:

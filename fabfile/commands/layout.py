@@ -173,6 +173,10 @@ class Layout:
     def backup_globals(self, backup_id: str) -> str:
         return f"{self.backups}/{backup_id}.globals.sql"
 
+    def backup_accessory(self, backup_id: str, name: str) -> str:
+        """Accessory NAME's dump in backup BACKUP_ID (not *.dump: that is the database's)."""
+        return f"{self.backups}/{backup_id}.accessory-{name}"
+
     def backup_unit_name(self, kind: str, suffix: str) -> str:
         """KIND backup or backup-verify; SUFFIX service or timer."""
         return f"slipway-{self.app}-{kind}.{suffix}"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from ..fields import IMAGE_RULE, Command, HealthPath, Image, Port
+from ..fields import IMAGE_RULE, Command, HealthPath, Image, Port, matching
 from .app import Container
 from .section import Section
 
@@ -48,7 +48,32 @@ class AccessoryHealthCheck(Section):
         return self
 
 
+# A path inside the container: it reaches `docker cp`, never a shell.
+ContainerFile = Annotated[str, matching(r"(/[A-Za-z0-9_][A-Za-z0-9._-]*)+", "an absolute path inside the "
+                                        "container, like /data/dump.rdb")]
+
+
+class AccessoryBackup(Section):
+    """How the accessory's data joins every backup: a command run in its container that writes a dump to stdout,
+    and how a restore puts the dump back."""
+
+    command: Command = Field(description="run in the container; writes the dump to stdout")
+    restore: Literal["files"] | Command = Field("files", description="files: the container is stopped, the dump "
+                                                "copied to `file`, the container started; or a command run in the "
+                                                "container that reads the dump on stdin")
+    file: ContainerFile | None = Field(None, description="with restore: files, where the dump goes in the container "
+                                       "(on its volume), like /data/dump.rdb")
+
+    @model_validator(mode="after")
+    def _files_go_somewhere(self) -> AccessoryBackup:
+        if self.restore == "files" and self.file is None:
+            raise ValueError("expected file (where the dump goes in the container, like /data/dump.rdb) with "
+                             "restore: files, or restore: a command that reads the dump on stdin")
+        return self
+
+
 class Accessory(Container):
     image: PinnedImage = Field(description="a pinned image reference like redis:7.2")
     ports: list[AccessoryPort] = []
     healthcheck: AccessoryHealthCheck = Field(description="how deploy and upgrade know it is ready")
+    backup: AccessoryBackup | None = Field(None, description="its data dumped with every backup of the database")

@@ -168,13 +168,18 @@ def verify(remote: Remote, reporter: Reporter, deployment: Deployment, backup_id
 
 def download(remote: Remote, reporter: Reporter, deployment: Deployment, backup_id: str, folder: Path,
              within: Path | None) -> None:
-    """BACKUP_ID's dump, roles and record copied into FOLDER (made 0700 down from WITHIN), the dump's sha256 checked."""
+    """BACKUP_ID's dumps (the database's, the accessories'), roles and record copied into FOLDER (made 0700 down
+    from WITHIN), each dump's sha256 checked."""
     paths = layout_of(deployment.inventory)
     record = chosen(records(remote, deployment), backup_id, deployment)
     private_folder(folder, within=within)
+    parts = record.data.get("accessories") or {}
+    # Each dump with the sha256 its record gives it; the roles file has none to check against here.
+    dumps = {paths.backup_dump(record.id): record.data.get("sha256"),
+             **{paths.backup_accessory(record.id, name): part.get("sha256") for name, part in parts.items()}}
     with reporter.step(f"copy {record.id} to {folder}") as step:
         sftp = remote.conn.sftp()
-        for remote_path in (paths.backup_dump(record.id), paths.backup_globals(record.id)):
+        for remote_path in [*dumps, paths.backup_globals(record.id)]:
             local = folder / Path(remote_path).name
             partial = local.with_name(local.name + ".partial")
             with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as stream:
@@ -182,11 +187,14 @@ def download(remote: Remote, reporter: Reporter, deployment: Deployment, backup_
             partial.chmod(0o600)
             partial.replace(local)
         write_private(folder / f"{record.id}.json", json.dumps(record.data, sort_keys=True) + "\n")
-        digest = file_sha256(folder / f"{record.id}.dump")
-        if digest != record.data.get("sha256"):
-            raise SlipwayError(f"{deployment.name}: the copy of {record.id}.dump has sha256 {digest}, the record "
-                               f"says {record.data.get('sha256')}: do not use it")
-        step.changed, step.detail = True, f"{backup_records.human_size(record.data['size'])}, sha256 checked"
+        for remote_path, wanted in dumps.items():
+            name = Path(remote_path).name
+            digest = file_sha256(folder / name)
+            if digest != wanted:
+                raise SlipwayError(f"{deployment.name}: the copy of {name} has sha256 {digest}, the record says "
+                                   f"{wanted}: do not use it")
+        size = record.data["size"] + sum(part.get("size", 0) for part in parts.values())
+        step.changed, step.detail = True, f"{backup_records.human_size(size)}, sha256 checked"
     print(reporter.summary())
     print(f"[{deployment.name}] {folder / (record.id + '.dump')}")
 

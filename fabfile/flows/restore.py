@@ -1,5 +1,6 @@
-"""Putting the database back: from a backup on the server, one fetched from offsite, or a local dump file; behind
-the maintenance page, with the app stopped, a safety backup and an all-or-nothing swap."""
+"""Putting the database and the accessories' data back: from a backup on the server, one fetched from offsite, or
+a local dump file (the database only); behind the maintenance page, with the app stopped, a safety backup and an
+all-or-nothing swap."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..commands import accessories as accessory_commands
 from ..commands import backup as backups
 from ..commands import backup_records
 from ..commands import traffic
@@ -63,44 +65,65 @@ def restore(remote: Remote, reporter: Reporter, deployment: Deployment, project:
                 run(["mkdir", "-p", layout_of(inventory).backup_uploads])
                 remote.conn.sftp().put(str(local), source.dump)
                 step.changed = True
-        with reporter.step("dump's sha256 matches its record"):
-            found = run(["sha256sum", source.dump]).stdout.split()[0]
-            if found != source.sha256:
-                raise SlipwayError(f"{deployment.name}: refused: {source.dump} has sha256 {found}, its record says "
-                                   f"{source.sha256}: the dump is damaged; nothing was changed")
-        audit(run, layout, "restore started", source=source.dump)
-        safety = _restore_in_maintenance(run, reporter, deployment, project, state.serving, source.dump,
-                                         source.globals_file,
+        wanted = {source.dump: source.sha256, **{path: sha256 for path, sha256 in source.accessories.values()}}
+        with reporter.step("dumps' sha256 match their record" if source.accessories else "dump's sha256 matches its record"):
+            sums = run(["sha256sum", *wanted]).stdout.split()
+            for found, path in zip(sums[::2], sums[1::2]):
+                if found != wanted[path]:
+                    raise SlipwayError(f"{deployment.name}: refused: {path} has sha256 {found}, its record says "
+                                       f"{wanted[path]}: the dump is damaged; nothing was changed")
+        for note in source.notes:
+            print(f"[{deployment.name}] {note}")
+        audit(run, layout, "restore started", source=source.dump, **({"accessories": ",".join(source.accessories)}
+                                                                     if source.accessories else {}))
+        safety = _restore_in_maintenance(run, reporter, deployment, project, state.serving, source,
                                          lambda: take(remote, reporter, deployment, "pre-restore", run=run))
         audit(run, layout, "restored", source=source.dump, safety_backup=safety["id"])
     print(reporter.summary())
-    print(f"[{deployment.name}] restored from {source.what}; the database as it was before is backup {safety['id']}")
+    what = "the database and " + ", ".join(source.accessories) if source.accessories else "the database"
+    print(f"[{deployment.name}] restored from {source.what}; {what} as before are backup {safety['id']}")
 
 
 @dataclass
 class Source:
-    """What a restore reads: the dump on the server, its roles file (none for a local dump), its checksum."""
+    """What a restore reads: the dump on the server, its roles file (none for a local dump), its checksum; the
+    accessories' dumps it puts back (name -> (path, sha256)); what it says of the accessories it leaves alone."""
 
     dump: str
     globals_file: str
     sha256: str
     what: str
+    accessories: dict[str, tuple[str, str]]
+    notes: list[str]
 
 
 def _source(remote: Remote, deployment: Deployment, backup_id: str, local: Path | None) -> Source:
-    paths = layout_of(deployment.inventory)
+    inventory = deployment.inventory
+    paths = layout_of(inventory)
+    backed_up = accessory_commands.backed_up(inventory)
     if local:
         digest = file_sha256(local)
-        return Source(f"{paths.backup_uploads}/{local.name}", "", digest, f"{local} (sha256 {digest[:12]}…)")
+        notes = [f"accessories left as they are (a dump file holds the database only): {', '.join(backed_up)}"]
+        return Source(f"{paths.backup_uploads}/{local.name}", "", digest, f"{local} (sha256 {digest[:12]}…)", {},
+                      notes if backed_up else [])
     record = chosen(records(remote, deployment), backup_id, deployment)
+    parts = record.data.get("accessories") or {}
+    accessories = {name: (paths.backup_accessory(record.id, name), parts[name]["sha256"])
+                   for name in backed_up if name in parts}
+    notes = [f"accessory {name} left as it is: backup {record.id} holds no dump of it"
+             for name in backed_up if name not in parts]
+    notes += [f"accessory {name}'s dump in backup {record.id} not restored: it has no backup in the inventory now"
+              for name in parts if name not in backed_up]
     return Source(paths.backup_dump(record.id), paths.backup_globals(record.id), record.data["sha256"],
                   f"backup {record.id} ({record.data.get('trigger')}, "
-                  f"{backup_records.human_size(record.data['size'])})")
+                  f"{backup_records.human_size(record.data['size'])})", accessories, notes)
 
 def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, project: Path, serving: str,
-                            source: str, globals_file: str, take_safety_backup) -> dict:
-    """Maintenance page on, app stopped, safety backup taken, database swapped; app and traffic back whatever
-    happened. The safety backup comes after the app stopped, so no write it acknowledged is missing from it."""
+                            source: Source, take_safety_backup) -> dict:
+    """Maintenance page on, app stopped, safety backup taken, accessories put back, database swapped; app and
+    traffic back whatever happened. The safety backup comes after the app stopped, so no write it acknowledged is
+    missing from it. All or nothing: when an accessory or the database fails, the accessories already put back
+    get the safety backup's data again (the database is left as it was by restore.sh itself)."""
     inventory = deployment.inventory
     layout, paths = layout_of(inventory), layout_of(inventory)
     # Maintenance an operator turned on before stays on afterwards.
@@ -114,10 +137,20 @@ def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, pro
             run(layout.compose(serving, "stop", *inventory.services))
             step.changed = True
         safety = take_safety_backup()
-        with reporter.step("restore into a new database, swap it in") as step:
-            limit = inventory.backup.timeout_seconds
-            run(backups.restore_argv(paths, source, globals_file), limit=limit)
-            step.changed = True
+        touched = []
+        try:
+            for name, (dump, _) in source.accessories.items():
+                touched.append(name)
+                _restore_accessory(run, reporter, deployment, name, dump)
+            with reporter.step("restore into a new database, swap it in") as step:
+                limit = inventory.backup.timeout_seconds
+                run(backups.restore_argv(paths, source.dump, source.globals_file), limit=limit)
+                step.changed = True
+        except BaseException:
+            for name in touched:
+                _restore_accessory(run, reporter, deployment, name, paths.backup_accessory(safety["id"], name),
+                                   f" as it was (safety backup {safety['id']})")
+            raise
     except BaseException as error:
         failure = error
     try:
@@ -131,6 +164,14 @@ def _restore_in_maintenance(run, reporter: Reporter, deployment: Deployment, pro
     if failure is not None:
         raise failure
     return safety
+
+
+def _restore_accessory(run, reporter: Reporter, deployment: Deployment, name: str, dump: str, what: str = "") -> None:
+    inventory = deployment.inventory
+    with reporter.step(f"restore accessory {name}{what}, wait until healthy") as step:
+        limit = inventory.backup.timeout_seconds + inventory.accessories[name].healthcheck.timeout_seconds
+        run(backups.restore_accessory_argv(layout_of(inventory), name, dump), limit=limit)
+        step.changed = True
 
 
 def _bring_back(run, reporter: Reporter, deployment: Deployment, serving: str, end_maintenance: bool) -> None:

@@ -1,6 +1,7 @@
 #!/bin/sh
 # shellcheck disable=SC2016  # the single-quoted $names are jq's, not the shell's
-# Take one backup of the app's database. The scheduled run (systemd) and
+# Take one backup of the app's database, and of the accessories that have a
+# backup command (ACCESSORIES). The scheduled run (systemd) and
 # `backup` both run this file, as the deploy user.
 #
 # A read-only transaction exports its snapshot; pg_dump -Fc dumps exactly
@@ -44,7 +45,8 @@ finish() {
   exec 3>&- 4<&-
   [ -z "$session" ] || kill "$session" 2>/dev/null || true
   if [ "$finished" = 0 ] && [ -n "$id" ]; then
-    rm -f "$incoming/$id".* "$backups/$id.dump" "$backups/$id.globals.sql" "$backups/$id.json.tmp"
+    rm -f "$incoming/$id".* "$backups/$id.dump" "$backups/$id.globals.sql" "$backups/$id.json.tmp" \
+      "$backups/$id".accessory-*
     reason=$(cat "$work"/*.err 2>/dev/null | grep -v '^$' | tail -n 3 | tr '\n' ' ')
     update_record "$backups/$id.json" --arg error "${reason:-exit $status}" --arg ended "$(now_iso)" \
       '.outcome = "failed" | .error = $error | .ended = $ended' || true
@@ -73,9 +75,9 @@ for record in "$backups"/*.json; do
     update_record "$record" '.outcome = "interrupted" | .error = "the run ended before it finished"'
   fi
 done
-for dump in "$backups"/*.dump; do
+for dump in "$backups"/*.dump "$backups"/*.accessory-*; do
   [ -e "$dump" ] || continue
-  jq -e '.outcome == "ok"' "${dump%.dump}.json" >/dev/null 2>&1 || rm -f "$dump" "${dump%.dump}.globals.sql"
+  jq -e '.outcome == "ok"' "${dump%.*}.json" >/dev/null 2>&1 || rm -f "$dump" "${dump%.dump}.globals.sql"
 done
 
 # The sequence number: after the counter and after every record (records fetched from offsite included).
@@ -138,17 +140,46 @@ wait "$session" || exit 1
 session=""
 
 wait "$globals" || exit 1
+
+# Each accessory with a backup: its command, run in its container, writes a dump to stdout, into .incoming and
+# checksummed on the way. A backup missing a part is no backup: it fails as a whole.
+parts='{}'
+for part_name in $(accessories); do
+  container=$(accessory "$part_name" .container) part=$id.accessory-$part_name part_began=$(date +%s)
+  (
+    rc=0
+    (
+      rc=0
+      with_words "$part_name" .backup docker exec "$container" 2>"$work/part.err" || rc=$?
+      echo "$rc" >"$work/part.rc"
+    ) | tee "$incoming/$part" 2>"$work/part-write.err" || rc=$?
+    echo "$rc" >"$work/part-write.rc"
+  ) | sha256sum >"$work/part.sha256"
+  if [ "$(cat "$work/part.rc")" != 0 ] || [ "$(cat "$work/part-write.rc")" != 0 ] || [ ! -s "$incoming/$part" ]; then
+    why=$(cat "$work/part.err" "$work/part-write.err" | grep -v '^$' | tail -n 2 | tr '\n' ' ')
+    rm -f "$work"/*.err
+    echo "accessory $part_name: its backup command in $container failed: ${why:-it wrote nothing}" >"$work/part.err"
+    exit 1
+  fi
+  sync "$incoming/$part" 2>"$work/sync.err"
+  parts=$(printf '%s' "$parts" | jq -c --arg name "$part_name" --arg file "$part" \
+    --arg sha256 "$(cut -d' ' -f1 "$work/part.sha256")" --argjson size "$(stat -c %s "$incoming/$part")" \
+    --argjson seconds "$(( $(date +%s) - part_began ))" \
+    '.[$name] = {file: $file, sha256: $sha256, size: $size, seconds: $seconds}')
+  mv -f "$incoming/$part" "$backups/"
+done
+
 sync "$incoming/$id.dump" "$incoming/$id.globals.sql" 2>"$work/sync.err"
 sha256=$(cut -d' ' -f1 "$work/dump.sha256")
 size=$(stat -c %s "$incoming/$id.dump")
 mv -f "$incoming/$id.dump" "$incoming/$id.globals.sql" "$backups/"
 update_record "$backups/$id.json" --arg sha256 "$sha256" --argjson size "$size" --arg version "$version" \
   --argjson tables "$tables" --argjson seconds "$(( $(date +%s) - began ))" --arg ended "$(now_iso)" \
-  --arg compression "$compression" --argjson database_size "$database_size" \
+  --arg compression "$compression" --argjson database_size "$database_size" --argjson parts "$parts" \
   --arg globals_sha256 "$(sha256sum "$backups/$id.globals.sql" | cut -d' ' -f1)" \
   '.outcome = "ok" | .ended = $ended | .size = $size | .sha256 = $sha256 | .globals_sha256 = $globals_sha256
    | .postgres_version = $version | .compression = $compression | .seconds = $seconds | .tables = $tables
-   | .database_size = $database_size
+   | .database_size = $database_size | if $parts == {} then . else .accessories = $parts end
    | .verified = null | .offsite = false' 2>"$work/record.err"
 sync "$backups" 2>/dev/null || true
 finished=1

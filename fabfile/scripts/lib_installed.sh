@@ -38,3 +38,24 @@ merge_into_record() {
   chmod 644 "$tmp"
   mv -f "$tmp" "$record"
 }
+
+# accessory NAME FILTER prints what jq -r's FILTER makes of accessory NAME's
+# entry in the ACCESSORIES setting (a JSON list; see commands/accessories.py).
+accessory() { setting ACCESSORIES | jq -r --arg name "$1" ".[] | select(.name == \$name) | $2"; }
+
+# accessories prints the names of the accessories whose data joins the backups.
+accessories() { setting ACCESSORIES | jq -r '.[]?.name'; }
+
+# with_words NAME FILTER COMMAND... runs COMMAND followed by the words of the
+# list FILTER makes of accessory NAME's entry, each one word however it reads:
+# they travel base64-encoded (no splitting, no globbing, no evaluation).
+with_words() {
+  words_name=$1 words_filter=$2
+  shift 2
+  # w before each word keeps an empty one; the x after it, its trailing newlines.
+  for words_word in $(accessory "$words_name" "$words_filter | .[] | \"w\" + @base64"); do
+    words_word=$(printf '%s' "${words_word#w}" | base64 -d; echo x)
+    set -- "$@" "${words_word%x}"
+  done
+  "$@"
+}

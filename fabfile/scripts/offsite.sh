@@ -16,7 +16,7 @@
 # snapshots from before inventory tags (no inventory-* tag at all); never
 # another inventory's. Without OFFSITE_TAG, every snapshot of the host.
 #
-#   upload ID     copy backup ID (dump, roles, record) and apply the local
+#   upload ID     copy backup ID (dumps, roles, record) and apply the local
 #                 retention there (forget --prune); backup.sh runs it under
 #                 its lock after each good backup. With OFFSITE_APPEND_ONLY
 #                 the server never forgets there (its credentials may only
@@ -106,9 +106,12 @@ upload)
       fail "upload of $ID (opening the repository)"
     fi
   fi
+  # The accessories' dumps beside the database's (their names are ids and accessory names: no spaces).
+  parts=$(jq -r --arg backups "$backups" '.accessories // {} | .[].file | "\($backups)/\(.)"' "$record")
   # Each tag its own --tag: older restic kept "a,b" as one tag.
+  # shellcheck disable=SC2086  # $parts: one path a word
   if ! restic "$@" backup --host "$host" --tag slipway --tag "backup-$ID" ${tag:+--tag "$tag"} \
-      "$backups/$ID.dump" "$backups/$ID.globals.sql" "$record" >/dev/null 2>"$log"; then
+      "$backups/$ID.dump" "$backups/$ID.globals.sql" $parts "$record" >/dev/null 2>"$log"; then
     update_record "$record" --arg at "$(now_iso)" --arg error "$(last_words 1)" '.offsite = {at: $at, error: $error}'
     fail "upload of $ID"
   fi
@@ -161,15 +164,31 @@ fetch)
   restic "$@" restore "$snapshot" --target "$work" >/dev/null 2>"$log" || { rm -rf "$work"; fail "restore of $ID"; }
   found() { find "$work" -type f -name "$ID.$1" | head -n 1; }
   dump=$(found dump) globals=$(found globals.sql) record=$(found json)
+  complete=yes
   if [ -z "$dump" ] || [ -z "$globals" ] || [ -z "$record" ] \
       || [ "$(sha256sum "$dump" | cut -d' ' -f1)" != "$(jq -r .sha256 "$record")" ]; then
+    complete=no
+  fi
+  # Each accessory's dump the record names, with the checksum it records.
+  parts=""
+  if [ "$complete" = yes ]; then
+    for name in $(jq -r '.accessories // {} | keys[]' "$record"); do
+      part=$(found "accessory-$name")
+      if [ -z "$part" ] || [ "$(sha256sum "$part" | cut -d' ' -f1)" != "$(jq -r --arg name "$name" '.accessories[$name].sha256' "$record")" ]; then
+        complete=no
+      fi
+      parts="$parts $part"
+    done
+  fi
+  if [ "$complete" = no ]; then
     rm -rf "$work"
-    echo "offsite snapshot $snapshot of $ID is incomplete or its dump does not match its checksum" >&2
+    echo "offsite snapshot $snapshot of $ID is incomplete or its dumps do not match their checksums" >&2
     exit 1
   fi
   update_record "$record" --arg at "$(now_iso)" --arg snapshot "$snapshot" \
     '.fetched = {at: $at, snapshot: $snapshot[0:8]} | .offsite = (.offsite // {snapshot: $snapshot[0:8]})'
-  mv -f "$dump" "$globals" "$backups/"
+  # shellcheck disable=SC2086  # $parts: one path a word
+  mv -f "$dump" "$globals" $parts "$backups/"
   mv -f "$record" "$backups/"
   rm -rf "$work"
   echo "$ID"

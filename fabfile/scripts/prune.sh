@@ -8,8 +8,8 @@
 # sequence numbers (`seq`), records from before sequence numbers first, in
 # the order of their ids; each with its verification (verified, unverified,
 # failed). A failed or interrupted attempt older than the oldest backup kept
-# goes too, and so does what a dead attempt left behind (.incoming, a dump
-# without a good record).
+# goes too, and so does what a dead attempt left behind (.incoming, a dump,
+# the database's or an accessory's, without a good record).
 # Prints `backup ID SIZE` for each backup deleted, `record ID` for each
 # failed attempt's record deleted, `leftover NAME` for each leftover, then
 # `kept N` (the backups left). --dry-run: the same lines, nothing deleted.
@@ -43,11 +43,12 @@ if [ "$mode" != --locked ]; then
     echo "leftover .incoming/${leftover##*/}"
     delete "$leftover"
   done
-  for dump in "$backups"/*.dump; do
+  for dump in "$backups"/*.dump "$backups"/*.accessory-*; do
     [ -e "$dump" ] || continue
-    jq -e '.outcome == "ok"' "${dump%.dump}.json" >/dev/null 2>&1 && continue
+    jq -e '.outcome == "ok"' "${dump%.*}.json" >/dev/null 2>&1 && continue
     echo "leftover ${dump##*/}"
-    delete "$dump" "${dump%.dump}.globals.sql"
+    delete "$dump"
+    case $dump in *.dump) delete "${dump%.dump}.globals.sql" ;; esac
   done
 fi
 
@@ -65,7 +66,7 @@ for old in $gone; do
   echo "backup $old $(jq -r '.size // 0' "$backups/$old.json" 2>/dev/null || echo 0)"
   # The record first: an interrupted prune leaves files without a good record at worst (leftovers the
   # next run deletes), never a good record without its dump.
-  delete "$backups/$old.json" "$backups/$old.dump" "$backups/$old.globals.sql"
+  delete "$backups/$old.json" "$backups/$old.dump" "$backups/$old.globals.sql" "$backups/$old".accessory-*
 done
 for old in $stale; do
   echo "record $old"

@@ -3,7 +3,10 @@
 # Prove a backup restores: its checksums, then a real pg_restore
 # --exit-on-error into a throwaway PostgreSQL container (the db container's
 # own image, no network), then every table's row count against the counts
-# taken in the dump's snapshot. The result goes into the backup's record.
+# taken in the dump's snapshot; then each accessory's dump, put into a
+# throwaway container of the accessory's image as a restore would put it
+# (restore_accessory.sh), until the accessory's health check passes. The
+# result goes into the backup's record.
 # `latest` is the newest backup by sequence number (records from before
 # sequence numbers by id, before any that has one) whose verify has not
 # failed.
@@ -21,10 +24,17 @@ conf=$1 wanted=$2
 here=$(dirname "$0")
 # shellcheck source=SCRIPTDIR/lib_installed.sh
 . "$here/lib_installed.sh"
+# shellcheck source=SCRIPTDIR/lib_healthy.sh
+. "$here/lib_healthy.sh"
 backups=$(setting BACKUPS_DIR) db=$(setting DB_CONTAINER) user=$(setting DB_USER) name=$(setting DB_NAME)
 scratch=$(setting VERIFY_CONTAINER)
 work=$(mktemp -d)
-trap 'docker rm -f "$scratch" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+clean_up() {
+  docker rm -f "$scratch" >/dev/null 2>&1 || true
+  for part_name in $(accessories); do docker rm -f -v "$scratch-$part_name" >/dev/null 2>&1 || true; done
+  rm -rf "$work"
+}
+trap clean_up EXIT
 exec 9>"$backups/.lock"
 flock -w "$(setting LOCK_WAIT_SECONDS)" 9 || { echo "another backup, verify or restore holds $backups/.lock" >&2; exit 1; }
 
@@ -45,7 +55,8 @@ verdict() {
   outcome=$1 detail=$2
   # Not update_record: when jq cannot write the verdict, it is still reported (update_record would stop here).
   jq -c --arg at "$(now_iso)" --arg outcome "$outcome" --arg detail "$detail" \
-    '.verified = {at: $at, outcome: $outcome, how: "checksums, pg_restore --exit-on-error into a throwaway container, row counts", detail: $detail}' \
+    '.verified = {at: $at, outcome: $outcome, how: ("checksums, pg_restore --exit-on-error into a throwaway container, row counts"
+       + if (.accessories // {}) == {} then "" else "; accessories loaded into throwaway containers, health-checked" end), detail: $detail}' \
     "$record" >"$record.tmp" && mv -f "$record.tmp" "$record"
   if [ "$outcome" = ok ]; then echo "$id $detail"; else echo "backup $id FAILED verification: $detail" >&2; exit 3; fi
 }
@@ -105,4 +116,39 @@ differences=$(jq -r --slurpfile restored "$work/counts.json" \
   '.tables as $taken | ($taken + $restored[0]) | keys[] | select($taken[.] != $restored[0][.])
    | "\(.): \($taken[.] // "absent") at backup, \($restored[0][.] // "absent") restored"' "$record" | head -n 5 | tr '\n' ';')
 [ -z "$differences" ] || verdict failed "row counts differ: $differences"
-verdict ok "$(jq -r '"\(.tables | length) tables, \([.tables[]] | add // 0) rows match"' "$record")"
+docker rm -f "$scratch" >/dev/null 2>&1 || true
+
+# Each accessory's dump, into a throwaway container as restore_accessory.sh puts it into the accessory's own.
+loaded=""
+for part_name in $(jq -r '.accessories // {} | keys[]' "$record"); do
+  part=$backups/$(jq -r --arg name "$part_name" '.accessories[$name].file' "$record")
+  [ "$(sha256sum "$part" 2>/dev/null | cut -d' ' -f1)" = "$(jq -r --arg name "$part_name" '.accessories[$name].sha256' "$record")" ] \
+    || verdict failed "checksum mismatch: ${part##*/} is not the file that was written"
+  if [ -z "$(accessory "$part_name" .name)" ]; then
+    loaded="$loaded; accessory $part_name not loaded (it has no backup in the inventory now)"
+    continue
+  fi
+  box=$scratch-$part_name
+  docker rm -f -v "$box" >/dev/null 2>&1 || true
+  with_words "$part_name" '.scratch + [.image] + .command' docker create --name "$box" >/dev/null 2>"$work/box.err" \
+    || verdict failed "accessory $part_name: its throwaway container could not be made: $(tail -n 1 "$work/box.err")"
+  health="$box||$(accessory "$part_name" .health_port)|$(accessory "$part_name" .health_path)"
+  seconds=$(accessory "$part_name" .health_seconds)
+  if [ "$(accessory "$part_name" '.restore | length')" = 0 ]; then
+    docker cp "$part" "$box:$(accessory "$part_name" .file)" 2>"$work/box.err" \
+      || verdict failed "accessory $part_name: docker cp of its dump failed: $(tail -n 1 "$work/box.err")"
+  fi
+  docker start "$box" >/dev/null 2>"$work/box.err" \
+    || verdict failed "accessory $part_name: its throwaway container did not start: $(tail -n 1 "$work/box.err")"
+  if [ "$(accessory "$part_name" '.restore | length')" != 0 ]; then
+    wait_healthy "$seconds" "$(setting UNHEALTHY_EXIT)" "$health" >"$work/health" \
+      || verdict failed "accessory $part_name: its throwaway container never got healthy before the restore: $(cat "$work/health")"
+    with_words "$part_name" .restore docker exec -i "$box" <"$part" >/dev/null 2>"$work/box.err" \
+      || verdict failed "accessory $part_name: its restore command failed: $(grep -v '^$' "$work/box.err" | tail -n 1)"
+  fi
+  wait_healthy "$seconds" "$(setting UNHEALTHY_EXIT)" "$health" >"$work/health" \
+    || verdict failed "accessory $part_name: never healthy with its dump loaded: $(cat "$work/health")$(docker logs --tail 2 "$box" 2>&1 | tr '\n' ' ')"
+  docker rm -f -v "$box" >/dev/null 2>&1 || true
+  loaded="$loaded; accessory $part_name loaded and healthy"
+done
+verdict ok "$(jq -r '"\(.tables | length) tables, \([.tables[]] | add // 0) rows match"' "$record")$loaded"

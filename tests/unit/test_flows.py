@@ -234,14 +234,15 @@ def no_settling(monkeypatch):
     monkeypatch.setattr(restore_flow, "MAINTENANCE_SETTLE_SECONDS", 0)
 
 
-def in_maintenance(deployment, layout, remote, already_on: bool = False):
+def in_maintenance(deployment, layout, remote, already_on: bool = False, accessories: dict | None = None):
+    accessories = accessories or {}
     if already_on:
         remote.on(r"^slipway-maintenance-state ", stdout='{"by": "op"}')
     else:
         remote.on(r"^slipway-maintenance-state ", exited=1)
     return lambda: restore_flow._restore_in_maintenance(
-        LockedRun(remote, layout, 60), reporter(), deployment, PROJECT, SERVING, "/srv/demo/backups/x.dump", "",
-        lambda: {"id": "safety"})
+        LockedRun(remote, layout, 60), reporter(), deployment, PROJECT, SERVING,
+        restore_flow.Source("/srv/demo/backups/x.dump", "", "0" * 64, "x", accessories, []), lambda: {"id": "safety"})
 
 
 def test_a_restore_whose_swap_fails_brings_the_app_back_and_ends_maintenance(deployment, layout):

@@ -16,7 +16,8 @@ from fabfile.commands import backup, provision, provision_plan, shell, tls
 PROJECT = Path(__file__).resolve().parents[2]
 LIBRARY = shell.SCRIPTS_DIR / backup.LIBRARY
 INSTALLED_LIBRARY = f"{backup.INSTALL_DIR}/{backup.LIBRARY}"
-FUNCTIONS = ("setting", "now_iso", "write_record", "update_record", "merge_into_record")
+FUNCTIONS = ("setting", "now_iso", "write_record", "update_record", "merge_into_record", "accessory", "accessories",
+             "with_words")
 ISO_SECONDS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 
 
@@ -44,6 +45,19 @@ def test_the_library_holds_functions_only():
         elif depth == 0 and line.strip() and not line.startswith("#"):
             outside.append(line)
     assert outside == []
+
+
+def test_an_accessorys_words_reach_the_command_each_one_word_as_written(tmp_path):
+    words = ["sh", "-c", "echo \"$X\" * $(touch pwned)\n", "two words", "", "'quoted'", "ends with newlines\n\n"]
+    entries = [{"name": "cache", "backup": words}, {"name": "queue", "backup": ["other"]}]
+    (tmp_path / "settings.conf").write_text(f"ACCESSORIES={json.dumps(entries)}\n")
+    result = with_library(tmp_path, "accessories; with_words cache .backup python3 -c "
+                                    "'import json, sys; print(json.dumps(sys.argv[1:]))'")
+    assert result.returncode == 0, result.stderr
+    *names, argv = result.stdout.splitlines()
+    assert names == ["cache", "queue"]
+    assert json.loads(argv) == words
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_a_setting_is_the_last_line_for_its_key_verbatim_and_nothing_when_there_is_none(tmp_path):
