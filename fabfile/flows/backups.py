@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..commands import backup as backups
+from ..commands import accessories as accessory_commands
 from ..commands import backup_records
 from ..commands.layout import layout_of
 from ..commands.sequence import Part
@@ -50,7 +51,8 @@ def take(remote: Remote, reporter: Reporter, deployment: Deployment, trigger: st
     # node_exporter's folder is root's; the scheduled run does the same from its service.
     metrics = Part(["sudo", "-n", *backups.metrics_argv(layout_of(deployment.inventory))])
     parts = [*([check_part(installed_texts(deployment))] if check_first else []), Part(argv), metrics]
-    with reporter.step(f"{trigger} backup (pg_dump in the db container)") as step:
+    dumped = "".join(f", {name}'s backup command" for name in accessory_commands.backed_up(deployment.inventory))
+    with reporter.step(f"{trigger} backup (pg_dump in the db container{dumped})") as step:
         runner = run or (lambda command, **kwargs: remote.run(command, timeout=backup.timeout_seconds + 60, **kwargs))
         extra = {"limit": backup.timeout_seconds + 60} if run else {}
         outcome = run_parts(runner, deployment.name, parts, check=False, **extra)

@@ -59,3 +59,18 @@ with_words() {
   done
   "$@"
 }
+
+# copy_dump DUMP CONTAINER FILE puts DUMP at FILE in CONTAINER (running or
+# not) as root's file, mode 0644, the way a service writes its own snapshots:
+# Docker makes what it copies in root's, so a service running as another user
+# reads it only so. Through a hard link named as FILE, in a folder of its own
+# in the .incoming folder beside DUMP (never a copy of a large file).
+copy_dump() {
+  mkdir -p "${1%/*}/.incoming"
+  copy_stage=$(mktemp -d "${1%/*}/.incoming/copy.XXXXXX") copy_folder=${3%/*}
+  ln "$1" "$copy_stage/${3##*/}"
+  copy_status=0
+  tar -C "$copy_stage" --mode=0644 -cf - "${3##*/}" | docker cp - "$2:${copy_folder:-/}" || copy_status=$?
+  rm -rf "$copy_stage"
+  return "$copy_status"
+}

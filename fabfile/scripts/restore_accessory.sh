@@ -23,7 +23,7 @@ trap 'rm -rf "$work"' EXIT
 
 if [ "$(accessory "$name" '.restore | length')" = 0 ]; then
   docker stop --time "$(accessory "$name" .stop_seconds)" "$container" >/dev/null
-  if ! docker cp "$dump" "$container:$(accessory "$name" .file)" 2>"$work/copy.err"; then
+  if ! copy_dump "$dump" "$container" "$(accessory "$name" .file)" 2>"$work/copy.err"; then
     docker start "$container" >/dev/null || true
     echo "accessory $name: docker cp of the dump failed, its data is as it was: $(tail -n 1 "$work/copy.err")" >&2
     exit 1

@@ -135,7 +135,7 @@ for part_name in $(jq -r '.accessories // {} | keys[]' "$record"); do
   health="$box||$(accessory "$part_name" .health_port)|$(accessory "$part_name" .health_path)"
   seconds=$(accessory "$part_name" .health_seconds)
   if [ "$(accessory "$part_name" '.restore | length')" = 0 ]; then
-    docker cp "$part" "$box:$(accessory "$part_name" .file)" 2>"$work/box.err" \
+    copy_dump "$part" "$box" "$(accessory "$part_name" .file)" 2>"$work/box.err" \
       || verdict failed "accessory $part_name: docker cp of its dump failed: $(tail -n 1 "$work/box.err")"
   fi
   docker start "$box" >/dev/null 2>"$work/box.err" \

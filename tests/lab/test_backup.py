@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from fabfile.commands import backup as backup_commands, backup_records
 from lab_names import LAB
+from lab_site import get, post
 from load import LoadLoop
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -98,6 +99,71 @@ def test_backup_then_restore_brings_every_row_back_with_503_never_a_connection_e
     assert records(as_deploy)[safety]["trigger"] == "pre-restore"
     with capsys.disabled():
         print(f"\n    restore: {dict(load.outcomes)} (200 before and after, 503 while the database was replaced)")
+
+
+def redis_counter(site):
+    status, body, _ = get(site, "/counter")
+    assert status == 200, body
+    return json.loads(body)["counter"]
+
+
+def test_redis_joins_every_backup_and_restore_latest_puts_it_back_with_the_database(cli, as_deploy, site, capsys):
+    """The issue's round trip: a backup, then a change to the Redis value and to the database, then `backup.restore
+    latest --yes` (the backup, once verified, is the newest verified one): both come back to the backup's values,
+    in the same Redis container, behind the maintenance page."""
+    counted = post(site, "/counter", {})[1]["counter"]
+    psql(as_deploy, "CREATE TABLE IF NOT EXISTS redis_notes (id serial PRIMARY KEY, body text); "
+                    "INSERT INTO redis_notes (body) VALUES ('with the counter')")
+    before, beats = snapshot(as_deploy)
+    made = backup(cli)
+    backup_id = taken_id(made)
+    assert "pg_dump in the db container, redis's backup command" in made.stdout
+    part = records(as_deploy)[backup_id]["accessories"]["redis"]
+    path = f"{LAB.backups}/{part['file']}"
+    assert part["file"] == f"{backup_id}.accessory-redis"
+    assert as_deploy.run(f"stat -c '%a %U %s' {path}").stdout.split() == ["600", "deploy", str(part["size"])]
+    assert as_deploy.run(f"sha256sum {path}").stdout.split()[0] == part["sha256"]
+    # An RDB file, as redis-server writes them.
+    assert as_deploy.run(f"head -c 5 {path}").stdout == "REDIS"
+
+    verified = cli("fab", "-H", "lab", "backup.verify", backup_id)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "accessory redis loaded and healthy" in verified.stdout
+    assert as_deploy.run(f"docker ps -aq --filter name={LAB.verify_container}").stdout == ""
+
+    assert post(site, "/counter", {})[1]["counter"] == counted + 1
+    psql(as_deploy, "DELETE FROM redis_notes")
+    kept_container = as_deploy.run(f"docker inspect -f '{{{{.Id}}}}' {LAB.accessory_container('redis')}").stdout
+    with LoadLoop(site, clients=10) as load:
+        restored = cli("fab", "-H", "lab", "backup.restore", "latest", "--yes")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert f"latest is {backup_id}, the newest verified backup" in restored.stdout
+    assert re.search(r"restore accessory redis, wait until healthy +changed", restored.stdout), restored.stdout
+    assert redis_counter(site) == counted
+    assert snapshot(as_deploy, beats)[0] == before
+    assert as_deploy.run(f"docker inspect -f '{{{{.Id}}}}' {LAB.accessory_container('redis')}").stdout == kept_container
+    assert set(load.outcomes) <= {"200", "503"}, load.failures
+    # The safety backup holds what the restore replaced, Redis's value included.
+    safety = re.search(r"the database and redis as before are backup (\d{8}-\d{6})", restored.stdout).group(1)
+    assert records(as_deploy)[safety]["accessories"]["redis"]["size"] > 0
+    with capsys.disabled():
+        print(f"\n    restore with redis: {dict(load.outcomes)}")
+
+
+def test_a_backup_while_redis_is_stopped_fails_in_one_line_naming_it_and_keeps_no_part(cli, as_deploy):
+    kept = {i for i, r in records(as_deploy).items() if r["outcome"] == "ok"}
+    redis = LAB.accessory_container("redis")
+    as_deploy.run(f"docker stop {redis}")
+    try:
+        failed = backup(cli)
+    finally:
+        as_deploy.run(f"docker start {redis} && until docker inspect -f '{{{{.State.Health.Status}}}}' {redis} "
+                      "| grep -qx healthy; do sleep 0.5; done", timeout=60)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+    assert f"accessory redis: its backup command in {redis} failed: " in failed.stderr, failed.stderr
+    assert "is not running" in failed.stderr
+    assert {i for i, r in records(as_deploy).items() if r["outcome"] == "ok"} == kept
+    assert as_deploy.run(f"ls {LAB.backups}/ | grep -v '[.]json$' | sed 's/[.].*//' | sort -u").stdout.split() == sorted(kept)
 
 
 def test_a_restore_of_a_database_with_a_63_character_name_replaces_it_and_drops_nothing_else(as_deploy, tmp_path):
@@ -447,6 +513,7 @@ def test_a_downloaded_backup_is_checked_here_and_restores_with_file(cli, as_depl
     assert "sha256 checked" in downloaded.stdout
     dump = tmp_path / f"{backup_id}.dump"
     assert oct(dump.stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / f"{backup_id}.accessory-redis").stat().st_mode & 0o777) == "0o600"
     assert json.loads((tmp_path / f"{backup_id}.json").read_text())["id"] == backup_id
     psql(as_deploy, "DROP TABLE notes")
     restored = cli("fab", "-H", "lab", "backup.restore", "file", "--file", str(dump), "--yes")
@@ -572,6 +639,9 @@ def test_a_backup_gone_from_the_server_comes_back_from_offsite(cli, as_deploy):
     assert f"fetch {backup_id} from the offsite repository" in restored.stdout
     assert snapshot(as_deploy, beats)[0] == before
     assert records(as_deploy)[backup_id]["fetched"]["snapshot"]
+    part = records(as_deploy)[backup_id]["accessories"]["redis"]
+    assert as_deploy.run(f"sha256sum {LAB.backups}/{part['file']}").stdout.split()[0] == part["sha256"]
+    assert "restore accessory redis" in restored.stdout
     missing = cli("fab", "-H", "lab", "backup.restore", "20200101-000000", "--from-offsite", "--yes")
     assert missing.returncode == 1
     assert f"no backup 20200101-000000 of {LAB.offsite_host} (inventory-lab) in the offsite repository" in missing.stderr

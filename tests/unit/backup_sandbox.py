@@ -19,9 +19,15 @@ SECRETS = {"DB_PASSWORD": "x", "RESTIC_PASSWORD": "correct horse battery", "S3_I
 SECRET = SECRETS.__getitem__
 
 
-def shop_inventory(tmp_path, with_database=True):
+# A Redis beside the shop whose data joins every backup.
+CACHE = {"image": "redis:7.2", "command": "redis-server --save 60 1", "volumes": ["cache-data:/data"],
+         "healthcheck": {"command": "redis-cli ping"},
+         "backup": {"command": "sh -c 'exec redis-cli --rdb -'", "file": "/data/dump.rdb"}}
+
+
+def shop_inventory(tmp_path, with_database=True, accessories=None):
     """The shop's inventory and its secrets written to TMP_PATH (prod.yaml, prod.env), loaded (WITH_DATABASE
-    False: the app alone, with neither database nor backups)."""
+    False: the app alone, with neither database nor backups; ACCESSORIES: its accessories)."""
     (tmp_path / "id.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDuptqmDfSXBQUmUGJh op@laptop\n")
     data = {
         "host": {"address": "203.0.113.7"},
@@ -33,6 +39,8 @@ def shop_inventory(tmp_path, with_database=True):
     }
     if not with_database:
         del data["database"], data["backup"]
+    if accessories:
+        data["accessories"] = accessories
     (tmp_path / "prod.yaml").write_text(yaml.safe_dump(data))
     (tmp_path / "prod.env").write_text("".join(f"{key}={value}\n" for key, value in SECRETS.items()))
     return config.load(tmp_path, "prod").inventory

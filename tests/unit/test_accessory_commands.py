@@ -43,6 +43,12 @@ def with_accessory(name="redis", **changes):
     (with_accessory(healthcheck={"path": "/health"}),
      "accessories.redis.healthcheck: expected either command (run inside the container, healthy on exit 0) or path "
      "and port (answering HTTP 2xx)"),
+    (with_accessory(backup={"command": "redis-cli --rdb -"}),
+     "accessories.redis.backup: expected file (where the dump goes in the container, like /data/dump.rdb) with "
+     "restore: files, or restore: a command that reads the dump on stdin"),
+    (with_accessory(backup={"command": "redis-cli --rdb -", "file": "data/dump.rdb"}),
+     "accessories.redis.backup.file: found 'data/dump.rdb'; expected an absolute path inside the container, like "
+     "/data/dump.rdb"),
 ], ids=lambda value: "" if isinstance(value, dict) else value.split(": ")[0])
 def test_each_wrong_accessory_gets_one_precise_line_before_any_connection(inventories, data, expected):
     write(inventories, data, secrets="DATABASE_PASSWORD=x\nREDIS_PASSWORD=y\n")

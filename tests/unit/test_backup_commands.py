@@ -1,5 +1,6 @@
 """Backups as data: the retention policy, the installed scripts and files, their timers; no server."""
 
+import hashlib
 import json
 import re
 import subprocess
@@ -8,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import yaml
 
-from backup_sandbox import PROJECT, SECRET, fake_bin, local_conf, run_script, shop_inventory, write_records
+from backup_sandbox import CACHE, PROJECT, SECRET, fake_bin, local_conf, run_script, shop_inventory, write_records
 from fabfile import config
 from fabfile.commands import backup, backup_records, provision, provision_plan, shell
 from fabfile.commands.layout import layout_of
@@ -96,6 +97,8 @@ exec)
         done ;;
   pg_dump) printf 'PGDMP a fake dump\n' ;;
   pg_dumpall) printf -- '-- roles\n' ;;
+  sh) if [ -n "${FAKE_ACCESSORY_DOWN:-}" ]; then echo "Error response from daemon: container is not running" >&2; exit 1; fi
+      printf 'REDIS0011 a fake snapshot' ;;
   esac ;;
 run) exit 1 ;;
 esac
@@ -122,6 +125,51 @@ def test_a_backup_after_the_clock_stepped_back_gets_the_next_sequence_number_and
     # Retention kept the new backup (the newest by sequence, though its id sorts before 2099), and only it.
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == \
         sorted(f"{new_id}.{kind}" for kind in ("dump", "globals.sql", "json"))
+
+
+def test_an_accessorys_dump_joins_the_backup_with_its_checksum_and_a_failed_one_fails_the_whole_backup(tmp_path):
+    inventory = shop_inventory(tmp_path, accessories={"cache": CACHE})
+    conf, folder = local_conf(tmp_path, inventory)
+    bin_dir, log = fake_bin(tmp_path, docker=FAKE_DOCKER), tmp_path / "docker.log"
+    made = run_script("backup.sh", conf, "manual", bin_dir=bin_dir, env={"FAKE_LOG": log, "FAKE_DATABASE_SIZE": "1"})
+    assert made.returncode == 0, made.stderr
+    backup_id = made.stdout.split()[-4]
+    part = folder / f"{backup_id}.accessory-cache"
+    assert part.read_bytes() == b"REDIS0011 a fake snapshot" and oct(part.stat().st_mode & 0o777) == "0o600"
+    record = json.loads((folder / f"{backup_id}.json").read_text())
+    assert record["accessories"]["cache"] == {"file": part.name, "sha256": hashlib.sha256(part.read_bytes()).hexdigest(),
+                                              "size": part.stat().st_size, "seconds": 0}
+    # The words of the backup command, as the inventory has them, in the accessory's own container.
+    assert "exec shop-cache sh -c exec redis-cli --rdb -\n" in log.read_text()
+
+    failed = run_script("backup.sh", conf, "manual", bin_dir=bin_dir,
+                        env={"FAKE_LOG": log, "FAKE_DATABASE_SIZE": "1", "FAKE_ACCESSORY_DOWN": "1"})
+    assert failed.returncode == 1
+    assert failed.stderr.strip().endswith("accessory cache: its backup command in shop-cache failed: Error response "
+                                          "from daemon: container is not running")
+    failed_id = next(r["id"] for r in map(json.loads, (p.read_text() for p in folder.glob("*.json")))
+                     if r["outcome"] == "failed")
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(failed_id)) == [f"{failed_id}.json"]
+    assert list((folder / ".incoming").iterdir()) == []
+
+
+def test_the_configuration_lists_the_accessories_with_a_backup_only_when_there_are_some(tmp_path, inventory):
+    assert "ACCESSORIES=" not in backup.conf_text(inventory)
+    loaded = {**CACHE, "backup": {"command": "dump-all", "restore": "load-all --from-stdin"}}
+    with_cache = shop_inventory(tmp_path, accessories={"cache": CACHE, "queue": {**CACHE, "backup": None},
+                                                       "search": loaded})
+    entries = json.loads(next(line for line in backup.conf_text(with_cache).splitlines()
+                              if line.startswith("ACCESSORIES="))[len("ACCESSORIES="):])
+    assert [entry["name"] for entry in entries] == ["cache", "search"]
+    cache, search = entries
+    assert (search["backup"], search["restore"], search["file"]) == (["dump-all"], ["load-all", "--from-stdin"], "")
+    assert (cache["container"], cache["backup"], cache["restore"], cache["file"]) == (
+        "shop-cache", ["sh", "-c", "exec redis-cli --rdb -"], [], "/data/dump.rdb")
+    # The throwaway copy verify loads the dump into: no network (its check runs inside), a fresh volume where the
+    # accessory writes, its environment and health check.
+    scratch = cache["scratch"]
+    assert scratch[:4] == ["--network", "none", "--env-file", "/srv/shop/shared/accessories/cache.env"]
+    assert scratch[4:6] == ["--volume", "/data"] and "--health-cmd" in scratch and "--label" not in scratch
 
 
 def test_verify_refuses_in_one_line_before_restoring_when_dockers_data_root_lacks_the_room(tmp_path, inventory):
@@ -169,6 +217,8 @@ def test_prune_applies_retention_by_sequence_now_deleting_only(tmp_path, invento
     (folder / ".incoming").mkdir()
     (folder / ".incoming" / "20261124-030000.dump").write_text("half")
     (folder / "20261124-030000.dump").write_text("a dump without a good record")
+    for backup_id in ("20261120-030000", "20261122-030000", "20261124-030000"):
+        (folder / f"{backup_id}.accessory-cache").write_text("an accessory's dump")
     (folder / ".lock").touch()
     before = sorted(p.name for p in folder.rglob("*"))
     # No temporary file anywhere: a full disk has no room for one.
@@ -179,14 +229,15 @@ def test_prune_applies_retention_by_sequence_now_deleting_only(tmp_path, invento
     pruned = backup_records.parse_prune(dry.stdout)
     assert pruned.backups == [("20990101-030000", 1000), ("20261120-030000", 2000)]
     assert pruned.records == ["20990102-030000"]
-    assert pruned.leftovers == [".incoming/20261124-030000.dump", "20261124-030000.dump"]
+    assert pruned.leftovers == [".incoming/20261124-030000.dump", "20261124-030000.dump",
+                                "20261124-030000.accessory-cache"]
     assert pruned.kept == 3  # the newest two, and the newest verified one
     done = run_script("prune.sh", conf, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout == dry.stdout
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == sorted(
-        f"{i}.{kind}" for i in ("20261121-030000", "20261122-030000", "20261123-030000")
-        for kind in ("dump", "globals.sql", "json"))
+        [f"{i}.{kind}" for i in ("20261121-030000", "20261122-030000", "20261123-030000")
+         for kind in ("dump", "globals.sql", "json")] + ["20261122-030000.accessory-cache"])
     assert list((folder / ".incoming").iterdir()) == []
     again = run_script("prune.sh", conf, env=env)
     assert again.stdout == "kept 3\n"

@@ -265,6 +265,55 @@ def test_maintenance_an_operator_turned_on_before_a_failed_restore_stays_on(depl
     assert remote.ran(r"^docker compose .* start ")
 
 
+RESTORE_ACCESSORY = r"^sh /usr/local/lib/slipway/restore_accessory\.sh "
+
+
+def restores(remote, layout):
+    """What the restore ran, in order: an accessory's restore (NAME DUMP's file name), the database's, the start."""
+    ran = []
+    for call in remote.calls:
+        words = call.shown.split()
+        if re.match(RESTORE_ACCESSORY, call.shown):
+            ran.append(f"{words[-2]} {words[-1].rsplit('/', 1)[1]}")
+        elif call.shown.startswith("sh /usr/local/lib/slipway/restore.sh "):
+            ran.append("database")
+        elif call.shown.startswith("docker compose") and words[6] == "start":
+            ran.append("start")
+    return ran
+
+
+@pytest.fixture
+def with_redis(tmp_path):
+    """The lab inventory with its Redis accessory, whose data joins every backup."""
+    def edit(data):
+        redis = data["accessories"]
+        registry_pulls(data)
+        data["accessories"] = redis
+    return lab_inventory(tmp_path, edit=edit)
+
+
+def test_a_restore_whose_database_fails_gives_the_accessories_the_safety_backups_data_again(with_redis, layout):
+    remote = scripted(layout, Server(serving=SERVING))
+    remote.on(r"^sh /usr/local/lib/slipway/restore\.sh ", exited=4, stderr="pg_restore failed, the database is as it was")
+    chosen = {"redis": (layout.backup_accessory("20261201-030000", "redis"), "0" * 64)}
+    with pytest.raises(Exception, match="the database is as it was"):
+        in_maintenance(with_redis, layout, remote, accessories=chosen)()
+    assert restores(remote, layout) == ["redis 20261201-030000.accessory-redis", "database",
+                                        "redis safety.accessory-redis", "start"]
+
+
+def test_a_restore_whose_accessory_fails_never_touches_the_database_and_puts_the_accessory_back(with_redis, layout):
+    remote = scripted(layout, Server(serving=SERVING))
+    remote.on(RESTORE_ACCESSORY + r".* /srv/demo/backups/20261201-030000\.", exited=1,
+              stderr="accessory redis is not healthy after the restore: unhealthy: demo-redis=exited/-")
+    chosen = {"redis": (layout.backup_accessory("20261201-030000", "redis"), "0" * 64)}
+    with pytest.raises(Exception, match="not healthy after the restore"):
+        in_maintenance(with_redis, layout, remote, accessories=chosen)()
+    assert restores(remote, layout) == ["redis 20261201-030000.accessory-redis", "redis safety.accessory-redis",
+                                        "start"]
+    assert remote.ran(r"^slipway-maintenance \S+ off$")
+
+
 def test_a_restore_that_fails_and_cannot_bring_the_app_back_says_both(deployment, layout):
     remote = scripted(layout, Server(serving=SERVING))
     remote.on(r"^sh /usr/local/lib/slipway/restore\.sh ", exited=1, stderr="pg_restore: error: out of space")

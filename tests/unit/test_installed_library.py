@@ -17,7 +17,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 LIBRARY = shell.SCRIPTS_DIR / backup.LIBRARY
 INSTALLED_LIBRARY = f"{backup.INSTALL_DIR}/{backup.LIBRARY}"
 FUNCTIONS = ("setting", "now_iso", "write_record", "update_record", "merge_into_record", "accessory", "accessories",
-             "with_words")
+             "with_words", "copy_dump")
 ISO_SECONDS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 
 
