@@ -80,8 +80,9 @@ def restore(remote: Remote, reporter: Reporter, deployment: Deployment, project:
                                          lambda: take(remote, reporter, deployment, "pre-restore", run=run))
         audit(run, layout, "restored", source=source.dump, safety_backup=safety["id"])
     print(reporter.summary())
-    what = "the database and " + ", ".join(source.accessories) if source.accessories else "the database"
-    print(f"[{deployment.name}] restored from {source.what}; {what} as before are backup {safety['id']}")
+    what = (f"the database and {', '.join(source.accessories)} as they were before are" if source.accessories
+            else "the database as it was before is")
+    print(f"[{deployment.name}] restored from {source.what}; {what} backup {safety['id']}")
 
 
 @dataclass

@@ -95,7 +95,7 @@ def test_backup_then_restore_brings_every_row_back_with_503_never_a_connection_e
     assert snapshot(as_deploy, beats)[0] == before
     assert set(load.outcomes) <= {"200", "503"}, load.failures
     assert load.outcomes["503"] > 0, load.outcomes
-    safety = re.search(r"before is backup (\d{8}-\d{6})", restored.stdout).group(1)
+    safety = re.search(r"before (?:is|are) backup (\d{8}-\d{6})", restored.stdout).group(1)
     assert records(as_deploy)[safety]["trigger"] == "pre-restore"
     with capsys.disabled():
         print(f"\n    restore: {dict(load.outcomes)} (200 before and after, 503 while the database was replaced)")
@@ -142,12 +142,30 @@ def test_redis_joins_every_backup_and_restore_latest_puts_it_back_with_the_datab
     assert redis_counter(site) == counted
     assert snapshot(as_deploy, beats)[0] == before
     assert as_deploy.run(f"docker inspect -f '{{{{.Id}}}}' {LAB.accessory_container('redis')}").stdout == kept_container
+    # Until Redis writes its next snapshot, the file it loaded is the copy, readable by its own user.
+    assert as_deploy.run(f"docker exec {LAB.accessory_container('redis')} stat -c %a /data/dump.rdb").stdout.strip() \
+        == "644"
     assert set(load.outcomes) <= {"200", "503"}, load.failures
     # The safety backup holds what the restore replaced, Redis's value included.
-    safety = re.search(r"the database and redis as before are backup (\d{8}-\d{6})", restored.stdout).group(1)
+    safety = re.search(r"the database and redis as they were before are backup (\d{8}-\d{6})", restored.stdout).group(1)
     assert records(as_deploy)[safety]["accessories"]["redis"]["size"] > 0
     with capsys.disabled():
         print(f"\n    restore with redis: {dict(load.outcomes)}")
+
+
+def test_a_redis_dump_redis_cannot_load_fails_verify_though_its_checksum_matches(cli, as_deploy):
+    backup_id = taken_id(backup(cli))
+    part = f"{LAB.backups}/{backup_id}.accessory-redis"
+    # Damaged before it was written, as a bad disk or a broken dump command would: the record's checksum matches.
+    as_deploy.run(f"printf 'REDIS0011 not a snapshot' > {part}")
+    digest = as_deploy.run(f"sha256sum {part}").stdout.split()[0]
+    edit_record(as_deploy, backup_id, f'.accessories.redis.sha256 = "{digest}"')
+    verified = cli("fab", "-H", "lab", "backup.verify", backup_id)
+    assert verified.returncode == 1, verified.stdout
+    assert f"backup {backup_id} FAILED verification: accessory redis: never healthy with its dump loaded" \
+        in verified.stderr, verified.stderr
+    assert records(as_deploy)[backup_id]["verified"]["outcome"] == "failed"
+    assert as_deploy.run(f"docker ps -aq --filter name={LAB.verify_container}").stdout == ""
 
 
 def test_a_backup_while_redis_is_stopped_fails_in_one_line_naming_it_and_keeps_no_part(cli, as_deploy):
@@ -222,7 +240,7 @@ def test_the_safety_backup_holds_every_write_the_app_acknowledged_before_the_res
     stop.set()
     thread.join(timeout=30)
     assert restored.returncode == 0, restored.stdout + restored.stderr
-    safety = re.search(r"before is backup (\d{8}-\d{6})", restored.stdout).group(1)
+    safety = re.search(r"before (?:is|are) backup (\d{8}-\d{6})", restored.stdout).group(1)
     assert acknowledged, "the writer got no write through before maintenance"
     missing = set(acknowledged) - dumped_item_names(as_deploy, safety)
     assert not missing, sorted(missing)
@@ -519,6 +537,8 @@ def test_a_downloaded_backup_is_checked_here_and_restores_with_file(cli, as_depl
     restored = cli("fab", "-H", "lab", "backup.restore", "file", "--file", str(dump), "--yes")
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert snapshot(as_deploy, beats)[0] == before
+    assert "accessories left as they are (a dump file holds the database only): redis" in restored.stdout
+    assert "restore accessory" not in restored.stdout
 
 
 def test_a_download_goes_by_default_into_a_private_folder_git_ignores(cli, as_deploy):

@@ -98,7 +98,7 @@ exec)
   pg_dump) printf 'PGDMP a fake dump\n' ;;
   pg_dumpall) printf -- '-- roles\n' ;;
   sh) if [ -n "${FAKE_ACCESSORY_DOWN:-}" ]; then echo "Error response from daemon: container is not running" >&2; exit 1; fi
-      printf 'REDIS0011 a fake snapshot' ;;
+      [ -n "${FAKE_ACCESSORY_EMPTY:-}" ] || printf 'REDIS0011 a fake snapshot' ;;
   esac ;;
 run) exit 1 ;;
 esac
@@ -151,6 +151,45 @@ def test_an_accessorys_dump_joins_the_backup_with_its_checksum_and_a_failed_one_
                      if r["outcome"] == "failed")
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(failed_id)) == [f"{failed_id}.json"]
     assert list((folder / ".incoming").iterdir()) == []
+    empty = run_script("backup.sh", conf, "manual", bin_dir=bin_dir,
+                       env={"FAKE_LOG": log, "FAKE_DATABASE_SIZE": "1", "FAKE_ACCESSORY_EMPTY": "1"})
+    assert empty.returncode == 1
+    assert empty.stderr.strip().endswith("accessory cache: its backup command in shop-cache failed: it wrote nothing")
+
+
+# docker as restore_accessory.sh uses it: what it is told, and what it reads on stdin, go to FAKE_LOG; cp reads its tar;
+# the container is healthy once started.
+FAKE_ACCESSORY_DOCKER = r'''echo "$*" >> "$FAKE_LOG"
+case $1 in
+exec) printf 'stdin: %s\n' "$(cat)" >> "$FAKE_LOG" ;;
+cp) tar -tvf - >> "$FAKE_LOG" ;;
+inspect) echo running/healthy ;;
+esac
+exit 0
+'''
+
+
+@pytest.mark.parametrize("restore", ["files", "load-all --from-stdin"])
+def test_an_accessory_is_restored_as_its_backup_says_and_waited_for(tmp_path, restore):
+    inventory = shop_inventory(tmp_path, accessories={"cache": {**CACHE, "backup": {**CACHE["backup"], "restore": restore}}})
+    conf, folder = local_conf(tmp_path, inventory)
+    (folder / "20261120-030000.accessory-cache").write_text("REDIS0011 the backup's")
+    (folder / "20261120-030000.accessory-cache").chmod(0o600)
+    log = tmp_path / "docker.log"
+    restored = run_script("restore_accessory.sh", conf, "cache", folder / "20261120-030000.accessory-cache",
+                          bin_dir=fake_bin(tmp_path, docker=FAKE_ACCESSORY_DOCKER), env={"FAKE_LOG": log})
+    assert (restored.returncode, restored.stdout) == (0, "restored accessory cache\n"), restored.stderr
+    told = log.read_text().splitlines()
+    if restore == "files":
+        assert told[0] == "stop --time 30 shop-cache"  # its stop_grace_seconds
+        # Through a tar of a hard link named as the file, mode 0644, into the file's folder.
+        assert told[1] == "cp - shop-cache:/data" and told[2].startswith("-rw-r--r-- ") and told[2].endswith(" dump.rdb")
+        assert told[3] == "start shop-cache"
+    else:
+        assert told[:2] == ["exec -i shop-cache load-all --from-stdin", "stdin: REDIS0011 the backup's"]
+        assert "stop" not in " ".join(told)
+    assert told[-1].startswith("inspect -f ") and told[-1].endswith(" shop-cache")
+    assert not (folder / ".incoming").exists() or list((folder / ".incoming").iterdir()) == []
 
 
 def test_the_configuration_lists_the_accessories_with_a_backup_only_when_there_are_some(tmp_path, inventory):
