@@ -68,6 +68,9 @@ def take(remote: Remote, reporter: Reporter, deployment: Deployment, trigger: st
         backup_id, size, sha256, seconds = outcome.output(backed_up).split()[-4:]
         offsite_error = last_line(outcome.stderr) if result_failed else None
         step.changed, step.detail = True, f"{backup_id}, {backup_records.human_size(int(size))}"
+        for line in (outcome.stderr or "").splitlines():
+            if line.startswith("accessory ") and " skipped: " in line:
+                step.detail += f"; {line}"
         if backup.offsite:
             step.detail += f"; offsite copy FAILED: {offsite_error}" if offsite_error else ", copied offsite"
             if backup.offsite.append_only and not offsite_error:

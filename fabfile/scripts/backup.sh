@@ -142,10 +142,16 @@ session=""
 wait "$globals" || exit 1
 
 # Each accessory with a backup: its command, run in its container, writes a dump to stdout, into .incoming and
-# checksummed on the way. A backup missing a part is no backup: it fails as a whole.
-parts='{}'
+# checksummed on the way. A backup missing a part is no backup: it fails as a whole. An accessory without a
+# container (removed, or not started yet: the next deploy starts it) is skipped, and the record says so.
+parts='{}' skipped='[]'
 for part_name in $(accessories); do
   container=$(accessory "$part_name" .container) part=$id.accessory-$part_name part_began=$(date +%s)
+  if ! docker container inspect "$container" >/dev/null 2>&1; then
+    skipped=$(printf '%s' "$skipped" | jq -c --arg name "$part_name" '. + [$name]')
+    echo "accessory $part_name skipped: it has no container $container (the next deploy starts it)" >&2
+    continue
+  fi
   (
     rc=0
     (
@@ -175,11 +181,12 @@ size=$(stat -c %s "$incoming/$id.dump")
 mv -f "$incoming/$id.dump" "$incoming/$id.globals.sql" "$backups/"
 update_record "$backups/$id.json" --arg sha256 "$sha256" --argjson size "$size" --arg version "$version" \
   --argjson tables "$tables" --argjson seconds "$(( $(date +%s) - began ))" --arg ended "$(now_iso)" \
-  --arg compression "$compression" --argjson database_size "$database_size" --argjson parts "$parts" \
+  --arg compression "$compression" --argjson database_size "$database_size" --argjson parts "$parts" --argjson skipped "$skipped" \
   --arg globals_sha256 "$(sha256sum "$backups/$id.globals.sql" | cut -d' ' -f1)" \
   '.outcome = "ok" | .ended = $ended | .size = $size | .sha256 = $sha256 | .globals_sha256 = $globals_sha256
    | .postgres_version = $version | .compression = $compression | .seconds = $seconds | .tables = $tables
    | .database_size = $database_size | if $parts == {} then . else .accessories = $parts end
+   | if $skipped == [] then . else .accessories_skipped = $skipped end
    | .verified = null | .offsite = false' 2>"$work/record.err"
 sync "$backups" 2>/dev/null || true
 finished=1

@@ -154,6 +154,9 @@ def test_remove_keeps_the_data_unless_told_and_the_next_deploy_starts_the_access
 
     deployed = cli("fab", "-H", "lab", "deploy")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    # Its pre-deploy backup has no Redis to dump yet, and says so.
+    assert re.search(r"pre-deploy backup .* changed .*; accessory redis skipped: it has no container "
+                     rf"{LAB.accessory_container(REDIS)} \(the next deploy starts it\)", deployed.stdout), deployed.stdout
     assert re.search(r"accessories redis up and healthy +changed .* redis created", deployed.stdout), deployed.stdout
     assert container(as_deploy)[1:] == ["slipway-demo/redis:1", "healthy"]
     assert counter(site) == 0

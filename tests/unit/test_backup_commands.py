@@ -101,6 +101,7 @@ exec)
       [ -n "${FAKE_ACCESSORY_EMPTY:-}" ] || printf 'REDIS0011 a fake snapshot' ;;
   esac ;;
 run) exit 1 ;;
+container) [ -z "${FAKE_ACCESSORY_MISSING:-}" ] || exit 1 ;;
 esac
 exit 0
 '''
@@ -155,6 +156,13 @@ def test_an_accessorys_dump_joins_the_backup_with_its_checksum_and_a_failed_one_
                        env={"FAKE_LOG": log, "FAKE_DATABASE_SIZE": "1", "FAKE_ACCESSORY_EMPTY": "1"})
     assert empty.returncode == 1
     assert empty.stderr.strip().endswith("accessory cache: its backup command in shop-cache failed: it wrote nothing")
+    # Removed, or not started yet: the backup of the rest is good, and says what it skipped.
+    skipped = run_script("backup.sh", conf, "manual", bin_dir=bin_dir,
+                         env={"FAKE_LOG": log, "FAKE_DATABASE_SIZE": "1", "FAKE_ACCESSORY_MISSING": "1"})
+    assert skipped.returncode == 0, skipped.stderr
+    assert skipped.stderr == "accessory cache skipped: it has no container shop-cache (the next deploy starts it)\n"
+    record = json.loads((folder / f"{skipped.stdout.split()[-4]}.json").read_text())
+    assert (record["outcome"], record["accessories_skipped"], "accessories" in record) == ("ok", ["cache"], False)
 
 
 # docker as restore_accessory.sh uses it: what it is told, and what it reads on stdin, go to FAKE_LOG; cp reads its tar;
