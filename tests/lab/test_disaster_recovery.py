@@ -1,5 +1,5 @@
-"""Disaster recovery: the server is lost, and a new one gets the app and its data back from the
-offsite copy. Runs last: it destroys the session's target and leaves a new one in its place."""
+"""Disaster recovery: the server is lost, and a new one gets the app and its data (the database's, Redis's)
+back from the offsite copy. Runs last: it destroys the session's target and leaves a new one in its place."""
 
 import json
 import time
@@ -9,13 +9,15 @@ from conftest import connect, run_cli
 from fabfile import config
 from fabfile.remote import Remote
 from test_backup import psql, records, snapshot, taken_id
-from lab_site import Site, get
+from lab_site import Site, get, post
 
 
 def test_a_lost_server_is_rebuilt_from_nothing_and_its_data_restored_from_offsite(as_deploy, provisioned, capsys):
     psql(as_deploy, "CREATE TABLE IF NOT EXISTS drill (id serial PRIMARY KEY, body text); "
                     "INSERT INTO drill (body) SELECT md5(n::text) FROM generate_series(1, 3000) n")
     before, beats = snapshot(as_deploy)
+    # Redis's counter too: its dump is in the same backup.
+    counted = post(Site.of(json.loads(run_cli("inv", "lab.status", "--json").stdout)), "/counter", {})[1]["counter"]
     backup_id = taken_id(run_cli("fab", "-H", "lab", "backup"))
     assert records(as_deploy)[backup_id]["offsite"]["snapshot"]
 
@@ -40,6 +42,7 @@ def test_a_lost_server_is_rebuilt_from_nothing_and_its_data_restored_from_offsit
         remote.close()
     site = Site.of(json.loads(run_cli("inv", "lab.status", "--json").stdout))
     assert get(site, "/version")[0] == 200
+    assert json.loads(get(site, "/counter")[1])["counter"] == counted
     with capsys.disabled():
         print(f"\n    disaster recovery: new target in {fresh_target - began:.0f}s; from the fresh target to the site "
               f"serving the restored data (provision, deploy, restore --from-offsite) {restored - fresh_target:.0f}s")
