@@ -15,7 +15,7 @@
 # cover the restored size times VERIFY_SPACE_PERCENT/100 plus
 # VERIFY_RESERVE_MB; the restored size is the database's size when the
 # backup was taken (`database_size`), or VERIFY_DUMP_EXPANSION times the
-# dump for a record from before that.
+# dump for a record from before that, and the accessories' dumps.
 # Exits 3 when the backup fails verification, 2 when there is no such backup,
 # 5 when the space is not there (one line; nothing was restored).
 # Usage: verify_backup.sh CONF ID|latest
@@ -83,6 +83,12 @@ case $restored in
   basis="$(setting VERIFY_DUMP_EXPANSION) times its dump: the record has no database size"
   ;;
 esac
+# The accessories' throwaway containers hold a copy of their dumps on Docker's data root too.
+parts_size=$(jq -r '[.accessories // {} | .[].size | select(type == "number" and . >= 0)] | add // 0 | floor' "$record")
+if [ "$parts_size" -gt 0 ]; then
+  restored=$(( restored + parts_size ))
+  basis="$basis, and its accessories' dumps"
+fi
 needed=$(( restored * $(setting VERIFY_SPACE_PERCENT) / 100 + $(setting VERIFY_RESERVE_MB) * 1048576 ))
 if [ "$(( free_kb * 1024 ))" -lt "$needed" ]; then
   echo "refused to verify $id: it restores to about $(human "$restored") ($basis), so verify needs $(human "$needed") free on $where (Docker's data root, beside the running database; $(setting VERIFY_SPACE_PERCENT)% of that and $(setting VERIFY_RESERVE_MB) MB to spare), which has $(human "$(( free_kb * 1024 ))"); nothing was restored" >&2

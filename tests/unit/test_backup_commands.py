@@ -226,6 +226,8 @@ def test_verify_refuses_in_one_line_before_restoring_when_dockers_data_root_lack
         {"id": "20261122-030000", "seq": 2, "outcome": "ok", "size": 10, "database_size": 10 ** 15},
         {"id": "20261123-030000", "seq": 3, "outcome": "ok", "size": 10, "verified": {"outcome": "failed"}},
         {"id": "20261120-030000", "outcome": "ok", "size": 10 ** 14},  # from before database sizes
+        {"id": "20261119-030000", "outcome": "ok", "size": 10, "database_size": 1000,
+         "accessories": {"cache": {"file": "20261119-030000.accessory-cache", "size": 10 ** 15}}},
     ])
     log = tmp_path / "docker.log"
     bin_dir = fake_bin(tmp_path, docker=FAKE_DOCKER)
@@ -243,6 +245,11 @@ def test_verify_refuses_in_one_line_before_restoring_when_dockers_data_root_lack
     old = run_script("verify_backup.sh", conf, "20261120-030000", env=env, bin_dir=bin_dir)
     assert old.returncode == backup.NO_SPACE_EXIT
     assert "it restores to about 454.7 TB (5 times its dump: the record has no database size)" in old.stderr
+    # The accessories' throwaway containers hold their dumps there too.
+    with_cache = run_script("verify_backup.sh", conf, "20261119-030000", env=env, bin_dir=bin_dir)
+    assert with_cache.returncode == backup.NO_SPACE_EXIT
+    assert "it restores to about 909.5 TB (the database's size when it was backed up, and its accessories' dumps)" \
+        in with_cache.stderr
     # Room enough (no spare gigabyte asked here): verify goes on to start the throwaway database.
     small_conf, _ = local_conf(tmp_path, inventory, VERIFY_RESERVE_MB=0)
     started = run_script("verify_backup.sh", small_conf, "20991231-030000", env=env, bin_dir=bin_dir)
