@@ -60,6 +60,10 @@ def restore(remote: Remote, reporter: Reporter, deployment: Deployment, project:
         state = read_state(run, layout, [], deployment.name)
         if not state.serving or not state.nginx_running:
             raise SlipwayError(f"{deployment.name}: no release serves yet; deploy first, then restore into its database")
+        missing = [name for name in source.accessories if name not in state.accessories]
+        if missing:
+            raise SlipwayError(f"{deployment.name}: accessory {', '.join(missing)} has no container to restore into; "
+                               f"`fab -H {deployment.name} deploy` starts it, then restore; nothing was changed")
         if local:
             with reporter.step(f"upload {local.name}") as step:
                 run(["mkdir", "-p", layout_of(inventory).backup_uploads])

@@ -314,6 +314,18 @@ def test_a_restore_whose_accessory_fails_never_touches_the_database_and_puts_the
     assert remote.ran(r"^slipway-maintenance \S+ off$")
 
 
+def test_a_restore_into_an_accessory_without_a_container_is_refused_before_anything_changes(with_redis, layout):
+    remote = scripted(layout, Server(serving=SERVING))
+    record = {"id": "20261201-030000", "seq": 1, "outcome": "ok", "size": 10, "sha256": "0" * 64, "trigger": "manual",
+              "accessories": {"redis": {"file": "20261201-030000.accessory-redis", "sha256": "1" * 64, "size": 5}}}
+    remote.on(r"^slipway-backups ", stdout=json.dumps(record) + "\n")
+    with pytest.raises(SlipwayError) as raised:
+        restore_flow.restore(remote, reporter(), with_redis, PROJECT, "20261201-030000", None, False, None)
+    assert str(raised.value) == ("lab: accessory redis has no container to restore into; `fab -H lab deploy` starts it, "
+                                 "then restore; nothing was changed")
+    assert not remote.ran(r"^slipway-maintenance |restore(_accessory)?\.sh|backup\.sh|^docker compose")
+
+
 def test_a_restore_that_fails_and_cannot_bring_the_app_back_says_both(deployment, layout):
     remote = scripted(layout, Server(serving=SERVING))
     remote.on(r"^sh /usr/local/lib/slipway/restore\.sh ", exited=1, stderr="pg_restore: error: out of space")
