@@ -55,6 +55,12 @@ class Record:
         return (1, self.seq, self.id) if self.seq is not None else (0, 0, self.id)
 
     @property
+    def size(self) -> int:
+        """The bytes its dumps take: the database's and the accessories'."""
+        parts = self.data.get("accessories") or {}
+        return self.data.get("size", 0) + sum(part.get("size", 0) for part in parts.values())
+
+    @property
     def time(self) -> datetime | None:
         try:
             return datetime.strptime(self.id, "%Y%m%d-%H%M%S").replace(tzinfo=timezone.utc)
@@ -161,7 +167,7 @@ def format_records(records: list[Record], now: datetime) -> str:
             str(record.seq) if record.seq is not None else "-",
             record.id,
             data.get("trigger", "?"),
-            human_size(data["size"]) if "size" in data else "-",
+            human_size(record.size) if "size" in data else "-",
             verification_state(record),
             offsite_state(data.get("offsite")),
             data.get("outcome", "?") + (f": {data['error']}" if data.get("error") else "")

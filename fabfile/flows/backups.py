@@ -198,8 +198,7 @@ def download(remote: Remote, reporter: Reporter, deployment: Deployment, backup_
             if digest != wanted:
                 raise SlipwayError(f"{deployment.name}: the copy of {name} has sha256 {digest}, the record says "
                                    f"{wanted}: do not use it")
-        size = record.data["size"] + sum(part.get("size", 0) for part in parts.values())
-        step.changed, step.detail = True, f"{backup_records.human_size(size)}, sha256 checked"
+        step.changed, step.detail = True, f"{backup_records.human_size(record.size)}, sha256 checked"
     print(reporter.summary())
     print(f"[{deployment.name}] {folder / (record.id + '.dump')}")
 

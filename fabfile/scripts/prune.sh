@@ -10,9 +10,10 @@
 # failed). A failed or interrupted attempt older than the oldest backup kept
 # goes too, and so does what a dead attempt left behind (.incoming, a dump,
 # the database's or an accessory's, without a good record).
-# Prints `backup ID SIZE` for each backup deleted, `record ID` for each
-# failed attempt's record deleted, `leftover NAME` for each leftover, then
-# `kept N` (the backups left). --dry-run: the same lines, nothing deleted.
+# Prints `backup ID SIZE` for each backup deleted (SIZE: its dumps' bytes,
+# the accessories' included), `record ID` for each failed attempt's record
+# deleted, `leftover NAME` for each leftover, then `kept N` (the backups
+# left). --dry-run: the same lines, nothing deleted.
 # Usage: prune.sh CONF [--locked|--dry-run]
 set -eu
 conf=$1 mode=${2:-}
@@ -63,7 +64,7 @@ stale=$(records | jq -s -r --arg gone "$gone" "$order"'($gone | split("\n")) as 
 kept=$(records | jq -s --arg gone "$gone" '($gone | split("\n")) as $gone
   | map(select(.outcome == "ok" and ((.id | IN($gone[])) | not))) | length')
 for old in $gone; do
-  echo "backup $old $(jq -r '.size // 0' "$backups/$old.json" 2>/dev/null || echo 0)"
+  echo "backup $old $(jq -r '(.size // 0) + ([.accessories // {} | .[].size // 0] | add // 0)' "$backups/$old.json" 2>/dev/null || echo 0)"
   # The record first: an interrupted prune leaves files without a good record at worst (leftovers the
   # next run deletes), never a good record without its dump.
   delete "$backups/$old.json" "$backups/$old.dump" "$backups/$old.globals.sql" "$backups/$old".accessory-*

@@ -262,7 +262,8 @@ def test_prune_applies_retention_by_sequence_now_deleting_only(tmp_path, invento
         # From before sequence numbers: older than any numbered one, whatever their ids say.
         {"id": "20990101-030000", "outcome": "ok", "size": 1000},
         {"id": "20990102-030000", "outcome": "failed", "error": "disk full"},
-        {"id": "20261120-030000", "seq": 1, "outcome": "ok", "size": 2000},
+        {"id": "20261120-030000", "seq": 1, "outcome": "ok", "size": 2000,
+         "accessories": {"cache": {"file": "20261120-030000.accessory-cache", "size": 500}}},
         {"id": "20261121-030000", "seq": 2, "outcome": "ok", "size": 3000, "verified": {"outcome": "ok"}},
         {"id": "20261122-030000", "seq": 3, "outcome": "ok", "size": 4000},
         {"id": "20261123-030000", "seq": 4, "outcome": "ok", "size": 5000},
@@ -281,7 +282,7 @@ def test_prune_applies_retention_by_sequence_now_deleting_only(tmp_path, invento
     assert dry.returncode == 0, dry.stderr
     assert sorted(p.name for p in folder.rglob("*")) == before
     pruned = backup_records.parse_prune(dry.stdout)
-    assert pruned.backups == [("20990101-030000", 1000), ("20261120-030000", 2000)]
+    assert pruned.backups == [("20990101-030000", 1000), ("20261120-030000", 2500)]
     assert pruned.records == ["20990102-030000"]
     assert pruned.leftovers == [".incoming/20261124-030000.dump", "20261124-030000.dump",
                                 "20261124-030000.accessory-cache"]

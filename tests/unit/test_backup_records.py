@@ -2,6 +2,7 @@
 server."""
 
 import json
+import re
 from datetime import datetime, timezone
 
 from fabfile.commands import backup_records
@@ -13,7 +14,8 @@ def test_records_list_oldest_first_with_the_age_of_the_newest_good_one():
                     "verified": {"outcome": "ok", "at": "2026-11-22T04:30:00Z"}}),
         "{half a record",
         json.dumps({"id": "20261123-030000", "trigger": "scheduled", "outcome": "failed", "error": "disk full"}),
-        json.dumps({"id": "20261121-030000", "trigger": "manual", "outcome": "ok", "size": 900}),
+        json.dumps({"id": "20261121-030000", "trigger": "manual", "outcome": "ok", "size": 900,
+                    "accessories": {"redis": {"size": 1148}}}),
     ]
     records = backup_records.parse_records("\n".join(lines))
     assert [r.id for r in records] == ["20261121-030000", "20261122-030000", "20261123-030000"]
@@ -21,6 +23,8 @@ def test_records_list_oldest_first_with_the_age_of_the_newest_good_one():
     assert backup_records.newest_good(records).id == "20261122-030000"
     assert backup_records.age_hours(backup_records.newest_good(records), now) == 30
     text = backup_records.format_records(records, now)
+    # SIZE: the bytes the backup's dumps take, its accessories' too.
+    assert re.search(r"^-  +20261121-030000  manual  +2\.0 KB ", text, re.M), text
     assert "2.4 MB" in text and "failed: disk full" in text and "ok 2026-11-22T04:30:00Z" in text
     assert text.endswith("newest good backup: 20261122-030000, 30.0 hours old\n"
                          "newest verified backup: 20261122-030000, 30.0 hours old (what backup.restore latest puts back)")
