@@ -130,9 +130,10 @@ def _serve(remote: Remote, run: LockedRun, reporter: Reporter, plan: Plan, state
     attempt = Attempt("deploy", plan.release_id, plan.version, plan.started, plan.commit, deployer(), state.serving)
     starting = accessories.missing(deployment, state)
     with failing_cleanly(run, reporter, layout_of(deployment.inventory), attempt, deployment.name):
-        refs = {**plan.refs, **accessories.image_refs(deployment, starting)}
+        accessory_refs = accessories.image_refs(deployment, starting)
+        refs = {**plan.refs, **accessory_refs}
         if deployment.inventory.images.source == "ship":
-            local_ids = {**plan.local_ids, **images.local_image_ids(accessories.image_refs(deployment, starting))}
+            local_ids = {**plan.local_ids, **images.local_image_ids(accessory_refs)}
             image_ids = images.ship(run, reporter, deployment, refs, local_ids, state)
         else:
             image_ids = images.pull(run, reporter, deployment, refs)
