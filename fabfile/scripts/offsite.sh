@@ -107,7 +107,7 @@ upload)
     fi
   fi
   # The accessories' dumps beside the database's (their names are ids and accessory names: no spaces).
-  parts=$(jq -r --arg backups "$backups" '.accessories // {} | .[].file | "\($backups)/\(.)"' "$record")
+  parts=$(jq -r --arg prefix "$backups/$ID.accessory-" '.accessories // {} | keys[] | $prefix + .' "$record")
   # Each tag its own --tag: older restic kept "a,b" as one tag.
   # shellcheck disable=SC2086  # $parts: one path a word
   if ! restic "$@" backup --host "$host" --tag slipway --tag "backup-$ID" ${tag:+--tag "$tag"} \

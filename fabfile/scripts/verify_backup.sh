@@ -127,7 +127,7 @@ docker rm -f "$scratch" >/dev/null 2>&1 || true
 # Each accessory's dump, into a throwaway container as restore_accessory.sh puts it into the accessory's own.
 loaded=""
 for part_name in $(jq -r '.accessories // {} | keys[]' "$record"); do
-  part=$backups/$(jq -r --arg name "$part_name" '.accessories[$name].file' "$record")
+  part=$backups/$id.accessory-$part_name
   [ "$(sha256sum "$part" 2>/dev/null | cut -d' ' -f1)" = "$(jq -r --arg name "$part_name" '.accessories[$name].sha256' "$record")" ] \
     || verdict failed "checksum mismatch: ${part##*/} is not the file that was written"
   if [ -z "$(accessory "$part_name" .name)" ]; then

@@ -424,8 +424,11 @@ def test_retention_on_real_files_keeps_the_expected_month_and_only_after_a_good_
                      "20261028-030000", "20261027-030000"]
     assert kept == sorted([new, *expected_days, "20261025-030000", "20261018-030000", "20260930-030000"])
     files = set(as_deploy.run(f"ls {folder}").stdout.split())
+    found = records(as_deploy)
     assert files == {f"{i}.{kind}" for i in kept for kind in ("dump", "globals.sql", "json")} | {
-        f"{i}.json" for i, r in records(as_deploy).items() if r["outcome"] != "ok"}
+        f"{i}.accessory-{name}" for i in kept for name in found[i].get("accessories", {})} | {
+        f"{i}.json" for i, r in found.items() if r["outcome"] != "ok"}
+    assert found[new]["accessories"]["redis"], "the real backup holds Redis's dump"
     assert failed_night not in records(as_deploy), "a failed attempt older than every kept backup is gone"
 
 
@@ -767,7 +770,11 @@ work=$1 kind=$2 id=$3 source=$4 conf=$5 backups=$6
 mkdir -p "$work/$kind"
 cp "$backups/$source.dump" "$work/$kind/$id.dump"
 cp "$backups/$source.globals.sql" "$work/$kind/$id.globals.sql"
-jq -c --arg id "$id" '.id = $id' "$backups/$source.json" > "$work/$kind/$id.json"
+for part in "$backups/$source".accessory-*; do
+  if [ -e "$part" ]; then cp "$part" "$work/$kind/$id.${part##*.}"; fi
+done
+jq -c --arg id "$id" '.id = $id | if .accessories then .accessories |= with_entries(.value.file = "\($id).accessory-\(.key)") else . end' \
+  "$backups/$source.json" > "$work/$kind/$id.json"
 grep -v -e '^BACKUPS_DIR=' -e '^OFFSITE_TAG=' -e '^KEEP_' "$conf" > "$work/$kind.conf"
 printf 'BACKUPS_DIR=%s\nKEEP_LAST=1000\nKEEP_DAILY=0\nKEEP_WEEKLY=0\nKEEP_MONTHLY=0\n' "$work/$kind" >> "$work/$kind.conf"
 if [ "$kind" = staging ]; then echo OFFSITE_TAG=inventory-staging >> "$work/$kind.conf"; fi
