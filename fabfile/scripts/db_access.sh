@@ -63,11 +63,20 @@ case $mode in
     IFS= read -r PGPASSWORD || true
     export PGPASSWORD
     address=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$db")
-    if docker exec -e PGPASSWORD "$db" psql -X -q -h "${address%% *}" -U "$user" -d "$name" -c 'SELECT 1' \
-        >/dev/null 2>&1; then
-      exit 0
-    fi
-    exit "$wrong" ;;
+    # Only PostgreSQL's refusal of the password is a wrong one: anything else (a server that has just started
+    # and does not take TCP yet) is tried again for ten seconds.
+    tries=0
+    until said=$(docker exec -e PGPASSWORD "$db" psql -X -q -h "${address%% *}" -U "$user" -d "$name" \
+        -c 'SELECT 1' 2>&1 >/dev/null); do
+      tries=$((tries + 1))
+      case $said in *"password authentication failed"*) exit "$wrong" ;; esac
+      if [ "$tries" -ge 20 ]; then
+        printf '%s\n' "$said" | tail -n 1 >&2
+        exit "$wrong"
+      fi
+      sleep 0.5
+    done
+    exit 0 ;;
   verifier) sql -c "SELECT rolpassword FROM pg_authid WHERE rolname = current_user" ;;
   # Terse: an error names no line of the statement (its verifier).
   set) docker exec -i "$db" psql -X -q -v ON_ERROR_STOP=1 -v VERBOSITY=terse -U "$user" -d "$name" ;;
