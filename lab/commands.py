@@ -49,6 +49,9 @@ BASE_PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "ca-certificates",
     "sudo", "python3", "curl", "procps",
 ]
+# The packages debootstrap downloaded: a cloud image has cleaned them away, and every image built on the base
+# would ship them to each new target.
+IMPORT_EXCLUDES = ("./var/cache/apt/archives/*.deb",)
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,8 @@ class LabNames:
 
     @property
     def base_image(self) -> str:
-        # The tag names what went into the root filesystem, so a changed package list builds anew.
-        recipe = hashlib.sha256(" ".join([self.suite, *BASE_PACKAGES]).encode()).hexdigest()[:12]
+        # The tag names what went into the root filesystem, so a changed package list or import builds anew.
+        recipe = hashlib.sha256(" ".join([self.suite, *BASE_PACKAGES, *IMPORT_EXCLUDES]).encode()).hexdigest()[:12]
         return f"{self.prefix}/debian:{self.suite}-{recipe}"
 
     @property
@@ -121,7 +124,9 @@ def debootstrap_command(suite: str, rootfs: Path, mirror: str = "") -> str:
 
 
 def import_command(rootfs: Path, image: str) -> str:
-    return f"tar -C {shlex.quote(str(rootfs))} -c . | docker import -c 'CMD [\"/sbin/init\"]' - {shlex.quote(image)}"
+    excludes = [f"--exclude={pattern}" for pattern in IMPORT_EXCLUDES]
+    return (f"{shlex.join(['tar', '-C', str(rootfs), *excludes, '-c', '.'])} | "
+            f"docker import -c 'CMD [\"/sbin/init\"]' - {shlex.quote(image)}")
 
 
 def image_exists_command(image: str) -> str:
