@@ -342,12 +342,13 @@ def test_verify_refuses_in_one_line_before_restoring_when_dockers_data_root_lack
         assert len(errors) == 1 and "Traceback" not in refused.stderr, refused.stderr
         # The lab's Redis dump counts too: its throwaway copy lands on the same root.
         assert re.search(rf"refused to verify {backup_id}: it restores to about 909\.5 TB \(the database's size when "
-                         r"it was backed up, and its accessories' dumps\), so verify needs 1\.1 PB free on /var/lib/docker(/volumes)? .*; nothing "
-                         "was restored$", errors[0]), errors[0]
+                         r"it was backed up, and its accessories' dumps\), so verify needs 1\.1 PB free on "
+                         r"/var/lib/docker(/volumes)? .*; nothing was restored$", errors[0]), errors[0]
         # From before database sizes: five times the dump.
         edit_record(as_deploy, backup_id, "del(.database_size) | .size = 100000000000000")
         old = cli("fab", "-H", "lab", "backup.verify", backup_id)
-        assert old.returncode == 1 and "(5 times its dump: the record has no database size, and its accessories' dumps)" in old.stderr, old.stderr
+        five_times = "(5 times its dump: the record has no database size, and its accessories' dumps)"
+        assert old.returncode == 1 and five_times in old.stderr, old.stderr
         assert "verified" not in records(as_deploy)[backup_id] or records(as_deploy)[backup_id]["verified"] is None
         created = as_deploy.run(f"docker events --since {since} --until $(date +%s) --filter type=container "
                                 "--filter event=create --format '{{.Actor.Attributes.name}}'").stdout.split()
