@@ -13,13 +13,15 @@ import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import paramiko
 from fabric import Config, Connection
 
-from .config import Host
 from .errors import ConnectError, HostKeyError, LoginRefused
+
+if TYPE_CHECKING:
+    from .config import Host
 
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
 

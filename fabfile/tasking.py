@@ -21,10 +21,13 @@ from invoke import Context
 from invoke.exceptions import Exit
 from invoke.runners import Result
 
-from . import config, ssh
+from . import ssh
 from .errors import ConfigError, LocalCommandFailed, LoginRefused, SlipwayError
+from .lazy import lazy_module
 from . import remote
 from .remote import Remote, Reporter
+
+config = lazy_module(".config", __package__)
 
 
 def operator_task(*args, **kwargs) -> Callable:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from invoke import Collection
 
 from ..errors import SlipwayError
-from ..flows import accessories
+from ..lazy import lazy_module
 from ..remote import Reporter
 from ..tasking import load_deployment, operator_task, session
+
+accessories = lazy_module("..flows.accessories", __package__)
 
 
 @operator_task(name="list")

@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from ..commands import backup as backups
-from ..config import Deployment
 from ..errors import SlipwayError
-from ..flows import backups as backup_flows
-from ..flows import offsite, restore as restore_flow
+from ..lazy import lazy_module
 from ..remote import Reporter
 from ..tasking import ask, load_deployment, operator_task, project_dir, session
+
+if TYPE_CHECKING:
+    from ..config import Deployment
+
+backups = lazy_module("..commands.backup", __package__)
+backup_flows = lazy_module("..flows.backups", __package__)
+offsite = lazy_module("..flows.offsite", __package__)
+restore_flow = lazy_module("..flows.restore", __package__)
 
 
 def _database_deployment(c) -> Deployment:
@@ -67,7 +73,7 @@ def verify(c, backup_id):
 
 @operator_task(positional=["backup_id"], help={"backup_id": "the backup to copy, latest (the newest verified one) "
                                                              "or latest-unverified",
-                     "to": f"the local folder (default: {backups.DOWNLOADS_DIR}/NAME in the project)"})
+                     "to": "the local folder (default: .slipway/backups/NAME in the project)"})
 def download(c, backup_id, to=None):
     """Copy a backup (dump, roles, record) to this machine, files 0600 in a 0700 folder; the dump's sha256 is
     checked here."""

@@ -6,9 +6,11 @@ from __future__ import annotations
 from invoke import Collection
 
 from ..errors import ConfigError
-from ..flows import database
+from ..lazy import lazy_module
 from ..remote import Reporter
 from ..tasking import load_deployment, operator_task, session
+
+database = lazy_module("..flows.database", __package__)
 
 
 @operator_task(name="rotate-password")

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import re
 
-from ..commands.layout import layout_of
-from ..commands.state import format_releases
 from ..errors import ConfigError
-from ..flows import deploy as deploy_flow
-from ..flows.locked import read_state
-from ..flows.restart import restart as restart_flow
-from ..flows.rollback import rollback as rollback_flow
+from ..lazy import lazy_module
 from ..remote import Reporter
 from ..tasking import load_deployment, operator_task, project_dir, session
+
+layout = lazy_module("..commands.layout", __package__)
+state = lazy_module("..commands.state", __package__)
+deploy_flow = lazy_module("..flows.deploy", __package__)
+locked = lazy_module("..flows.locked", __package__)
+restart_flow = lazy_module("..flows.restart", __package__)
+rollback_flow = lazy_module("..flows.rollback", __package__)
 
 VERSION_RULE = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 
@@ -54,7 +56,7 @@ def rollback(c, to=None):
     deployment = load_deployment(c)
     reporter = Reporter(deployment.name)
     with session(c, deployment, reporter, deploy_user_only=True) as remote:
-        rollback_flow(remote, reporter, deployment, to)
+        rollback_flow.rollback(remote, reporter, deployment, to)
 
 
 @operator_task(positional=["service"], help={
@@ -69,7 +71,7 @@ def restart(c, service):
                            f"{', '.join(deployment.inventory.services)}, or all"])
     reporter = Reporter(deployment.name)
     with session(c, deployment, reporter, deploy_user_only=True) as remote:
-        restart_flow(remote, reporter, deployment, service)
+        restart_flow.restart(remote, reporter, deployment, service)
 
 
 @operator_task
@@ -78,5 +80,5 @@ def releases(c):
     deployment = load_deployment(c)
     reporter = Reporter(deployment.name)
     with session(c, deployment, reporter, deploy_user_only=True) as remote:
-        state = read_state(remote.run, layout_of(deployment.inventory), [], deployment.name)
-    print(format_releases(state))
+        found = locked.read_state(remote.run, layout.layout_of(deployment.inventory), [], deployment.name)
+    print(state.format_releases(found))

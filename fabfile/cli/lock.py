@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from ..commands.layout import layout_of
-from ..commands.lock import describe_lock
-from ..flows.locked import lock_holder, release_lock
+from ..lazy import lazy_module
 from ..remote import Reporter
 from ..tasking import load_deployment, operator_task, session
+
+layout = lazy_module("..commands.layout", __package__)
+lock = lazy_module("..commands.lock", __package__)
+locked = lazy_module("..flows.locked", __package__)
 
 
 @operator_task(name="status")
@@ -16,8 +18,8 @@ def status(c):
     """Show who holds the deploy lock, since when, and for what command."""
     deployment = load_deployment(c)
     with session(c, deployment, Reporter(deployment.name), deploy_user_only=True) as remote:
-        record = lock_holder(remote, layout_of(deployment.inventory))
-    print("unlocked" if record is None else f"locked by {describe_lock(record)}")
+        record = locked.lock_holder(remote, layout.layout_of(deployment.inventory))
+    print("unlocked" if record is None else f"locked by {lock.describe_lock(record)}")
 
 
 @operator_task(name="release", help={"force": "stop the process holding the lock (after showing who it is)"})
@@ -25,7 +27,7 @@ def release(c, force=False):
     """Release the deploy lock: a running deploy holds it until it ends, so only --force takes it away."""
     deployment = load_deployment(c)
     with session(c, deployment, Reporter(deployment.name), deploy_user_only=True) as remote:
-        release_lock(remote, deployment, force)
+        locked.release_lock(remote, deployment, force)
 
 
 namespace = Collection("lock", status, release)

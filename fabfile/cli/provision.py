@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from ..flows import provision as provision_flow
+from ..lazy import lazy_module
 from ..remote import Reporter
 from ..tasking import load_deployment, operator_task, project_dir, session, trust_hint
+
+provision_flow = lazy_module("..flows.provision", __package__)
 
 
 @operator_task(help={

@@ -12,13 +12,15 @@ from datetime import datetime, timezone
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from ..commands import runbook as commands
-from ..commands.doctor import FAIL, doctor_checks, doctor_command, format_doctor
-from ..commands.status import format_status, parse_status, status_command
 from ..errors import ConfigError
-from ..flows import maintenance as maintenance_flow
+from ..lazy import lazy_module
 from ..remote import Reporter
 from ..tasking import load_deployment, operator_task, project_dir, session
+
+commands = lazy_module("..commands.runbook", __package__)
+doctor_commands = lazy_module("..commands.doctor", __package__)
+status_commands = lazy_module("..commands.status", __package__)
+maintenance_flow = lazy_module("..flows.maintenance", __package__)
 
 
 @operator_task
@@ -41,9 +43,10 @@ def status(c, json=False):
     # Step lines go to stderr: stdout is the status alone (JSON with --json).
     reporter = Reporter(deployment.name, out=sys.stderr)
     with session(c, deployment, reporter, deploy_user_only=True) as remote:
-        output = remote.run(status_command(deployment.inventory), check=False).stdout
-    report = parse_status(output, deployment.inventory, datetime.now(timezone.utc))
-    print(jsonlib.dumps(report, indent=2, sort_keys=True) if json else format_status(report, deployment.name))
+        output = remote.run(status_commands.status_command(deployment.inventory), check=False).stdout
+    report = status_commands.parse_status(output, deployment.inventory, datetime.now(timezone.utc))
+    print(jsonlib.dumps(report, indent=2, sort_keys=True) if json
+          else status_commands.format_status(report, deployment.name))
     if report["problems"]:
         raise Exit(code=1)
 
@@ -74,10 +77,10 @@ def doctor(c, json=False):
     deployment = load_deployment(c)
     reporter = Reporter(deployment.name, out=sys.stderr)
     with session(c, deployment, reporter, deploy_user_only=True) as remote:
-        output = remote.run(doctor_command(deployment.inventory), check=False, timeout=120).stdout
-    checks = doctor_checks(output, deployment.inventory, datetime.now(timezone.utc), deployment.name)
-    print(jsonlib.dumps(checks, indent=2) if json else format_doctor(checks))
-    if any(check["verdict"] == FAIL for check in checks):
+        output = remote.run(doctor_commands.doctor_command(deployment.inventory), check=False, timeout=120).stdout
+    checks = doctor_commands.doctor_checks(output, deployment.inventory, datetime.now(timezone.utc), deployment.name)
+    print(jsonlib.dumps(checks, indent=2) if json else doctor_commands.format_doctor(checks))
+    if any(check["verdict"] == doctor_commands.FAIL for check in checks):
         raise Exit(code=1)
 
 

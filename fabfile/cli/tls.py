@@ -13,11 +13,13 @@ import sys
 
 from invoke import Collection
 
-from ..commands import tls as tls_commands
 from ..errors import SlipwayError
-from ..flows import tls as certificates
+from ..lazy import lazy_module
 from ..remote import Reporter
 from ..tasking import load_deployment, operator_task, session
+
+tls_commands = lazy_module("..commands.tls", __package__)
+certificates = lazy_module("..flows.tls", __package__)
 
 
 @operator_task(help={"json": "print the status as one JSON object"})

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..commands import provision as commands
 from ..errors import SlipwayError
+from ..lazy import lazy_module
 from ..remote import Reporter
 from ..tasking import load_deployment, operator_task, project_dir, session, trust_hint
+
+commands = lazy_module("..commands.provision", __package__)
 
 SUITE = Path(__file__).resolve().parent.parent / "verify" / "test_server.py"
 

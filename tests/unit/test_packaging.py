@@ -111,3 +111,24 @@ def test_setup_compiles_slipways_modules_so_fab_never_compiles_them_at_start(tmp
     ours = str(tmp_path / "fabfile") + os.sep
     assert [path for path in re.findall(r"^# code object from (\S+\.py)$", started.stderr, re.M) if path.startswith(ours)] == []
     assert [path for path in re.findall(r"^# \S+\.pyc matches (\S+\.py)$", started.stderr, re.M) if path.startswith(ours)]
+
+
+def test_fab_lists_its_tasks_without_loading_what_the_tasks_run():
+    """`fab` imports every task module to build its task list; the inventory's model, Jinja2 and each
+    capability's flows and commands load only when a task that needs them runs."""
+    listed = subprocess.run([str(BIN / "fab"), "--list"], cwd=CHECKOUT, capture_output=True, text=True, check=True)
+    assert {"deploy", "status", "backup.restore", "accessory.upgrade", "maintenance.on"} <= set(listed.stdout.split())
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, fabfile\n"
+         "print(*(name for name, module in sys.modules.items() if type(module).__name__ == 'module'))"],
+        cwd=CHECKOUT, capture_output=True, text=True, check=True).stdout.split()
+    assert [name for name in loaded if name.split(".")[0] in ("pydantic", "jinja2", "dotenv")
+            or name.startswith(("fabfile.config", "fabfile.flows.", "fabfile.render"))] == []
+    assert [name for name in loaded if name.startswith("fabfile.commands.")] == ["fabfile.commands.shell"]
+
+
+def test_backup_downloads_help_names_the_folder_it_downloads_to():
+    from fabfile.cli import backup as backup_tasks
+    from fabfile.commands import backup as backup_commands
+
+    assert f"{backup_commands.DOWNLOADS_DIR}/NAME" in backup_tasks.download.help["to"]
