@@ -176,3 +176,26 @@ def test_preflight_names_each_domain_that_would_fail_validation_in_one_line(tmp_
         server.shutdown()
     assert result.stdout.startswith("localhost (127.0.0.1) answers on port 80, but not with this server's challenge file")
     assert not list((tmp_path / "webroot" / ".well-known" / "acme-challenge").iterdir())
+
+
+def test_a_certificates_state_is_its_dns_names_serial_issuer_and_validity_read_in_one_pass(tmp_path):
+    import subprocess
+
+    def certificate(name, *extra):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ed25519", "-nodes", "-keyout", str(tmp_path / "key"),
+                        "-out", str(tmp_path / name), "-days", "30", "-subj", "/CN=a.example/O=Org, Inc", *extra],
+                       check=True, capture_output=True)
+        return tmp_path / name
+
+    def state(path):
+        run = subprocess.run(["sh", str(tls.SCRIPTS_DIR / "tls_state.sh"), str(path)], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout)
+
+    named = state(certificate("named", "-addext", "subjectAltName=DNS:a.example,IP:10.0.0.1,DNS:www.a.example"))
+    assert named["domains"] == ["a.example", "www.a.example"]
+    assert named["issuer"] == "O=Org\\, Inc,CN=a.example" and re.fullmatch(r"[0-9A-F]+", named["serial"])
+    assert timedelta(days=30) == timedelta(seconds=named["not_after"] - named["not_before"])
+    assert abs(named["not_before"] - datetime.now(timezone.utc).timestamp()) < 300
+    assert state(certificate("unnamed"))["domains"] == []
+    assert state(tmp_path / "missing") == {}
