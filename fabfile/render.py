@@ -10,7 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import jinja2
+from .lazy import lazy_module
+
+# Loaded by the first render: `status` and the other readers of the server render nothing.
+jinja2 = lazy_module("jinja2")
 
 _PACKAGE = Path(__file__).resolve().parent
 # Installed, the templates are package data beside the code; in a checkout

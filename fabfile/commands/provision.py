@@ -8,7 +8,9 @@ value an argument) is run once (as root) and `parse_probe` reads its output.
 from __future__ import annotations
 
 import base64
+import io
 import re
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -236,8 +238,9 @@ class HostState:
     codename: str = ""
     architecture: str = ""
     installed: set[str] = field(default_factory=set)
-    files: dict[str, FileState | None] = field(default_factory=dict)
-    directories: dict[str, DirectoryState | None] = field(default_factory=dict)
+    # The managed files and folders the server has (one it lacks is not in them).
+    files: dict[str, FileState] = field(default_factory=dict)
+    directories: dict[str, DirectoryState] = field(default_factory=dict)
     user_home: str | None = None
     user_shell: str | None = None
     user_groups: set[str] = field(default_factory=set)
@@ -306,24 +309,21 @@ def parse_probe(output: str) -> HostState:
             state.app_deployed = lines == ["present"]
         elif kind == "layout":
             state.layout_record = lines[0] if lines else ""
-        elif kind == "file":
-            state.files[argument] = _file_state(lines)
-        elif kind == "dir":
-            state.directories[argument] = DirectoryState(*_stat(lines[0])) if lines else None
+        elif kind == "paths" and lines:
+            _read_paths(state, lines[0])
     return state
 
 
-def _stat(line: str) -> tuple[int, str, str]:
-    mode, owner, group = line.split()
-    return int(mode, 8), owner, group
-
-
-def _file_state(lines: list[str]) -> FileState | None:
-    if not lines:
-        return None
-    mode, owner, group = _stat(lines[0])
-    content = base64.b64decode(lines[1]).decode(errors="replace") if len(lines) > 1 else ""
-    return FileState(mode, owner, group, content)
+def _read_paths(state: HostState, archive: str) -> None:
+    """The managed files and folders there are, from the probe's tar (a path that is missing is not in it)."""
+    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(archive)), mode="r:gz") as members:
+        for member in members:
+            path = "/" + member.name.strip("/")
+            if member.isdir():
+                state.directories[path] = DirectoryState(member.mode & 0o7777, member.uname, member.gname)
+            elif member.isfile():
+                content = members.extractfile(member).read().decode(errors="replace")
+                state.files[path] = FileState(member.mode & 0o7777, member.uname, member.gname, content)
 
 
 # --- firewall status --------------------------------------------------------

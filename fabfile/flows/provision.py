@@ -41,7 +41,8 @@ def provision(remote: Remote, reporter: Reporter, deployment: Deployment, projec
     with locked:
         for step in steps:
             _carry_out(remote, reporter, deployment, step, trust_hint, dry_run)
-    offsite_key = remote.run(["cat", f"{desired.offsite_key}.pub"], root=True).stdout.strip() \
+    # The probe read a key that was there; one made by this run is read now.
+    offsite_key = (state.offsite_public_key or remote.run(["cat", f"{desired.offsite_key}.pub"], root=True).stdout.strip()) \
         if desired.offsite_key and not dry_run else ""
     print(reporter.summary())
     if offsite_key:

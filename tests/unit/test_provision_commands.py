@@ -1,10 +1,12 @@
 """Provision as data: the probe, the plan and the file writer, without a server."""
 
 import base64
+import io
 import grp
 import os
 import pwd
 import subprocess
+import tarfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -162,7 +164,7 @@ def test_probe_reads_the_previous_authorized_keys_a_stopped_run_left(inventory, 
     result = run_probe(provision.probe_script(inventory), env)
     assert result.returncode == 0, result.stderr
     state = provision.parse_probe(result.stdout)
-    assert state.files[f"{tmp_path}/.ssh/authorized_keys"] is None
+    assert f"{tmp_path}/.ssh/authorized_keys" not in state.files
     assert state.files[f"{tmp_path}/.ssh/authorized_keys.slipway-previous"].content == "ssh-ed25519 AAAAold\n"
     assert state.directories[f"{tmp_path}/.ssh"] is not None
 
@@ -310,6 +312,19 @@ def test_repository_packages_add_the_apt_source_first(inventory):
         "deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.asc] https://apt.example/linux/debian bookworm stable\n")
 
 
+def probed_paths(files: dict[str, tuple[int, str, str, str]], folders: dict[str, tuple[int, str, str]]) -> str:
+    """The probe's paths section: a gzipped tar, in base64, of what is there."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as members:
+        for path, (mode, owner, group, *content) in [*files.items(), *folders.items()]:
+            member = tarfile.TarInfo(path)
+            member.mode, member.uname, member.gname = mode, owner, group
+            data = content[0].encode() if content else b""
+            member.type, member.size = (tarfile.REGTYPE, len(data)) if content else (tarfile.DIRTYPE, 0)
+            members.addfile(member, io.BytesIO(data))
+    return base64.b64encode(archive.getvalue()).decode()
+
+
 def test_probe_output_is_parsed_section_by_section(inventory):
     daemon = '{"live-restore": true}\n'
     output = "\n".join([
@@ -320,10 +335,8 @@ def test_probe_output_is_parsed_section_by_section(inventory):
         "@@slipway@@ timezone", "/usr/share/zoneinfo/Etc/UTC",
         "@@slipway@@ firewall", *UFW_ACTIVE.splitlines(),
         "@@slipway@@ swaps", "/swapfile 536870912",
-        "@@slipway@@ file /etc/docker/daemon.json", "644 root root", base64.b64encode(daemon.encode()).decode(),
-        "@@slipway@@ file /etc/sudoers.d/slipway-deploy",
-        "@@slipway@@ dir /srv/shop", "750 deploy deploy",
-        "@@slipway@@ dir /srv/shop/releases",
+        "@@slipway@@ paths", probed_paths({"/etc/docker/daemon.json": (0o644, "root", "root", daemon)},
+                                          {"/srv/shop/": (0o2750, "deploy", "deploy")}),
     ])
     state = provision.parse_probe(output)
     assert (state.os_id, state.os_version, state.codename, state.architecture) == ("debian", "13", "trixie", "amd64")
@@ -332,9 +345,8 @@ def test_probe_output_is_parsed_section_by_section(inventory):
     assert (state.docker_enabled, state.docker_active) == ("enabled", "active")
     assert provision.firewall_rules(state.firewall)[0]
     assert state.swaps == {"/swapfile": 536870912}
-    assert state.files["/etc/docker/daemon.json"] == provision.FileState(0o644, "root", "root", daemon.rstrip("\n") + "\n")
-    assert state.files["/etc/sudoers.d/slipway-deploy"] is None
-    assert state.directories == {"/srv/shop": provision.DirectoryState(0o750, "deploy", "deploy"), "/srv/shop/releases": None}
+    assert state.files == {"/etc/docker/daemon.json": provision.FileState(0o644, "root", "root", daemon)}
+    assert state.directories == {"/srv/shop": provision.DirectoryState(0o2750, "deploy", "deploy")}
 
 
 def test_the_probe_script_prints_every_section_and_reads_files_and_folders_there_or_not(inventory, tmp_path,
@@ -357,10 +369,8 @@ def test_the_probe_script_prints_every_section_and_reads_files_and_folders_there
     result = run_probe(provision.probe_script(inventory), env)
     assert result.returncode == 0, result.stderr
     headers = [header for header, _ in facts.sections(result.stdout)]
-    assert headers == ["os", "packages", "user", "docker", "timezone", "firewall", "swaps", "swapfile", "sshd_ports",
-                       "timers", "offsite_key", "app_state", "layout", f"file {home}/.ssh/authorized_keys",
-                       f"file {home}/.ssh/authorized_keys.slipway-previous", f"dir {home}/.ssh",
-                       *(f"file {path}" for path in files), *(f"dir {path}" for path in folders)]
+    assert headers == ["os", "packages", "user", "docker", "timezone", "swaps", "swapfile", "sshd_ports",
+                       "timers", "offsite_key", "app_state", "layout", "paths", "firewall"]
     state = provision.parse_probe(result.stdout)
     assert state.architecture == "amd64" and set(provision.BASE_PACKAGES) <= state.installed
     assert (state.user_home, state.user_shell, state.user_groups) == (str(home), "/bin/bash", {"deploy", "docker"})
@@ -368,10 +378,11 @@ def test_the_probe_script_prints_every_section_and_reads_files_and_folders_there
     assert state.sshd_ports == [22, 2222] and state.timezone_link == "/usr/share/zoneinfo/Etc/UTC"
     assert state.timers_enabled == [] and not state.app_deployed
     assert state.files[str(there)] == provision.FileState(0o640, *owner_and_group(), "a = 1\n")
-    assert state.files[str(tmp_path / "missing.conf")] is None
+    assert str(tmp_path / "missing.conf") not in state.files
     assert state.files[f"{home}/.ssh/authorized_keys"].content == "ssh-ed25519 AAAA op@laptop\n"
     assert state.directories[str(folder)].mode == folder.stat().st_mode & 0o777
-    assert state.directories[str(tmp_path / "no-folder")] is None
+    assert str(tmp_path / "no-folder") not in state.directories
+    assert provision.firewall_rules(state.firewall) == provision.firewall_rules("Status: inactive")
     # A user still to be made: no home, so nothing is read in one.
     env = fake_commands(tmp_path / "bin", getent="exit 2")
     without = provision.parse_probe(run_probe(provision.probe_script(inventory), env).stdout)
@@ -470,7 +481,7 @@ def test_hostile_values_reach_the_probe_as_its_arguments(inventory, tmp_path, mo
     assert result.returncode == 0, result.stderr
     state = provision.parse_probe(result.stdout)
     assert state.user_home == str(tmp_path)
-    assert state.files[str(tmp_path / odd)].content == "x\n" and state.files[str(tmp_path / f"{odd} missing")] is None
+    assert state.files[str(tmp_path / odd)].content == "x\n" and str(tmp_path / f"{odd} missing") not in state.files
     assert state.directories[str(tmp_path / f"{odd} folder")] is not None
     assert not (tmp_path / "pwned").exists()
 
