@@ -13,8 +13,8 @@ number of SSH round trips.
 Then it compares the latency nginx adds on the way to the serving release's
 containers, at a fixed request rate over keep-alive connections (latency
 counted from when each request was due, so a stall is not hidden): the path
-deploys use now (the slot marker read per request, the slot's name looked
-up in Docker's DNS, a new upstream connection per request) against the one
+deploys use now (the slot marker read per request, the slot's upstream
+group of fixed addresses, a new upstream connection per request) against the one
 before it (an upstream block naming the release's containers, kept-alive
 upstream connections, moved by reloading nginx). Both are served by the
 lab's nginx from a config this benchmark adds (one reload) and removes.
@@ -87,7 +87,7 @@ server {{
     location / {{
         proxy_http_version 1.1;
         proxy_set_header Connection "";
-        proxy_pass http://demo-$slipway_slot-api:8000;
+        proxy_pass http://demo-$slipway_slot-api;
     }}
 }}
 """
@@ -155,7 +155,7 @@ def compare_paths(rate: float, seconds: float, rounds: int = 3) -> None:
         in_target(f"rm -f {BENCH_CONF} && docker exec demo-nginx-1 nginx -s reload")
     print(f"\nlatency through nginx at {rate:.0f} requests/s on 8 keep-alive connections, {rounds} x {seconds:.0f} s "
           f"per path (ms, from each request's due time):")
-    names = {"previous.bench": "upstream block, reload to move (before)", "slots.bench": "slot marker + DNS (now)"}
+    names = {"previous.bench": "upstream block, reload to move (before)", "slots.bench": "slot marker + slot's group (now)"}
     for host, values in measured.items():
         print(f"  {names[host]:<42} p50 {percentile(values, 0.5):6.2f}   p99 {percentile(values, 0.99):6.2f}   "
               f"({len(values)} requests)")

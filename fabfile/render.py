@@ -7,8 +7,9 @@ instead of an empty string in a config file on a server.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .lazy import lazy_module
 
@@ -35,12 +36,39 @@ def template_path(project_dir: Path, name: str) -> Path:
 
 
 def render(project_dir: Path, name: str, **context: Any) -> str:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(d) for d in template_dirs(project_dir)]),
+    return _environment(project_dir.resolve()).get_template(name).render(**context)
+
+
+@functools.cache
+def _environment(project_dir: Path) -> jinja2.Environment:
+    """One environment per project: it compiles each template once (a deploy renders the env file template
+    once per service, nginx's twice), and again once its file is edited or the project gains its own."""
+
+    def load(name: str) -> tuple[str, str, Callable[[], bool]] | None:
+        try:
+            path = template_path(project_dir, name)
+        except FileNotFoundError:
+            return None
+        read = _version(path)
+
+        def unchanged() -> bool:
+            try:
+                return template_path(project_dir, name) == path and _version(path) == read
+            except FileNotFoundError:
+                return False
+
+        return path.read_text(), str(path), unchanged
+
+    return jinja2.Environment(
+        loader=jinja2.FunctionLoader(load),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
     )
-    return env.get_template(name).render(**context)
+
+
+def _version(path: Path) -> tuple[int, int]:
+    found = path.stat()
+    return found.st_mtime_ns, found.st_size

@@ -26,10 +26,14 @@ from .locked import LockedRun
 def local_image_ids(refs: dict[str, str]) -> dict[str, str]:
     """Image ID of each reference on this machine; a missing one stops the deploy before any connection."""
     ids, missing = {}, []
-    for ref in dict.fromkeys(refs.values()):
-        result = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", ref], capture_output=True, text=True)
-        if result.returncode == 0:
-            ids[ref] = result.stdout.strip()
+    # At once: each docker call costs tens of milliseconds of the deploy's start.
+    asked = {ref: subprocess.Popen(["docker", "image", "inspect", "--format", "{{.Id}}", ref], stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, text=True)
+             for ref in dict.fromkeys(refs.values())}
+    for ref, inspect in asked.items():
+        found = inspect.communicate()[0].strip()
+        if inspect.returncode == 0:
+            ids[ref] = found
         else:
             missing.append(ref)
     if missing:

@@ -21,5 +21,8 @@ def test_project_template_overrides_the_builtin_one(tmp_path):
     (tmp_path / "templates" / "app").mkdir(parents=True)
     (tmp_path / "templates" / "app" / "service.env.j2").write_text("OWN={{ service }}\n")
     assert render.render(tmp_path, "app/service.env.j2", variables={}, **env_file) == "OWN=api\n"
+    # Compiled once, compiled again when edited.
+    (tmp_path / "templates" / "app" / "service.env.j2").write_text("EDITED={{ service }}\n")
+    assert render.render(tmp_path, "app/service.env.j2", variables={}, **env_file) == "EDITED=api\n"
     assert render.template_path(tmp_path, "app/service.env.j2") == tmp_path / "templates" / "app" / "service.env.j2"
     assert render.template_path(tmp_path, "server") == render.BUILTIN_TEMPLATES / "server"
