@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 import signal
 import socket
+import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TextIO
 
 import paramiko
 from fabric import Connection, task
@@ -159,6 +160,17 @@ def session(c: Context, deployment: config.Deployment, reporter: Reporter, as_ro
         yield remote
     finally:
         remote.close()
+
+
+@contextmanager
+def app_session(c: Context, deployment: config.Deployment | None = None, out: TextIO | None = None,
+                dry_run: bool = False) -> Iterator[tuple[config.Deployment, Reporter, Remote]]:
+    """The session of the app's own tasks (as the deploy user only): the deployment (loaded unless given), the
+    reporter of its steps (on OUT: stderr for a task whose stdout is its answer) and the remote."""
+    deployment = deployment or load_deployment(c)
+    reporter = Reporter(deployment.name, out=out or sys.stdout, dry_run=dry_run)
+    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+        yield deployment, reporter, remote
 
 
 def run_local(c: Context, command: str, **kwargs) -> Result:

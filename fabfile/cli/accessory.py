@@ -6,8 +6,7 @@ from invoke import Collection
 
 from ..errors import SlipwayError
 from ..lazy import lazy_module
-from ..remote import Reporter
-from ..tasking import load_deployment, operator_task, session
+from ..tasking import app_session, load_deployment, operator_task
 
 accessories = lazy_module("..flows.accessories", __package__)
 
@@ -15,9 +14,7 @@ accessories = lazy_module("..flows.accessories", __package__)
 @operator_task(name="list")
 def list_accessories(c):
     """Each accessory: its container, image, whether it runs as the inventory says, and its health."""
-    deployment = load_deployment(c)
-    reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c) as (deployment, reporter, remote):
         print(accessories.listing(remote, reporter, deployment))
 
 
@@ -25,18 +22,14 @@ def list_accessories(c):
 def upgrade(c, name):
     """Replace the accessory's container by one with the inventory's settings: the new image reaches the server
     first; the old container stops, and comes back if the new one never gets healthy. Its data stays."""
-    deployment = load_deployment(c)
-    reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c) as (deployment, reporter, remote):
         accessories.upgrade(remote, reporter, deployment, name)
 
 
 @operator_task(positional=["name"], help={"name": "the accessory, as the inventory names it"})
 def restart(c, name):
     """Restart the accessory's container as it is (same settings and data) and wait until it is healthy."""
-    deployment = load_deployment(c)
-    reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c) as (deployment, reporter, remote):
         accessories.restart(remote, reporter, deployment, name)
 
 
@@ -47,8 +40,7 @@ def remove(c, name, yes=False, delete_data=False):
     deployment = load_deployment(c)
     if not yes:
         raise SlipwayError(f"{deployment.name}: accessory.remove {name} stops it for good: pass --yes to go ahead")
-    reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, deployment) as (_, reporter, remote):
         accessories.remove(remote, reporter, deployment, name, delete_data)
 
 

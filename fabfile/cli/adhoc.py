@@ -16,16 +16,13 @@ from invoke import Call, Collection
 from invoke.exceptions import CollectionNotFound, Exit
 from invoke.loader import FilesystemLoader
 
-from ..remote import Reporter
-from ..tasking import load_deployment, operator_task, session
+from ..tasking import app_session, operator_task
 
 
 @operator_task
 def run_command(c, command):
     """Run COMMAND (a shell command line) on the host as the deploy user; its output and exit status."""
-    deployment = load_deployment(c)
-    reporter = Reporter(deployment.name, out=sys.stderr)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, out=sys.stderr) as (deployment, _, remote):
         exited = remote.stream(["sh", "-c", command], sys.stdout.buffer, sys.stderr.buffer)
     if exited != 0:
         raise Exit(code=130 if exited is None else exited)

@@ -18,8 +18,7 @@ from invoke.exceptions import Exit
 
 from ..errors import SlipwayError
 from ..lazy import lazy_module
-from ..remote import Reporter
-from ..tasking import ask, load_deployment, operator_task, project_dir, session
+from ..tasking import app_session, ask, load_deployment, operator_task, project_dir
 
 if TYPE_CHECKING:
     from ..config import Deployment
@@ -42,8 +41,7 @@ def _database_deployment(c) -> Deployment:
 def take_now(c):
     """Back up the database now: pg_dump -Fc in the db container, checksummed, with its row counts and roles."""
     deployment = _database_deployment(c)
-    reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, deployment) as (_, reporter, remote):
         backup_flows.take_now(remote, reporter, deployment)
 
 
@@ -53,8 +51,7 @@ def list_backups(c, json=False, check=False):
     """Every backup attempt in sequence order: seq, id, trigger, size, verified, offsite, outcome; the newest good
     and newest verified ones."""
     deployment = _database_deployment(c)
-    reporter = Reporter(deployment.name, out=sys.stderr)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, deployment, out=sys.stderr) as (_, _, remote):
         age = backup_flows.list_backups(remote, deployment, json)
     limit = deployment.inventory.backup.max_age_hours
     if check and (age is None or age > limit):
@@ -66,8 +63,7 @@ def verify(c, backup_id):
     """Restore a backup into a throwaway PostgreSQL on the server and prove every table's row count (refused in
     one line when Docker's data root has not the room)."""
     deployment = _database_deployment(c)
-    reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, deployment) as (_, reporter, remote):
         backup_flows.verify(remote, reporter, deployment, backup_id)
 
 
@@ -78,10 +74,9 @@ def download(c, backup_id, to=None):
     """Copy a backup (dump, roles, record) to this machine, files 0600 in a 0700 folder; the dump's sha256 is
     checked here."""
     deployment = _database_deployment(c)
-    reporter = Reporter(deployment.name)
     project = project_dir(c)
     folder = Path(to).expanduser() if to else backups.download_folder(project, deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, deployment) as (_, reporter, remote):
         backup_flows.download(remote, reporter, deployment, backup_id, folder, within=None if to else project)
 
 
@@ -89,8 +84,7 @@ def download(c, backup_id, to=None):
 def prune(c, dry_run=False):
     """Apply retention now, without taking a backup: it only deletes, so it works on a full disk."""
     deployment = _database_deployment(c)
-    reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, deployment) as (_, reporter, remote):
         backup_flows.prune(remote, reporter, deployment, dry_run)
 
 
@@ -118,8 +112,7 @@ def restore(c, backup_id, file=None, yes=False, from_offsite=False):
                            "a local file; for the file, type `backup.restore file --file PATH`")
     if local and from_offsite:
         raise SlipwayError("backup.restore: --file and --from-offsite exclude each other")
-    reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, deployment) as (_, reporter, remote):
         restore_flow.restore(remote, reporter, deployment, project_dir(c), backup_id, local, from_offsite,
                              None if yes else lambda what: _confirm(deployment, what))
 

@@ -7,8 +7,7 @@ from invoke import Collection
 
 from ..errors import ConfigError
 from ..lazy import lazy_module
-from ..remote import Reporter
-from ..tasking import load_deployment, operator_task, session
+from ..tasking import app_session, load_deployment, operator_task
 
 database = lazy_module("..flows.database", __package__)
 
@@ -20,8 +19,7 @@ def rotate_password(c):
     deployment = load_deployment(c)
     if not deployment.inventory.database:
         raise ConfigError([f"{deployment.inventory_file}: database: missing; this app has no database"])
-    reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, deployment) as (_, reporter, remote):
         database.rotate_password(remote, reporter, deployment)
 
 

@@ -11,8 +11,7 @@ import re
 
 from ..errors import ConfigError
 from ..lazy import lazy_module
-from ..remote import Reporter
-from ..tasking import load_deployment, operator_task, project_dir, session
+from ..tasking import app_session, load_deployment, operator_task, project_dir
 
 layout = lazy_module("..commands.layout", __package__)
 state = lazy_module("..commands.state", __package__)
@@ -42,8 +41,7 @@ def deploy(c, version=None, dry_run=False, restart_db=False, restart_nginx=False
     """Ship images, start the new release beside the old, health-gate it, move nginx to it, retire the old."""
     deployment = load_deployment(c)
     plan = deploy_flow.plan(deployment, project_dir(c), _version(version or deployment.inventory.app.version), dry_run)
-    reporter = Reporter(deployment.name, dry_run=dry_run)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, deployment, dry_run=dry_run) as (_, reporter, remote):
         if dry_run:
             deploy_flow.dry_run(remote, reporter, plan)
         else:
@@ -53,9 +51,7 @@ def deploy(c, version=None, dry_run=False, restart_db=False, restart_nginx=False
 @operator_task(help={"to": "release id to go back to (default: the newest healthy release before the serving one)"})
 def rollback(c, to=None):
     """Re-activate an earlier release with the same health-gated switch, using images already on the server."""
-    deployment = load_deployment(c)
-    reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c) as (deployment, reporter, remote):
         rollback_flow.rollback(remote, reporter, deployment, to)
 
 
@@ -69,16 +65,13 @@ def restart(c, service):
     if service != "all" and service not in deployment.inventory.services:
         raise ConfigError([f"restart {service}: no such service; expected one of "
                            f"{', '.join(deployment.inventory.services)}, or all"])
-    reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, deployment) as (_, reporter, remote):
         restart_flow.restart(remote, reporter, deployment, service)
 
 
 @operator_task
 def releases(c):
     """List releases on the server: id, version, time, deployer, outcome, and which one serves."""
-    deployment = load_deployment(c)
-    reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c) as (deployment, _, remote):
         found = locked.read_state(remote.run, layout.layout_of(deployment.inventory), [], deployment.name)
     print(state.format_releases(found))

@@ -5,8 +5,7 @@ from __future__ import annotations
 from invoke import Collection
 
 from ..lazy import lazy_module
-from ..remote import Reporter
-from ..tasking import load_deployment, operator_task, session
+from ..tasking import app_session, operator_task
 
 layout = lazy_module("..commands.layout", __package__)
 lock = lazy_module("..commands.lock", __package__)
@@ -16,8 +15,7 @@ locked = lazy_module("..flows.locked", __package__)
 @operator_task(name="status")
 def status(c):
     """Show who holds the deploy lock, since when, and for what command."""
-    deployment = load_deployment(c)
-    with session(c, deployment, Reporter(deployment.name), deploy_user_only=True) as remote:
+    with app_session(c) as (deployment, _, remote):
         record = locked.lock_holder(remote, layout.layout_of(deployment.inventory))
     print("unlocked" if record is None else f"locked by {lock.describe_lock(record)}")
 
@@ -25,8 +23,7 @@ def status(c):
 @operator_task(name="release", help={"force": "stop the process holding the lock (after showing who it is)"})
 def release(c, force=False):
     """Release the deploy lock: a running deploy holds it until it ends, so only --force takes it away."""
-    deployment = load_deployment(c)
-    with session(c, deployment, Reporter(deployment.name), deploy_user_only=True) as remote:
+    with app_session(c) as (deployment, _, remote):
         locked.release_lock(remote, deployment, force)
 
 

@@ -15,7 +15,7 @@ from invoke.exceptions import Exit
 from ..errors import ConfigError
 from ..lazy import lazy_module
 from ..remote import Reporter
-from ..tasking import load_deployment, operator_task, project_dir, session
+from ..tasking import app_session, load_deployment, operator_task, project_dir, session
 
 commands = lazy_module("..commands.runbook", __package__)
 doctor_commands = lazy_module("..commands.doctor", __package__)
@@ -39,10 +39,8 @@ def status(c, json=False):
     """The site at a glance: serving release, containers, host, lock, deploys, certificate, backups (one round trip).
 
     Exits 1 when something needs a human, so it doubles as a monitoring check."""
-    deployment = load_deployment(c)
     # Step lines go to stderr: stdout is the status alone (JSON with --json).
-    reporter = Reporter(deployment.name, out=sys.stderr)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, out=sys.stderr) as (deployment, _, remote):
         output = remote.run(status_commands.status_command(deployment.inventory), check=False).stdout
     report = status_commands.parse_status(output, deployment.inventory, datetime.now(timezone.utc))
     print(jsonlib.dumps(report, indent=2, sort_keys=True) if json
@@ -63,8 +61,7 @@ def logs(c, service, follow=False, since="", tail="100", grep=""):
     deployment = load_deployment(c)
     inventory = deployment.inventory
     argv = commands.logs_command(inventory, commands.log_services(inventory, service), follow, since, str(tail), grep)
-    reporter = Reporter(deployment.name, out=sys.stderr)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, deployment, out=sys.stderr) as (_, _, remote):
         exited = remote.stream(argv, sys.stdout.buffer, sys.stderr.buffer)
     if exited not in (0, None):
         raise Exit(code=1)
@@ -74,9 +71,7 @@ def logs(c, service, follow=False, since="", tail="100", grep=""):
 def doctor(c, json=False):
     """Check the host (disk, memory, Docker, containers, clock, updates, lock, certificate, backups, sshd): a
     verdict each and what to do. Exits 1 on any fail."""
-    deployment = load_deployment(c)
-    reporter = Reporter(deployment.name, out=sys.stderr)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, out=sys.stderr) as (deployment, _, remote):
         output = remote.run(doctor_commands.doctor_command(deployment.inventory), check=False, timeout=120).stdout
     checks = doctor_commands.doctor_checks(output, deployment.inventory, datetime.now(timezone.utc), deployment.name)
     print(jsonlib.dumps(checks, indent=2) if json else doctor_commands.format_doctor(checks))
@@ -94,8 +89,7 @@ def _one_off(c, task: str, service: str, command: list[str], terminal: bool) -> 
     else:
         raise ConfigError([f"{task} {service}: no such service or accessory; expected one of "
                            f"{', '.join([*inventory.services, *inventory.accessories])}"])
-    reporter = Reporter(deployment.name, out=sys.stderr)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, deployment, out=sys.stderr) as (_, _, remote):
         exited = remote.interactive(argv) if terminal else remote.stream(argv, sys.stdout.buffer, sys.stderr.buffer)
     if exited != 0:
         raise Exit(code=130 if exited is None else exited)
@@ -124,8 +118,7 @@ def psql(c):
     deployment = load_deployment(c)
     if not deployment.inventory.database:
         raise ConfigError([f"{deployment.inventory_file}: database: missing; this app has no database"])
-    reporter = Reporter(deployment.name, out=sys.stderr)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, deployment, out=sys.stderr) as (_, _, remote):
         exited = remote.interactive(commands.psql_command(deployment.inventory))
     if exited != 0:
         raise Exit(code=exited)
@@ -150,17 +143,14 @@ def on(c, message="We are doing some maintenance and will be back shortly.", unt
     """Maintenance on: the app's requests get a 503 page with Retry-After (health and ACME paths still answer)."""
     deployment = load_deployment(c)
     addresses = _addresses(allow)
-    reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, deployment) as (_, reporter, remote):
         maintenance_flow.on(remote, reporter, deployment, project_dir(c), message, until, addresses)
 
 
 @operator_task
 def off(c):
     """Maintenance off: the serving release answers again."""
-    deployment = load_deployment(c)
-    reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c) as (deployment, reporter, remote):
         maintenance_flow.off(remote, reporter, deployment)
 
 

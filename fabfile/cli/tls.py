@@ -15,8 +15,7 @@ from invoke import Collection
 
 from ..errors import SlipwayError
 from ..lazy import lazy_module
-from ..remote import Reporter
-from ..tasking import load_deployment, operator_task, session
+from ..tasking import app_session, load_deployment, operator_task
 
 tls_commands = lazy_module("..commands.tls", __package__)
 certificates = lazy_module("..flows.tls", __package__)
@@ -25,10 +24,8 @@ certificates = lazy_module("..flows.tls", __package__)
 @operator_task(help={"json": "print the status as one JSON object"})
 def status(c, json=False):
     """The certificate's domains, issuer, serial and days left; the last renewal check and renewal; the timer."""
-    deployment = load_deployment(c)
     # Step lines go to stderr: stdout is the status alone (JSON with --json).
-    reporter = Reporter(deployment.name, out=sys.stderr)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, out=sys.stderr) as (deployment, _, remote):
         report = certificates.status(remote, deployment)
     print(jsonlib.dumps(report, sort_keys=True) if json else tls_commands.format_status(report))
 
@@ -40,8 +37,7 @@ def renew(c, force=False):
     if not tls_commands.uses_acme(deployment.inventory):
         raise SlipwayError(f"{deployment.name}: the certificate does not come from ACME here (tls is off or it is your "
                            "own), so there is nothing to renew")
-    reporter = Reporter(deployment.name)
-    with session(c, deployment, reporter, deploy_user_only=True) as remote:
+    with app_session(c, deployment) as (_, reporter, remote):
         certificates.renew(remote, reporter, deployment, force)
 
 
