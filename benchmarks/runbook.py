@@ -6,7 +6,8 @@ Needs a provisioned lab target with the app deployed. Prints, per command,
 the median and the fastest of RUNS runs of `fab -H lab status` and
 `fab -H lab logs all --tail 100`, next to what every `fab` command pays
 before it does anything (`fab --version`: Python, Invoke, Fabric, paramiko)
-and slipway's own import, each also as a multiple of `fab --version` (the
+and slipway's own import (the task list alone, then with the inventory's
+model), each also as a multiple of `fab --version` (the
 machine's speed varies from run to run; the ratio much less).
 """
 
@@ -24,6 +25,8 @@ BIN = Path(sys.executable).parent
 COMMANDS = {
     "fab --version (start-up only)": [str(BIN / "fab"), "--version"],
     "python -c 'import fabfile'": [sys.executable, "-c", "import fabfile"],
+    # What every task that reads an inventory pays: pydantic building the inventory's model.
+    "python -c 'import fabfile.config'": [sys.executable, "-c", "import fabfile.config"],
     "fab -H lab status": [str(BIN / "fab"), "-H", "lab", "status"],
     "fab -H lab logs all --tail 100": [str(BIN / "fab"), "-H", "lab", "logs", "all", "--tail", "100"],
 }

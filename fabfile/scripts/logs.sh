@@ -16,12 +16,20 @@ traffic=$1 marker=$2 marked=$3 unmarked=$4 follow=$5 since=$6 tail=$7 pattern=$8
 shift 9
 serving=$(serving_release "$traffic" "$marker" "$marked" "$unmarked")
 release=${serving#* }
+# The serving release's and the app project's containers, each after its service, in two docker calls
+# (one per service and project would cost a quarter of a second for `logs all`); a service that has none
+# is an accessory's name, or nothing.
+listed=$(for project in "$app-$release" "$infra"; do
+  docker ps -a --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.oneoff=False" \
+    --format '{{.Label "com.docker.compose.service"}} {{.Names}}' 2>/dev/null
+done)
 names=$(for service in "$@"; do
-  for project in "$app-$release" "$infra"; do
-    docker ps -a --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.oneoff=False" \
-      --filter "label=com.docker.compose.service=$service" --format '{{.Names}}' 2>/dev/null
-  done
-  docker ps -a --filter "label=$accessories" --filter "label=$name_label=$service" --format '{{.Names}}' 2>/dev/null
+  found=$(printf '%s\n' "$listed" | awk -v service="$service" '$1 == service { print $2 }')
+  if [ -n "$found" ]; then
+    printf '%s\n' "$found"
+  else
+    docker ps -a --filter "label=$accessories" --filter "label=$name_label=$service" --format '{{.Names}}' 2>/dev/null
+  fi
 done | sort)
 if [ -z "$names" ]; then
   if ! docker version >/dev/null 2>&1; then

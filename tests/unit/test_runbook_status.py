@@ -137,8 +137,8 @@ FAKE_DOCKER = """#!/bin/sh
 # Docker as logs.sh sees it: two api replicas of release r2 (green serves), nginx in the app's project.
 case "$1" in
   ps) case "$*" in
-        *project=demo-r2*service=api*) printf 'demo-r2-api-2\\ndemo-r2-api-1\\n' ;;
-        *project=demo\\ *service=nginx*) echo demo-nginx-1 ;;
+        *project=demo-r2\\ *) printf 'api demo-r2-api-2\\napi demo-r2-api-1\\n' ;;
+        *project=demo\\ *) printf 'nginx demo-nginx-1\\ndb demo-db-1\\n' ;;
         *accessory.app=demo*accessory.name=redis*) echo demo-redis ;;
       esac ;;
   logs) for last; do :; done
