@@ -57,7 +57,7 @@ def _environment(project_dir: Path) -> jinja2.Environment:
             except FileNotFoundError:
                 return False
 
-        return path.read_text(), str(path), unchanged
+        return path.read_text(encoding="utf-8"), str(path), unchanged
 
     return jinja2.Environment(
         loader=jinja2.FunctionLoader(load),

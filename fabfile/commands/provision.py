@@ -319,11 +319,13 @@ def _read_paths(state: HostState, archive: str) -> None:
     with tarfile.open(fileobj=io.BytesIO(base64.b64decode(archive)), mode="r:gz") as members:
         for member in members:
             path = "/" + member.name.strip("/")
+            # An owner with no name is its number, as `ls` shows it.
+            owner, group = member.uname or str(member.uid), member.gname or str(member.gid)
             if member.isdir():
-                state.directories[path] = DirectoryState(member.mode & 0o7777, member.uname, member.gname)
+                state.directories[path] = DirectoryState(member.mode & 0o7777, owner, group)
             elif member.isfile():
                 content = members.extractfile(member).read().decode(errors="replace")
-                state.files[path] = FileState(member.mode & 0o7777, member.uname, member.gname, content)
+                state.files[path] = FileState(member.mode & 0o7777, owner, group, content)
 
 
 # --- firewall status --------------------------------------------------------

@@ -64,7 +64,7 @@ paths() {
     key=
   done
   if [ "$#" -gt 0 ]; then
-    tar -c -P --no-recursion --dereference -f - -- "$@" 2>/dev/null | gzip -1 | base64 -w0
+    tar -c -P --no-recursion --dereference --hard-dereference --format=posix -f - -- "$@" 2>/dev/null | gzip -1 | base64 -w0
     echo
   fi
 }

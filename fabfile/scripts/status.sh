@@ -40,7 +40,8 @@ memory_in_use() {
       file = dir "/memory.stat"
       while ((getline line < file) > 0) { split(line, pair, " "); if (pair[1] == cache) used -= pair[2] }
       close(file)
-      return used
+      # Whole bytes: mawk prints a computed number of 2^31 or more in exponent form.
+      return sprintf("%.0f", used)
     }
     { print memory($9), $0 }'
 }

@@ -363,7 +363,10 @@ def test_the_probe_script_prints_every_section_and_reads_files_and_folders_there
         id='[ "$2" = deploy ] && echo deploy docker', systemctl='shift; for unit do echo "enabled $unit"; done',
         sshd="printf 'port 22\\nport 2222\\naddressfamily any\\n'", ufw="echo 'Status: inactive'",
         readlink="echo /usr/share/zoneinfo/Etc/UTC", **{"dpkg-query": 'for p do echo "$p ii "; done', "dpkg": "echo amd64"})
-    files = [str(there), str(tmp_path / "missing.conf")]
+    # Another name of the same file (a hard link, a symbolic one) is read as the file it names.
+    os.link(there, tmp_path / "linked.conf")
+    (tmp_path / "pointer.conf").symlink_to(there)
+    files = [str(there), str(tmp_path / "missing.conf"), str(tmp_path / "linked.conf"), str(tmp_path / "pointer.conf")]
     folders = [str(folder), str(tmp_path / "no-folder")]
     monkeypatch.setattr(provision, "managed_paths", lambda _: (files, folders))
     result = run_probe(provision.probe_script(inventory), env)
@@ -379,6 +382,7 @@ def test_the_probe_script_prints_every_section_and_reads_files_and_folders_there
     assert state.timers_enabled == [] and not state.app_deployed
     assert state.files[str(there)] == provision.FileState(0o640, *owner_and_group(), "a = 1\n")
     assert str(tmp_path / "missing.conf") not in state.files
+    assert state.files[str(tmp_path / "linked.conf")] == state.files[str(tmp_path / "pointer.conf")] == state.files[str(there)]
     assert state.files[f"{home}/.ssh/authorized_keys"].content == "ssh-ed25519 AAAA op@laptop\n"
     assert state.directories[str(folder)].mode == folder.stat().st_mode & 0o777
     assert str(tmp_path / "no-folder") not in state.directories
